@@ -1,0 +1,107 @@
+"""What every router shares: the session, the caller, permission checks, the clock, paging."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import Depends, Query, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
+
+from app.auth import service as auth_service
+from app.auth.models import User
+from app.auth.permissions import Permission, has_permission
+from app.config import Settings
+from app.db.base import utcnow
+from app.errors import FieldProblem, Forbidden, InvalidInput, NotAuthenticated
+
+
+def get_session(request: Request) -> Session:
+    """The request's session; its transaction is owned by `TransactionalRoute`."""
+    return request.state.session
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_now() -> datetime:
+    """The server clock, read once per request and passed to the services."""
+    return utcnow()
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+NowDep = Annotated[datetime, Depends(get_now)]
+
+_bearer = HTTPBearer(auto_error=False, description="API token")
+
+
+def get_current_user(
+    session: SessionDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> User:
+    """The caller, from `Authorization: Bearer <token>`; 401 when missing or unknown."""
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise NotAuthenticated("send Authorization: Bearer <token>")
+    return auth_service.authenticate(session, token=credentials.credentials)
+
+
+CurrentUser = Annotated[User, Depends(get_current_user)]
+
+
+def require(permission: Permission) -> Callable[[User], User]:
+    """A dependency that lets the caller through only if their role has the permission."""
+
+    def check(user: CurrentUser) -> User:
+        if not has_permission(user.role, permission):
+            raise Forbidden(f"the {user.role} role may not {permission.replace('_', ' ')}")
+        return user
+
+    check.__name__ = f"require_{permission}"
+    return check
+
+
+def encode_cursor(last_id: int) -> str:
+    return base64.urlsafe_b64encode(f"v1:{last_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> int:
+    if not cursor:
+        return 0
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        version, value = text.split(":", 1)
+        if version != "v1":
+            raise ValueError
+        return int(value)
+    except ValueError:
+        raise InvalidInput(
+            [FieldProblem(("cursor",), "not a cursor this API gave")], part="query"
+        ) from None
+
+
+class Page:
+    """`?limit=&cursor=` of a list, and the `next` link that keeps the other filters."""
+
+    def __init__(
+        self,
+        request: Request,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        cursor: Annotated[str | None, Query(description="opaque; from `next`")] = None,
+    ) -> None:
+        self.request = request
+        self.limit = limit
+        self.after = decode_cursor(cursor)
+
+    def next_url(self, *, count: int, last_id: int | None) -> str | None:
+        """The URL of the next page, or None when this page was the last."""
+        if count < self.limit or last_id is None:
+            return None
+        return str(self.request.url.include_query_params(cursor=encode_cursor(last_id)))
+
+
+PageDep = Annotated[Page, Depends()]

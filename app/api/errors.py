@@ -1,0 +1,97 @@
+"""The one place where errors become HTTP responses (RFC 9457 problem details)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app import errors
+
+log = logging.getLogger("trialdesk.errors")
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+STATUS_BY_ERROR: list[tuple[type[errors.DomainError], int]] = [
+    (errors.NotAuthenticated, 401),
+    (errors.Forbidden, 403),
+    (errors.NotFound, 404),
+    (errors.Conflict, 409),
+    (errors.InvalidInput, 422),
+]
+
+
+def problem(
+    status: int, title: str, detail: str, *, type_: str = "about:blank", **extra: Any
+) -> JSONResponse:
+    body = {"type": type_, "title": title, "status": status, "detail": detail, **extra}
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
+
+
+def status_of(exc: errors.DomainError) -> int:
+    return next((status for kind, status in STATUS_BY_ERROR if isinstance(exc, kind)), 400)
+
+
+def _domain_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, errors.DomainError)
+    extra: dict[str, Any] = {}
+    if isinstance(exc, errors.InvalidInput):
+        # Services name paths within a part of the request; clients expect them rooted there.
+        extra["errors"] = [{"loc": [exc.part, *p.loc], "msg": p.msg} for p in exc.problems]
+    return problem(
+        status_of(exc), exc.title, exc.detail, type_=f"urn:trialdesk:problem:{exc.code}", **extra
+    )
+
+
+def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    problems = [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]
+    detail = "; ".join(".".join(str(p) for p in e["loc"]) + ": " + e["msg"] for e in problems)
+    return problem(
+        422, "Invalid input", detail, type_="urn:trialdesk:problem:invalid-input", errors=problems
+    )
+
+
+def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    response = problem(exc.status_code, _reason(exc.status_code), str(exc.detail))
+    for name, value in (exc.headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def _database_busy(_request: Request, exc: Exception) -> JSONResponse:
+    log.warning("database unavailable: %s", exc.__class__.__name__)
+    response = problem(503, "Service Unavailable", "the database is busy; try again")
+    response.headers["Retry-After"] = "1"
+    return response
+
+
+def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error", exc_info=exc)
+    return problem(500, "Internal Server Error", "an unexpected error occurred; it was logged")
+
+
+def _reason(status: int) -> str:
+    from http import HTTPStatus
+
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers on the application."""
+    app.add_exception_handler(errors.DomainError, _domain_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(OperationalError, _database_busy)
+    app.add_exception_handler(TimeoutError, _database_busy)
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,33 @@
+"""Reading a study's audit trail (admins)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+
+from app.api.deps import PageDep, SessionDep, require
+from app.api.routing import TransactionalRoute
+from app.audit import service
+from app.audit.schemas import AuditList, AuditRead
+from app.auth.models import User
+from app.auth.permissions import Permission
+from app.studies.service import get_study
+
+router = APIRouter(prefix="/api/v1/studies/{slug}", tags=["audit"], route_class=TransactionalRoute)
+
+
+@router.get("/audit", response_model=AuditList)
+def list_audit(
+    slug: str,
+    session: SessionDep,
+    page: PageDep,
+    user: Annotated[User, Depends(require(Permission.read_audit))],
+) -> AuditList:
+    """The study's audit records, oldest first (seq is global: gaps are other studies')."""
+    study = get_study(session, slug=slug, user=user)
+    rows = service.list_records(session, study_id=study.id, after_seq=page.after, limit=page.limit)
+    return AuditList(
+        items=[AuditRead.model_validate(r, from_attributes=True) for r in rows],
+        next=page.next_url(count=len(rows), last_id=rows[-1].seq if rows else None),
+    )

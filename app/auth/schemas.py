@@ -1,0 +1,37 @@
+"""User API schemas."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field
+
+from app.auth.permissions import Role
+
+
+class SiteAccess(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    study: str = Field(description="study slug")
+    site: str = Field(description="site code within the study")
+
+
+class UserCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: EmailStr
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    role: Role
+    sites: list[SiteAccess] = Field(default=[], description="coordinators only")
+
+
+class UserRead(BaseModel):
+    id: int
+    email: str
+    name: str
+    role: Role
+    sites: list[SiteAccess]
+
+
+class UserCreated(UserRead):
+    token: str = Field(description="the API token; shown once, only its hash is kept")

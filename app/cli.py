@@ -1,0 +1,216 @@
+"""The `trialdesk` command: set-up, users, studies, the server and verification."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import yaml
+
+from app.config import Settings
+
+app = typer.Typer(
+    help="Trialdesk: randomized-trial management.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
+users_app = typer.Typer(help="Staff users and their tokens.", no_args_is_help=True)
+studies_app = typer.Typer(help="Study definitions.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(users_app, name="users")
+app.add_typer(studies_app, name="studies")
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _database():  # noqa: ANN202 - imported lazily so `--help` stays fast
+    from app.db.engine import Database
+
+    return Database(Settings())
+
+
+def _fail(message: str) -> None:
+    typer.secho(message, err=True, fg=typer.colors.RED)
+    raise typer.Exit(code=1)
+
+
+def alembic_config(database_url: str):  # noqa: ANN201
+    """Alembic's configuration for this project and database."""
+    from alembic.config import Config
+
+    config = Config(str(PROJECT_ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(PROJECT_ROOT / "migrations"))
+    config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
+    return config
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = typer.Argument("head")) -> None:
+    """Create or migrate the database to the latest schema."""
+    from alembic import command
+
+    settings = Settings()
+    command.upgrade(alembic_config(settings.database_url), revision)
+    typer.echo(f"database at {revision}: {_safe_url(settings.database_url)}")
+
+
+@users_app.command("create")
+def users_create(
+    email: Annotated[str, typer.Option(help="the user's email (their login name)")],
+    role: Annotated[str, typer.Option(help="admin, coordinator, statistician, unblinded_statistician")],
+    site: Annotated[list[str] | None, typer.Option(help="STUDY:SITE, repeatable (coordinators)")] = None,
+    name: Annotated[str | None, typer.Option(help="display name (default: the email)")] = None,
+) -> None:
+    """Create a user; the new API token is printed alone on the last line."""
+    from pydantic import ValidationError
+
+    from app.auth import service
+    from app.auth.schemas import SiteAccess, UserCreate
+    from app.db.base import utcnow
+    from app.errors import DomainError
+
+    accesses = []
+    for value in site or []:
+        study, sep, code = value.partition(":")
+        if not sep or not study or not code:
+            _fail(f"--site takes STUDY:SITE, not {value!r}")
+        accesses.append(SiteAccess(study=study, site=code))
+    try:
+        data = UserCreate(email=email, name=name or email, role=role, sites=accesses)
+    except ValidationError as exc:
+        _fail("\n".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()))
+        return
+    db = _database()
+    try:
+        with db.begin() as session:
+            user, token = service.create_user(
+                session, email=data.email, name=data.name, role=data.role,
+                sites=data.sites, actor=None, now=utcnow(),
+            )
+            typer.echo(f"created {user.role} {user.email} (id {user.id})", err=True)
+    except DomainError as exc:
+        _fail(str(exc))
+    finally:
+        db.dispose()
+    typer.echo(token)
+
+
+@studies_app.command("create")
+def studies_create(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="YAML or JSON")],
+    activate: Annotated[bool, typer.Option("--activate", help="open enrollment at once")] = False,
+) -> None:
+    """Load a study definition, as a draft unless --activate."""
+    from app.db.base import utcnow
+    from app.errors import DomainError, InvalidInput
+    from app.studies import service
+    from app.studies.definition import parse_definition
+
+    try:
+        text = file.read_text()
+        data = json.loads(text) if file.suffix.lower() == ".json" else yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError) as exc:
+        _fail(f"{file}: not valid {'JSON' if file.suffix == '.json' else 'YAML'}: {exc}")
+        return
+    db = _database()
+    try:
+        definition = parse_definition(data)
+        with db.begin() as session:
+            study = service.create_study(session, definition=definition, actor=None, now=utcnow())
+            if activate:
+                service.activate_study(session, study=study, actor=None, now=utcnow())
+            typer.echo(f"study {study.slug}: {study.status}")
+            if study.commitment:
+                typer.echo(f"commitment {study.commitment}")
+    except InvalidInput as exc:
+        lines = [f"  {'.'.join(map(str, p.loc)) or '(document)'}: {p.msg}" for p in exc.problems]
+        _fail(f"{file}: {exc.title}\n" + "\n".join(lines))
+    except DomainError as exc:
+        _fail(str(exc))
+    finally:
+        db.dispose()
+
+
+@app.command()
+def demo() -> None:
+    """Load the demo study (activated, with its sites) and a demo admin; print its token."""
+    from app.db.base import utcnow
+    from app.demo import load_demo
+
+    settings = Settings()
+    db = _database()
+    try:
+        with db.begin() as session:
+            loaded = load_demo(session, now=utcnow())
+    finally:
+        db.dispose()
+    state = "loaded" if loaded.created_study else "already there"
+    typer.echo(f"demo study {loaded.slug}: {state}; sites PHL, PIT", err=True)
+    typer.echo(f"demo admin {loaded.admin_email}; API docs at {settings.base_url}/docs", err=True)
+    typer.echo(loaded.token)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port")] = 8000,
+    workers: Annotated[int, typer.Option(help="processes (use PostgreSQL for more than one)")] = 1,
+) -> None:
+    """Run the API with uvicorn."""
+    import uvicorn
+
+    uvicorn.run(
+        "app.main:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        access_log=False,
+        log_level="warning",
+    )
+
+
+@app.command()
+def verify(study: Annotated[str, typer.Option("--study", help="study slug")]) -> None:
+    """Re-derive every allocation and check the audit hash chain; exit 0 only when all hold."""
+    from sqlalchemy import func, select
+
+    from app.audit.service import verify_chain
+    from app.randomization.models import Allocation
+    from app.randomization.service import verify_allocations
+    from app.studies.models import Study
+
+    db = _database()
+    try:
+        with db.session(write=False) as session:
+            row = session.scalars(select(Study).where(Study.slug == study)).first()
+            if row is None:
+                _fail(f"no study {study!r}")
+                return
+            findings = verify_allocations(session, study=row)
+            breaks = verify_chain(session)
+            count = session.scalar(
+                select(func.count()).select_from(Allocation).where(Allocation.study_id == row.id)
+            )
+    finally:
+        db.dispose()
+    for finding in findings:
+        typer.echo(f"ALLOCATION {finding.where}: {finding.problem}")
+    for brk in breaks:
+        typer.echo(f"AUDIT record {brk.seq}: {brk.problem}")
+    if findings or breaks:
+        _fail(f"verify failed: {len(findings)} allocation and {len(breaks)} audit problems")
+    typer.echo(f"ok: {count} allocations re-derived, audit chain intact")
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,102 @@
+"""Settings: the only place that reads the environment."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+
+MIN_SECRET_KEY_LENGTH = 32
+
+
+class ConfigurationError(RuntimeError):
+    """The settings cannot run the service (e.g. no secret key with PostgreSQL)."""
+
+
+class Settings(BaseSettings):
+    """Trialdesk settings, read from variables prefixed ``TRIALDESK_``."""
+
+    model_config = SettingsConfigDict(env_prefix="TRIALDESK_", extra="ignore")
+
+    database_url: str = Field(
+        default="sqlite:///./trialdesk.db",
+        description="SQLAlchemy URL; sqlite:///FILE or postgresql://USER@HOST/DB",
+    )
+    secret_key: SecretStr | None = Field(
+        default=None, description="Server key (32+ characters); required with PostgreSQL"
+    )
+    base_url: str = Field(default="http://127.0.0.1:8000", description="Public URL, for links")
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    smtp_from: str = "trialdesk@localhost"
+    log_level: str = "INFO"
+    db_pool_size: int = 10
+    db_max_overflow: int = 20
+    sqlite_busy_timeout_ms: int = 30_000
+
+    @field_validator("database_url")
+    @classmethod
+    def _normalise_driver(cls, value: str) -> str:
+        url = make_url(value)
+        if url.drivername in ("postgresql", "postgres"):
+            url = url.set(drivername="postgresql+psycopg")
+        return url.render_as_string(hide_password=False)
+
+    @field_validator("secret_key")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < MIN_SECRET_KEY_LENGTH:
+            raise ValueError(f"must be at least {MIN_SECRET_KEY_LENGTH} characters")
+        return value
+
+    @property
+    def is_sqlite(self) -> bool:
+        return make_url(self.database_url).get_backend_name() == "sqlite"
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        if not self.is_sqlite:
+            return None
+        database = make_url(self.database_url).database
+        if not database or database == ":memory:":
+            return None
+        return Path(database)
+
+    @cached_property
+    def server_key(self) -> bytes:
+        """The server-held key; with SQLite and none set, a key file beside the database."""
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value().encode()
+        path = self.sqlite_path
+        if path is None:
+            raise ConfigurationError(
+                "TRIALDESK_SECRET_KEY (32 characters or more) is required with this database"
+            )
+        return _read_or_create_key_file(path.with_name(path.name + ".key"))
+
+
+def _read_or_create_key_file(path: Path) -> bytes:
+    """Reuse the key file, or create it readable by its owner only (never overwritten)."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(48)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass  # another process is creating it: read theirs below
+        else:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(key + "\n")
+            return key.encode()
+    for _ in range(100):  # a concurrent creator may not have written it yet
+        key = path.read_text().strip()
+        if key:
+            return key.encode()
+        time.sleep(0.01)
+    raise ConfigurationError(f"the key file {path} is empty")

@@ -1,0 +1,96 @@
+"""Engines and session factories for SQLite (embedded) and PostgreSQL (production)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.config import Settings
+
+WRITE_OPTION = "trialdesk_write"
+
+
+class Database:
+    """One engine and two session factories: reads, and writes that lock at BEGIN."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.engine = make_engine(settings)
+        self.is_sqlite = self.engine.dialect.name == "sqlite"
+        self._read = sessionmaker(self.engine, expire_on_commit=False)
+        self._write = sessionmaker(
+            self.engine.execution_options(**{WRITE_OPTION: True}), expire_on_commit=False
+        )
+        # SQLite has one writer at a time. Writers of this process queue here, in the
+        # event loop, rather than in SQLite's busy handler, which polls with sleeps and
+        # would hold a worker thread each; other processes still wait on SQLite's lock.
+        self.write_gate: asyncio.Lock | None = asyncio.Lock() if self.is_sqlite else None
+
+    def session(self, *, write: bool) -> Session:
+        """A new session; `write` sessions take the database write lock when they begin."""
+        return (self._write if write else self._read)()
+
+    @contextmanager
+    def begin(self) -> Iterator[Session]:
+        """A write transaction for the CLI and scripts: commit on success, else roll back."""
+        with self.session(write=True) as session, session.begin():
+            yield session
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def make_engine(settings: Settings) -> Engine:
+    """Create the engine with the per-backend settings Trialdesk relies on."""
+    url = make_url(settings.database_url)
+    if url.get_backend_name() == "sqlite":
+        if url.database and url.database != ":memory:":
+            from pathlib import Path
+
+            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            url,
+            connect_args={
+                "check_same_thread": False,
+                "timeout": settings.sqlite_busy_timeout_ms / 1000,
+            },
+            pool_size=settings.db_pool_size,
+            max_overflow=settings.db_max_overflow,
+        )
+        _configure_sqlite(engine, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
+        return engine
+    return create_engine(
+        url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_pre_ping=True,
+    )
+
+
+def _configure_sqlite(engine: Engine, *, busy_timeout_ms: int) -> None:
+    """WAL, full sync, foreign keys, and BEGIN IMMEDIATE for writers.
+
+    pysqlite would BEGIN lazily (deferred), so two writers could both read and then
+    fail to upgrade their locks; BEGIN IMMEDIATE makes the second writer wait at BEGIN.
+    """
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        immediate = conn.get_execution_options().get(WRITE_OPTION)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")

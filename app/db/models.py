@@ -1,0 +1,26 @@
+"""Every table, imported in one place for Alembic's autogenerate and `alembic check`."""
+
+from app.audit.models import AuditChainHead, AuditRecord
+from app.auth.models import ApiToken, User, UserSite
+from app.db.base import Base
+from app.idempotency.models import IdempotencyKey
+from app.participants.models import Contact, Participant
+from app.randomization.models import Allocation, AllocationTableRow, Stratum
+from app.studies.models import Site, Study
+
+__all__ = [
+    "Allocation",
+    "AllocationTableRow",
+    "ApiToken",
+    "AuditChainHead",
+    "AuditRecord",
+    "Base",
+    "Contact",
+    "IdempotencyKey",
+    "Participant",
+    "Site",
+    "Stratum",
+    "Study",
+    "User",
+    "UserSite",
+]

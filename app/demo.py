@@ -1,0 +1,65 @@
+"""The demo study and its admin, as `trialdesk demo` and `make run` load them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from importlib import resources
+from typing import Any
+
+import yaml
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.auth import service as auth_service
+from app.auth.permissions import Role
+from app.studies import service as study_service
+from app.studies.definition import parse_definition
+from app.studies.models import Study, StudyStatus
+
+DEMO_ADMIN_EMAIL = "admin@demo.trialdesk.org"
+DEMO_SITES = (("PHL", "Philadelphia"), ("PIT", "Pittsburgh"))
+
+
+@dataclass(frozen=True)
+class DemoLoaded:
+    slug: str
+    created_study: bool
+    admin_email: str
+    token: str
+
+
+def demo_definition() -> dict[str, Any]:
+    """The demo study's definition document, as shipped with the package."""
+    text = resources.files("app.studies").joinpath("demo/peer-support.yaml").read_text()
+    return yaml.safe_load(text)
+
+
+def load_demo(session: Session, *, now: datetime) -> DemoLoaded:
+    """Create the demo study (activated, with its sites) and admin, or reuse them.
+
+    Loading twice is harmless: what exists is kept and a new admin token is issued.
+    """
+    definition = parse_definition(demo_definition())
+    study = session.scalars(select(Study).where(Study.slug == definition.slug)).first()
+    created = study is None
+    admin = auth_service.find_user(session, email=DEMO_ADMIN_EMAIL)
+    if admin is None:
+        admin, token = auth_service.create_user(
+            session,
+            email=DEMO_ADMIN_EMAIL,
+            name="Demo administrator",
+            role=Role.admin,
+            sites=[],
+            actor=None,
+            now=now,
+        )
+    else:
+        token = auth_service.issue_token(session, user=admin, now=now)
+    if study is None:
+        study = study_service.create_study(session, definition=definition, actor=admin, now=now)
+        for code, name in DEMO_SITES:
+            study_service.add_site(session, study=study, code=code, name=name, actor=admin, now=now)
+    if study.status == StudyStatus.draft:
+        study_service.activate_study(session, study=study, actor=admin, now=now)
+    return DemoLoaded(study.slug, created, admin.email, token)

@@ -1,0 +1,132 @@
+"""Domain errors, named for what happened; `app.api.errors` alone maps them to HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+Loc = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class FieldProblem:
+    """One problem with one field of the input; `loc` is its path in the document."""
+
+    loc: Loc
+    msg: str
+
+
+class DomainError(Exception):
+    """Base of every error a service raises on purpose."""
+
+    code = "domain-error"
+    title = "Request refused"
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail or self.title
+
+
+class NotAuthenticated(DomainError):
+    code, title = "not-authenticated", "Missing or unknown token"
+
+
+class Forbidden(DomainError):
+    code, title = "forbidden", "Not allowed for this role"
+
+
+class NotFound(DomainError):
+    code, title = "not-found", "Not found"
+
+
+class Conflict(DomainError):
+    code, title = "conflict", "Conflicts with the current state"
+
+
+class InvalidInput(DomainError):
+    """The input breaks a rule; every problem found is listed with its path."""
+
+    code, title = "invalid-input", "Invalid input"
+
+    def __init__(
+        self, problems: Sequence[FieldProblem], detail: str | None = None, *, part: str = "body"
+    ) -> None:
+        self.problems = list(problems)
+        self.part = part  # which part of the request the paths are in: body or query
+        super().__init__(detail or "; ".join(f"{_dotted(p.loc)}: {p.msg}" for p in problems))
+
+
+def _dotted(loc: Loc) -> str:
+    return ".".join(str(part) for part in loc) or "(document)"
+
+
+# --- studies -------------------------------------------------------------------------
+class StudyNotFound(NotFound):
+    code, title = "study-not-found", "Study not found"
+
+
+class StudySlugTaken(Conflict):
+    code, title = "study-slug-taken", "A study with this slug exists"
+
+
+class StudyNotDraft(Conflict):
+    code, title = "study-not-draft", "Only a draft study can be changed this way"
+
+
+class StudyNotEnrolling(Conflict):
+    code, title = "study-not-enrolling", "The study is not enrolling"
+
+
+class InvalidStudyDefinition(InvalidInput):
+    code, title = "invalid-study-definition", "Invalid study definition"
+
+
+class SiteNotFound(NotFound):
+    code, title = "site-not-found", "Site not found"
+
+
+class SiteCodeTaken(Conflict):
+    code, title = "site-code-taken", "A site with this code exists in the study"
+
+
+# --- users -----------------------------------------------------------------------------
+class EmailTaken(Conflict):
+    code, title = "email-taken", "A user with this email exists"
+
+
+# --- participants ----------------------------------------------------------------------
+class ParticipantNotFound(NotFound):
+    code, title = "participant-not-found", "Participant not found"
+
+
+class InvalidEnrollment(InvalidInput):
+    code, title = "invalid-enrollment", "Invalid enrollment"
+
+
+class NotEnrolled(Conflict):
+    code, title = "not-enrolled", "The participant is not enrolled"
+
+
+class AlreadyRandomized(Conflict):
+    code, title = "already-randomized", "The participant is already randomized"
+
+
+class RequiredTimepointIncomplete(Conflict):
+    code, title = "required-timepoint-incomplete", "A required timepoint is not complete"
+
+
+class CannotWithdraw(Conflict):
+    code, title = "cannot-withdraw", "The participant cannot be withdrawn in this status"
+
+
+class NotRandomized(Conflict):
+    code, title = "not-randomized", "The participant has no allocation"
+
+
+# --- idempotency -----------------------------------------------------------------------
+class IdempotencyKeyReused(Conflict):
+    code, title = "idempotency-key-reused", "Idempotency-Key used before with another request"
+
+
+class IdempotencyKeyInProgress(Conflict):
+    code, title = "idempotency-key-in-progress", "A request with this Idempotency-Key is running"

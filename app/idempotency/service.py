@@ -1,0 +1,88 @@
+"""Idempotency keys: claim before the work, complete in the work's own transaction."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app.errors import IdempotencyKeyInProgress, IdempotencyKeyReused
+from app.idempotency.models import IdempotencyKey
+
+# A claim older than this whose request never finished (a crashed process) may be taken
+# over; the request's own transaction never committed, so nothing was created.
+ABANDONED_AFTER = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class StoredResponse:
+    status: int
+    body: str
+    media_type: str
+
+
+def fingerprint(*, method: str, path: str, body: bytes) -> str:
+    """What makes two requests 'the same' for a key: method, path and exact body."""
+    digest = hashlib.sha256()
+    for part in (method.encode(), path.encode(), body):
+        digest.update(len(part).to_bytes(8, "big") + part)
+    return digest.hexdigest()
+
+
+def claim(
+    session: Session, *, scope: str, key: str, fingerprint: str, now: datetime
+) -> int | StoredResponse:
+    """Claim the key (returns the claim's id) or return the stored first response.
+
+    Runs in its own short transaction, committed before the request's work begins, so
+    a second request with the key sees the claim and is told it is still running.
+    """
+    existing = session.scalars(
+        select(IdempotencyKey).where(IdempotencyKey.scope == scope, IdempotencyKey.key == key)
+    ).first()
+    if existing is None:
+        row = IdempotencyKey(scope=scope, key=key, fingerprint=fingerprint, created_at=now)
+        try:
+            with session.begin_nested():
+                session.add(row)
+        except IntegrityError:  # another process claimed it between our read and insert
+            raise IdempotencyKeyInProgress() from None
+        return row.id
+    if existing.fingerprint != fingerprint:
+        raise IdempotencyKeyReused()
+    if existing.completed_at is not None:
+        assert existing.response_status is not None and existing.response_body is not None
+        return StoredResponse(
+            existing.response_status, existing.response_body, existing.response_media_type or ""
+        )
+    if now - existing.created_at < ABANDONED_AFTER:
+        raise IdempotencyKeyInProgress()
+    existing.created_at = now
+    return existing.id
+
+
+def complete(
+    session: Session, *, claim_id: int, response: StoredResponse, now: datetime
+) -> None:
+    """Store the response in the request's transaction, so it commits with the work."""
+    row = session.get(IdempotencyKey, claim_id)
+    if row is None:  # released meanwhile (cannot happen while we hold the claim)
+        return
+    row.response_status = response.status
+    row.response_body = response.body
+    row.response_media_type = response.media_type
+    row.completed_at = now
+    session.flush()
+
+
+def release(session: Session, *, claim_id: int) -> None:
+    """Forget a claim whose request failed, so the client may retry with the same key."""
+    session.execute(
+        delete(IdempotencyKey).where(
+            IdempotencyKey.id == claim_id, IdempotencyKey.completed_at.is_(None)
+        )
+    )

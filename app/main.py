@@ -1,0 +1,85 @@
+"""The application: settings in, routers mounted, errors mapped."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, Response
+from sqlalchemy import text
+from starlette.concurrency import run_in_threadpool
+
+from app import logging as app_logging
+from app.api import errors
+from app.audit.router import router as audit_router
+from app.auth.router import router as users_router
+from app.config import Settings
+from app.db.engine import Database
+from app.participants.router import router as participants_router
+from app.randomization.router import router as randomization_router
+from app.studies.router import router as studies_router
+
+log = logging.getLogger("trialdesk.http")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the API for these settings (the environment's when none are given)."""
+    settings = settings or Settings()
+    app_logging.configure(settings.log_level)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        settings.server_key  # noqa: B018 - fail at start, not at first use, without a key
+        yield
+        app.state.db.dispose()
+
+    app = FastAPI(
+        title="Trialdesk",
+        version="0.1.0",
+        summary="Randomized-trial management: enrollment, stratified block randomization",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.db = Database(settings)
+    errors.install(app)
+    for router in (
+        users_router,
+        studies_router,
+        participants_router,
+        randomization_router,
+        audit_router,
+    ):
+        app.include_router(router)
+
+    @app.get("/healthz", tags=["operations"])
+    async def healthz(request: Request) -> dict[str, str]:
+        """200 when the database answers."""
+        db: Database = request.app.state.db
+
+        def ping() -> None:
+            with db.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+
+        await run_in_threadpool(ping)
+        return {"status": "ok"}
+
+    @app.middleware("http")
+    async def access_log(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        log.info(
+            "request",
+            extra={
+                "method": request.method,
+                "path": request.url.path,
+                "status": response.status_code,
+                "ms": round((time.perf_counter() - started) * 1000, 2),
+            },
+        )
+        return response
+
+    return app

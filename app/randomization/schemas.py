@@ -1,0 +1,49 @@
+"""Randomization API schemas."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.participants.models import ParticipantStatus
+
+
+class RandomizeResult(BaseModel):
+    code: str
+    status: ParticipantStatus
+    stratum: str
+    randomized_at: datetime
+    arm: str | None = Field(default=None, description="only for roles that may see arms")
+    arm_label: str | None = Field(default=None, description="only for roles that may see arms")
+
+
+class UnblindRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Annotated[str, Field(min_length=1, max_length=2000)]
+
+
+class UnblindResult(BaseModel):
+    code: str
+    arm: str
+    arm_label: str
+
+
+class AllocationRead(BaseModel):
+    participant: str
+    stratum: str
+    block: int | None
+    block_size: int | None
+    position: int | None
+    sequence: int
+    arm: str
+    arm_label: str
+    randomized_at: datetime
+    randomized_by: str
+
+
+class AllocationList(BaseModel):
+    items: list[AllocationRead]
+    next: str | None

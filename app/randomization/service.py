@@ -1,0 +1,279 @@
+"""Taking the next slot of a stratum (one transaction, under a lock), unblinding, verify."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from app.audit import service as audit
+from app.auth.models import User
+from app.errors import (
+    AlreadyRandomized,
+    Conflict,
+    NotEnrolled,
+    NotRandomized,
+    StudyNotEnrolling,
+)
+from app.participants.models import Participant, ParticipantStatus
+from app.participants.service import get_participant
+from app.randomization.blocks import ArmRatio, Slot, commitment, next_slot, sequence
+from app.randomization.models import Allocation, AllocationTableRow, Stratum
+from app.studies.models import Study, StudyStatus
+from app.studies.schemas import StudyDefinition
+from app.studies.service import definition_of
+
+
+class AllocationTableExhausted(Conflict):
+    code, title = "allocation-table-exhausted", "The allocation table has no slot left"
+
+
+def arm_ratios(definition: StudyDefinition) -> list[ArmRatio]:
+    return [ArmRatio(code=a.code, ratio=a.ratio) for a in definition.arms]
+
+
+def arm_label(definition: StudyDefinition, code: str) -> str:
+    return next(a.label for a in definition.arms if a.code == code)
+
+
+def randomize(
+    session: Session, *, study: Study, code: str, actor: User, now: datetime
+) -> tuple[Participant, Allocation]:
+    """Give the participant the next slot of their stratum and mark them randomized.
+
+    Both happen in the caller's transaction. The participant's row, then the
+    stratum's row, are locked (SQLite: the whole database, from BEGIN IMMEDIATE), and
+    unique constraints on (stratum, sequence) and on the participant back this up: no
+    two participants can get one slot, no slot is skipped, nobody is randomized twice.
+    """
+    participant = get_participant(session, study=study, code=code, user=actor, lock=True)
+    if participant.status == ParticipantStatus.randomized or (
+        participant.status == ParticipantStatus.withdrawn
+        and participant.withdrawn_from == ParticipantStatus.randomized
+    ):
+        raise AlreadyRandomized(f"{code} is already randomized")
+    if participant.status != ParticipantStatus.enrolled:
+        raise NotEnrolled(f"{code} is {participant.status}, not enrolled")
+    if study.status != StudyStatus.enrolling:
+        raise StudyNotEnrolling(f"the study is {study.status}")
+    assert participant.stratum is not None
+    definition = definition_of(study)
+    stratum = _lock_stratum(session, study_id=study.id, key=participant.stratum)
+    slot = _take_slot(session, study=study, definition=definition, stratum=stratum)
+    allocation = Allocation(
+        study_id=study.id,
+        stratum_id=stratum.id,
+        participant_id=participant.id,
+        sequence=stratum.allocated + 1,
+        block=slot.block,
+        block_size=slot.block_size,
+        position=slot.position,
+        arm=slot.arm,
+        randomized_by=actor.id,
+        randomized_at=now,
+    )
+    stratum.allocated += 1
+    stratum.last_block, stratum.last_block_size = slot.block, slot.block_size
+    stratum.last_position = slot.position
+    participant.status = ParticipantStatus.randomized
+    participant.randomized_at = now
+    session.add(allocation)
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action="participant.randomized",
+        entity_type="participant",
+        entity_id=participant.code,
+        study_id=study.id,
+        now=now,
+        # The arm stays out of the trail: it is read by roles that may be blind.
+        changes={
+            "status": audit.change(ParticipantStatus.enrolled.value, participant.status.value),
+            "stratum": audit.change(None, stratum.key),
+            "sequence": audit.change(None, allocation.sequence),
+            "block": audit.change(None, allocation.block),
+            "position": audit.change(None, allocation.position),
+        },
+    )
+    return participant, allocation
+
+
+def _lock_stratum(session: Session, *, study_id: int, key: str) -> Stratum:
+    """The stratum's row, created on first use, locked until the transaction ends."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    session.execute(
+        insert(Stratum)
+        .values(
+            study_id=study_id,
+            key=key,
+            allocated=0,
+            last_block=0,
+            last_block_size=0,
+            last_position=0,
+        )
+        .on_conflict_do_nothing(index_elements=["study_id", "key"])
+    )
+    return session.scalars(
+        select(Stratum)
+        .where(Stratum.study_id == study_id, Stratum.key == key)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one()
+
+
+def _take_slot(
+    session: Session, *, study: Study, definition: StudyDefinition, stratum: Stratum
+) -> Slot:
+    if definition.randomization.method == "table":
+        row = session.scalars(
+            select(AllocationTableRow).where(
+                AllocationTableRow.study_id == study.id,
+                AllocationTableRow.stratum == stratum.key,
+                AllocationTableRow.sequence == stratum.allocated + 1,
+            )
+        ).first()
+        if row is None:
+            raise AllocationTableExhausted(f"no row {stratum.allocated + 1} for {stratum.key}")
+        return Slot(
+            block=row.block or 0, block_size=row.block_size or 0, position=row.position or 0,
+            arm=row.arm,
+        )
+    return next_slot(
+        secret=study.secret,
+        stratum=stratum.key,
+        last_block=stratum.last_block,
+        last_block_size=stratum.last_block_size,
+        last_position=stratum.last_position,
+        sizes=definition.randomization.block_sizes,
+        arms=arm_ratios(definition),
+    )
+
+
+def allocation_of(session: Session, *, participant: Participant) -> Allocation | None:
+    """The participant's allocation, if randomized."""
+    return session.scalars(
+        select(Allocation).where(Allocation.participant_id == participant.id)
+    ).first()
+
+
+def unblind(
+    session: Session, *, study: Study, code: str, reason: str, actor: User, now: datetime
+) -> tuple[Participant, Allocation]:
+    """Reveal one participant's arm, for a recorded reason."""
+    participant = get_participant(session, study=study, code=code, user=actor)
+    allocation = allocation_of(session, participant=participant)
+    if allocation is None:
+        raise NotRandomized(f"{code} has no allocation")
+    audit.record(
+        session,
+        actor=actor,
+        action="participant.unblinded",
+        entity_type="participant",
+        entity_id=participant.code,
+        study_id=study.id,
+        now=now,
+        reason=reason,
+        changes={},
+    )
+    return participant, allocation
+
+
+def list_allocations(
+    session: Session, *, study: Study, after_id: int, limit: int
+) -> Sequence[tuple[Allocation, str, str]]:
+    """Allocations in the order they were made, with participant code and actor email."""
+    rows = session.execute(
+        select(Allocation, Participant.code, User.email)
+        .join(Participant, Participant.id == Allocation.participant_id)
+        .join(User, User.id == Allocation.randomized_by)
+        .where(Allocation.study_id == study.id, Allocation.id > after_id)
+        .order_by(Allocation.id)
+        .limit(limit)
+    ).all()
+    return [(row[0], row[1], row[2]) for row in rows]
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One way in which a study's allocations do not hold."""
+
+    where: str
+    problem: str
+
+
+def verify_allocations(session: Session, *, study: Study) -> list[Finding]:
+    """Re-derive every allocation from the secret (or the table) and compare."""
+    definition = definition_of(study)
+    findings: list[Finding] = []
+    if study.commitment is not None and commitment(
+        secret=study.secret, slug=study.slug
+    ) != study.commitment:
+        findings.append(Finding("study", "the secret does not match the published commitment"))
+    table = _table(session, study=study) if definition.randomization.method == "table" else None
+    participants = {
+        p.id: p
+        for p in session.scalars(select(Participant).where(Participant.study_id == study.id))
+    }
+    allocated_ids: set[int] = set()
+    strata = session.scalars(select(Stratum).where(Stratum.study_id == study.id)).all()
+    for stratum in strata:
+        rows = session.scalars(
+            select(Allocation).where(Allocation.stratum_id == stratum.id).order_by(Allocation.sequence)
+        ).all()
+        if table is None:
+            expected = sequence(
+                secret=study.secret,
+                stratum=stratum.key,
+                count=len(rows),
+                sizes=definition.randomization.block_sizes,
+                arms=arm_ratios(definition),
+            )
+        else:
+            expected = [table.get((stratum.key, i + 1)) for i in range(len(rows))]
+        for index, (row, slot) in enumerate(zip(rows, expected, strict=True)):
+            where = f"{stratum.key} #{index + 1}"
+            if row.sequence != index + 1:
+                findings.append(Finding(where, f"sequence {row.sequence}: a slot is missing"))
+            if slot is None:
+                findings.append(Finding(where, "not in the allocation table"))
+            elif (row.block, row.block_size, row.position, row.arm) != (
+                slot.block if table is None else row.block,
+                slot.block_size if table is None else row.block_size,
+                slot.position if table is None else row.position,
+                slot.arm,
+            ):
+                findings.append(Finding(where, "does not match the re-derived sequence"))
+            participant = participants.get(row.participant_id)
+            if participant is None or participant.stratum != stratum.key:
+                findings.append(Finding(where, "the participant is not of this stratum"))
+            allocated_ids.add(row.participant_id)
+        if stratum.allocated != len(rows):
+            findings.append(
+                Finding(stratum.key, f"counter says {stratum.allocated}, ledger has {len(rows)}")
+            )
+    for p in participants.values():
+        randomized = p.status == ParticipantStatus.randomized or (
+            p.status == ParticipantStatus.withdrawn
+            and p.withdrawn_from == ParticipantStatus.randomized
+        )
+        if randomized != (p.id in allocated_ids):
+            findings.append(Finding(p.code, "status and allocation ledger disagree"))
+    return findings
+
+
+def _table(session: Session, *, study: Study) -> dict[tuple[str, int], Slot]:
+    rows = session.scalars(
+        select(AllocationTableRow).where(AllocationTableRow.study_id == study.id)
+    )
+    return {
+        (r.stratum, r.sequence): Slot(
+            block=r.block or 0, block_size=r.block_size or 0, position=r.position or 0, arm=r.arm
+        )
+        for r in rows
+    }

@@ -1,0 +1,53 @@
+"""Studies (with their definition and secret) and their sites."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import ForeignKey, LargeBinary, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.db.base import Base
+
+
+class StudyStatus(StrEnum):
+    draft = "draft"
+    enrolling = "enrolling"
+    locked = "locked"
+
+
+class Study(Base):
+    __tablename__ = "studies"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    title: Mapped[str] = mapped_column(String(2000))
+    status: Mapped[StudyStatus] = mapped_column(String(16))
+    definition: Mapped[dict[str, Any]]
+    # 256 random bits behind the allocation sequence: never shown by the API or exported.
+    secret: Mapped[bytes] = mapped_column(LargeBinary(32))
+    commitment: Mapped[str | None] = mapped_column(String(64))
+    code_prefix: Mapped[str] = mapped_column(String(6))
+    created_at: Mapped[datetime]
+    activated_at: Mapped[datetime | None]
+
+    sites: Mapped[list[Site]] = relationship(
+        back_populates="study", order_by="Site.id", lazy="selectin"
+    )
+
+
+class Site(Base):
+    __tablename__ = "sites"
+    __table_args__ = (UniqueConstraint("study_id", "code"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id"), index=True)
+    code: Mapped[str] = mapped_column(String(12))
+    name: Mapped[str] = mapped_column(String(200))
+    # Last participant number issued at this site; incremented under the row's lock.
+    last_participant_number: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime]
+
+    study: Mapped[Study] = relationship(back_populates="sites")

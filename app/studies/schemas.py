@@ -1,0 +1,232 @@
+"""The study definition document (YAML, JSON or API body) and the study API schemas."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
+
+from app.auth.permissions import Role
+
+CODE_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
+Code = Annotated[str, Field(pattern=CODE_PATTERN, description="lower-case code: a-z, 0-9, _")]
+Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$")]
+Level = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+Text = Annotated[str, Field(min_length=1, max_length=2000)]
+
+
+class Document(BaseModel):
+    """Parts of the definition document refuse unknown fields, so typos are errors."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Arm(Document):
+    code: Code
+    label: Text
+    ratio: PositiveInt = 1
+
+
+class StratificationFactor(Document):
+    code: Code
+    levels: Annotated[list[Level], Field(min_length=1)]
+
+
+class Randomization(Document):
+    method: Literal["blocks", "table"] = Field(
+        default="blocks",
+        description="`blocks`: permuted blocks from the study secret; `table`: uploaded list",
+    )
+    block_sizes: Annotated[list[PositiveInt], Field(min_length=1)] = Field(
+        description="each a multiple of the sum of the arm ratios; drawn at random per block"
+    )
+    stratify_by_site: bool = True
+    strata: list[StratificationFactor] = []
+    requires_completed: list[Code] = Field(
+        default=[], description="timepoints that must be complete before randomizing"
+    )
+
+
+class Criterion(Document):
+    code: Code
+    text: Text
+    must_be: bool = True
+
+
+class Blinding(Document):
+    arm_visible_to: list[Role] = [Role.admin, Role.unblinded_statistician]
+
+
+class Anchor(StrEnum):
+    enrollment = "enrollment"
+    randomization = "randomization"
+
+
+class Timepoint(Document):
+    code: Code
+    anchor: Anchor
+    day: int
+    open_before: Annotated[int, Field(ge=0)] = 0
+    close_after: Annotated[int, Field(ge=0)]
+    instruments: Annotated[list[Code], Field(min_length=1)]
+
+
+class Reminders(Document):
+    after_days: list[PositiveInt] = []
+
+
+class ItemType(StrEnum):
+    choice = "choice"
+    multi_choice = "multi_choice"
+    integer = "integer"
+    number = "number"
+    text = "text"
+    date = "date"
+    boolean = "boolean"
+
+
+class Option(Document):
+    value: int | str
+    label: Text
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_pair(cls, data: Any) -> Any:
+        if isinstance(data, list | tuple) and len(data) == 2:
+            return {"value": data[0], "label": data[1]}
+        return data
+
+
+class Item(Document):
+    code: Code
+    text: Text
+    type: ItemType
+    required: bool = False
+    options: list[Option] | None = None
+    min: float | None = None
+    max: float | None = None
+    export: bool = Field(
+        default=False, description="free text only: include in the blinded export"
+    )
+
+
+class ScoreMethod(StrEnum):
+    sum = "sum"
+    mean = "mean"
+
+
+class Score(Document):
+    code: Code
+    method: ScoreMethod
+    items: Annotated[list[Code], Field(min_length=1)]
+    reverse: list[Code] = Field(default=[], description="items scored (min + max) - value")
+    min_answered: PositiveInt | None = Field(
+        default=None, description="answered items needed for a score; default all"
+    )
+
+
+class Instrument(Document):
+    code: Code
+    title: Text
+    items: Annotated[list[Item], Field(min_length=1)]
+    scores: list[Score] = []
+    arms: list[Code] | None = Field(
+        default=None, description="only these arms answer it; it then reveals the arm"
+    )
+    released_in_blinded_export: bool = False
+
+
+class AlertOperator(StrEnum):
+    gt = ">"
+    ge = ">="
+    lt = "<"
+    le = "<="
+    eq = "=="
+    ne = "!="
+
+
+class AlertRule(Document):
+    code: Code
+    text: Text
+    item: Code | None = None
+    score: Code | None = None
+    op: AlertOperator
+    value: float
+
+
+class StudyDefinition(Document):
+    """A whole study, as one document; validated completely before anything is stored."""
+
+    slug: Slug
+    title: Text
+    code_prefix: Annotated[str, Field(pattern=r"^[A-Z0-9]{1,6}$")] | None = Field(
+        default=None, description="prefix of participant codes; default the slug's initials"
+    )
+    arms: Annotated[list[Arm], Field(min_length=2)]
+    randomization: Randomization
+    eligibility: list[Criterion] = []
+    consent_versions: Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1)]
+    blinding: Blinding = Blinding()
+    schedule: list[Timepoint] = []
+    reminders: Reminders = Reminders()
+    instruments: list[Instrument] = []
+    alerts: list[AlertRule] = []
+    crisis_text: str | None = None
+
+
+# --- API -----------------------------------------------------------------------------
+class ArmRead(BaseModel):
+    code: str
+    label: str
+    ratio: int
+
+
+class StudyRead(BaseModel):
+    """A study as staff see it; `arms` only for roles that may see arms, never the secret."""
+
+    slug: str
+    title: str
+    status: str
+    commitment: str | None = Field(
+        description="hex SHA-256 of the study secret and slug, published at activation"
+    )
+    created_at: datetime
+    activated_at: datetime | None
+    arms: list[ArmRead] | None = Field(
+        default=None, description="present for roles that may see arms"
+    )
+    arm_count: int
+    randomization: dict[str, Any]
+    eligibility: list[dict[str, Any]]
+    consent_versions: list[str]
+    schedule: list[dict[str, Any]]
+    sites: list[SiteRead]
+
+
+class StudyActivated(BaseModel):
+    slug: str
+    status: str
+    commitment: str
+    activated_at: datetime
+
+
+class SiteCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    code: Annotated[str, Field(pattern=r"^[A-Za-z0-9]{1,12}$")]
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class SiteRead(BaseModel):
+    code: str
+    name: str
+
+
+class StudyList(BaseModel):
+    items: list[StudyRead]
+    next: str | None
+
+
+StudyRead.model_rebuild()

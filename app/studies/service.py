@@ -1,0 +1,163 @@
+"""Studies: creation from a definition, activation, sites, and who may see what."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.audit import service as audit
+from app.auth.models import User
+from app.auth.permissions import SITE_SCOPED_ROLES, Permission, has_permission, may_see_arms
+from app.errors import (
+    SiteCodeTaken,
+    StudyNotDraft,
+    StudyNotFound,
+    StudySlugTaken,
+)
+from app.randomization.blocks import SECRET_BYTES, commitment
+from app.studies.definition import check_definition, default_code_prefix
+from app.studies.models import Site, Study, StudyStatus
+from app.studies.schemas import ArmRead, SiteRead, StudyDefinition, StudyRead
+
+
+def definition_of(study: Study) -> StudyDefinition:
+    """The study's stored definition, as the typed document."""
+    return StudyDefinition.model_validate(study.definition)
+
+
+def create_study(
+    session: Session, *, definition: StudyDefinition, actor: User | None, now: datetime
+) -> Study:
+    """Store a validated definition as a draft study with a fresh 256-bit secret."""
+    check_definition(definition)
+    if session.scalar(select(Study.id).where(Study.slug == definition.slug)) is not None:
+        raise StudySlugTaken(f"a study with slug {definition.slug!r} exists")
+    study = Study(
+        slug=definition.slug,
+        title=definition.title,
+        status=StudyStatus.draft,
+        definition=definition.model_dump(mode="json"),
+        secret=secrets.token_bytes(SECRET_BYTES),
+        code_prefix=definition.code_prefix or default_code_prefix(definition.slug),
+        created_at=now,
+    )
+    session.add(study)
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action="study.created",
+        entity_type="study",
+        entity_id=study.slug,
+        study_id=study.id,
+        now=now,
+        changes={"status": audit.change(None, StudyStatus.draft.value)},
+    )
+    return study
+
+
+def activate_study(session: Session, *, study: Study, actor: User | None, now: datetime) -> Study:
+    """Open enrollment: fix the randomization settings and publish the commitment."""
+    if study.status != StudyStatus.draft:
+        raise StudyNotDraft(f"the study is {study.status}, not a draft")
+    study.status = StudyStatus.enrolling
+    study.commitment = commitment(secret=study.secret, slug=study.slug)
+    study.activated_at = now
+    audit.record(
+        session,
+        actor=actor,
+        action="study.activated",
+        entity_type="study",
+        entity_id=study.slug,
+        study_id=study.id,
+        now=now,
+        changes={
+            "status": audit.change(StudyStatus.draft.value, StudyStatus.enrolling.value),
+            "commitment": audit.change(None, study.commitment),
+        },
+    )
+    return study
+
+
+def get_study(session: Session, *, slug: str, user: User, lock: bool = False) -> Study:
+    """The study, if the user may know of it (a coordinator: only studies of their sites)."""
+    query = select(Study).where(Study.slug == slug)
+    if lock:
+        query = query.with_for_update()
+    study = session.scalars(query).first()
+    if study is None or not _may_know_study(user, study):
+        raise StudyNotFound(f"no study {slug!r}")
+    return study
+
+
+def list_studies(
+    session: Session, *, user: User, after_id: int, limit: int
+) -> Sequence[Study]:
+    """Studies the user may know of, in creation order, after a cursor."""
+    query = select(Study).where(Study.id > after_id).order_by(Study.id)
+    if user.role in SITE_SCOPED_ROLES:
+        query = query.where(Study.id.in_({link.site.study_id for link in user.site_links}))
+    return session.scalars(query.limit(limit)).all()
+
+
+def _may_know_study(user: User, study: Study) -> bool:
+    if user.role in SITE_SCOPED_ROLES:
+        return any(link.site.study_id == study.id for link in user.site_links)
+    return True
+
+
+def add_site(
+    session: Session, *, study: Study, code: str, name: str, actor: User | None, now: datetime
+) -> Site:
+    """Add a site to a study (draft or enrolling)."""
+    if study.status == StudyStatus.locked:
+        raise StudyNotDraft("the study is locked")
+    code = code.upper()
+    if session.scalar(select(Site.id).where(Site.study_id == study.id, Site.code == code)):
+        raise SiteCodeTaken(f"site {code!r} exists in {study.slug}")
+    site = Site(study_id=study.id, code=code, name=name, created_at=now)
+    session.add(site)
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action="site.created",
+        entity_type="site",
+        entity_id=f"{study.slug}:{code}",
+        study_id=study.id,
+        now=now,
+        changes={"code": audit.change(None, code), "name": audit.change(None, name)},
+    )
+    session.refresh(study, ["sites"])
+    return site
+
+
+def study_read(study: Study, *, user: User) -> StudyRead:
+    """The study as this user may see it: arms only where the blinding allows."""
+    definition = definition_of(study)
+    arms = None
+    if may_see_arms(user.role, definition.blinding.arm_visible_to):
+        arms = [ArmRead(code=a.code, label=a.label, ratio=a.ratio) for a in definition.arms]
+    randomization = definition.randomization.model_dump(mode="json")
+    if not has_permission(user.role, Permission.read_allocations):
+        # Known block sizes let site staff predict the last slots of a block.
+        randomization.pop("block_sizes")
+    return StudyRead(
+        slug=study.slug,
+        title=study.title,
+        status=study.status,
+        commitment=study.commitment,
+        created_at=study.created_at,
+        activated_at=study.activated_at,
+        arms=arms,
+        arm_count=len(definition.arms),
+        randomization=randomization,
+        eligibility=[c.model_dump(mode="json") for c in definition.eligibility],
+        consent_versions=definition.consent_versions,
+        schedule=[t.model_dump(mode="json") for t in definition.schedule],
+        sites=[SiteRead(code=s.code, name=s.name) for s in study.sites],
+    )
