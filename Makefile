@@ -1,0 +1,44 @@
+# Two commands set up everything on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+PYTEST_ARGS ?=
+
+.PHONY: run test lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.installed-run: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@ $(VENV)/.installed-run
+
+run: $(VENV)/.installed-run
+	$(BIN)/trialdesk db upgrade
+	@token=$$($(BIN)/trialdesk demo) && \
+	  echo "" && \
+	  echo "  Demo admin token: $$token" && \
+	  echo "  API docs:         http://$(HOST):$(PORT)/docs" && \
+	  echo "  Try:              curl -H 'Authorization: Bearer $$token' http://$(HOST):$(PORT)/api/v1/studies/peer-support" && \
+	  echo ""
+	$(BIN)/trialdesk serve --host $(HOST) --port $(PORT)
+
+test: $(VENV)/.installed-test
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check app tests benchmarks migrations
+	$(BIN)/ruff format --check app tests benchmarks migrations
+
+bench: $(VENV)/.installed-test
+	$(BIN)/python benchmarks/enroll.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis

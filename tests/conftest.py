@@ -1,0 +1,131 @@
+"""Fixtures: real databases (SQLite files and a PostgreSQL server) built by the migrations.
+
+Every test that takes `settings` runs once on SQLite and once on PostgreSQL. The schema
+is built once per backend by running the Alembic migrations; each test then gets its
+own copy (a copied SQLite file, or a PostgreSQL database made from a template), so tests
+never share state and the application runs exactly as in production.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from alembic import command
+from fastapi.testclient import TestClient
+from sqlalchemy.engine import make_url
+
+from app.cli import alembic_config
+from app.config import Settings
+from app.db.base import utcnow
+from app.db.engine import Database
+from app.demo import load_demo
+from app.main import create_app
+from tests.helpers import Api
+
+PG_URL = os.environ.get(
+    "TRIALDESK_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+REQUIRE_PG = os.environ.get("TRIALDESK_TEST_REQUIRE_PG") == "1"
+TEST_SECRET_KEY = "test-server-key-0123456789abcdef-0123456789"
+_counter = itertools.count()
+
+
+def _admin_conninfo(database: str | None = None) -> str:
+    url = make_url(PG_URL).set(drivername="postgresql")
+    if database:
+        url = url.set(database=database)
+    return url.render_as_string(hide_password=False)
+
+
+def pg_available() -> bool:
+    try:
+        with psycopg.connect(_admin_conninfo(), connect_timeout=3):
+            return True
+    except psycopg.Error:
+        return False
+
+
+def _pg_execute(sql: str) -> None:
+    with psycopg.connect(_admin_conninfo(), autocommit=True) as conn:
+        conn.execute(sql)
+
+
+@pytest.fixture(scope="session")
+def pg_template() -> Iterator[str]:
+    """A migrated PostgreSQL database to copy from (name)."""
+    if not pg_available():
+        if REQUIRE_PG:
+            pytest.fail(f"PostgreSQL is required (TRIALDESK_TEST_REQUIRE_PG=1) but {PG_URL} fails")
+        pytest.skip("PostgreSQL is not reachable; set TRIALDESK_TEST_PG_URL")
+    name = f"trialdesk_tpl_{uuid.uuid4().hex[:10]}"
+    _pg_execute(f'CREATE DATABASE "{name}"')
+    url = make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+    command.upgrade(alembic_config(url), "head")
+    yield name
+    _pg_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite file to copy from."""
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    command.upgrade(alembic_config(f"sqlite:///{path}"), "head")
+    return path
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def database_url(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[str]:
+    """A fresh, migrated database of the backend, for this test alone."""
+    if backend == "sqlite":
+        template: Path = request.getfixturevalue("sqlite_template")
+        path = tmp_path / "trialdesk.db"
+        shutil.copyfile(template, path)
+        yield f"sqlite:///{path}"
+        return
+    template_name: str = request.getfixturevalue("pg_template")
+    name = f"trialdesk_t_{os.getpid()}_{next(_counter)}"
+    _pg_execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_name}"')
+    yield make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+    _pg_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    # With SQLite no key is set, so the key file beside the database is exercised.
+    key = None if database_url.startswith("sqlite") else TEST_SECRET_KEY
+    return Settings(database_url=database_url, secret_key=key, base_url="http://testserver")
+
+
+@pytest.fixture
+def db(settings: Settings) -> Iterator[Database]:
+    database = Database(settings)
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(settings)) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def api(client: TestClient, db: Database) -> Api:
+    """The demo study loaded, and an `Api` helper holding the demo admin's token."""
+    with db.begin() as session:
+        loaded = load_demo(session, now=utcnow())
+    return Api(client, admin_token=loaded.token)
