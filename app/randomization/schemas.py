@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
-
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.participants.models import ParticipantStatus
+from app.participants.schemas import Reason
 
 
 class RandomizeResult(BaseModel):
@@ -22,7 +21,7 @@ class RandomizeResult(BaseModel):
 class UnblindRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    reason: Annotated[str, Field(min_length=1, max_length=2000)]
+    reason: Reason
 
 
 class UnblindResult(BaseModel):
