@@ -33,9 +33,10 @@ class TransactionalRoute(APIRoute):
             db: Database = request.app.state.db
             write = request.method not in READ_METHODS
             if write and db.write_gate is not None:
-                async with db.write_gate:
+                async with db.write_gate, db.request_slots:
                     return await _run(request, endpoint, db, write=True)
-            return await _run(request, endpoint, db, write=write)
+            async with db.request_slots:
+                return await _run(request, endpoint, db, write=write)
 
         return handler
 

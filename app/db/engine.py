@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.config import Settings
 
 WRITE_OPTION = "trialdesk_write"
+MAX_CONCURRENT_SESSIONS = 32  # below anyio's default of 40 worker threads
 
 
 class Database:
@@ -31,6 +32,14 @@ class Database:
         # event loop, rather than in SQLite's busy handler, which polls with sleeps and
         # would hold a worker thread each; other processes still wait on SQLite's lock.
         self.write_gate: asyncio.Lock | None = asyncio.Lock() if self.is_sqlite else None
+        # Requests holding a session at once. A request's steps (dependencies, endpoint,
+        # commit) each need a worker thread; if every thread were taken by requests
+        # waiting on a row lock, the lock holder could never get one to commit. Keeping
+        # sessions below the thread pool's size (40) and the connection pool's rules
+        # that out, and spares the pool's checkout timeout under load.
+        self.request_slots = asyncio.Semaphore(
+            min(settings.db_pool_size + settings.db_max_overflow, MAX_CONCURRENT_SESSIONS)
+        )
 
     def session(self, *, write: bool) -> Session:
         """A new session; `write` sessions take the database write lock when they begin."""
