@@ -26,7 +26,7 @@ app.add_typer(studies_app, name="studies")
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
-def _database():  # noqa: ANN202 - imported lazily so `--help` stays fast
+def _database():
     from app.db.engine import Database
 
     return Database(Settings())
@@ -37,7 +37,7 @@ def _fail(message: str) -> None:
     raise typer.Exit(code=1)
 
 
-def alembic_config(database_url: str):  # noqa: ANN201
+def alembic_config(database_url: str):
     """Alembic's configuration for this project and database."""
     from alembic.config import Config
 
@@ -60,8 +60,12 @@ def db_upgrade(revision: str = typer.Argument("head")) -> None:
 @users_app.command("create")
 def users_create(
     email: Annotated[str, typer.Option(help="the user's email (their login name)")],
-    role: Annotated[str, typer.Option(help="admin, coordinator, statistician, unblinded_statistician")],
-    site: Annotated[list[str] | None, typer.Option(help="STUDY:SITE, repeatable (coordinators)")] = None,
+    role: Annotated[
+        str, typer.Option(help="admin, coordinator, statistician, unblinded_statistician")
+    ],
+    site: Annotated[
+        list[str] | None, typer.Option(help="STUDY:SITE, repeatable (coordinators)")
+    ] = None,
     name: Annotated[str | None, typer.Option(help="display name (default: the email)")] = None,
 ) -> None:
     """Create a user; the new API token is printed alone on the last line."""
@@ -87,8 +91,13 @@ def users_create(
     try:
         with db.begin() as session:
             user, token = service.create_user(
-                session, email=data.email, name=data.name, role=data.role,
-                sites=data.sites, actor=None, now=utcnow(),
+                session,
+                email=data.email,
+                name=data.name,
+                role=data.role,
+                sites=data.sites,
+                actor=None,
+                now=utcnow(),
             )
             typer.echo(f"created {user.role} {user.email} (id {user.id})", err=True)
     except DomainError as exc:

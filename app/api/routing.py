@@ -42,7 +42,11 @@ class TransactionalRoute(APIRoute):
 
 
 async def _run(
-    request: Request, endpoint: Callable[[Request], Awaitable[Response]], db: Database, *, write: bool
+    request: Request,
+    endpoint: Callable[[Request], Awaitable[Response]],
+    db: Database,
+    *,
+    write: bool,
 ) -> Response:
     key = request.headers.get(IDEMPOTENCY_HEADER) if request.method == "POST" else None
     claim_id: int | None = None
@@ -61,10 +65,16 @@ async def _run(
             else:
                 if claim_id is not None:
                     stored = idempotency.StoredResponse(
-                        response.status_code, bytes(response.body).decode(), response.media_type or ""
+                        response.status_code,
+                        bytes(response.body).decode(),
+                        response.media_type or "",
                     )
                     await run_in_threadpool(
-                        idempotency.complete, session, claim_id=claim_id, response=stored, now=utcnow()
+                        idempotency.complete,
+                        session,
+                        claim_id=claim_id,
+                        response=stored,
+                        now=utcnow(),
                     )
                 await run_in_threadpool(session.commit)
                 claim_id = None

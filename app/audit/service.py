@@ -75,7 +75,9 @@ def list_records(
 def verify_chain(session: Session) -> list[ChainBreak]:
     """Re-hash the whole trail and check every link and the head."""
     rows = session.scalars(select(AuditRecord).order_by(AuditRecord.seq)).yield_per(1000)
-    records = ({name: getattr(r, name) for name in (*HASHED_FIELDS, "prev_hash", "hash")} for r in rows)
+    records = (
+        {name: getattr(r, name) for name in (*HASHED_FIELDS, "prev_hash", "hash")} for r in rows
+    )
     breaks = check_chain(records)
     head = session.get(AuditChainHead, 1)
     last = session.scalars(select(AuditRecord).order_by(AuditRecord.seq.desc()).limit(1)).first()

@@ -65,9 +65,7 @@ def claim(
     return existing.id
 
 
-def complete(
-    session: Session, *, claim_id: int, response: StoredResponse, now: datetime
-) -> None:
+def complete(session: Session, *, claim_id: int, response: StoredResponse, now: datetime) -> None:
     """Store the response in the request's transaction, so it commits with the work."""
     row = session.get(IdempotencyKey, claim_id)
     if row is None:  # released meanwhile (cannot happen while we hold the claim)

@@ -259,5 +259,3 @@ def withdraw(
         changes={"status": audit.change(previous, ParticipantStatus.withdrawn.value)},
     )
     return participant
-
-

@@ -15,12 +15,16 @@ from app.randomization.schemas import (
     AllocationList,
     AllocationRead,
     RandomizeResult,
+    SimulationRequest,
     UnblindRequest,
     UnblindResult,
 )
+from app.randomization.simulation import SimulationResult
 from app.studies.service import definition_of, get_study
 
-router = APIRouter(prefix="/api/v1/studies/{slug}", tags=["randomization"], route_class=TransactionalRoute)
+router = APIRouter(
+    prefix="/api/v1/studies/{slug}", tags=["randomization"], route_class=TransactionalRoute
+)
 
 
 @router.post("/participants/{code}/randomize", response_model=RandomizeResult)
@@ -99,3 +103,16 @@ def list_allocations(
         ],
         next=page.next_url(count=len(rows), last_id=rows[-1][0].id if rows else None),
     )
+
+
+@router.post("/simulate", response_model=SimulationResult)
+def simulate(
+    slug: str,
+    body: SimulationRequest,
+    session: SessionDep,
+    user: Annotated[User, Depends(require(Permission.manage_studies))],
+) -> SimulationResult:
+    """Simulate enrollment with throw-away secrets: expected and worst imbalance per arm,
+    overall and per stratum, and how often the next allocation could be guessed."""
+    study = get_study(session, slug=slug, user=user)
+    return service.simulate_study(study=study, request=body)

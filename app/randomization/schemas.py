@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from datetime import datetime
-from pydantic import BaseModel, ConfigDict, Field
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
 
 from app.participants.models import ParticipantStatus
 from app.participants.schemas import Reason
@@ -46,3 +47,22 @@ class AllocationRead(BaseModel):
 class AllocationList(BaseModel):
     items: list[AllocationRead]
     next: str | None
+
+
+class SimulationRequest(BaseModel):
+    """What to simulate; proportions default to equal shares."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    participants: int = Field(default=300, ge=1, le=10_000)
+    runs: int = Field(default=200, ge=1, le=1_000)
+    block_sizes: list[PositiveInt] | None = Field(
+        default=None, description="try other block sizes than the study's"
+    )
+    site_proportions: dict[str, PositiveFloat] | None = Field(
+        default=None, description="share of participants per site code; default equal"
+    )
+    strata_proportions: dict[str, dict[str, PositiveFloat]] | None = Field(
+        default=None, description="per factor, share per level; default equal"
+    )
+    seed: int | None = Field(default=None, description="for a reproducible report")

@@ -15,6 +15,8 @@ from app.auth.models import User
 from app.errors import (
     AlreadyRandomized,
     Conflict,
+    FieldProblem,
+    InvalidInput,
     NotEnrolled,
     NotRandomized,
     StudyNotEnrolling,
@@ -23,6 +25,9 @@ from app.participants.models import Participant, ParticipantStatus
 from app.participants.service import get_participant
 from app.randomization.blocks import ArmRatio, Slot, commitment, next_slot, sequence
 from app.randomization.models import Allocation, AllocationTableRow, Stratum
+from app.randomization.schemas import SimulationRequest
+from app.randomization.simulation import SimulationResult, simulate
+from app.randomization.strata import UNSTRATIFIED
 from app.studies.models import Study, StudyStatus
 from app.studies.schemas import StudyDefinition
 from app.studies.service import definition_of
@@ -141,7 +146,9 @@ def _take_slot(
         if row is None:
             raise AllocationTableExhausted(f"no row {stratum.allocated + 1} for {stratum.key}")
         return Slot(
-            block=row.block or 0, block_size=row.block_size or 0, position=row.position or 0,
+            block=row.block or 0,
+            block_size=row.block_size or 0,
+            position=row.position or 0,
             arm=row.arm,
         )
     return next_slot(
@@ -152,6 +159,74 @@ def _take_slot(
         last_position=stratum.last_position,
         sizes=definition.randomization.block_sizes,
         arms=arm_ratios(definition),
+    )
+
+
+MAX_SIMULATED_ALLOCATIONS = 1_000_000
+
+
+def simulate_study(*, study: Study, request: SimulationRequest) -> SimulationResult:
+    """Simulate enrollment into the study with throw-away secrets (its own is not used)."""
+    definition = definition_of(study)
+    r = definition.randomization
+    problems: list[FieldProblem] = []
+    if request.participants * request.runs > MAX_SIMULATED_ALLOCATIONS:
+        problems.append(
+            FieldProblem(
+                ("runs",), f"participants x runs may be {MAX_SIMULATED_ALLOCATIONS} at most"
+            )
+        )
+    sizes = request.block_sizes or r.block_sizes
+    total = sum(a.ratio for a in definition.arms)
+    for i, size in enumerate(request.block_sizes or []):
+        if size % total:
+            problems.append(
+                FieldProblem(
+                    ("block_sizes", i), f"{size} is not a multiple of the ratio sum {total}"
+                )
+            )
+    shares: list[dict[str, float]] = []
+    if r.stratify_by_site:
+        sites = request.site_proportions or {s.code: 1.0 for s in study.sites}
+        known = {s.code for s in study.sites}
+        for code in sites:
+            if code not in known:
+                problems.append(FieldProblem(("site_proportions", code), "no such site"))
+        if not sites:
+            problems.append(
+                FieldProblem(("site_proportions",), "the study has no sites yet: give proportions")
+            )
+        shares.append({f"site={code}": share for code, share in sites.items()})
+    given = request.strata_proportions or {}
+    factors = {f.code: f for f in r.strata}
+    for code, levels in given.items():
+        if code not in factors:
+            problems.append(FieldProblem(("strata_proportions", code), "not a factor"))
+            continue
+        for level in levels:
+            if level not in factors[code].levels:
+                problems.append(FieldProblem(("strata_proportions", code, level), "not a level"))
+    for factor in r.strata:
+        levels = given.get(factor.code) or {level: 1.0 for level in factor.levels}
+        shares.append({f"{factor.code}={level}": share for level, share in levels.items()})
+    if problems:
+        raise InvalidInput(problems)
+    strata: dict[str, float] = {"": 1.0}
+    for part in shares:
+        strata = {
+            f"{key}|{k}" if key else k: share * s
+            for key, share in strata.items()
+            for k, s in part.items()
+        }
+    if strata == {"": 1.0}:
+        strata = {UNSTRATIFIED: 1.0}
+    return simulate(
+        arms=arm_ratios(definition),
+        block_sizes=sizes,
+        strata=strata,
+        participants=request.participants,
+        runs=request.runs,
+        seed=request.seed,
     )
 
 
@@ -211,9 +286,10 @@ def verify_allocations(session: Session, *, study: Study) -> list[Finding]:
     """Re-derive every allocation from the secret (or the table) and compare."""
     definition = definition_of(study)
     findings: list[Finding] = []
-    if study.commitment is not None and commitment(
-        secret=study.secret, slug=study.slug
-    ) != study.commitment:
+    if (
+        study.commitment is not None
+        and commitment(secret=study.secret, slug=study.slug) != study.commitment
+    ):
         findings.append(Finding("study", "the secret does not match the published commitment"))
     table = _table(session, study=study) if definition.randomization.method == "table" else None
     participants = {
@@ -224,7 +300,9 @@ def verify_allocations(session: Session, *, study: Study) -> list[Finding]:
     strata = session.scalars(select(Stratum).where(Stratum.study_id == study.id)).all()
     for stratum in strata:
         rows = session.scalars(
-            select(Allocation).where(Allocation.stratum_id == stratum.id).order_by(Allocation.sequence)
+            select(Allocation)
+            .where(Allocation.stratum_id == stratum.id)
+            .order_by(Allocation.sequence)
         ).all()
         if table is None:
             expected = sequence(

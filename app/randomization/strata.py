@@ -7,9 +7,7 @@ from collections.abc import Mapping, Sequence
 UNSTRATIFIED = "all"
 
 
-def stratum_key(
-    *, site: str | None, factors: Sequence[str], levels: Mapping[str, str]
-) -> str:
+def stratum_key(*, site: str | None, factors: Sequence[str], levels: Mapping[str, str]) -> str:
     """E.g. `site=PHL|diagnosis=bipolar`; `all` when the study is not stratified."""
     parts = [f"site={site}"] if site is not None else []
     parts += [f"{factor}={levels[factor]}" for factor in factors]

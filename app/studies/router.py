@@ -66,8 +66,12 @@ def activate_study(slug: str, session: SessionDep, now: NowDep, actor: Admin) ->
 
 
 @router.post("/{slug}/sites", status_code=201, response_model=SiteRead)
-def add_site(slug: str, body: SiteCreate, session: SessionDep, now: NowDep, actor: Admin) -> SiteRead:
+def add_site(
+    slug: str, body: SiteCreate, session: SessionDep, now: NowDep, actor: Admin
+) -> SiteRead:
     """Add a site (its code is unique within the study)."""
     study = service.get_study(session, slug=slug, user=actor)
-    site = service.add_site(session, study=study, code=body.code, name=body.name, actor=actor, now=now)
+    site = service.add_site(
+        session, study=study, code=body.code, name=body.name, actor=actor, now=now
+    )
     return SiteRead(code=site.code, name=site.name)

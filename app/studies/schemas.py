@@ -107,9 +107,7 @@ class Item(Document):
     options: list[Option] | None = None
     min: float | None = None
     max: float | None = None
-    export: bool = Field(
-        default=False, description="free text only: include in the blinded export"
-    )
+    export: bool = Field(default=False, description="free text only: include in the blinded export")
 
 
 class ScoreMethod(StrEnum):

@@ -94,9 +94,7 @@ def get_study(session: Session, *, slug: str, user: User, lock: bool = False) ->
     return study
 
 
-def list_studies(
-    session: Session, *, user: User, after_id: int, limit: int
-) -> Sequence[Study]:
+def list_studies(session: Session, *, user: User, after_id: int, limit: int) -> Sequence[Study]:
     """Studies the user may know of, in creation order, after a cursor."""
     query = select(Study).where(Study.id > after_id).order_by(Study.id)
     if user.role in SITE_SCOPED_ROLES:

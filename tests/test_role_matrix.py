@@ -1,0 +1,262 @@
+"""The role matrix: every route of the API, for every kind of caller → the expected status.
+
+The expectations follow API.md: a missing or unknown token gets 401, a known token
+without the right 403, and an object outside the caller's sites 404. Each caller gets
+fresh state before its call (a new participant, a new draft study, a unique email...),
+so that a permitted role gets its success status and not a 409 left by another caller.
+
+A route of the application that is missing from `EXPECTED` fails
+`test_matrix_covers_every_route`, and so does an entry for a route that no longer exists.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from app.demo import demo_definition
+from tests.helpers import STUDY, Api, bearer, enrollment
+
+CALLERS = (
+    "anonymous",  # no Authorization header
+    "bad_token",  # a well-formed bearer token that the server never issued
+    "admin",
+    "coordinator",  # coordinator of site PHL of the demo study
+    "other_coordinator",  # coordinator of site PIT of the demo study only
+    "statistician",
+    "unblinded_statistician",
+)
+
+S = f"/api/v1/studies/{STUDY}"
+
+# fmt: off
+_MATRIX: dict[tuple[str, str], tuple[int, int, int, int, int, int, int]] = {
+    #                                                          anon bad admin coord other stat ustat
+    ("POST", "/api/v1/users"):                                 (401, 401, 201, 403, 403, 403, 403),
+    ("GET",  "/api/v1/users/me"):                              (401, 401, 200, 200, 200, 200, 200),
+    ("POST", "/api/v1/studies"):                               (401, 401, 201, 403, 403, 403, 403),
+    ("GET",  "/api/v1/studies"):                               (401, 401, 200, 200, 200, 200, 200),
+    ("GET",  "/api/v1/studies/{slug}"):                        (401, 401, 200, 200, 200, 200, 200),
+    ("POST", "/api/v1/studies/{slug}/activate"):               (401, 401, 200, 403, 403, 403, 403),
+    ("POST", "/api/v1/studies/{slug}/sites"):                  (401, 401, 201, 403, 403, 403, 403),
+    ("POST", "/api/v1/studies/{slug}/participants"):           (401, 401, 201, 201, 403, 403, 403),
+    ("GET",  "/api/v1/studies/{slug}/participants"):           (401, 401, 200, 200, 200, 403, 403),
+    ("GET",  "/api/v1/studies/{slug}/participants/{code}"):    (401, 401, 200, 200, 404, 403, 403),
+    ("POST", "/api/v1/studies/{slug}/participants/{code}/withdraw"):
+                                                               (401, 401, 200, 200, 404, 403, 403),
+    ("POST", "/api/v1/studies/{slug}/participants/{code}/randomize"):
+                                                               (401, 401, 200, 200, 404, 403, 403),
+    ("POST", "/api/v1/studies/{slug}/participants/{code}/unblind"):
+                                                               (401, 401, 200, 403, 403, 403, 200),
+    ("GET",  "/api/v1/studies/{slug}/allocations"):            (401, 401, 200, 403, 403, 403, 200),
+    ("GET",  "/api/v1/studies/{slug}/audit"):                  (401, 401, 200, 403, 403, 403, 403),
+    ("POST", "/api/v1/studies/{slug}/simulate"):               (401, 401, 200, 403, 403, 403, 403),
+    ("GET",  "/healthz"):                                      (200, 200, 200, 200, 200, 200, 200),
+}
+# fmt: on
+
+EXPECTED: dict[tuple[str, str], dict[str, int]] = {
+    route: dict(zip(CALLERS, statuses, strict=True)) for route, statuses in _MATRIX.items()
+}
+
+# (method, path, caller) → why the implementation is known to disagree with API.md.
+# Each is run as its own case marked xfail(strict=True), so fixing the app makes it fail
+# until the entry is removed here. Empty: no disagreement is known.
+KNOWN_DEVIATIONS: dict[tuple[str, str, str], str] = {}
+
+
+@dataclass(frozen=True)
+class Call:
+    url: str
+    json: Any = None
+
+
+@dataclass
+class Ctx:
+    """One test's callers and the fresh state each call needs."""
+
+    api: Api
+    tokens: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def make(cls, api: Api) -> Ctx:
+        return cls(
+            api,
+            {
+                "admin": api.admin_token,
+                "coordinator": api.user("coordinator", "PHL"),
+                "other_coordinator": api.user("coordinator", "PIT"),
+                "statistician": api.user("statistician"),
+                "unblinded_statistician": api.user("unblinded_statistician"),
+            },
+        )
+
+    def headers(self, caller: str) -> dict[str, str]:
+        if caller == "anonymous":
+            return {}
+        if caller == "bad_token":
+            return bearer("td_" + "x" * 43)
+        return bearer(self.tokens[caller])
+
+    def enrolled(self) -> str:
+        """A new participant enrolled at PHL (by the admin); its code."""
+        return self.api.enroll(self.api.admin_token, site="PHL")
+
+    def randomized(self) -> str:
+        code = self.enrolled()
+        response = self.api.randomize(self.api.admin_token, code)
+        assert response.status_code == 200, response.text
+        return code
+
+    def draft_study(self) -> str:
+        """A new draft study (by the admin); its slug."""
+        slug = _unique("rm-draft")
+        response = self.api.client.post(
+            "/api/v1/studies", json=_study_definition(slug), headers=bearer(self.api.admin_token)
+        )
+        assert response.status_code == 201, response.text
+        return slug
+
+
+def _unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def _study_definition(slug: str) -> dict[str, Any]:
+    definition = demo_definition()
+    definition["slug"] = slug
+    return definition
+
+
+def _user_body(_ctx: Ctx) -> Call:
+    email = f"{_unique('rm-user')}@example.org"
+    return Call("/api/v1/users", {"email": email, "name": "New", "role": "statistician"})
+
+
+# How to make each route's call, given fresh state: run once per caller.
+REQUESTS: dict[tuple[str, str], Callable[[Ctx], Call]] = {
+    ("POST", "/api/v1/users"): _user_body,
+    ("GET", "/api/v1/users/me"): lambda ctx: Call("/api/v1/users/me"),
+    ("POST", "/api/v1/studies"): lambda ctx: Call(
+        "/api/v1/studies", _study_definition(_unique("rm-study"))
+    ),
+    ("GET", "/api/v1/studies"): lambda ctx: Call("/api/v1/studies"),
+    ("GET", "/api/v1/studies/{slug}"): lambda ctx: Call(S),
+    ("POST", "/api/v1/studies/{slug}/activate"): lambda ctx: Call(
+        f"/api/v1/studies/{ctx.draft_study()}/activate"
+    ),
+    ("POST", "/api/v1/studies/{slug}/sites"): lambda ctx: Call(
+        f"{S}/sites", {"code": "S" + uuid.uuid4().hex[:8].upper(), "name": "New site"}
+    ),
+    ("POST", "/api/v1/studies/{slug}/participants"): lambda ctx: Call(
+        f"{S}/participants", enrollment("PHL")
+    ),
+    ("GET", "/api/v1/studies/{slug}/participants"): lambda ctx: Call(f"{S}/participants"),
+    ("GET", "/api/v1/studies/{slug}/participants/{code}"): lambda ctx: Call(
+        f"{S}/participants/{ctx.enrolled()}"
+    ),
+    ("POST", "/api/v1/studies/{slug}/participants/{code}/withdraw"): lambda ctx: Call(
+        f"{S}/participants/{ctx.enrolled()}/withdraw", {"reason": "moved away"}
+    ),
+    ("POST", "/api/v1/studies/{slug}/participants/{code}/randomize"): lambda ctx: Call(
+        f"{S}/participants/{ctx.enrolled()}/randomize"
+    ),
+    ("POST", "/api/v1/studies/{slug}/participants/{code}/unblind"): lambda ctx: Call(
+        f"{S}/participants/{ctx.randomized()}/unblind", {"reason": "serious adverse event"}
+    ),
+    ("GET", "/api/v1/studies/{slug}/allocations"): lambda ctx: Call(f"{S}/allocations"),
+    ("GET", "/api/v1/studies/{slug}/audit"): lambda ctx: Call(f"{S}/audit"),
+    ("POST", "/api/v1/studies/{slug}/simulate"): lambda ctx: Call(
+        f"{S}/simulate", {"participants": 30, "runs": 5}
+    ),
+    ("GET", "/healthz"): lambda ctx: Call("/healthz"),
+}
+
+HTTP_METHODS = frozenset({"get", "put", "post", "delete", "patch", "head", "options", "trace"})
+
+
+def _template_regex(path: str) -> re.Pattern[str]:
+    return re.compile("^" + re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(path)) + "$")
+
+
+def _cases() -> Iterator[Any]:
+    for route in EXPECTED:
+        method, path = route
+        deviant = [c for c in CALLERS if (method, path, c) in KNOWN_DEVIATIONS]
+        callers = tuple(c for c in CALLERS if c not in deviant)
+        yield pytest.param(route, callers, id=f"{method} {path}")
+        for caller in deviant:
+            yield pytest.param(
+                route,
+                (caller,),
+                id=f"{method} {path} [{caller}]",
+                marks=pytest.mark.xfail(strict=True, reason=KNOWN_DEVIATIONS[(*route, caller)]),
+            )
+
+
+def test_matrix_is_complete() -> None:
+    """Every entry names every caller, and every entry says how to make its call."""
+    for route, statuses in EXPECTED.items():
+        assert tuple(statuses) == CALLERS, route
+    assert set(REQUESTS) == set(EXPECTED)
+    for method, path, caller in KNOWN_DEVIATIONS:
+        assert (method, path) in EXPECTED and caller in CALLERS
+
+
+def test_matrix_covers_every_route(client) -> None:
+    paths = client.app.openapi()["paths"]
+    routes = {
+        (method.upper(), path)
+        for path, item in paths.items()
+        for method in item
+        if method in HTTP_METHODS
+    }
+    missing = sorted(routes - set(EXPECTED))
+    stale = sorted(set(EXPECTED) - routes)
+    assert not missing, f"routes without a role-matrix entry: {missing}"
+    assert not stale, f"role-matrix entries for routes that do not exist: {stale}"
+
+
+@pytest.mark.parametrize(("route", "callers"), list(_cases()))
+def test_role_matrix(api: Api, route: tuple[str, str], callers: tuple[str, ...]) -> None:
+    method, path = route
+    ctx = Ctx.make(api)
+    pattern = _template_regex(path)
+    mismatches = []
+    for caller in callers:
+        call = REQUESTS[route](ctx)
+        assert pattern.match(call.url), f"{call.url} is not a {path}"
+        response = api.client.request(method, call.url, json=call.json, headers=ctx.headers(caller))
+        expected = EXPECTED[route][caller]
+        if response.status_code != expected:
+            mismatches.append(
+                f"{caller}: expected {expected}, got {response.status_code}: {response.text[:300]}"
+            )
+    assert not mismatches, f"{method} {path}\n" + "\n".join(mismatches)
+
+
+def test_filtering_participants_by_a_site_not_ones_own_is_forbidden(api: Api) -> None:
+    """API.md: "a coordinator filtering by a site not theirs" gets 403."""
+    expected = {
+        "anonymous": 401,
+        "bad_token": 401,
+        "admin": 200,
+        "coordinator": 200,
+        "other_coordinator": 403,
+        "statistician": 403,
+        "unblinded_statistician": 403,
+    }
+    ctx = Ctx.make(api)
+    code = ctx.enrolled()
+    got = {}
+    for caller in CALLERS:
+        response = api.client.get(f"{S}/participants?site=PHL", headers=ctx.headers(caller))
+        got[caller] = response.status_code
+        if caller in ("admin", "coordinator"):
+            assert code in [p["code"] for p in response.json()["items"]]
+    assert got == expected
