@@ -81,6 +81,22 @@ class InvalidStudyDefinition(InvalidInput):
     code, title = "invalid-study-definition", "Invalid study definition"
 
 
+class StudyLocked(Conflict):
+    code, title = "study-locked", "The study is locked"
+
+
+class AllocationTableMissing(Conflict):
+    code, title = "allocation-table-missing", "The study has no allocation table"
+
+
+class AllocationTableNotUsed(Conflict):
+    code, title = "allocation-table-not-used", "The study does not use an allocation table"
+
+
+class InvalidAllocationTable(InvalidInput):
+    code, title = "invalid-allocation-table", "Invalid allocation table"
+
+
 class SiteNotFound(NotFound):
     code, title = "site-not-found", "Site not found"
 

@@ -54,7 +54,9 @@ class Api:
     def enroll(self, token: str, study: str = STUDY, **kwargs: Any) -> str:
         """Enroll an eligible participant; return the code."""
         response = self.client.post(
-            f"/api/v1/studies/{study}/participants", json=enrollment(**kwargs), headers=bearer(token)
+            f"/api/v1/studies/{study}/participants",
+            json=enrollment(**kwargs),
+            headers=bearer(token),
         )
         assert response.status_code == 201, response.text
         assert response.json()["status"] == "enrolled"

@@ -35,9 +35,18 @@ def running_servers(
             processes.append(
                 subprocess.Popen(
                     [
-                        sys.executable, "-m", "uvicorn", app, "--factory",
-                        "--host", "127.0.0.1", "--port", str(port),
-                        "--log-level", "warning", "--no-access-log",
+                        sys.executable,
+                        "-m",
+                        "uvicorn",
+                        app,
+                        "--factory",
+                        "--host",
+                        "127.0.0.1",
+                        "--port",
+                        str(port),
+                        "--log-level",
+                        "warning",
+                        "--no-access-log",
                     ],
                     cwd=PROJECT_ROOT,
                     env={**os.environ, **env, "TRIALDESK_LOG_LEVEL": "WARNING"},

@@ -31,8 +31,15 @@ def test_demo_then_users_create_prints_the_token_alone_on_the_last_line(settings
     assert demo.returncode == 0, demo.stderr
     assert demo.stdout.strip().splitlines()[-1].startswith("td_")
     created = trialdesk(
-        settings, "users", "create", "--email", "c@example.org", "--role", "coordinator",
-        "--site", "peer-support:PHL",
+        settings,
+        "users",
+        "create",
+        "--email",
+        "c@example.org",
+        "--role",
+        "coordinator",
+        "--site",
+        "peer-support:PHL",
     )
     assert created.returncode == 0, created.stderr
     token = created.stdout.strip().splitlines()[-1]
@@ -44,8 +51,15 @@ def test_demo_then_users_create_prints_the_token_alone_on_the_last_line(settings
 def test_users_create_refuses_an_unknown_site(settings):
     trialdesk(settings, "demo")
     result = trialdesk(
-        settings, "users", "create", "--email", "x@example.org", "--role", "coordinator",
-        "--site", "peer-support:NOPE",
+        settings,
+        "users",
+        "create",
+        "--email",
+        "x@example.org",
+        "--role",
+        "coordinator",
+        "--site",
+        "peer-support:NOPE",
     )
     assert result.returncode == 1
     assert "sites.0.site" in result.stderr

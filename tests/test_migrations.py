@@ -66,6 +66,8 @@ def test_allocations_and_audit_records_refuse_update_and_delete(settings, db, ap
         "UPDATE audit_records SET actor = 'someone else'",
         "DELETE FROM audit_records",
     ):
-        with pytest.raises(sa.exc.DatabaseError, match="append-only"):
-            with db.engine.begin() as connection:
-                connection.exec_driver_sql(statement)
+        with (
+            pytest.raises(sa.exc.DatabaseError, match="append-only"),
+            db.engine.begin() as connection,
+        ):
+            connection.exec_driver_sql(statement)

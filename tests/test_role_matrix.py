@@ -56,6 +56,8 @@ _MATRIX: dict[tuple[str, str], tuple[int, int, int, int, int, int, int]] = {
     ("GET",  "/api/v1/studies/{slug}/allocations"):            (401, 401, 200, 403, 403, 403, 200),
     ("GET",  "/api/v1/studies/{slug}/audit"):                  (401, 401, 200, 403, 403, 403, 403),
     ("POST", "/api/v1/studies/{slug}/simulate"):               (401, 401, 200, 403, 403, 403, 403),
+    ("POST", "/api/v1/studies/{slug}/lock"):                   (401, 401, 200, 403, 403, 403, 403),
+    ("PUT",  "/api/v1/studies/{slug}/allocation-table"):       (401, 401, 200, 403, 403, 403, 403),
     ("GET",  "/healthz"):                                      (200, 200, 200, 200, 200, 200, 200),
 }
 # fmt: on
@@ -74,6 +76,7 @@ KNOWN_DEVIATIONS: dict[tuple[str, str, str], str] = {}
 class Call:
     url: str
     json: Any = None
+    csv: str | None = None
 
 
 @dataclass
@@ -113,13 +116,24 @@ class Ctx:
         assert response.status_code == 200, response.text
         return code
 
-    def draft_study(self) -> str:
+    def draft_study(self, method: str = "blocks") -> str:
         """A new draft study (by the admin); its slug."""
         slug = _unique("rm-draft")
+        definition = _study_definition(slug)
+        definition["randomization"]["method"] = method
         response = self.api.client.post(
-            "/api/v1/studies", json=_study_definition(slug), headers=bearer(self.api.admin_token)
+            "/api/v1/studies", json=definition, headers=bearer(self.api.admin_token)
         )
         assert response.status_code == 201, response.text
+        return slug
+
+    def enrolling_study(self) -> str:
+        """A new activated study (by the admin); its slug."""
+        slug = self.draft_study()
+        response = self.api.client.post(
+            f"/api/v1/studies/{slug}/activate", headers=bearer(self.api.admin_token)
+        )
+        assert response.status_code == 200, response.text
         return slug
 
 
@@ -171,6 +185,13 @@ REQUESTS: dict[tuple[str, str], Callable[[Ctx], Call]] = {
     ),
     ("GET", "/api/v1/studies/{slug}/allocations"): lambda ctx: Call(f"{S}/allocations"),
     ("GET", "/api/v1/studies/{slug}/audit"): lambda ctx: Call(f"{S}/audit"),
+    ("POST", "/api/v1/studies/{slug}/lock"): lambda ctx: Call(
+        f"/api/v1/studies/{ctx.enrolling_study()}/lock"
+    ),
+    ("PUT", "/api/v1/studies/{slug}/allocation-table"): lambda ctx: Call(
+        f"/api/v1/studies/{ctx.draft_study(method='table')}/allocation-table",
+        csv="stratum,sequence,arm\nsite=PHL|diagnosis=bipolar,1,control\n",
+    ),
     ("POST", "/api/v1/studies/{slug}/simulate"): lambda ctx: Call(
         f"{S}/simulate", {"participants": 30, "runs": 5}
     ),
@@ -231,7 +252,12 @@ def test_role_matrix(api: Api, route: tuple[str, str], callers: tuple[str, ...])
     for caller in callers:
         call = REQUESTS[route](ctx)
         assert pattern.match(call.url), f"{call.url} is not a {path}"
-        response = api.client.request(method, call.url, json=call.json, headers=ctx.headers(caller))
+        headers = ctx.headers(caller)
+        if call.csv is not None:
+            headers = {**headers, "content-type": "text/csv"}
+        response = api.client.request(
+            method, call.url, json=call.json, content=call.csv, headers=headers
+        )
         expected = EXPECTED[route][caller]
         if response.status_code != expected:
             mismatches.append(

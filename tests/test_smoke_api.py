@@ -10,5 +10,7 @@ def test_coordinator_enrolls_and_randomizes_a_participant(api):
     assert body["status"] == "randomized"
     assert body["stratum"] == "site=PHL|diagnosis=bipolar"
     assert body["arm"] in {"listserv", "bulletin_board", "control"}
-    again = api.client.get(f"/api/v1/studies/peer-support/participants/{code}", headers=bearer(coordinator))
+    again = api.client.get(
+        f"/api/v1/studies/peer-support/participants/{code}", headers=bearer(coordinator)
+    )
     assert again.json()["arm"] == body["arm"]

@@ -18,6 +18,7 @@ from app.errors import (
     InvalidEnrollment,
     InvalidInput,
     ParticipantNotFound,
+    StudyLocked,
     StudyNotEnrolling,
 )
 from app.participants.models import Contact, Participant, ParticipantStatus
@@ -238,6 +239,8 @@ def withdraw(
     session: Session, *, study: Study, code: str, reason: str, actor: User, now: datetime
 ) -> Participant:
     """Withdraw an enrolled or randomized participant; an allocation is kept (ITT)."""
+    if study.status == StudyStatus.locked:
+        raise StudyLocked("the study is locked")
     participant = get_participant(session, study=study, code=code, user=actor, lock=True)
     if participant.status not in (ParticipantStatus.enrolled, ParticipantStatus.randomized):
         raise CannotWithdraw(f"the participant is {participant.status}")

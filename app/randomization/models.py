@@ -39,9 +39,10 @@ class Allocation(Base):
     stratum_id: Mapped[int] = mapped_column(ForeignKey("strata.id"))
     participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id"), unique=True)
     sequence: Mapped[int]
-    block: Mapped[int]
-    block_size: Mapped[int]
-    position: Mapped[int]
+    # Null only for a study randomized from an allocation table that gives no blocks.
+    block: Mapped[int | None]
+    block_size: Mapped[int | None]
+    position: Mapped[int | None]
     arm: Mapped[str] = mapped_column(String(64))
     randomized_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
     randomized_at: Mapped[datetime]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Body, Depends
 
 from app.api.deps import NowDep, PageDep, SessionDep, require
 from app.api.routing import TransactionalRoute
@@ -20,6 +20,7 @@ from app.randomization.schemas import (
     UnblindResult,
 )
 from app.randomization.simulation import SimulationResult
+from app.studies.schemas import AllocationTableLoaded
 from app.studies.service import definition_of, get_study
 
 router = APIRouter(
@@ -116,3 +117,25 @@ def simulate(
     overall and per stratum, and how often the next allocation could be guessed."""
     study = get_study(session, slug=slug, user=user)
     return service.simulate_study(study=study, request=body)
+
+
+@router.put("/allocation-table", response_model=AllocationTableLoaded)
+def load_allocation_table(
+    slug: str,
+    content: Annotated[
+        str,
+        Body(
+            media_type="text/csv",
+            description="CSV: stratum,sequence,arm[,block,block_size,position]",
+        ),
+    ],
+    session: SessionDep,
+    now: NowDep,
+    actor: Annotated[User, Depends(require(Permission.manage_studies))],
+) -> AllocationTableLoaded:
+    """Load the allocation table of a draft study that uses the `table` method."""
+    study = get_study(session, slug=slug, user=actor)
+    rows, strata, digest = service.load_allocation_table(
+        session, study=study, text=content, actor=actor, now=now
+    )
+    return AllocationTableLoaded(rows=rows, strata=strata, sha256=digest)

@@ -6,28 +6,33 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from app.audit import service as audit
+from app.audit.models import AuditRecord
 from app.auth.models import User
 from app.errors import (
+    AllocationTableNotUsed,
     AlreadyRandomized,
     Conflict,
     FieldProblem,
+    InvalidAllocationTable,
     InvalidInput,
     NotEnrolled,
     NotRandomized,
+    StudyNotDraft,
     StudyNotEnrolling,
 )
 from app.participants.models import Participant, ParticipantStatus
 from app.participants.service import get_participant
-from app.randomization.blocks import ArmRatio, Slot, commitment, next_slot, sequence
+from app.randomization.blocks import ArmRatio, commitment, next_slot, sequence
 from app.randomization.models import Allocation, AllocationTableRow, Stratum
 from app.randomization.schemas import SimulationRequest
 from app.randomization.simulation import SimulationResult, simulate
 from app.randomization.strata import UNSTRATIFIED
+from app.randomization.table import TableRow, parse_table, table_digest
 from app.studies.models import Study, StudyStatus
 from app.studies.schemas import StudyDefinition
 from app.studies.service import definition_of
@@ -82,8 +87,9 @@ def randomize(
         randomized_at=now,
     )
     stratum.allocated += 1
-    stratum.last_block, stratum.last_block_size = slot.block, slot.block_size
-    stratum.last_position = slot.position
+    if slot.block is not None and slot.block_size is not None and slot.position is not None:
+        stratum.last_block, stratum.last_block_size = slot.block, slot.block_size
+        stratum.last_position = slot.position
     participant.status = ParticipantStatus.randomized
     participant.randomized_at = now
     session.add(allocation)
@@ -132,9 +138,19 @@ def _lock_stratum(session: Session, *, study_id: int, key: str) -> Stratum:
     ).one()
 
 
+@dataclass(frozen=True)
+class Taken:
+    """The slot given: from the block rule, or from a table that may give no blocks."""
+
+    block: int | None
+    block_size: int | None
+    position: int | None
+    arm: str
+
+
 def _take_slot(
     session: Session, *, study: Study, definition: StudyDefinition, stratum: Stratum
-) -> Slot:
+) -> Taken:
     if definition.randomization.method == "table":
         row = session.scalars(
             select(AllocationTableRow).where(
@@ -145,13 +161,8 @@ def _take_slot(
         ).first()
         if row is None:
             raise AllocationTableExhausted(f"no row {stratum.allocated + 1} for {stratum.key}")
-        return Slot(
-            block=row.block or 0,
-            block_size=row.block_size or 0,
-            position=row.position or 0,
-            arm=row.arm,
-        )
-    return next_slot(
+        return Taken(row.block, row.block_size, row.position, row.arm)
+    slot = next_slot(
         secret=study.secret,
         stratum=stratum.key,
         last_block=stratum.last_block,
@@ -160,6 +171,7 @@ def _take_slot(
         sizes=definition.randomization.block_sizes,
         arms=arm_ratios(definition),
     )
+    return Taken(slot.block, slot.block_size, slot.position, slot.arm)
 
 
 MAX_SIMULATED_ALLOCATIONS = 1_000_000
@@ -177,6 +189,8 @@ def simulate_study(*, study: Study, request: SimulationRequest) -> SimulationRes
             )
         )
     sizes = request.block_sizes or r.block_sizes
+    if not sizes:
+        problems.append(FieldProblem(("block_sizes",), "the study has none: give block sizes"))
     total = sum(a.ratio for a in definition.arms)
     for i, size in enumerate(request.block_sizes or []):
         if size % total:
@@ -286,12 +300,15 @@ def verify_allocations(session: Session, *, study: Study) -> list[Finding]:
     """Re-derive every allocation from the secret (or the table) and compare."""
     definition = definition_of(study)
     findings: list[Finding] = []
-    if (
-        study.commitment is not None
-        and commitment(secret=study.secret, slug=study.slug) != study.commitment
+    if study.commitment is not None and (
+        commitment(secret=study.secret, slug=study.slug) != study.commitment
     ):
         findings.append(Finding("study", "the secret does not match the published commitment"))
-    table = _table(session, study=study) if definition.randomization.method == "table" else None
+    table: dict[tuple[str, int], Taken] | None = None
+    if definition.randomization.method == "table":
+        table, problem = _checked_table(session, study=study)
+        if problem:
+            findings.append(Finding("allocation table", problem))
     participants = {
         p.id: p
         for p in session.scalars(select(Participant).where(Participant.study_id == study.id))
@@ -304,14 +321,18 @@ def verify_allocations(session: Session, *, study: Study) -> list[Finding]:
             .where(Allocation.stratum_id == stratum.id)
             .order_by(Allocation.sequence)
         ).all()
+        expected: list[Taken | None]
         if table is None:
-            expected = sequence(
-                secret=study.secret,
-                stratum=stratum.key,
-                count=len(rows),
-                sizes=definition.randomization.block_sizes,
-                arms=arm_ratios(definition),
-            )
+            expected = [
+                Taken(s.block, s.block_size, s.position, s.arm)
+                for s in sequence(
+                    secret=study.secret,
+                    stratum=stratum.key,
+                    count=len(rows),
+                    sizes=definition.randomization.block_sizes,
+                    arms=arm_ratios(definition),
+                )
+            ]
         else:
             expected = [table.get((stratum.key, i + 1)) for i in range(len(rows))]
         for index, (row, slot) in enumerate(zip(rows, expected, strict=True)):
@@ -320,12 +341,7 @@ def verify_allocations(session: Session, *, study: Study) -> list[Finding]:
                 findings.append(Finding(where, f"sequence {row.sequence}: a slot is missing"))
             if slot is None:
                 findings.append(Finding(where, "not in the allocation table"))
-            elif (row.block, row.block_size, row.position, row.arm) != (
-                slot.block if table is None else row.block,
-                slot.block_size if table is None else row.block_size,
-                slot.position if table is None else row.position,
-                slot.arm,
-            ):
+            elif Taken(row.block, row.block_size, row.position, row.arm) != slot:
                 findings.append(Finding(where, "does not match the re-derived sequence"))
             participant = participants.get(row.participant_id)
             if participant is None or participant.stratum != stratum.key:
@@ -345,13 +361,80 @@ def verify_allocations(session: Session, *, study: Study) -> list[Finding]:
     return findings
 
 
-def _table(session: Session, *, study: Study) -> dict[tuple[str, int], Slot]:
-    rows = session.scalars(
-        select(AllocationTableRow).where(AllocationTableRow.study_id == study.id)
+def _checked_table(
+    session: Session, *, study: Study
+) -> tuple[dict[tuple[str, int], Taken], str | None]:
+    """The stored table, and a problem if it is not the table the audit trail recorded."""
+    rows = [
+        TableRow(r.stratum, r.sequence, r.arm, r.block, r.block_size, r.position)
+        for r in session.scalars(
+            select(AllocationTableRow).where(AllocationTableRow.study_id == study.id)
+        )
+    ]
+    recorded = session.scalars(
+        select(AuditRecord)
+        .where(AuditRecord.study_id == study.id, AuditRecord.action == TABLE_LOADED)
+        .order_by(AuditRecord.seq.desc())
+        .limit(1)
+    ).first()
+    problem = None
+    if recorded is None:
+        problem = "no allocation table was ever loaded"
+    elif recorded.changes.get("sha256", {}).get("new") != table_digest(rows):
+        problem = "the stored table differs from the one recorded in the audit trail"
+    table = {(r.stratum, r.sequence): Taken(r.block, r.block_size, r.position, r.arm) for r in rows}
+    return table, problem
+
+
+TABLE_LOADED = "study.allocation_table_loaded"
+
+
+def load_allocation_table(
+    session: Session, *, study: Study, text: str, actor: User, now: datetime
+) -> tuple[int, int, str]:
+    """Replace a draft study's allocation table; return rows, strata and the digest."""
+    definition = definition_of(study)
+    if definition.randomization.method != "table":
+        raise AllocationTableNotUsed("the study's randomization method is blocks")
+    if study.status != StudyStatus.draft:
+        raise StudyNotDraft("the allocation table is fixed once the study is enrolling")
+    rows, problems = parse_table(
+        text,
+        arms=[a.code for a in definition.arms],
+        factors=[(f.code, f.levels) for f in definition.randomization.strata],
+        by_site=definition.randomization.stratify_by_site,
     )
-    return {
-        (r.stratum, r.sequence): Slot(
-            block=r.block or 0, block_size=r.block_size or 0, position=r.position or 0, arm=r.arm
+    if problems:
+        raise InvalidAllocationTable(problems)
+    session.execute(delete(AllocationTableRow).where(AllocationTableRow.study_id == study.id))
+    session.add_all(
+        AllocationTableRow(
+            study_id=study.id,
+            stratum=r.stratum,
+            sequence=r.sequence,
+            arm=r.arm,
+            block=r.block,
+            block_size=r.block_size,
+            position=r.position,
         )
         for r in rows
-    }
+    )
+    digest = table_digest(rows)
+    strata = len({r.stratum for r in rows})
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action=TABLE_LOADED,
+        entity_type="study",
+        entity_id=study.slug,
+        study_id=study.id,
+        now=now,
+        # The digest, not the rows: the trail is read by people who must stay blind.
+        changes={
+            "rows": audit.change(None, len(rows)),
+            "strata": audit.change(None, strata),
+            "sha256": audit.change(None, digest),
+        },
+    )
+    return len(rows), strata, digest

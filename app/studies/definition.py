@@ -47,6 +47,8 @@ def definition_problems(d: StudyDefinition) -> Iterator[FieldProblem]:
                 f"{size} is not a multiple of the sum of the arm ratios ({ratio_sum})",
             )
     yield from _duplicates(("randomization", "block_sizes"), r.block_sizes, what="size")
+    if r.method == "blocks" and not r.block_sizes:
+        yield FieldProblem(("randomization", "block_sizes"), "give at least one block size")
     yield from _duplicates(("randomization", "strata"), (f.code for f in r.strata))
     if "site" in {f.code for f in r.strata}:
         index = [f.code for f in r.strata].index("site")

@@ -32,6 +32,7 @@ class Study(Base):
     code_prefix: Mapped[str] = mapped_column(String(6))
     created_at: Mapped[datetime]
     activated_at: Mapped[datetime | None]
+    locked_at: Mapped[datetime | None]
 
     sites: Mapped[list[Site]] = relationship(
         back_populates="study", order_by="Site.id", lazy="selectin"

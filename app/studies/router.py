@@ -17,6 +17,7 @@ from app.studies.schemas import (
     StudyActivated,
     StudyDefinition,
     StudyList,
+    StudyLocked,
     StudyRead,
 )
 
@@ -62,6 +63,22 @@ def activate_study(slug: str, session: SessionDep, now: NowDep, actor: Admin) ->
         status=study.status,
         commitment=study.commitment,
         activated_at=study.activated_at,
+    )
+
+
+@router.post("/{slug}/lock", response_model=StudyLocked)
+def lock_study(slug: str, session: SessionDep, now: NowDep, actor: Admin) -> StudyLocked:
+    """Database lock: enrollment and randomization end, and the secret is revealed so
+    anyone can re-derive the sequence and check it against the commitment."""
+    study = service.get_study(session, slug=slug, user=actor, lock=True)
+    study = service.lock_study(session, study=study, actor=actor, now=now)
+    assert study.locked_at is not None
+    return StudyLocked(
+        slug=study.slug,
+        status=study.status,
+        commitment=study.commitment,
+        locked_at=study.locked_at,
+        secret=study.secret.hex(),
     )
 
 

@@ -39,8 +39,10 @@ class Randomization(Document):
         default="blocks",
         description="`blocks`: permuted blocks from the study secret; `table`: uploaded list",
     )
-    block_sizes: Annotated[list[PositiveInt], Field(min_length=1)] = Field(
-        description="each a multiple of the sum of the arm ratios; drawn at random per block"
+    block_sizes: list[PositiveInt] = Field(
+        default=[],
+        description="each a multiple of the sum of the arm ratios; drawn at random per block "
+        "(required with the `blocks` method)",
     )
     stratify_by_site: bool = True
     strata: list[StratificationFactor] = []
@@ -201,6 +203,10 @@ class StudyRead(BaseModel):
     consent_versions: list[str]
     schedule: list[dict[str, Any]]
     sites: list[SiteRead]
+    locked_at: datetime | None = None
+    secret: str | None = Field(
+        default=None, description="the study secret (hex), revealed once the study is locked"
+    )
 
 
 class StudyActivated(BaseModel):
@@ -208,6 +214,20 @@ class StudyActivated(BaseModel):
     status: str
     commitment: str
     activated_at: datetime
+
+
+class StudyLocked(BaseModel):
+    slug: str
+    status: str
+    commitment: str | None
+    locked_at: datetime
+    secret: str = Field(description="the revealed study secret (hex): re-derive and check")
+
+
+class AllocationTableLoaded(BaseModel):
+    rows: int
+    strata: int
+    sha256: str = Field(description="digest of the table, also in the audit trail")
 
 
 class SiteCreate(BaseModel):

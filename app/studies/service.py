@@ -13,12 +13,15 @@ from app.audit import service as audit
 from app.auth.models import User
 from app.auth.permissions import SITE_SCOPED_ROLES, Permission, has_permission, may_see_arms
 from app.errors import (
+    AllocationTableMissing,
     SiteCodeTaken,
     StudyNotDraft,
+    StudyNotEnrolling,
     StudyNotFound,
     StudySlugTaken,
 )
 from app.randomization.blocks import SECRET_BYTES, commitment
+from app.randomization.models import AllocationTableRow
 from app.studies.definition import check_definition, default_code_prefix
 from app.studies.models import Site, Study, StudyStatus
 from app.studies.schemas import ArmRead, SiteRead, StudyDefinition, StudyRead
@@ -64,6 +67,10 @@ def activate_study(session: Session, *, study: Study, actor: User | None, now: d
     """Open enrollment: fix the randomization settings and publish the commitment."""
     if study.status != StudyStatus.draft:
         raise StudyNotDraft(f"the study is {study.status}, not a draft")
+    if definition_of(study).randomization.method == "table" and not session.scalar(
+        select(AllocationTableRow.id).where(AllocationTableRow.study_id == study.id).limit(1)
+    ):
+        raise AllocationTableMissing("load the allocation table before activating")
     study.status = StudyStatus.enrolling
     study.commitment = commitment(secret=study.secret, slug=study.slug)
     study.activated_at = now
@@ -78,6 +85,28 @@ def activate_study(session: Session, *, study: Study, actor: User | None, now: d
         changes={
             "status": audit.change(StudyStatus.draft.value, StudyStatus.enrolling.value),
             "commitment": audit.change(None, study.commitment),
+        },
+    )
+    return study
+
+
+def lock_study(session: Session, *, study: Study, actor: User | None, now: datetime) -> Study:
+    """Database lock: no more changes, and the secret is revealed for anyone to check."""
+    if study.status != StudyStatus.enrolling:
+        raise StudyNotEnrolling(f"the study is {study.status}: only an enrolling study locks")
+    study.status = StudyStatus.locked
+    study.locked_at = now
+    audit.record(
+        session,
+        actor=actor,
+        action="study.locked",
+        entity_type="study",
+        entity_id=study.slug,
+        study_id=study.id,
+        now=now,
+        changes={
+            "status": audit.change(StudyStatus.enrolling.value, StudyStatus.locked.value),
+            "secret": audit.change(None, study.secret.hex()),
         },
     )
     return study
@@ -158,4 +187,6 @@ def study_read(study: Study, *, user: User) -> StudyRead:
         consent_versions=definition.consent_versions,
         schedule=[t.model_dump(mode="json") for t in definition.schedule],
         sites=[SiteRead(code=s.code, name=s.name) for s in study.sites],
+        locked_at=study.locked_at,
+        secret=study.secret.hex() if study.status == StudyStatus.locked else None,
     )

@@ -84,7 +84,8 @@ def test_verify_detects_a_tampered_audit_record(settings, db, api):
     with db.engine.begin() as connection:
         connection.exec_driver_sql(
             "UPDATE audit_records SET actor = 'nobody@example.org' "
-            "WHERE seq = (SELECT MIN(seq) FROM audit_records WHERE action = 'participant.randomized')"
+            "WHERE seq = (SELECT MIN(seq) FROM audit_records "
+            "WHERE action = 'participant.randomized')"
         )
     code, output = _verify(settings)
     assert code == 1
@@ -104,9 +105,11 @@ def test_verify_detects_a_removed_audit_record(settings, db, api):
 def test_verify_detects_a_secret_that_no_longer_matches_the_commitment(settings, db, api):
     _randomize_some(api, 3)
     with db.engine.begin() as connection:
-        connection.exec_driver_sql("UPDATE studies SET commitment = repeat('0', 64)"
-                                   if connection.dialect.name == "postgresql"
-                                   else "UPDATE studies SET commitment = printf('%064d', 0)")
+        connection.exec_driver_sql(
+            "UPDATE studies SET commitment = repeat('0', 64)"
+            if connection.dialect.name == "postgresql"
+            else "UPDATE studies SET commitment = printf('%064d', 0)"
+        )
     code, output = _verify(settings)
     assert code == 1
     assert "commitment" in output

@@ -78,7 +78,9 @@ def test_every_enrollment_problem_is_listed_with_its_path(api, db):
 
 def test_unknown_site_is_422_and_a_site_not_yours_is_403(api):
     coordinator = api.user("coordinator", "PHL")
-    unknown = api.client.post(PARTICIPANTS, json=enrollment(site="NYC"), headers=bearer(coordinator))
+    unknown = api.client.post(
+        PARTICIPANTS, json=enrollment(site="NYC"), headers=bearer(coordinator)
+    )
     assert unknown.status_code == 422
     assert unknown.json()["errors"][0]["loc"] == ["body", "site"]
     other = api.client.post(PARTICIPANTS, json=enrollment(site="PIT"), headers=bearer(coordinator))
@@ -120,9 +122,11 @@ def test_contact_details_live_apart_from_research_data(api, db):
     coordinator = api.user("coordinator", "PHL")
     code = api.enroll(coordinator, name="Robin Quinn")
     with db.engine.connect() as connection:
-        row = connection.exec_driver_sql(
-            f"SELECT * FROM participants WHERE code = '{code}'"
-        ).mappings().one()
+        row = (
+            connection.exec_driver_sql(f"SELECT * FROM participants WHERE code = '{code}'")
+            .mappings()
+            .one()
+        )
         assert "Robin Quinn" not in str(dict(row))
         assert "pat@example.org" not in str(dict(row))
         trail = connection.exec_driver_sql("SELECT changes FROM audit_records").scalars().all()
@@ -133,9 +137,7 @@ def test_contact_details_live_apart_from_research_data(api, db):
 
 def test_a_draft_study_refuses_enrollment(api):
     definition = demo_definition() | {"slug": "draft-study"}
-    created = api.client.post(
-        "/api/v1/studies", json=definition, headers=bearer(api.admin_token)
-    )
+    created = api.client.post("/api/v1/studies", json=definition, headers=bearer(api.admin_token))
     assert created.status_code == 201, created.text
     assert created.json()["status"] == "draft"
     site = api.client.post(
@@ -191,25 +193,29 @@ def test_withdrawal_keeps_the_allocation_and_blocks_further_randomization(api):
         )
         assert response.status_code == 200, response.text
         assert response.json()["status"] == "withdrawn"
-    assert api.client.get(f"{PARTICIPANTS}/{randomized}", headers=bearer(coordinator)).json()[
-        "arm"
-    ] == arm
+    assert (
+        api.client.get(f"{PARTICIPANTS}/{randomized}", headers=bearer(coordinator)).json()["arm"]
+        == arm
+    )
     assert api.randomize(coordinator, enrolled).status_code == 409
     assert api.randomize(coordinator, randomized).status_code == 409
     twice = api.client.post(
         f"{PARTICIPANTS}/{enrolled}/withdraw", json={"reason": "again"}, headers=bearer(coordinator)
     )
     assert twice.status_code == 409
-    no_reason = api.client.post(f"{PARTICIPANTS}/{enrolled}/withdraw", json={}, headers=bearer(coordinator))
+    no_reason = api.client.post(
+        f"{PARTICIPANTS}/{enrolled}/withdraw", json={}, headers=bearer(coordinator)
+    )
     assert no_reason.status_code == 422
 
 
 def test_arms_are_shown_only_to_roles_the_study_allows(api):
     statistician = api.user("statistician")
     coordinator = api.user("coordinator", "PHL")
-    assert api.client.get(f"/api/v1/studies/{STUDY}", headers=bearer(statistician)).json()[
-        "arms"
-    ] is None
+    assert (
+        api.client.get(f"/api/v1/studies/{STUDY}", headers=bearer(statistician)).json()["arms"]
+        is None
+    )
     seen = api.client.get(f"/api/v1/studies/{STUDY}", headers=bearer(coordinator)).json()
     assert [a["code"] for a in seen["arms"]] == ["listserv", "bulletin_board", "control"]
     assert "block_sizes" not in seen["randomization"]  # site staff could predict block ends
@@ -222,7 +228,9 @@ def test_a_blinded_study_hides_the_arm_from_its_coordinators(api):
     }
     admin = bearer(api.admin_token)
     assert api.client.post("/api/v1/studies", json=definition, headers=admin).status_code == 201
-    api.client.post("/api/v1/studies/blinded/sites", json={"code": "PHL", "name": "P"}, headers=admin)
+    api.client.post(
+        "/api/v1/studies/blinded/sites", json={"code": "PHL", "name": "P"}, headers=admin
+    )
     assert api.client.post("/api/v1/studies/blinded/activate", headers=admin).status_code == 200
     coordinator = api.user("coordinator", "PHL", study="blinded")
     code = api.enroll(coordinator, study="blinded")
@@ -233,9 +241,10 @@ def test_a_blinded_study_hides_the_arm_from_its_coordinators(api):
         f"/api/v1/studies/blinded/participants/{code}", headers=bearer(coordinator)
     ).json()
     assert shown.get("arm") is None
-    assert api.client.get(
-        f"/api/v1/studies/blinded/participants/{code}", headers=admin
-    ).json()["arm"] is not None
+    assert (
+        api.client.get(f"/api/v1/studies/blinded/participants/{code}", headers=admin).json()["arm"]
+        is not None
+    )
 
 
 def test_idempotency_key_replays_the_first_response_and_creates_nothing_new(api, db):
@@ -285,7 +294,11 @@ def test_a_request_whose_key_is_still_running_gets_409(api, db):
     response = api.client.post(
         PARTICIPANTS,
         content=_json.dumps(body),
-        headers={**bearer(coordinator), "Idempotency-Key": "in-flight", "content-type": "application/json"},
+        headers={
+            **bearer(coordinator),
+            "Idempotency-Key": "in-flight",
+            "content-type": "application/json",
+        },
     )
     assert response.status_code == 409
     assert response.json()["type"].endswith("idempotency-key-in-progress")
@@ -304,8 +317,13 @@ def test_lists_page_with_a_next_link_that_keeps_the_filters(api):
         if url:
             assert "status=enrolled" in url and "limit=2" in url
     assert seen == codes
-    assert api.client.get(f"{PARTICIPANTS}?limit=1001", headers=bearer(coordinator)).status_code == 422
-    assert api.client.get(f"{PARTICIPANTS}?cursor=garbage", headers=bearer(coordinator)).status_code == 422
+    assert (
+        api.client.get(f"{PARTICIPANTS}?limit=1001", headers=bearer(coordinator)).status_code == 422
+    )
+    assert (
+        api.client.get(f"{PARTICIPANTS}?cursor=garbage", headers=bearer(coordinator)).status_code
+        == 422
+    )
 
 
 def test_missing_or_unknown_token_is_401(api):
@@ -321,7 +339,9 @@ def test_healthz_answers_when_the_database_does(client):
 
 def test_duplicate_site_code_and_study_slug_are_409(api):
     admin = bearer(api.admin_token)
-    site = api.client.post(f"/api/v1/studies/{STUDY}/sites", json={"code": "phl", "name": "x"}, headers=admin)
+    site = api.client.post(
+        f"/api/v1/studies/{STUDY}/sites", json={"code": "phl", "name": "x"}, headers=admin
+    )
     assert site.status_code == 409
     study = api.client.post("/api/v1/studies", json=demo_definition(), headers=admin)
     assert study.status_code == 409
@@ -332,4 +352,11 @@ def test_a_study_record_never_shows_its_secret(api, db):
         secret = connection.execute(sa.text("SELECT secret FROM studies")).scalar_one()
     shown = api.client.get(f"/api/v1/studies/{STUDY}", headers=bearer(api.admin_token)).text
     assert secret.hex() not in shown
-    assert len(api.client.get(f"/api/v1/studies/{STUDY}", headers=bearer(api.admin_token)).json()["commitment"]) == 64
+    assert (
+        len(
+            api.client.get(f"/api/v1/studies/{STUDY}", headers=bearer(api.admin_token)).json()[
+                "commitment"
+            ]
+        )
+        == 64
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import secrets
 from collections import Counter
 
@@ -28,7 +29,9 @@ strata_st = st.sampled_from(["site=PHL|diagnosis=bipolar", "site=PIT|diagnosis=d
 
 @settings(max_examples=200, deadline=None)
 @given(secret=secrets_st, stratum=strata_st, block=st.integers(1, 10_000))
-def test_every_block_holds_each_arm_ratio_times_size_over_ratio_sum_for_1_1_1(secret, stratum, block):
+def test_every_block_holds_each_arm_ratio_times_size_over_ratio_sum_for_1_1_1(
+    secret, stratum, block
+):
     content = generate_block(secret=secret, stratum=stratum, block=block, sizes=[3, 6], arms=EQUAL)
     counts = Counter(content)
     assert set(counts) == {"listserv", "bulletin_board", "control"}
@@ -37,7 +40,9 @@ def test_every_block_holds_each_arm_ratio_times_size_over_ratio_sum_for_1_1_1(se
 
 @settings(max_examples=200, deadline=None)
 @given(secret=secrets_st, stratum=strata_st, block=st.integers(1, 10_000))
-def test_every_block_holds_each_arm_ratio_times_size_over_ratio_sum_for_2_1_1(secret, stratum, block):
+def test_every_block_holds_each_arm_ratio_times_size_over_ratio_sum_for_2_1_1(
+    secret, stratum, block
+):
     content = generate_block(
         secret=secret, stratum=stratum, block=block, sizes=[4, 8, 12], arms=TWO_ONE_ONE
     )
@@ -76,8 +81,12 @@ def test_block_sizes_come_only_from_the_configured_set_and_all_occur():
 
 def test_same_secret_gives_same_sequence_and_another_secret_another():
     secret = secrets.token_bytes(32)
-    first = sequence(secret=secret, stratum="site=PHL|diagnosis=bipolar", count=300, sizes=[3, 6], arms=EQUAL)
-    again = sequence(secret=secret, stratum="site=PHL|diagnosis=bipolar", count=300, sizes=[3, 6], arms=EQUAL)
+    first = sequence(
+        secret=secret, stratum="site=PHL|diagnosis=bipolar", count=300, sizes=[3, 6], arms=EQUAL
+    )
+    again = sequence(
+        secret=secret, stratum="site=PHL|diagnosis=bipolar", count=300, sizes=[3, 6], arms=EQUAL
+    )
     other = sequence(
         secret=secrets.token_bytes(32),
         stratum="site=PHL|diagnosis=bipolar",
@@ -91,8 +100,12 @@ def test_same_secret_gives_same_sequence_and_another_secret_another():
 
 def test_strata_have_independent_sequences():
     secret = secrets.token_bytes(32)
-    a = sequence(secret=secret, stratum="site=PHL|diagnosis=bipolar", count=120, sizes=[3, 6], arms=EQUAL)
-    b = sequence(secret=secret, stratum="site=PIT|diagnosis=bipolar", count=120, sizes=[3, 6], arms=EQUAL)
+    a = sequence(
+        secret=secret, stratum="site=PHL|diagnosis=bipolar", count=120, sizes=[3, 6], arms=EQUAL
+    )
+    b = sequence(
+        secret=secret, stratum="site=PIT|diagnosis=bipolar", count=120, sizes=[3, 6], arms=EQUAL
+    )
     assert [s.arm for s in a] != [s.arm for s in b]
 
 
@@ -100,7 +113,9 @@ def test_arm_at_each_position_is_uniform_over_2000_blocks():
     secret = secrets.token_bytes(32)
     by_position: dict[int, Counter[str]] = {}
     for k in range(1, 2001):
-        content = block_arms(secret=secret, stratum="site=PHL|diagnosis=bipolar", block=k, size=6, arms=EQUAL)
+        content = block_arms(
+            secret=secret, stratum="site=PHL|diagnosis=bipolar", block=k, size=6, arms=EQUAL
+        )
         for position, arm in enumerate(content):
             by_position.setdefault(position, Counter())[arm] += 1
     for counts in by_position.values():
@@ -111,7 +126,9 @@ def test_arm_at_each_position_is_uniform_for_mixed_block_sizes_and_2_1_1():
     secret = secrets.token_bytes(32)
     by_position: dict[tuple[int, int], Counter[str]] = {}
     for k in range(1, 2001):
-        content = generate_block(secret=secret, stratum="all", block=k, sizes=[4, 8], arms=TWO_ONE_ONE)
+        content = generate_block(
+            secret=secret, stratum="all", block=k, sizes=[4, 8], arms=TWO_ONE_ONE
+        )
         for position, arm in enumerate(content):
             by_position.setdefault((len(content), position), Counter())[arm] += 1
     for counts in by_position.values():
@@ -124,7 +141,7 @@ def test_next_slot_walks_blocks_in_order_without_gaps():
     secret = secrets.token_bytes(32)
     slots = sequence(secret=secret, stratum="all", count=500, sizes=[3, 6], arms=EQUAL)
     assert (slots[0].block, slots[0].position) == (1, 1)
-    for before, after in zip(slots, slots[1:], strict=False):
+    for before, after in itertools.pairwise(slots):
         if before.position == before.block_size:
             assert (after.block, after.position) == (before.block + 1, 1)
         else:
@@ -141,8 +158,13 @@ def test_next_slot_walks_blocks_in_order_without_gaps():
 
 def test_first_slot_starts_block_one_at_position_one():
     slot = next_slot(
-        secret=b"\x01" * 32, stratum="all", last_block=0, last_block_size=0, last_position=0,
-        sizes=[3, 6], arms=EQUAL,
+        secret=b"\x01" * 32,
+        stratum="all",
+        last_block=0,
+        last_block_size=0,
+        last_position=0,
+        sizes=[3, 6],
+        arms=EQUAL,
     )
     assert (slot.block, slot.position) == (1, 1)
     assert slot.block_size in (3, 6)
@@ -152,7 +174,8 @@ def test_commitment_is_sha256_of_secret_then_slug():
     import hashlib
 
     secret = bytes(range(32))
-    assert commitment(secret=secret, slug="peer-support") == hashlib.sha256(
-        secret + b"peer-support"
-    ).hexdigest()
+    assert (
+        commitment(secret=secret, slug="peer-support")
+        == hashlib.sha256(secret + b"peer-support").hexdigest()
+    )
     assert commitment(secret=secret, slug="other") != commitment(secret=secret, slug="peer-support")

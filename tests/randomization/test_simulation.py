@@ -11,7 +11,9 @@ EQUAL = [ArmRatio("a", 1), ArmRatio("b", 1), ArmRatio("c", 1)]
 
 def test_fixed_blocks_of_three_are_guessed_at_the_textbook_rate():
     # Blocks of 3 with 3 arms: guesses are right 1/3, 1/2 and 1 of the time by position.
-    result = simulate(arms=EQUAL, block_sizes=[3], strata={"all": 1}, participants=3000, runs=5, seed=7)
+    result = simulate(
+        arms=EQUAL, block_sizes=[3], strata={"all": 1}, participants=3000, runs=5, seed=7
+    )
     assert abs(result.correct_guess_rate - (1 / 3 + 1 / 2 + 1) / 3) < 0.02
     assert result.chance_guess_rate == 1 / 3
     # a single stratum is never more than 2/3 off its share with blocks of 3
@@ -21,7 +23,9 @@ def test_fixed_blocks_of_three_are_guessed_at_the_textbook_rate():
 def test_larger_random_blocks_are_harder_to_guess_but_less_balanced():
     strata = {f"site={s}|d={d}": 1.0 for s in ("A", "B") for d in ("x", "y", "z")}
     small = simulate(arms=EQUAL, block_sizes=[3], strata=strata, participants=300, runs=100, seed=1)
-    large = simulate(arms=EQUAL, block_sizes=[6, 9, 12], strata=strata, participants=300, runs=100, seed=1)
+    large = simulate(
+        arms=EQUAL, block_sizes=[6, 9, 12], strata=strata, participants=300, runs=100, seed=1
+    )
     assert large.correct_guess_rate < small.correct_guess_rate
     assert large.mean_max_imbalance > small.mean_max_imbalance
     assert len(large.strata) == 6
@@ -29,7 +33,13 @@ def test_larger_random_blocks_are_harder_to_guess_but_less_balanced():
 
 
 def test_same_seed_same_report():
-    args = {"arms": EQUAL, "block_sizes": [3, 6], "strata": {"all": 1}, "participants": 90, "runs": 20}
+    args = {
+        "arms": EQUAL,
+        "block_sizes": [3, 6],
+        "strata": {"all": 1},
+        "participants": 90,
+        "runs": 20,
+    }
     assert simulate(**args, seed=3) == simulate(**args, seed=3)
 
 
@@ -40,7 +50,9 @@ def test_simulate_endpoint_reports_per_arm_and_per_stratum(api):
             "participants": 300,
             "runs": 50,
             "site_proportions": {"PHL": 3, "PIT": 1},
-            "strata_proportions": {"diagnosis": {"schizophrenia_spectrum": 2, "bipolar": 1, "depressive": 1}},
+            "strata_proportions": {
+                "diagnosis": {"schizophrenia_spectrum": 2, "bipolar": 1, "depressive": 1}
+            },
             "seed": 11,
         },
         headers=bearer(api.admin_token),
@@ -57,7 +69,11 @@ def test_simulate_endpoint_reports_per_arm_and_per_stratum(api):
 def test_simulate_names_bad_input(api):
     response = api.client.post(
         f"/api/v1/studies/{STUDY}/simulate",
-        json={"block_sizes": [4], "site_proportions": {"NYC": 1}, "strata_proportions": {"age": {}}},
+        json={
+            "block_sizes": [4],
+            "site_proportions": {"NYC": 1},
+            "strata_proportions": {"age": {}},
+        },
         headers=bearer(api.admin_token),
     )
     assert response.status_code == 422

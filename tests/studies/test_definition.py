@@ -94,7 +94,9 @@ def test_an_invalid_definition_posted_to_the_api_is_422_and_stores_nothing(api):
     response = api.client.post("/api/v1/studies", json=document, headers=bearer(api.admin_token))
     assert response.status_code == 422
     assert response.json()["errors"][0]["loc"] == ["body", "randomization", "block_sizes", 0]
-    assert api.client.get("/api/v1/studies/broken", headers=bearer(api.admin_token)).status_code == 404
+    assert (
+        api.client.get("/api/v1/studies/broken", headers=bearer(api.admin_token)).status_code == 404
+    )
 
 
 def test_activation_publishes_the_commitment_in_the_record_and_the_trail(api):
@@ -105,7 +107,10 @@ def test_activation_publishes_the_commitment_in_the_record_and_the_trail(api):
     assert activated.status_code == 200
     commitment = activated.json()["commitment"]
     assert activated.json()["status"] == "enrolling" and len(commitment) == 64
-    assert api.client.get("/api/v1/studies/second-trial", headers=admin).json()["commitment"] == commitment
+    assert (
+        api.client.get("/api/v1/studies/second-trial", headers=admin).json()["commitment"]
+        == commitment
+    )
     trail = api.client.get("/api/v1/studies/second-trial/audit", headers=admin).json()["items"]
     assert [r["action"] for r in trail] == ["study.created", "study.activated"]
     assert trail[1]["changes"]["commitment"]["new"] == commitment
