@@ -56,10 +56,11 @@ def load_demo(session: Session, *, now: datetime) -> DemoLoaded:
         )
     else:
         token = auth_service.issue_token(session, user=admin, now=now)
+    actor = auth_service.principal_of(admin)
     if study is None:
-        study = study_service.create_study(session, definition=definition, actor=admin, now=now)
+        study = study_service.create_study(session, definition=definition, actor=actor, now=now)
         for code, name in DEMO_SITES:
-            study_service.add_site(session, study=study, code=code, name=name, actor=admin, now=now)
+            study_service.add_site(session, study=study, code=code, name=name, actor=actor, now=now)
     if study.status == StudyStatus.draft:
-        study_service.activate_study(session, study=study, actor=admin, now=now)
+        study_service.activate_study(session, study=study, actor=actor, now=now)
     return DemoLoaded(study.slug, created, admin.email, token)

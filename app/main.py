@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import logging
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Request
 from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 
@@ -20,8 +18,6 @@ from app.db.engine import Database
 from app.participants.router import router as participants_router
 from app.randomization.router import router as randomization_router
 from app.studies.router import router as studies_router
-
-log = logging.getLogger("trialdesk.http")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -65,21 +61,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await run_in_threadpool(ping)
         return {"status": "ok"}
 
-    @app.middleware("http")
-    async def access_log(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        started = time.perf_counter()
-        response = await call_next(request)
-        log.info(
-            "request",
-            extra={
-                "method": request.method,
-                "path": request.url.path,
-                "status": response.status_code,
-                "ms": round((time.perf_counter() - started) * 1000, 2),
-            },
-        )
-        return response
+    app.add_middleware(app_logging.AccessLog)
 
     return app

@@ -12,23 +12,27 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from app.auth import service as auth_service
-from app.auth.models import User
 from app.auth.permissions import Permission, has_permission
+from app.auth.principal import Principal
 from app.config import Settings
 from app.db.base import utcnow
+from app.db.engine import Database
 from app.errors import FieldProblem, Forbidden, InvalidInput, NotAuthenticated
 
+# Dependencies that do no I/O are `async def`: FastAPI runs a plain `def` dependency in a
+# worker thread, and every hop there costs time while the request holds its locks.
 
-def get_session(request: Request) -> Session:
+
+async def get_session(request: Request) -> Session:
     """The request's session; its transaction is owned by `TransactionalRoute`."""
     return request.state.session
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_now() -> datetime:
+async def get_now() -> datetime:
     """The server clock, read once per request and passed to the services."""
     return utcnow()
 
@@ -41,22 +45,28 @@ _bearer = HTTPBearer(auto_error=False, description="API token")
 
 
 def get_current_user(
-    session: SessionDep,
+    request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> User:
-    """The caller, from `Authorization: Bearer <token>`; 401 when missing or unknown."""
+) -> Principal:
+    """The caller, from `Authorization: Bearer <token>`; 401 when missing or unknown.
+
+    Read in a short transaction of its own, so the request's transaction (and its
+    locks) begins only in the endpoint.
+    """
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise NotAuthenticated("send Authorization: Bearer <token>")
-    return auth_service.authenticate(session, token=credentials.credentials)
+    db: Database = request.app.state.db
+    with db.session(write=False) as session:
+        return auth_service.authenticate(session, token=credentials.credentials)
 
 
-CurrentUser = Annotated[User, Depends(get_current_user)]
+CurrentUser = Annotated[Principal, Depends(get_current_user)]
 
 
-def require(permission: Permission) -> Callable[[User], User]:
+def require(permission: Permission) -> Callable[[Principal], Principal]:
     """A dependency that lets the caller through only if their role has the permission."""
 
-    def check(user: CurrentUser) -> User:
+    async def check(user: CurrentUser) -> Principal:
         if not has_permission(user.role, permission):
             raise Forbidden(f"the {user.role} role may not {permission.replace('_', ' ')}")
         return user
@@ -87,15 +97,10 @@ def decode_cursor(cursor: str | None) -> int:
 class Page:
     """`?limit=&cursor=` of a list, and the `next` link that keeps the other filters."""
 
-    def __init__(
-        self,
-        request: Request,
-        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-        cursor: Annotated[str | None, Query(description="opaque; from `next`")] = None,
-    ) -> None:
+    def __init__(self, request: Request, limit: int, after: int) -> None:
         self.request = request
         self.limit = limit
-        self.after = decode_cursor(cursor)
+        self.after = after
 
     def next_url(self, *, count: int, last_id: int | None) -> str | None:
         """The URL of the next page, or None when this page was the last."""
@@ -104,4 +109,12 @@ class Page:
         return str(self.request.url.include_query_params(cursor=encode_cursor(last_id)))
 
 
-PageDep = Annotated[Page, Depends()]
+async def get_page(
+    request: Request,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Annotated[str | None, Query(description="opaque; from `next`")] = None,
+) -> Page:
+    return Page(request, limit, decode_cursor(cursor))
+
+
+PageDep = Annotated[Page, Depends(get_page)]

@@ -10,8 +10,8 @@ from app.api.deps import PageDep, SessionDep, require
 from app.api.routing import TransactionalRoute
 from app.audit import service
 from app.audit.schemas import AuditList, AuditRead
-from app.auth.models import User
 from app.auth.permissions import Permission
+from app.auth.principal import Principal
 from app.studies.service import get_study
 
 router = APIRouter(prefix="/api/v1/studies/{slug}", tags=["audit"], route_class=TransactionalRoute)
@@ -22,7 +22,7 @@ def list_audit(
     slug: str,
     session: SessionDep,
     page: PageDep,
-    user: Annotated[User, Depends(require(Permission.read_audit))],
+    user: Annotated[Principal, Depends(require(Permission.read_audit))],
 ) -> AuditList:
     """The study's audit records, oldest first (seq is global: gaps are other studies')."""
     study = get_study(session, slug=slug, user=user)

@@ -6,12 +6,12 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from app.audit.chain import HASHED_FIELDS, ChainBreak, check_chain, record_hash
 from app.audit.models import AuditChainHead, AuditRecord
-from app.auth.models import User
+from app.auth.principal import Principal
 
 SYSTEM_ACTOR = "system"
 
@@ -19,7 +19,7 @@ SYSTEM_ACTOR = "system"
 def record(
     session: Session,
     *,
-    actor: User | None,
+    actor: Principal | None,
     action: str,
     entity_type: str,
     entity_id: str | int,
@@ -27,18 +27,24 @@ def record(
     study_id: int | None = None,
     reason: str | None = None,
     changes: dict[str, Any] | None = None,
-) -> AuditRecord:
+) -> str:
     """Append one record, chained to the last; call it last in a unit of work.
 
     The chain head row is locked until the transaction ends, so appends from many
     processes line up one after the other; taking it last keeps lock order the same
-    everywhere (entity rows first, the head last), which rules out deadlocks.
+    everywhere (entity rows first, the head last), which rules out deadlocks. Returns
+    the new record's hash.
     """
-    head = session.scalars(
-        select(AuditChainHead).where(AuditChainHead.id == 1).with_for_update()
-    ).one()
+    # Keyed by the innermost transaction: a savepoint rolled back must not leave a
+    # head that was never stored.
+    transaction = session.get_nested_transaction() or session.get_transaction()
+    cached = session.info.get(_HEAD_KEY)
+    if cached is not None and cached[0] is transaction:
+        _, seq, prev_hash = cached  # this transaction already holds the head's lock
+    else:
+        seq, prev_hash = session.execute(_SELECT_HEAD).one()
     fields: dict[str, Any] = {
-        "seq": head.seq + 1,
+        "seq": seq + 1,
         "at": now,
         "actor_id": actor.id if actor else None,
         "actor": actor.email if actor else SYSTEM_ACTOR,
@@ -49,12 +55,25 @@ def record(
         "reason": reason,
         "changes": changes or {},
     }
-    digest = record_hash(fields, head.hash)
-    entry = AuditRecord(**fields, prev_hash=head.hash, hash=digest)
-    session.add(entry)
-    head.seq, head.hash = entry.seq, digest
-    session.flush()
-    return entry
+    digest = record_hash(fields, prev_hash)
+    session.execute(_INSERT_RECORD, {**fields, "prev_hash": prev_hash, "hash": digest})
+    session.execute(_UPDATE_HEAD, {"new_seq": seq + 1, "new_hash": digest})
+    session.info[_HEAD_KEY] = (transaction, seq + 1, digest)
+    return digest
+
+
+_HEAD_KEY = "trialdesk_audit_head"
+
+# Built once: every change of state appends here, and building SQLAlchemy statements
+# per call was the largest single cost of a write request.
+_head = AuditChainHead.__table__
+_SELECT_HEAD = select(_head.c.seq, _head.c.hash).where(_head.c.id == 1).with_for_update()
+_UPDATE_HEAD = (
+    update(_head)
+    .where(_head.c.id == 1)
+    .values(seq=bindparam("new_seq"), hash=bindparam("new_hash"))
+)
+_INSERT_RECORD = insert(AuditRecord.__table__)
 
 
 def change(old: Any, new: Any) -> dict[str, Any]:

@@ -9,8 +9,8 @@ from fastapi import APIRouter, Depends
 from app.api.deps import CurrentUser, NowDep, SessionDep, require
 from app.api.routing import TransactionalRoute
 from app.auth import service
-from app.auth.models import User
 from app.auth.permissions import Permission
+from app.auth.principal import Principal
 from app.auth.schemas import UserCreate, UserCreated, UserRead
 
 router = APIRouter(prefix="/api/v1/users", tags=["users"], route_class=TransactionalRoute)
@@ -21,7 +21,7 @@ def create_user(
     body: UserCreate,
     session: SessionDep,
     now: NowDep,
-    actor: Annotated[User, Depends(require(Permission.manage_users))],
+    actor: Annotated[Principal, Depends(require(Permission.manage_users))],
 ) -> UserCreated:
     """Create a user; the token is in this answer only."""
     user, token = service.create_user(
@@ -37,6 +37,6 @@ def create_user(
 
 
 @router.get("/me", response_model=UserRead)
-def who_am_i(user: CurrentUser) -> UserRead:
+def who_am_i(user: CurrentUser, session: SessionDep) -> UserRead:
     """The caller's own record: role and sites."""
-    return service.user_read(user)
+    return service.user_read(service.get_user(session, user_id=user.id))

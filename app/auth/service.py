@@ -7,12 +7,13 @@ import secrets
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from app.audit import service as audit
 from app.auth.models import ApiToken, User, UserSite
 from app.auth.permissions import SITE_SCOPED_ROLES, Role
+from app.auth.principal import Principal
 from app.auth.schemas import SiteAccess, UserRead
 from app.errors import EmailTaken, FieldProblem, InvalidInput, NotAuthenticated
 from app.studies.models import Site, Study
@@ -32,7 +33,7 @@ def create_user(
     name: str,
     role: Role,
     sites: Sequence[SiteAccess],
-    actor: User | None,
+    actor: Principal | None,
     now: datetime,
 ) -> tuple[User, str]:
     """Create a user with its site access; return the user and its new token."""
@@ -84,21 +85,57 @@ def issue_token(session: Session, *, user: User, now: datetime) -> str:
     return token
 
 
-def authenticate(session: Session, *, token: str) -> User:
-    """The user a bearer token belongs to, or `NotAuthenticated`."""
-    row = session.scalars(
-        select(ApiToken).where(
-            ApiToken.token_hash == hash_token(token), ApiToken.revoked_at.is_(None)
-        )
-    ).first()
+def authenticate(session: Session, *, token: str) -> Principal:
+    """Who a bearer token belongs to, or `NotAuthenticated` (one or two small queries)."""
+    row = session.execute(_SELECT_TOKEN_USER, {"token_hash": hash_token(token)}).first()
     if row is None:
         raise NotAuthenticated("missing or unknown token")
-    return row.user
+    sites: list[tuple[int, int]] = []
+    if row.role in SITE_SCOPED_ROLES:
+        sites = [
+            (site, study) for site, study in session.execute(_SELECT_SITES, {"user_id": row.id})
+        ]
+    return Principal(
+        id=row.id,
+        email=row.email,
+        role=Role(row.role),
+        site_ids=frozenset(site for site, _ in sites),
+        study_ids=frozenset(study for _, study in sites),
+    )
+
+
+# Built once: every request authenticates.
+_SELECT_TOKEN_USER = (
+    select(User.id, User.email, User.role)
+    .join(ApiToken, ApiToken.user_id == User.id)
+    .where(ApiToken.token_hash == bindparam("token_hash"), ApiToken.revoked_at.is_(None))
+)
+_SELECT_SITES = (
+    select(Site.id, Site.study_id)
+    .join(UserSite, UserSite.site_id == Site.id)
+    .where(UserSite.user_id == bindparam("user_id"))
+)
+
+
+def principal_of(user: User) -> Principal:
+    """The principal of a user row (for set-up code that acts as a user it just made)."""
+    return Principal(
+        id=user.id,
+        email=user.email,
+        role=Role(user.role),
+        site_ids=frozenset(link.site_id for link in user.site_links),
+        study_ids=frozenset(link.site.study_id for link in user.site_links),
+    )
 
 
 def find_user(session: Session, *, email: str) -> User | None:
     """The user with this email, if any."""
     return session.scalars(select(User).where(User.email == email.strip().lower())).first()
+
+
+def get_user(session: Session, *, user_id: int) -> User:
+    """A user by id (the caller's own record, say)."""
+    return session.get_one(User, user_id)
 
 
 def user_read(user: User) -> UserRead:

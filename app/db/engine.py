@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -28,18 +29,30 @@ class Database:
         self._write = sessionmaker(
             self.engine.execution_options(**{WRITE_OPTION: True}), expire_on_commit=False
         )
-        # SQLite has one writer at a time. Writers of this process queue here, in the
-        # event loop, rather than in SQLite's busy handler, which polls with sleeps and
-        # would hold a worker thread each; other processes still wait on SQLite's lock.
-        self.write_gate: asyncio.Lock | None = asyncio.Lock() if self.is_sqlite else None
-        # Requests holding a session at once. A request's steps (dependencies, endpoint,
-        # commit) each need a worker thread; if every thread were taken by requests
-        # waiting on a row lock, the lock holder could never get one to commit. Keeping
-        # sessions below the thread pool's size (40) and the connection pool's rules
-        # that out, and spares the pool's checkout timeout under load.
+        # SQLite has one writer at a time. Writers of this process queue on this lock,
+        # which wakes them in turn, rather than in SQLite's busy handler, which polls
+        # with sleeps; other processes still wait on SQLite's own lock.
+        self._write_lock = threading.Lock() if self.is_sqlite else None
+        # Requests in progress at once. Requests waiting for a lock each block a worker
+        # thread; keeping them fewer than the thread pool (40) leaves threads for the
+        # other steps of every request, and keeps within the connection pool.
         self.request_slots = asyncio.Semaphore(
             min(settings.db_pool_size + settings.db_max_overflow, MAX_CONCURRENT_SESSIONS)
         )
+
+    @contextmanager
+    def write_gate(self) -> Iterator[None]:
+        """Hold this process's SQLite write lock (nothing with PostgreSQL): wrap a whole
+        write transaction in it, from BEGIN to COMMIT, within one thread."""
+        if self._write_lock is None:
+            yield
+            return
+        if not self._write_lock.acquire(timeout=self.settings.sqlite_busy_timeout_ms / 1000):
+            raise TimeoutError("timed out waiting for the database write lock")
+        try:
+            yield
+        finally:
+            self._write_lock.release()
 
     def session(self, *, write: bool) -> Session:
         """A new session; `write` sessions take the database write lock when they begin."""

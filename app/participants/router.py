@@ -8,8 +8,8 @@ from fastapi import APIRouter, Depends, Query
 
 from app.api.deps import NowDep, PageDep, SessionDep, require
 from app.api.routing import TransactionalRoute
-from app.auth.models import User
 from app.auth.permissions import Permission
+from app.auth.principal import Principal
 from app.participants import service
 from app.participants.models import ParticipantStatus
 from app.participants.schemas import (
@@ -35,7 +35,7 @@ def enroll(
     body: ParticipantCreate,
     session: SessionDep,
     now: NowDep,
-    actor: Annotated[User, Depends(require(Permission.enroll))],
+    actor: Annotated[Principal, Depends(require(Permission.enroll))],
 ) -> ParticipantCreated:
     """Screen a person; enroll them when eligible (ineligible screenings are kept)."""
     study = get_study(session, slug=slug, user=actor)
@@ -52,7 +52,7 @@ def enroll(
 def list_participants(
     slug: str,
     session: SessionDep,
-    user: Annotated[User, Depends(require(Permission.read_participants))],
+    user: Annotated[Principal, Depends(require(Permission.read_participants))],
     page: PageDep,
     site: Annotated[str | None, Query(description="site code")] = None,
     status: ParticipantStatus | None = None,
@@ -79,7 +79,7 @@ def get_participant(
     slug: str,
     code: str,
     session: SessionDep,
-    user: Annotated[User, Depends(require(Permission.read_participants))],
+    user: Annotated[Principal, Depends(require(Permission.read_participants))],
 ) -> ParticipantRead:
     """One participant with contact details; the arm only for roles that may see it."""
     study = get_study(session, slug=slug, user=user)
@@ -94,7 +94,7 @@ def withdraw(
     body: Withdrawal,
     session: SessionDep,
     now: NowDep,
-    actor: Annotated[User, Depends(require(Permission.withdraw))],
+    actor: Annotated[Principal, Depends(require(Permission.withdraw))],
 ) -> ParticipantRead:
     """Record a withdrawal; a randomized participant keeps the allocation (ITT)."""
     study = get_study(session, slug=slug, user=actor)

@@ -9,8 +9,8 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from app.audit import service as audit
-from app.auth.models import User
 from app.auth.permissions import SITE_SCOPED_ROLES
+from app.auth.principal import Principal
 from app.errors import (
     CannotWithdraw,
     FieldProblem,
@@ -30,7 +30,7 @@ from app.studies.service import definition_of
 
 
 def enroll(
-    session: Session, *, study: Study, data: ParticipantCreate, actor: User, now: datetime
+    session: Session, *, study: Study, data: ParticipantCreate, actor: Principal, now: datetime
 ) -> Participant:
     """Record a screening; enroll the person when every criterion holds and consent is valid."""
     if study.status != StudyStatus.enrolling:
@@ -185,7 +185,7 @@ def _consent_problems(
 
 
 def get_participant(
-    session: Session, *, study: Study, code: str, user: User, lock: bool = False
+    session: Session, *, study: Study, code: str, user: Principal, lock: bool = False
 ) -> Participant:
     """The participant, if the user may see it (a coordinator: own sites only, else 404)."""
     query = select(Participant).where(Participant.study_id == study.id, Participant.code == code)
@@ -197,7 +197,7 @@ def get_participant(
     return participant
 
 
-def may_access_site(user: User, site_id: int) -> bool:
+def may_access_site(user: Principal, site_id: int) -> bool:
     """Whether the user's role reaches a site's participants."""
     return user.role not in SITE_SCOPED_ROLES or site_id in user.site_ids
 
@@ -206,7 +206,7 @@ def list_participants(
     session: Session,
     *,
     study: Study,
-    user: User,
+    user: Principal,
     site: str | None,
     status: ParticipantStatus | None,
     after_id: int,
@@ -236,7 +236,7 @@ def load_contact(session: Session, *, participant: Participant) -> Contact | Non
 
 
 def withdraw(
-    session: Session, *, study: Study, code: str, reason: str, actor: User, now: datetime
+    session: Session, *, study: Study, code: str, reason: str, actor: Principal, now: datetime
 ) -> Participant:
     """Withdraw an enrolled or randomized participant; an allocation is kept (ITT)."""
     if study.status == StudyStatus.locked:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from app.auth.models import User
 from app.auth.permissions import may_see_arms
+from app.auth.principal import Principal
 from app.participants.models import Participant
 from app.participants.schemas import ContactDetails, ParticipantRead, ParticipantSummary
 from app.participants.service import load_contact
@@ -28,7 +28,7 @@ def participant_summary(p: Participant) -> ParticipantSummary:
 
 
 def participant_read(
-    session: Session, *, study: Study, participant: Participant, user: User
+    session: Session, *, study: Study, participant: Participant, user: Principal
 ) -> ParticipantRead:
     """The full record; the arm only when the study's blinding lets this role see it."""
     definition = definition_of(study)

@@ -8,8 +8,8 @@ from fastapi import APIRouter, Body, Depends
 
 from app.api.deps import NowDep, PageDep, SessionDep, require
 from app.api.routing import TransactionalRoute
-from app.auth.models import User
 from app.auth.permissions import Permission, may_see_arms
+from app.auth.principal import Principal
 from app.randomization import service
 from app.randomization.schemas import (
     AllocationList,
@@ -34,7 +34,7 @@ def randomize(
     code: str,
     session: SessionDep,
     now: NowDep,
-    actor: Annotated[User, Depends(require(Permission.randomize))],
+    actor: Annotated[Principal, Depends(require(Permission.randomize))],
 ) -> RandomizeResult:
     """Allocate the next slot of the participant's stratum; 409 if already randomized."""
     study = get_study(session, slug=slug, user=actor)
@@ -61,7 +61,7 @@ def unblind(
     body: UnblindRequest,
     session: SessionDep,
     now: NowDep,
-    actor: Annotated[User, Depends(require(Permission.unblind))],
+    actor: Annotated[Principal, Depends(require(Permission.unblind))],
 ) -> UnblindResult:
     """Reveal one participant's arm; the reason is written to the audit trail."""
     study = get_study(session, slug=slug, user=actor)
@@ -80,7 +80,7 @@ def list_allocations(
     slug: str,
     session: SessionDep,
     page: PageDep,
-    user: Annotated[User, Depends(require(Permission.read_allocations))],
+    user: Annotated[Principal, Depends(require(Permission.read_allocations))],
 ) -> AllocationList:
     """The allocation ledger, in allocation order."""
     study = get_study(session, slug=slug, user=user)
@@ -111,7 +111,7 @@ def simulate(
     slug: str,
     body: SimulationRequest,
     session: SessionDep,
-    user: Annotated[User, Depends(require(Permission.manage_studies))],
+    user: Annotated[Principal, Depends(require(Permission.manage_studies))],
 ) -> SimulationResult:
     """Simulate enrollment with throw-away secrets: expected and worst imbalance per arm,
     overall and per stratum, and how often the next allocation could be guessed."""
@@ -131,7 +131,7 @@ def load_allocation_table(
     ],
     session: SessionDep,
     now: NowDep,
-    actor: Annotated[User, Depends(require(Permission.manage_studies))],
+    actor: Annotated[Principal, Depends(require(Permission.manage_studies))],
 ) -> AllocationTableLoaded:
     """Load the allocation table of a draft study that uses the `table` method."""
     study = get_study(session, slug=slug, user=actor)

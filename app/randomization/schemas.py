@@ -52,7 +52,7 @@ class AllocationList(BaseModel):
 class SimulationRequest(BaseModel):
     """What to simulate; proportions default to equal shares."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     participants: int = Field(default=300, ge=1, le=10_000)
     runs: int = Field(default=200, ge=1, le=1_000)

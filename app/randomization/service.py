@@ -5,14 +5,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from app.audit import service as audit
 from app.audit.models import AuditRecord
 from app.auth.models import User
+from app.auth.principal import Principal
 from app.errors import (
     AllocationTableNotUsed,
     AlreadyRandomized,
@@ -51,7 +53,7 @@ def arm_label(definition: StudyDefinition, code: str) -> str:
 
 
 def randomize(
-    session: Session, *, study: Study, code: str, actor: User, now: datetime
+    session: Session, *, study: Study, code: str, actor: Principal, now: datetime
 ) -> tuple[Participant, Allocation]:
     """Give the participant the next slot of their stratum and mark them randomized.
 
@@ -117,12 +119,17 @@ def randomize(
 def _lock_stratum(session: Session, *, study_id: int, key: str) -> Stratum:
     """The stratum's row, created on first use, locked until the transaction ends."""
     dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    session.execute(
-        insert(Stratum)
+    params = {"study_id": study_id, "key": key}
+    session.execute(_CREATE_STRATUM[dialect], params)
+    return session.scalars(_SELECT_STRATUM_FOR_UPDATE, params).one()
+
+
+def _create_stratum_statement(insert: Any) -> Any:
+    return (
+        insert(Stratum.__table__)
         .values(
-            study_id=study_id,
-            key=key,
+            study_id=bindparam("study_id"),
+            key=bindparam("key"),
             allocated=0,
             last_block=0,
             last_block_size=0,
@@ -130,12 +137,19 @@ def _lock_stratum(session: Session, *, study_id: int, key: str) -> Stratum:
         )
         .on_conflict_do_nothing(index_elements=["study_id", "key"])
     )
-    return session.scalars(
-        select(Stratum)
-        .where(Stratum.study_id == study_id, Stratum.key == key)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).one()
+
+
+# Built once (randomization is the hot path); ON CONFLICT makes creation race-free.
+_CREATE_STRATUM = {
+    "postgresql": _create_stratum_statement(postgresql.insert),
+    "sqlite": _create_stratum_statement(sqlite.insert),
+}
+_SELECT_STRATUM_FOR_UPDATE = (
+    select(Stratum)
+    .where(Stratum.study_id == bindparam("study_id"), Stratum.key == bindparam("key"))
+    .with_for_update()
+    .execution_options(populate_existing=True)
+)
 
 
 @dataclass(frozen=True)
@@ -252,7 +266,7 @@ def allocation_of(session: Session, *, participant: Participant) -> Allocation |
 
 
 def unblind(
-    session: Session, *, study: Study, code: str, reason: str, actor: User, now: datetime
+    session: Session, *, study: Study, code: str, reason: str, actor: Principal, now: datetime
 ) -> tuple[Participant, Allocation]:
     """Reveal one participant's arm, for a recorded reason."""
     participant = get_participant(session, study=study, code=code, user=actor)
@@ -390,7 +404,7 @@ TABLE_LOADED = "study.allocation_table_loaded"
 
 
 def load_allocation_table(
-    session: Session, *, study: Study, text: str, actor: User, now: datetime
+    session: Session, *, study: Study, text: str, actor: Principal, now: datetime
 ) -> tuple[int, int, str]:
     """Replace a draft study's allocation table; return rows, strata and the digest."""
     definition = definition_of(study)

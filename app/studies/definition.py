@@ -12,6 +12,8 @@ from app.auth.permissions import NEVER_SEES_ARMS
 from app.errors import FieldProblem, InvalidStudyDefinition
 from app.studies.schemas import Anchor, Item, ItemType, StudyDefinition
 
+MAX_SITE_CODE = 12
+MAX_STRATUM_KEY = 500  # the width of the stratum columns
 NUMERIC_TYPES = frozenset({ItemType.choice, ItemType.integer, ItemType.number, ItemType.boolean})
 
 
@@ -58,6 +60,16 @@ def definition_problems(d: StudyDefinition) -> Iterator[FieldProblem]:
         )
     for i, factor in enumerate(r.strata):
         yield from _duplicates(("randomization", "strata", i, "levels"), factor.levels, "level")
+    longest_key = (
+        len("site=")
+        + MAX_SITE_CODE
+        + sum(len(f"|{f.code}=") + max(len(level) for level in f.levels) for f in r.strata)
+    )
+    if longest_key > MAX_STRATUM_KEY:
+        yield FieldProblem(
+            ("randomization", "strata"),
+            f"stratum keys could reach {longest_key} characters; {MAX_STRATUM_KEY} at most",
+        )
 
     yield from _duplicates(("eligibility",), (c.code for c in d.eligibility))
     yield from _duplicates(("consent_versions",), d.consent_versions, what="version")

@@ -34,9 +34,7 @@ class Study(Base):
     activated_at: Mapped[datetime | None]
     locked_at: Mapped[datetime | None]
 
-    sites: Mapped[list[Site]] = relationship(
-        back_populates="study", order_by="Site.id", lazy="selectin"
-    )
+    sites: Mapped[list[Site]] = relationship(back_populates="study", order_by="Site.id")
 
 
 class Site(Base):

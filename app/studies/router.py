@@ -8,8 +8,8 @@ from fastapi import APIRouter, Depends
 
 from app.api.deps import NowDep, PageDep, SessionDep, require
 from app.api.routing import TransactionalRoute
-from app.auth.models import User
 from app.auth.permissions import Permission
+from app.auth.principal import Principal
 from app.studies import service
 from app.studies.schemas import (
     SiteCreate,
@@ -23,8 +23,8 @@ from app.studies.schemas import (
 
 router = APIRouter(prefix="/api/v1/studies", tags=["studies"], route_class=TransactionalRoute)
 
-Admin = Annotated[User, Depends(require(Permission.manage_studies))]
-Reader = Annotated[User, Depends(require(Permission.read_studies))]
+Admin = Annotated[Principal, Depends(require(Permission.manage_studies))]
+Reader = Annotated[Principal, Depends(require(Permission.read_studies))]
 
 
 @router.post("", status_code=201, response_model=StudyRead)

@@ -20,7 +20,7 @@ Text = Annotated[str, Field(min_length=1, max_length=2000)]
 class Document(BaseModel):
     """Parts of the definition document refuse unknown fields, so typos are errors."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class Arm(Document):
@@ -167,7 +167,9 @@ class StudyDefinition(Document):
     arms: Annotated[list[Arm], Field(min_length=2)]
     randomization: Randomization
     eligibility: list[Criterion] = []
-    consent_versions: Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1)]
+    consent_versions: Annotated[
+        list[Annotated[str, Field(min_length=1, max_length=64)]], Field(min_length=1)
+    ]
     blinding: Blinding = Blinding()
     schedule: list[Timepoint] = []
     reminders: Reminders = Reminders()
