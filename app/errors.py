@@ -97,10 +97,6 @@ class InvalidAllocationTable(InvalidInput):
     code, title = "invalid-allocation-table", "Invalid allocation table"
 
 
-class SiteNotFound(NotFound):
-    code, title = "site-not-found", "Site not found"
-
-
 class SiteCodeTaken(Conflict):
     code, title = "site-code-taken", "A site with this code exists in the study"
 
@@ -127,8 +123,8 @@ class AlreadyRandomized(Conflict):
     code, title = "already-randomized", "The participant is already randomized"
 
 
-class RequiredTimepointIncomplete(Conflict):
-    code, title = "required-timepoint-incomplete", "A required timepoint is not complete"
+class AllocationTableExhausted(Conflict):
+    code, title = "allocation-table-exhausted", "The allocation table has no slot left"
 
 
 class CannotWithdraw(Conflict):

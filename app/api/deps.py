@@ -11,6 +11,7 @@ from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
+from app.api.routing import UNIT
 from app.auth import service as auth_service
 from app.auth.permissions import Permission, has_permission
 from app.auth.principal import Principal
@@ -23,9 +24,24 @@ from app.errors import FieldProblem, Forbidden, InvalidInput, NotAuthenticated
 # worker thread, and every hop there costs time while the request holds its locks.
 
 
+def _open_session(request: Request, *, write: bool) -> Session:
+    unit = request.state.unit
+    unit.write = write
+    session = unit.db.session(write=write)
+    session.info[UNIT] = unit
+    request.state.session = session
+    return session
+
+
 async def get_session(request: Request) -> Session:
-    """The request's session; its transaction is owned by `TransactionalRoute`."""
-    return request.state.session
+    """The request's session, for endpoints that change something: its transaction takes
+    the write lock at BEGIN, and `TransactionalRoute` commits it after the endpoint."""
+    return _open_session(request, write=True)
+
+
+async def get_read_session(request: Request) -> Session:
+    """The request's session, for endpoints that only read."""
+    return _open_session(request, write=False)
 
 
 async def get_settings(request: Request) -> Settings:
@@ -38,6 +54,7 @@ async def get_now() -> datetime:
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
+ReadSessionDep = Annotated[Session, Depends(get_read_session)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 NowDep = Annotated[datetime, Depends(get_now)]
 
@@ -85,9 +102,10 @@ def decode_cursor(cursor: str | None) -> int:
     try:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         version, value = text.split(":", 1)
-        if version != "v1":
+        number = int(value)
+        if version != "v1" or not 0 <= number < 2**63:
             raise ValueError
-        return int(value)
+        return number
     except ValueError:
         raise InvalidInput(
             [FieldProblem(("cursor",), "not a cursor this API gave")], part="query"

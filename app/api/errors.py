@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app import errors
@@ -66,6 +66,18 @@ def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     return response
 
 
+def _integrity_error(_request: Request, exc: Exception) -> JSONResponse:
+    # A unique or foreign key the checks before the insert could not see (a concurrent
+    # request won the race): the request conflicts with what is now stored.
+    log.info("integrity error mapped to 409: %s", exc.__class__.__name__)
+    return problem(409, "Conflict", "the request conflicts with a concurrent change; retry")
+
+
+def _data_error(_request: Request, exc: Exception) -> JSONResponse:
+    log.warning("data error mapped to 422: %s", str(getattr(exc, "orig", exc))[:200])
+    return problem(422, "Invalid input", "a value cannot be stored (out of range or invalid)")
+
+
 def _database_busy(_request: Request, exc: Exception) -> JSONResponse:
     log.warning("database unavailable: %s", exc.__class__.__name__)
     response = problem(503, "Service Unavailable", "the database is busy; try again")
@@ -92,6 +104,8 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(errors.DomainError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(IntegrityError, _integrity_error)
+    app.add_exception_handler(DataError, _data_error)
     app.add_exception_handler(OperationalError, _database_busy)
     app.add_exception_handler(TimeoutError, _database_busy)
     app.add_exception_handler(Exception, _unexpected)

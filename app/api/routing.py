@@ -5,11 +5,13 @@ runs its endpoint: the endpoint is wrapped so that its session is committed righ
 after it returns, before FastAPI renders and sends the response. So a failed commit is
 an error answer, never a success the database forgot, and row locks (or SQLite's write
 lock) are never held while the request waits for the event loop or another thread.
+Whether a request writes is declared by the session it asks for (`SessionDep` or
+`ReadSessionDep`), not guessed from its method.
 
-A POST with an `Idempotency-Key` first claims the key in a short transaction of its
-own (a concurrent duplicate sees the claim and gets 409); the endpoint's transaction
-then stores the response with the work it describes, so a retry gets exactly what the
-first call got; a request that fails releases its claim.
+A POST with an `Idempotency-Key`, once authenticated and validated, first claims the
+key in a short transaction of its own (a concurrent duplicate sees the claim and gets
+409); the endpoint's transaction then stores the response with the work it describes,
+so a retry gets what the first call got; a request that fails releases its claim.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import functools
 import inspect
 import json
 from collections.abc import Awaitable, Callable
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +28,6 @@ from fastapi import Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.routing import APIRoute
 from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
 
 from app.auth.service import hash_token
 from app.db.base import utcnow
@@ -34,19 +35,20 @@ from app.db.engine import Database
 from app.errors import FieldProblem, InvalidInput
 from app.idempotency import service as idempotency
 
-READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 IDEMPOTENCY_HEADER = "idempotency-key"
 MAX_KEY_LENGTH = 255
-_UNIT = "trialdesk_unit"
+UNIT = "trialdesk_unit"
 
 
 @dataclass
 class Unit:
-    """What the endpoint's thread needs to finish the request's transaction."""
+    """One request's unit of work: its database and its Idempotency-Key, if any."""
 
-    gate: Callable[[], AbstractContextManager[object]]
-    claim_id: int | None = None
-    completed: bool = False
+    db: Database
+    write: bool = False
+    key: str | None = None
+    scope: str = ""
+    fingerprint: str = ""
 
 
 class TransactionalRoute(APIRoute):
@@ -65,8 +67,41 @@ class TransactionalRoute(APIRoute):
         return handler
 
 
+async def _handle(
+    request: Request, handle: Callable[[Request], Awaitable[Response]], db: Database
+) -> Response:
+    body = await request.body()
+    if "\x00" in request.url.path or "\x00" in request.url.query or _has_nul(body):
+        # PostgreSQL cannot store NUL in text; refuse it at the door for both backends.
+        raise InvalidInput([FieldProblem(("request",), "NUL characters are not accepted")])
+    unit = Unit(db)
+    key = request.headers.get(IDEMPOTENCY_HEADER) if request.method == "POST" else None
+    if key:
+        if len(key) > MAX_KEY_LENGTH:
+            raise InvalidInput(
+                [FieldProblem(("Idempotency-Key",), f"at most {MAX_KEY_LENGTH} characters")],
+                part="header",
+            )
+        unit.key = key
+        unit.scope = hash_token(request.headers.get("authorization", ""))
+        unit.fingerprint = idempotency.fingerprint(
+            method=request.method, path=request.url.path, body=body
+        )
+    request.state.unit = unit
+    try:
+        return await handle(request)
+    finally:
+        session: Session | None = getattr(request.state, "session", None)
+        if session is not None:
+            session.close()  # the endpoint already ended its transaction; no I/O here
+
+
+def _has_nul(body: bytes) -> bool:
+    return b"\x00" in body or b"\\u0000" in body
+
+
 def _in_one_transaction(endpoint: Callable[..., Any], status_code: int) -> Callable[..., Any]:
-    """Wrap a (sync) endpoint: run it and commit its session in the same thread."""
+    """Wrap a (sync) endpoint: claim its key, run it, commit, all in its one thread."""
     if inspect.iscoroutinefunction(endpoint):
         raise TypeError(f"{endpoint.__name__}: Trialdesk endpoints are plain `def` functions")
 
@@ -75,85 +110,55 @@ def _in_one_transaction(endpoint: Callable[..., Any], status_code: int) -> Calla
         session = next((v for v in kwargs.values() if isinstance(v, Session)), None)
         if session is None:
             return endpoint(*args, **kwargs)
-        unit: Unit = session.info[_UNIT]
-        with unit.gate():
-            try:
-                result = endpoint(*args, **kwargs)
-                if unit.claim_id is not None:
-                    body = json.dumps(
-                        jsonable_encoder(result), ensure_ascii=False, separators=(",", ":")
-                    )
-                    stored = idempotency.StoredResponse(status_code, body, "application/json")
-                    idempotency.complete(
-                        session, claim_id=unit.claim_id, response=stored, now=utcnow()
-                    )
-                session.commit()
-                unit.completed = True
-                return result
-            except BaseException:
-                session.rollback()
-                raise
-            finally:
-                session.close()
+        unit: Unit = session.info[UNIT]
+        claim_id: int | None = None
+        if unit.key is not None and unit.write:
+            outcome = _claim(unit)
+            if isinstance(outcome, idempotency.StoredResponse):
+                return Response(
+                    outcome.body,
+                    status_code=outcome.status,
+                    media_type=outcome.media_type or None,
+                    headers={"Idempotent-Replayed": "true"},
+                )
+            claim_id = outcome
+        try:
+            with unit.db.write_gate() if unit.write else nullcontext():
+                try:
+                    result = endpoint(*args, **kwargs)
+                    if claim_id is not None:
+                        _store(session, claim_id, status_code, result)
+                    session.commit()
+                except BaseException:
+                    session.rollback()
+                    raise
+                finally:
+                    session.close()
+        except BaseException:
+            if claim_id is not None:
+                _release(unit.db, claim_id)
+            raise
+        return result
 
     return run
 
 
-async def _handle(
-    request: Request, handle: Callable[[Request], Awaitable[Response]], db: Database
-) -> Response:
-    write = request.method not in READ_METHODS
-    unit = Unit(gate=db.write_gate if write else nullcontext)
-    key = request.headers.get(IDEMPOTENCY_HEADER) if request.method == "POST" else None
-    if key:
-        outcome = await _claim(request, db, key)
-        if isinstance(outcome, Response):
-            return outcome
-        unit.claim_id = outcome
-    session = db.session(write=write)
-    session.info[_UNIT] = unit
-    request.state.session = session
-    try:
-        response = await handle(request)
-    finally:
-        if session.in_transaction():  # something used the session outside the endpoint
-            await run_in_threadpool(_rollback_and_close, session)
-        else:
-            session.close()
-        if unit.claim_id is not None and not unit.completed:
-            await run_in_threadpool(_release, db, unit.claim_id)
-    return response
-
-
-async def _claim(request: Request, db: Database, key: str) -> int | Response:
-    if len(key) > MAX_KEY_LENGTH:
-        raise InvalidInput(
-            [FieldProblem(("Idempotency-Key",), "at most 255 characters")], part="header"
+def _claim(unit: Unit) -> int | idempotency.StoredResponse:
+    assert unit.key is not None
+    with unit.db.write_gate(), unit.db.begin() as session:
+        return idempotency.claim(
+            session, scope=unit.scope, key=unit.key, fingerprint=unit.fingerprint, now=utcnow()
         )
-    body = await request.body()
-    scope = hash_token(request.headers.get("authorization", ""))
-    fp = idempotency.fingerprint(method=request.method, path=request.url.path, body=body)
-
-    def claim() -> int | idempotency.StoredResponse:
-        with db.write_gate(), db.begin() as session:
-            return idempotency.claim(session, scope=scope, key=key, fingerprint=fp, now=utcnow())
-
-    outcome = await run_in_threadpool(claim)
-    if isinstance(outcome, idempotency.StoredResponse):
-        return Response(
-            outcome.body,
-            status_code=outcome.status,
-            media_type=outcome.media_type or None,
-            headers={"Idempotent-Replayed": "true"},
-        )
-    return outcome
 
 
-def _rollback_and_close(session: Session) -> None:
-    try:
-        session.rollback()
-    finally:
-        session.close()
+def _store(session: Session, claim_id: int, status_code: int, result: Any) -> None:
+    """Keep the response for replays, minus what may be shown only once (tokens)."""
+    content = jsonable_encoder(result)
+    for name in getattr(type(result), "shown_once", ()):
+        content[name] = None
+    body = json.dumps(content, ensure_ascii=False, separators=(",", ":"))
+    stored = idempotency.StoredResponse(status_code, body, "application/json")
+    idempotency.complete(session, claim_id=claim_id, response=stored, now=utcnow())
 
 
 def _release(db: Database, claim_id: int) -> None:

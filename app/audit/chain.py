@@ -16,6 +16,20 @@ def canonical_time(at: datetime) -> str:
     return at.astimezone(UTC).isoformat(timespec="microseconds")
 
 
+def canonical(value: Any) -> Any:
+    """JSON values as every backend stores them: PostgreSQL's JSONB keeps numbers as
+    exact decimals, so 1e16 comes back as the integer 10000000000000000; whole floats
+    are therefore stored (and hashed) as integers, or a trail would fail verification
+    on PostgreSQL alone."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {key: canonical(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [canonical(item) for item in value]
+    return value
+
+
 def record_hash(fields: Mapping[str, Any], prev_hash: str) -> str:
     """SHA-256 over the canonical JSON of the record's fields and the previous hash."""
     payload = dict(fields)

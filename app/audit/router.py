@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends
 
-from app.api.deps import PageDep, SessionDep, require
+from app.api.deps import PageDep, ReadSessionDep, require
 from app.api.routing import TransactionalRoute
 from app.audit import service
 from app.audit.schemas import AuditList, AuditRead
@@ -20,7 +20,7 @@ router = APIRouter(prefix="/api/v1/studies/{slug}", tags=["audit"], route_class=
 @router.get("/audit", response_model=AuditList)
 def list_audit(
     slug: str,
-    session: SessionDep,
+    session: ReadSessionDep,
     page: PageDep,
     user: Annotated[Principal, Depends(require(Permission.read_audit))],
 ) -> AuditList:

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
-from app.audit.chain import HASHED_FIELDS, ChainBreak, check_chain, record_hash
+from app.audit.chain import HASHED_FIELDS, ChainBreak, canonical, check_chain, record_hash
 from app.audit.models import AuditChainHead, AuditRecord
 from app.auth.principal import Principal
 
@@ -53,7 +53,7 @@ def record(
         "entity_type": entity_type,
         "entity_id": str(entity_id),
         "reason": reason,
-        "changes": changes or {},
+        "changes": canonical(changes or {}),
     }
     digest = record_hash(fields, prev_hash)
     session.execute(_INSERT_RECORD, {**fields, "prev_hash": prev_hash, "hash": digest})

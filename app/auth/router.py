@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends
 
-from app.api.deps import CurrentUser, NowDep, SessionDep, require
+from app.api.deps import CurrentUser, NowDep, ReadSessionDep, SessionDep, require
 from app.api.routing import TransactionalRoute
 from app.auth import service
 from app.auth.permissions import Permission
@@ -37,6 +37,6 @@ def create_user(
 
 
 @router.get("/me", response_model=UserRead)
-def who_am_i(user: CurrentUser, session: SessionDep) -> UserRead:
+def who_am_i(user: CurrentUser, session: ReadSessionDep) -> UserRead:
     """The caller's own record: role and sites."""
     return service.user_read(service.get_user(session, user_id=user.id))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, ClassVar
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
@@ -34,4 +34,7 @@ class UserRead(BaseModel):
 
 
 class UserCreated(UserRead):
-    token: str = Field(description="the API token; shown once, only its hash is kept")
+    # Not kept for Idempotency-Key replays either: a replay answers with `token: null`.
+    shown_once: ClassVar[tuple[str, ...]] = ("token",)
+
+    token: str | None = Field(description="the API token; shown once, only its hash is kept")

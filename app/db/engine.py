@@ -84,6 +84,7 @@ def make_engine(settings: Settings) -> Engine:
             },
             pool_size=settings.db_pool_size,
             max_overflow=settings.db_max_overflow,
+            hide_parameters=True,  # error messages would otherwise carry names and emails
         )
         _configure_sqlite(engine, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
         return engine
@@ -92,6 +93,7 @@ def make_engine(settings: Settings) -> Engine:
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_pre_ping=True,
+        hide_parameters=True,
     )
 
 

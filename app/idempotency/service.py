@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -26,7 +28,10 @@ class StoredResponse:
 
 
 def fingerprint(*, method: str, path: str, body: bytes) -> str:
-    """What makes two requests 'the same' for a key: method, path and exact body."""
+    """What makes two requests 'the same' for a key: method, path and body (as JSON
+    when it parses, so spacing and key order do not matter)."""
+    with contextlib.suppress(ValueError, RecursionError):
+        body = json.dumps(json.loads(body), sort_keys=True, separators=(",", ":")).encode()
     digest = hashlib.sha256()
     for part in (method.encode(), path.encode(), body):
         digest.update(len(part).to_bytes(8, "big") + part)

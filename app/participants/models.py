@@ -45,6 +45,14 @@ class Participant(Base):
     withdrawn_from: Mapped[str | None] = mapped_column(String(16))
     created_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
 
+    @property
+    def was_randomized(self) -> bool:
+        """Randomized, now or before a withdrawal (intention to treat keeps the arm)."""
+        return self.status == ParticipantStatus.randomized or (
+            self.status == ParticipantStatus.withdrawn
+            and self.withdrawn_from == ParticipantStatus.randomized
+        )
+
     site: Mapped[Site] = relationship(lazy="joined")
     contact: Mapped[Contact | None] = relationship(back_populates="participant")
 

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
-from app.api.deps import NowDep, PageDep, SessionDep, require
+from app.api.deps import NowDep, PageDep, ReadSessionDep, SessionDep, require
 from app.api.routing import TransactionalRoute
 from app.auth.permissions import Permission
 from app.auth.principal import Principal
@@ -38,7 +38,7 @@ def enroll(
     actor: Annotated[Principal, Depends(require(Permission.enroll))],
 ) -> ParticipantCreated:
     """Screen a person; enroll them when eligible (ineligible screenings are kept)."""
-    study = get_study(session, slug=slug, user=actor)
+    study = get_study(session, slug=slug, user=actor, lock="share")
     participant = service.enroll(session, study=study, data=body, actor=actor, now=now)
     return ParticipantCreated(
         code=participant.code,
@@ -51,7 +51,7 @@ def enroll(
 @router.get("", response_model=ParticipantList)
 def list_participants(
     slug: str,
-    session: SessionDep,
+    session: ReadSessionDep,
     user: Annotated[Principal, Depends(require(Permission.read_participants))],
     page: PageDep,
     site: Annotated[str | None, Query(description="site code")] = None,
@@ -78,7 +78,7 @@ def list_participants(
 def get_participant(
     slug: str,
     code: str,
-    session: SessionDep,
+    session: ReadSessionDep,
     user: Annotated[Principal, Depends(require(Permission.read_participants))],
 ) -> ParticipantRead:
     """One participant with contact details; the arm only for roles that may see it."""
@@ -97,7 +97,7 @@ def withdraw(
     actor: Annotated[Principal, Depends(require(Permission.withdraw))],
 ) -> ParticipantRead:
     """Record a withdrawal; a randomized participant keeps the allocation (ITT)."""
-    study = get_study(session, slug=slug, user=actor)
+    study = get_study(session, slug=slug, user=actor, lock="share")
     participant = service.withdraw(
         session, study=study, code=code, reason=body.reason, actor=actor, now=now
     )

@@ -6,10 +6,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends
 
-from app.api.deps import NowDep, PageDep, SessionDep, require
+from app.api.deps import NowDep, PageDep, ReadSessionDep, SessionDep, require
 from app.api.routing import TransactionalRoute
 from app.auth.permissions import Permission, may_see_arms
 from app.auth.principal import Principal
+from app.errors import Forbidden
 from app.randomization import service
 from app.randomization.schemas import (
     AllocationList,
@@ -37,7 +38,7 @@ def randomize(
     actor: Annotated[Principal, Depends(require(Permission.randomize))],
 ) -> RandomizeResult:
     """Allocate the next slot of the participant's stratum; 409 if already randomized."""
-    study = get_study(session, slug=slug, user=actor)
+    study = get_study(session, slug=slug, user=actor, lock="share")
     participant, allocation = service.randomize(
         session, study=study, code=code, actor=actor, now=now
     )
@@ -64,7 +65,7 @@ def unblind(
     actor: Annotated[Principal, Depends(require(Permission.unblind))],
 ) -> UnblindResult:
     """Reveal one participant's arm; the reason is written to the audit trail."""
-    study = get_study(session, slug=slug, user=actor)
+    study = get_study(session, slug=slug, user=actor, lock="share")
     participant, allocation = service.unblind(
         session, study=study, code=code, reason=body.reason, actor=actor, now=now
     )
@@ -78,13 +79,15 @@ def unblind(
 @router.get("/allocations", response_model=AllocationList)
 def list_allocations(
     slug: str,
-    session: SessionDep,
+    session: ReadSessionDep,
     page: PageDep,
     user: Annotated[Principal, Depends(require(Permission.read_allocations))],
 ) -> AllocationList:
     """The allocation ledger, in allocation order."""
     study = get_study(session, slug=slug, user=user)
     definition = definition_of(study)
+    if not may_see_arms(user.role, definition.blinding.arm_visible_to):
+        raise Forbidden(f"this study does not show arms to the {user.role} role")
     rows = service.list_allocations(session, study=study, after_id=page.after, limit=page.limit)
     return AllocationList(
         items=[
@@ -110,7 +113,7 @@ def list_allocations(
 def simulate(
     slug: str,
     body: SimulationRequest,
-    session: SessionDep,
+    session: ReadSessionDep,
     user: Annotated[Principal, Depends(require(Permission.manage_studies))],
 ) -> SimulationResult:
     """Simulate enrollment with throw-away secrets: expected and worst imbalance per arm,
@@ -134,7 +137,7 @@ def load_allocation_table(
     actor: Annotated[Principal, Depends(require(Permission.manage_studies))],
 ) -> AllocationTableLoaded:
     """Load the allocation table of a draft study that uses the `table` method."""
-    study = get_study(session, slug=slug, user=actor)
+    study = get_study(session, slug=slug, user=actor, lock="share")
     rows, strata, digest = service.load_allocation_table(
         session, study=study, text=content, actor=actor, now=now
     )

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
+from pydantic import BaseModel, ConfigDict, Field
 
 from app.participants.models import ParticipantStatus
 from app.participants.schemas import Reason
+from app.studies.schemas import MAX_BLOCK_SIZE
 
 
 class RandomizeResult(BaseModel):
@@ -49,6 +51,9 @@ class AllocationList(BaseModel):
     next: str | None
 
 
+Share = Annotated[float, Field(gt=0, le=1e6, description="relative weight")]
+
+
 class SimulationRequest(BaseModel):
     """What to simulate; proportions default to equal shares."""
 
@@ -56,13 +61,13 @@ class SimulationRequest(BaseModel):
 
     participants: int = Field(default=300, ge=1, le=10_000)
     runs: int = Field(default=200, ge=1, le=1_000)
-    block_sizes: list[PositiveInt] | None = Field(
+    block_sizes: list[Annotated[int, Field(ge=1, le=MAX_BLOCK_SIZE)]] | None = Field(
         default=None, description="try other block sizes than the study's"
     )
-    site_proportions: dict[str, PositiveFloat] | None = Field(
+    site_proportions: dict[str, Share] | None = Field(
         default=None, description="share of participants per site code; default equal"
     )
-    strata_proportions: dict[str, dict[str, PositiveFloat]] | None = Field(
+    strata_proportions: dict[str, dict[str, Share]] | None = Field(
         default=None, description="per factor, share per level; default equal"
     )
     seed: int | None = Field(default=None, description="for a reproducible report")

@@ -16,9 +16,9 @@ from app.audit.models import AuditRecord
 from app.auth.models import User
 from app.auth.principal import Principal
 from app.errors import (
+    AllocationTableExhausted,
     AllocationTableNotUsed,
     AlreadyRandomized,
-    Conflict,
     FieldProblem,
     InvalidAllocationTable,
     InvalidInput,
@@ -35,13 +35,10 @@ from app.randomization.schemas import SimulationRequest
 from app.randomization.simulation import SimulationResult, simulate
 from app.randomization.strata import UNSTRATIFIED
 from app.randomization.table import TableRow, parse_table, table_digest
+from app.studies.definition import block_size_problems
 from app.studies.models import Study, StudyStatus
 from app.studies.schemas import StudyDefinition
 from app.studies.service import definition_of
-
-
-class AllocationTableExhausted(Conflict):
-    code, title = "allocation-table-exhausted", "The allocation table has no slot left"
 
 
 def arm_ratios(definition: StudyDefinition) -> list[ArmRatio]:
@@ -63,10 +60,7 @@ def randomize(
     two participants can get one slot, no slot is skipped, nobody is randomized twice.
     """
     participant = get_participant(session, study=study, code=code, user=actor, lock=True)
-    if participant.status == ParticipantStatus.randomized or (
-        participant.status == ParticipantStatus.withdrawn
-        and participant.withdrawn_from == ParticipantStatus.randomized
-    ):
+    if participant.was_randomized:
         raise AlreadyRandomized(f"{code} is already randomized")
     if participant.status != ParticipantStatus.enrolled:
         raise NotEnrolled(f"{code} is {participant.status}, not enrolled")
@@ -205,14 +199,7 @@ def simulate_study(*, study: Study, request: SimulationRequest) -> SimulationRes
     sizes = request.block_sizes or r.block_sizes
     if not sizes:
         problems.append(FieldProblem(("block_sizes",), "the study has none: give block sizes"))
-    total = sum(a.ratio for a in definition.arms)
-    for i, size in enumerate(request.block_sizes or []):
-        if size % total:
-            problems.append(
-                FieldProblem(
-                    ("block_sizes", i), f"{size} is not a multiple of the ratio sum {total}"
-                )
-            )
+    problems += block_size_problems(("block_sizes",), request.block_sizes or [], definition)
     shares: list[dict[str, float]] = []
     if r.stratify_by_site:
         sites = request.site_proportions or {s.code: 1.0 for s in study.sites}
@@ -366,11 +353,7 @@ def verify_allocations(session: Session, *, study: Study) -> list[Finding]:
                 Finding(stratum.key, f"counter says {stratum.allocated}, ledger has {len(rows)}")
             )
     for p in participants.values():
-        randomized = p.status == ParticipantStatus.randomized or (
-            p.status == ParticipantStatus.withdrawn
-            and p.withdrawn_from == ParticipantStatus.randomized
-        )
-        if randomized != (p.id in allocated_ids):
+        if p.was_randomized != (p.id in allocated_ids):
             findings.append(Finding(p.code, "status and allocation ledger disagree"))
     return findings
 

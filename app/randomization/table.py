@@ -19,6 +19,7 @@ from app.randomization.strata import UNSTRATIFIED, parse_stratum_key
 REQUIRED = ("stratum", "sequence", "arm")
 OPTIONAL = ("block", "block_size", "position")
 MAX_ROWS = 200_000
+MAX_NUMBER = 1_000_000_000
 
 
 @dataclass(frozen=True)
@@ -63,11 +64,14 @@ def parse_table(
                 numbers[column] = None
                 continue
             try:
-                numbers[column] = int(value)
-                if numbers[column] < 1:  # type: ignore[operator]
+                number = int(value)
+                if not 1 <= number <= MAX_NUMBER:
                     raise ValueError
+                numbers[column] = number
             except ValueError:
-                problems.append(FieldProblem((*loc, column), "a whole number from 1"))
+                problems.append(
+                    FieldProblem((*loc, column), f"a whole number from 1 to {MAX_NUMBER}")
+                )
                 numbers[column] = None
         if numbers["sequence"] is not None:
             rows.append(

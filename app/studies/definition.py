@@ -40,14 +40,8 @@ def definition_problems(d: StudyDefinition) -> Iterator[FieldProblem]:
     """Every rule broken, each with its path in the document."""
     yield from _duplicates(("arms",), (a.code for a in d.arms))
     arm_codes = {a.code for a in d.arms}
-    ratio_sum = sum(a.ratio for a in d.arms)
     r = d.randomization
-    for i, size in enumerate(r.block_sizes):
-        if size % ratio_sum:
-            yield FieldProblem(
-                ("randomization", "block_sizes", i),
-                f"{size} is not a multiple of the sum of the arm ratios ({ratio_sum})",
-            )
+    yield from block_size_problems(("randomization", "block_sizes"), r.block_sizes, d)
     yield from _duplicates(("randomization", "block_sizes"), r.block_sizes, what="size")
     if r.method == "blocks" and not r.block_sizes:
         yield FieldProblem(("randomization", "block_sizes"), "give at least one block size")
@@ -203,9 +197,16 @@ def _duplicates(
             yield FieldProblem((*loc, index), f"duplicate {what} {value!r}")
 
 
-def ratio_sum(definition: StudyDefinition) -> int:
-    """Sum of the arm ratios (every block size is a multiple of it)."""
-    return sum(a.ratio for a in definition.arms)
+def block_size_problems(
+    loc: tuple[str | int, ...], sizes: Iterable[int], definition: StudyDefinition
+) -> Iterator[FieldProblem]:
+    """Block sizes that are not a multiple of the sum of the arm ratios."""
+    total = sum(a.ratio for a in definition.arms)
+    for i, size in enumerate(sizes):
+        if size % total:
+            yield FieldProblem(
+                (*loc, i), f"{size} is not a multiple of the sum of the arm ratios ({total})"
+            )
 
 
 def default_code_prefix(slug: str) -> str:

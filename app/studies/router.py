@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends
 
-from app.api.deps import NowDep, PageDep, SessionDep, require
+from app.api.deps import NowDep, PageDep, ReadSessionDep, SessionDep, require
 from app.api.routing import TransactionalRoute
 from app.auth.permissions import Permission
 from app.auth.principal import Principal
@@ -17,7 +17,7 @@ from app.studies.schemas import (
     StudyActivated,
     StudyDefinition,
     StudyList,
-    StudyLocked,
+    StudyLockRead,
     StudyRead,
 )
 
@@ -37,7 +37,7 @@ def create_study(
 
 
 @router.get("", response_model=StudyList)
-def list_studies(session: SessionDep, user: Reader, page: PageDep) -> StudyList:
+def list_studies(session: ReadSessionDep, user: Reader, page: PageDep) -> StudyList:
     """Studies the caller may know of."""
     studies = service.list_studies(session, user=user, after_id=page.after, limit=page.limit)
     return StudyList(
@@ -47,7 +47,7 @@ def list_studies(session: SessionDep, user: Reader, page: PageDep) -> StudyList:
 
 
 @router.get("/{slug}", response_model=StudyRead)
-def get_study(slug: str, session: SessionDep, user: Reader) -> StudyRead:
+def get_study(slug: str, session: ReadSessionDep, user: Reader) -> StudyRead:
     """One study; arms only for roles the study's blinding allows."""
     return service.study_read(service.get_study(session, slug=slug, user=user), user=user)
 
@@ -55,7 +55,7 @@ def get_study(slug: str, session: SessionDep, user: Reader) -> StudyRead:
 @router.post("/{slug}/activate", response_model=StudyActivated)
 def activate_study(slug: str, session: SessionDep, now: NowDep, actor: Admin) -> StudyActivated:
     """Open enrollment; randomization settings are fixed and the commitment published."""
-    study = service.get_study(session, slug=slug, user=actor, lock=True)
+    study = service.get_study(session, slug=slug, user=actor, lock="update")
     study = service.activate_study(session, study=study, actor=actor, now=now)
     assert study.commitment is not None and study.activated_at is not None
     return StudyActivated(
@@ -66,14 +66,14 @@ def activate_study(slug: str, session: SessionDep, now: NowDep, actor: Admin) ->
     )
 
 
-@router.post("/{slug}/lock", response_model=StudyLocked)
-def lock_study(slug: str, session: SessionDep, now: NowDep, actor: Admin) -> StudyLocked:
+@router.post("/{slug}/lock", response_model=StudyLockRead)
+def lock_study(slug: str, session: SessionDep, now: NowDep, actor: Admin) -> StudyLockRead:
     """Database lock: enrollment and randomization end, and the secret is revealed so
     anyone can re-derive the sequence and check it against the commitment."""
-    study = service.get_study(session, slug=slug, user=actor, lock=True)
+    study = service.get_study(session, slug=slug, user=actor, lock="update")
     study = service.lock_study(session, study=study, actor=actor, now=now)
     assert study.locked_at is not None
-    return StudyLocked(
+    return StudyLockRead(
         slug=study.slug,
         status=study.status,
         commitment=study.commitment,
@@ -87,7 +87,7 @@ def add_site(
     slug: str, body: SiteCreate, session: SessionDep, now: NowDep, actor: Admin
 ) -> SiteRead:
     """Add a site (its code is unique within the study)."""
-    study = service.get_study(session, slug=slug, user=actor)
+    study = service.get_study(session, slug=slug, user=actor, lock="share")
     site = service.add_site(
         session, study=study, code=body.code, name=body.name, actor=actor, now=now
     )

@@ -10,6 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
 
 from app.auth.permissions import Role
 
+MAX_BLOCK_SIZE = 120  # a block is re-derived on every allocation; keep it cheap
+MAX_RATIO = 20
 CODE_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
 Code = Annotated[str, Field(pattern=CODE_PATTERN, description="lower-case code: a-z, 0-9, _")]
 Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$")]
@@ -26,7 +28,7 @@ class Document(BaseModel):
 class Arm(Document):
     code: Code
     label: Text
-    ratio: PositiveInt = 1
+    ratio: Annotated[int, Field(ge=1, le=MAX_RATIO)] = 1
 
 
 class StratificationFactor(Document):
@@ -39,7 +41,7 @@ class Randomization(Document):
         default="blocks",
         description="`blocks`: permuted blocks from the study secret; `table`: uploaded list",
     )
-    block_sizes: list[PositiveInt] = Field(
+    block_sizes: list[Annotated[int, Field(ge=1, le=MAX_BLOCK_SIZE)]] = Field(
         default=[],
         description="each a multiple of the sum of the arm ratios; drawn at random per block "
         "(required with the `blocks` method)",
@@ -218,7 +220,7 @@ class StudyActivated(BaseModel):
     activated_at: datetime
 
 
-class StudyLocked(BaseModel):
+class StudyLockRead(BaseModel):
     slug: str
     status: str
     commitment: str | None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Literal
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -15,6 +16,7 @@ from app.auth.principal import Principal
 from app.errors import (
     AllocationTableMissing,
     SiteCodeTaken,
+    StudyLocked,
     StudyNotDraft,
     StudyNotEnrolling,
     StudyNotFound,
@@ -27,6 +29,9 @@ from app.studies.models import Site, Study, StudyStatus
 from app.studies.schemas import ArmRead, SiteRead, StudyDefinition, StudyRead
 
 _definitions: dict[tuple[int, str], StudyDefinition] = {}
+
+
+StudyLock = Literal["share", "update"]
 
 
 def definition_of(study: Study) -> StudyDefinition:
@@ -127,11 +132,20 @@ def lock_study(session: Session, *, study: Study, actor: Principal | None, now: 
     return study
 
 
-def get_study(session: Session, *, slug: str, user: Principal, lock: bool = False) -> Study:
-    """The study, if the user may know of it (a coordinator: only studies of their sites)."""
+def get_study(
+    session: Session, *, slug: str, user: Principal, lock: StudyLock | None = None
+) -> Study:
+    """The study, if the user may know of it (a coordinator: only studies of their sites).
+
+    Writes that depend on the study's status take `lock="share"`, so a concurrent
+    activation or database lock (`lock="update"`) waits for them, or they for it; and
+    taking the study first, before any other row, keeps one lock order everywhere.
+    """
     query = select(Study).where(Study.slug == slug)
-    if lock:
-        query = query.with_for_update()
+    if lock is not None:
+        query = query.with_for_update(read=lock == "share").execution_options(
+            populate_existing=True
+        )
     study = session.scalars(query).first()
     if study is None or not _may_know_study(user, study):
         raise StudyNotFound(f"no study {slug!r}")
@@ -159,7 +173,7 @@ def add_site(
 ) -> Site:
     """Add a site to a study (draft or enrolling)."""
     if study.status == StudyStatus.locked:
-        raise StudyNotDraft("the study is locked")
+        raise StudyLocked("the study is locked")
     code = code.upper()
     if session.scalar(select(Site.id).where(Site.study_id == study.id, Site.code == code)):
         raise SiteCodeTaken(f"site {code!r} exists in {study.slug}")
@@ -205,5 +219,10 @@ def study_read(study: Study, *, user: Principal) -> StudyRead:
         schedule=[t.model_dump(mode="json") for t in definition.schedule],
         sites=[SiteRead(code=s.code, name=s.name) for s in study.sites],
         locked_at=study.locked_at,
-        secret=study.secret.hex() if study.status == StudyStatus.locked else None,
+        # Revealed at lock, to those who may see allocations anyway: with it, anyone who
+        # knows participants' strata and order could re-derive their arms.
+        secret=study.secret.hex()
+        if study.status == StudyStatus.locked
+        and has_permission(user.role, Permission.read_allocations)
+        else None,
     )
