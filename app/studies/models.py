@@ -25,7 +25,9 @@ class Study(Base):
     slug: Mapped[str] = mapped_column(String(64), unique=True)
     title: Mapped[str] = mapped_column(String(2000))
     status: Mapped[StudyStatus] = mapped_column(String(16))
-    definition: Mapped[dict[str, Any]]
+    # Loaded only when needed: parsed definitions are cached (studies.service), and
+    # decoding the whole document on every request was a measurable cost.
+    definition: Mapped[dict[str, Any]] = mapped_column(deferred=True)
     # 256 random bits behind the allocation sequence: never shown by the API or exported.
     secret: Mapped[bytes] = mapped_column(LargeBinary(32))
     commitment: Mapped[str | None] = mapped_column(String(64))
