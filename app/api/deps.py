@@ -15,7 +15,6 @@ from app.api.routing import UNIT
 from app.auth import service as auth_service
 from app.auth.permissions import Permission, has_permission
 from app.auth.principal import Principal
-from app.config import Settings
 from app.db.base import utcnow
 from app.db.engine import Database
 from app.errors import FieldProblem, Forbidden, InvalidInput, NotAuthenticated
@@ -44,10 +43,6 @@ async def get_read_session(request: Request) -> Session:
     return _open_session(request, write=False)
 
 
-async def get_settings(request: Request) -> Settings:
-    return request.app.state.settings
-
-
 async def get_now() -> datetime:
     """The server clock, read once per request and passed to the services."""
     return utcnow()
@@ -55,7 +50,6 @@ async def get_now() -> datetime:
 
 SessionDep = Annotated[Session, Depends(get_session)]
 ReadSessionDep = Annotated[Session, Depends(get_read_session)]
-SettingsDep = Annotated[Settings, Depends(get_settings)]
 NowDep = Annotated[datetime, Depends(get_now)]
 
 _bearer = HTTPBearer(auto_error=False, description="API token")
