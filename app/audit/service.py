@@ -28,21 +28,14 @@ def record(
     reason: str | None = None,
     changes: dict[str, Any] | None = None,
 ) -> str:
-    """Append one record, chained to the last; call it last in a unit of work.
+    """Append one record, chained to the last, in the caller's transaction.
 
     The chain head row is locked until the transaction ends, so appends from many
-    processes line up one after the other; taking it last keeps lock order the same
-    everywhere (entity rows first, the head last), which rules out deadlocks. Returns
-    the new record's hash.
+    processes line up one after the other. Lock order: the study row, the head (taken
+    early by study-scoped writes, see `studies.service.get_study`), then the rows the
+    unit of work changes. Returns the new record's hash.
     """
-    # Keyed by the innermost transaction: a savepoint rolled back must not leave a
-    # head that was never stored.
-    transaction = session.get_nested_transaction() or session.get_transaction()
-    cached = session.info.get(_HEAD_KEY)
-    if cached is not None and cached[0] is transaction:
-        _, seq, prev_hash = cached  # this transaction already holds the head's lock
-    else:
-        seq, prev_hash = session.execute(_SELECT_HEAD).one()
+    seq, prev_hash = hold_chain(session)
     fields: dict[str, Any] = {
         "seq": seq + 1,
         "at": now,
@@ -58,8 +51,30 @@ def record(
     digest = record_hash(fields, prev_hash)
     session.execute(_INSERT_RECORD, {**fields, "prev_hash": prev_hash, "hash": digest})
     session.execute(_UPDATE_HEAD, {"new_seq": seq + 1, "new_hash": digest})
-    session.info[_HEAD_KEY] = (transaction, seq + 1, digest)
+    session.info[_HEAD_KEY] = (_transaction(session), seq + 1, digest)
     return digest
+
+
+def hold_chain(session: Session) -> tuple[int, str]:
+    """Lock the chain's head for this transaction (if not yet) and return it.
+
+    A unit of work that locks contended rows of its own (a site's counter, a
+    stratum) calls this first, so it never holds such a row while queueing for the
+    head: the queue then stays first come, first served.
+    """
+    transaction = _transaction(session)
+    cached = session.info.get(_HEAD_KEY)
+    if cached is not None and cached[0] is transaction:
+        return cached[1], cached[2]  # this transaction already holds the head's lock
+    seq, prev_hash = session.execute(_SELECT_HEAD).one()
+    session.info[_HEAD_KEY] = (transaction, seq, prev_hash)
+    return seq, prev_hash
+
+
+def _transaction(session: Session) -> object:
+    # The innermost transaction: a savepoint rolled back must not leave a head that
+    # was never stored.
+    return session.get_nested_transaction() or session.get_transaction()
 
 
 _HEAD_KEY = "trialdesk_audit_head"

@@ -138,8 +138,11 @@ def get_study(
     """The study, if the user may know of it (a coordinator: only studies of their sites).
 
     Writes that depend on the study's status take `lock="share"`, so a concurrent
-    activation or database lock (`lock="update"`) waits for them, or they for it; and
-    taking the study first, before any other row, keeps one lock order everywhere.
+    activation or database lock (`lock="update"`) waits for them, or they for it. Such
+    writes then take the audit chain's head, which every write needs anyway: with the
+    study row and the head first, before any participant, stratum or site row, the
+    lock order is one everywhere and writers queue first come, first served instead of
+    holding a contended row while they wait for the head.
     """
     query = select(Study).where(Study.slug == slug)
     if lock is not None:
@@ -149,6 +152,8 @@ def get_study(
     study = session.scalars(query).first()
     if study is None or not _may_know_study(user, study):
         raise StudyNotFound(f"no study {slug!r}")
+    if lock is not None:
+        audit.hold_chain(session)
     return study
 
 
