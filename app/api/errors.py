@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -16,6 +17,41 @@ from app import errors
 log = logging.getLogger("trialdesk.errors")
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+
+class FieldError(BaseModel):
+    loc: list[str | int] = Field(description="full path to the field, e.g. body.strata.diagnosis")
+    msg: str
+
+
+class ProblemDetails(BaseModel):
+    """An RFC 9457 problem: every error answer has this shape."""
+
+    type: str = Field(description="`urn:trialdesk:problem:<code>` or `about:blank`")
+    title: str
+    status: int
+    detail: str
+    errors: list[FieldError] | None = Field(default=None, description="422 only: every problem")
+
+
+def _problem_response(description: str) -> dict[str, Any]:
+    return {
+        "model": ProblemDetails,
+        "description": description,
+        "content": {
+            PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/ProblemDetails"}}
+        },
+    }
+
+
+# Documented on every router, so /docs shows the problem shape clients will get.
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: _problem_response("Missing or unknown token"),
+    403: _problem_response("The role may not do this"),
+    404: _problem_response("Not found, or outside the caller's sites"),
+    409: _problem_response("Conflicts with the current state"),
+    422: _problem_response("Invalid input; `errors` lists every problem"),
+}
 
 STATUS_BY_ERROR: list[tuple[type[errors.DomainError], int]] = [
     (errors.NotAuthenticated, 401),

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 
 from app.api.deps import PageDep, ReadSessionDep, require
+from app.api.errors import PROBLEM_RESPONSES
 from app.api.routing import TransactionalRoute
 from app.audit import service
 from app.audit.schemas import AuditList, AuditRead
@@ -14,7 +15,12 @@ from app.auth.permissions import Permission
 from app.auth.principal import Principal
 from app.studies.service import get_study
 
-router = APIRouter(prefix="/api/v1/studies/{slug}", tags=["audit"], route_class=TransactionalRoute)
+router = APIRouter(
+    prefix="/api/v1/studies/{slug}",
+    tags=["audit"],
+    route_class=TransactionalRoute,
+    responses=PROBLEM_RESPONSES,
+)
 
 
 @router.get("/audit", response_model=AuditList)

@@ -7,13 +7,19 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 
 from app.api.deps import CurrentUser, NowDep, ReadSessionDep, SessionDep, require
+from app.api.errors import PROBLEM_RESPONSES
 from app.api.routing import TransactionalRoute
 from app.auth import service
 from app.auth.permissions import Permission
 from app.auth.principal import Principal
 from app.auth.schemas import UserCreate, UserCreated, UserRead
 
-router = APIRouter(prefix="/api/v1/users", tags=["users"], route_class=TransactionalRoute)
+router = APIRouter(
+    prefix="/api/v1/users",
+    tags=["users"],
+    route_class=TransactionalRoute,
+    responses=PROBLEM_RESPONSES,
+)
 
 
 @router.post("", status_code=201, response_model=UserCreated)

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 
 from app.api.deps import NowDep, PageDep, ReadSessionDep, SessionDep, require
+from app.api.errors import PROBLEM_RESPONSES
 from app.api.routing import TransactionalRoute
 from app.auth.permissions import Permission
 from app.auth.principal import Principal
@@ -26,6 +27,7 @@ router = APIRouter(
     prefix="/api/v1/studies/{slug}/participants",
     tags=["participants"],
     route_class=TransactionalRoute,
+    responses=PROBLEM_RESPONSES,
 )
 
 

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Depends
 
 from app.api.deps import NowDep, PageDep, ReadSessionDep, SessionDep, require
+from app.api.errors import PROBLEM_RESPONSES
 from app.api.routing import TransactionalRoute
 from app.auth.permissions import Permission, may_see_arms
 from app.auth.principal import Principal
@@ -25,7 +26,10 @@ from app.studies.schemas import AllocationTableLoaded
 from app.studies.service import definition_of, get_study
 
 router = APIRouter(
-    prefix="/api/v1/studies/{slug}", tags=["randomization"], route_class=TransactionalRoute
+    prefix="/api/v1/studies/{slug}",
+    tags=["randomization"],
+    route_class=TransactionalRoute,
+    responses=PROBLEM_RESPONSES,
 )
 
 

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 
 from app.api.deps import NowDep, PageDep, ReadSessionDep, SessionDep, require
+from app.api.errors import PROBLEM_RESPONSES
 from app.api.routing import TransactionalRoute
 from app.auth.permissions import Permission
 from app.auth.principal import Principal
@@ -21,7 +22,12 @@ from app.studies.schemas import (
     StudyRead,
 )
 
-router = APIRouter(prefix="/api/v1/studies", tags=["studies"], route_class=TransactionalRoute)
+router = APIRouter(
+    prefix="/api/v1/studies",
+    tags=["studies"],
+    route_class=TransactionalRoute,
+    responses=PROBLEM_RESPONSES,
+)
 
 Admin = Annotated[Principal, Depends(require(Permission.manage_studies))]
 Reader = Annotated[Principal, Depends(require(Permission.read_studies))]
