@@ -110,3 +110,28 @@ def test_whole_floats_in_audit_changes_verify_on_every_backend(db):
         )
     with db.session(write=False) as session:
         assert verify_chain(session) == []
+
+
+def test_an_endpoint_that_would_not_be_committed_is_refused_when_the_app_is_built():
+    import pytest
+    from fastapi import APIRouter, Depends
+
+    from app.api.deps import SessionDep
+    from app.api.routing import TransactionalRoute
+
+    router = APIRouter(route_class=TransactionalRoute)
+
+    def study_dep(session: SessionDep) -> object:
+        return session
+
+    with pytest.raises(TypeError, match="SessionDep"):
+
+        @router.post("/rename")
+        def rename(study: object = Depends(study_dep)) -> dict[str, bool]:
+            return {"ok": True}
+
+    with pytest.raises(TypeError, match="plain `def`"):
+
+        @router.get("/async")
+        async def asynchronous(session: SessionDep) -> dict[str, bool]:
+            return {"ok": True}

@@ -19,10 +19,11 @@ from __future__ import annotations
 import functools
 import inspect
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any, get_origin, get_type_hints
 
 from fastapi import Request, Response
 from fastapi.encoders import jsonable_encoder
@@ -34,6 +35,8 @@ from app.db.base import utcnow
 from app.db.engine import Database
 from app.errors import FieldProblem, InvalidInput
 from app.idempotency import service as idempotency
+
+log = logging.getLogger("trialdesk.routing")
 
 IDEMPOTENCY_HEADER = "idempotency-key"
 MAX_KEY_LENGTH = 255
@@ -61,16 +64,17 @@ class TransactionalRoute(APIRoute):
 
         async def handler(request: Request) -> Response:
             db: Database = request.app.state.db
+            # The body is read before a slot is taken: a slow client must not hold one.
+            body = await request.body()
             async with db.request_slots:
-                return await _handle(request, handle, db)
+                return await _handle(request, handle, db, body)
 
         return handler
 
 
 async def _handle(
-    request: Request, handle: Callable[[Request], Awaitable[Response]], db: Database
+    request: Request, handle: Callable[[Request], Awaitable[Response]], db: Database, body: bytes
 ) -> Response:
-    body = await request.body()
     if "\x00" in request.url.path or "\x00" in request.url.query or _has_nul(body):
         # PostgreSQL cannot store NUL in text; refuse it at the door for both backends.
         raise InvalidInput([FieldProblem(("request",), "NUL characters are not accepted")])
@@ -93,7 +97,9 @@ async def _handle(
     finally:
         session: Session | None = getattr(request.state, "session", None)
         if session is not None:
-            session.close()  # the endpoint already ended its transaction; no I/O here
+            if session.in_transaction():  # used outside the endpoint: a bug, never silent
+                log.error("session left in a transaction by %s", request.url.path)
+            session.close()
 
 
 def _has_nul(body: bytes) -> bool:
@@ -104,12 +110,17 @@ def _in_one_transaction(endpoint: Callable[..., Any], status_code: int) -> Calla
     """Wrap a (sync) endpoint: claim its key, run it, commit, all in its one thread."""
     if inspect.iscoroutinefunction(endpoint):
         raise TypeError(f"{endpoint.__name__}: Trialdesk endpoints are plain `def` functions")
+    hints = get_type_hints(endpoint, include_extras=True)
+    names = [n for n, h in hints.items() if get_origin(h) is Annotated and h.__origin__ is Session]
+    if len(names) != 1:
+        # The wrapper commits the session it is handed; one reached only through another
+        # dependency would never be committed while the client heard "success".
+        raise TypeError(f"{endpoint.__name__}: take exactly one SessionDep or ReadSessionDep")
+    session_parameter = names[0]
 
     @functools.wraps(endpoint)
     def run(*args: Any, **kwargs: Any) -> Any:
-        session = next((v for v in kwargs.values() if isinstance(v, Session)), None)
-        if session is None:
-            return endpoint(*args, **kwargs)
+        session: Session = kwargs[session_parameter]
         unit: Unit = session.info[UNIT]
         claim_id: int | None = None
         if unit.key is not None and unit.write:
@@ -122,12 +133,14 @@ def _in_one_transaction(endpoint: Callable[..., Any], status_code: int) -> Calla
                     headers={"Idempotent-Replayed": "true"},
                 )
             claim_id = outcome
+        committing = False
         try:
             with unit.db.write_gate() if unit.write else nullcontext():
                 try:
                     result = endpoint(*args, **kwargs)
                     if claim_id is not None:
                         _store(session, claim_id, status_code, result)
+                    committing = True
                     session.commit()
                 except BaseException:
                     session.rollback()
@@ -135,7 +148,9 @@ def _in_one_transaction(endpoint: Callable[..., Any], status_code: int) -> Calla
                 finally:
                     session.close()
         except BaseException:
-            if claim_id is not None:
+            # A failed COMMIT may still have gone through: then the claim stays, and a
+            # retry waits for it to be abandoned rather than doing the work twice.
+            if claim_id is not None and not committing:
                 _release(unit.db, claim_id)
             raise
         return result
@@ -162,5 +177,9 @@ def _store(session: Session, claim_id: int, status_code: int, result: Any) -> No
 
 
 def _release(db: Database, claim_id: int) -> None:
-    with db.write_gate(), db.begin() as session:
-        idempotency.release(session, claim_id=claim_id)
+    """Best effort: the request's own error is what the client must hear."""
+    try:
+        with db.write_gate(), db.begin() as session:
+            idempotency.release(session, claim_id=claim_id)
+    except Exception:
+        log.exception("could not release idempotency claim %s", claim_id)

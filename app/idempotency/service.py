@@ -8,7 +8,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -66,7 +66,20 @@ def claim(
         )
     if now - existing.created_at < ABANDONED_AFTER:
         raise IdempotencyKeyInProgress()
-    existing.created_at = now
+    # Take over an abandoned claim atomically: of several retries only one may win.
+    taken = session.execute(
+        update(IdempotencyKey)
+        .where(
+            IdempotencyKey.id == existing.id,
+            IdempotencyKey.completed_at.is_(None),
+            IdempotencyKey.created_at == existing.created_at,
+        )
+        .values(created_at=now)
+        .returning(IdempotencyKey.id)
+        .execution_options(synchronize_session=False)
+    ).first()
+    if taken is None:
+        raise IdempotencyKeyInProgress()
     return existing.id
 
 

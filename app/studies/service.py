@@ -138,7 +138,8 @@ def get_study(
     """The study, if the user may know of it (a coordinator: only studies of their sites).
 
     Writes that depend on the study's status take `lock="share"`, so a concurrent
-    activation or database lock (`lock="update"`) waits for them, or they for it. Such
+    activation or database lock (`lock="update"`) waits for them, or they for it;
+    foreign keys to the study (FOR KEY SHARE) are not blocked by "share". Such
     writes then take the audit chain's head, which every write needs anyway: with the
     study row and the head first, before any participant, stratum or site row, the
     lock order is one everywhere and writers queue first come, first served instead of
@@ -146,7 +147,10 @@ def get_study(
     """
     query = select(Study).where(Study.slug == slug)
     if lock is not None:
-        query = query.with_for_update(read=lock == "share").execution_options(
+        # "share" is FOR NO KEY UPDATE, not FOR SHARE: shared locks would let new writers
+        # overtake a waiting activation or lock forever. Writers queue on the audit
+        # chain's head right after anyway, so serialising them here costs nothing.
+        query = query.with_for_update(key_share=lock == "share").execution_options(
             populate_existing=True
         )
     study = session.scalars(query).first()

@@ -360,3 +360,33 @@ def test_a_study_record_never_shows_its_secret(api, db):
         )
         == 64
     )
+
+
+def test_a_claim_abandoned_by_a_crashed_request_is_taken_over_once(api, db):
+    import json as _json
+    from datetime import timedelta
+
+    from app.auth.service import hash_token
+    from app.db.base import utcnow
+    from app.idempotency.models import IdempotencyKey
+    from app.idempotency.service import ABANDONED_AFTER, fingerprint
+
+    coordinator = api.user("coordinator", "PHL")
+    body = enrollment()
+    with db.begin() as session:  # what a process that died mid-request leaves behind
+        session.add(
+            IdempotencyKey(
+                scope=hash_token(f"Bearer {coordinator}"),
+                key="crashed",
+                fingerprint=fingerprint(
+                    method="POST", path=PARTICIPANTS, body=_json.dumps(body).encode()
+                ),
+                created_at=utcnow() - ABANDONED_AFTER - timedelta(seconds=1),
+            )
+        )
+    headers = {**bearer(coordinator), "Idempotency-Key": "crashed"}
+    first = api.client.post(PARTICIPANTS, json=body, headers=headers)
+    again = api.client.post(PARTICIPANTS, json=body, headers=headers)
+    assert first.status_code == again.status_code == 201
+    assert first.json() == again.json()
+    assert _count(db, "participants") == 1
