@@ -25,10 +25,6 @@ class User(Base):
         back_populates="user", cascade="all, delete-orphan", lazy="selectin"
     )
 
-    @property
-    def site_ids(self) -> frozenset[int]:
-        return frozenset(link.site_id for link in self.site_links)
-
 
 class UserSite(Base):
     """A coordinator's access to one site of one study."""
