@@ -171,6 +171,13 @@ def serve(
     """Run the API with uvicorn."""
     import uvicorn
 
+    from app.config import ConfigurationError
+
+    try:
+        Settings().server_key  # noqa: B018 - refuse to start without a key, with a clear word
+    except ConfigurationError as exc:
+        _fail(str(exc))
+
     uvicorn.run(
         "app.main:create_app",
         factory=True,

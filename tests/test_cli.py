@@ -87,3 +87,19 @@ def test_studies_create_loads_yaml_and_json_and_reports_errors_by_path(settings,
 def test_db_upgrade_is_idempotent(settings):
     result = trialdesk(settings, "db", "upgrade")
     assert result.returncode == 0, result.stderr
+
+
+def test_serve_refuses_to_start_on_postgresql_without_a_server_key():
+    result = subprocess.run(
+        [sys.executable, "-c", "from app.cli import main; main()", "serve", "--port", "1"],
+        cwd=PROJECT_ROOT,
+        env={
+            "TRIALDESK_DATABASE_URL": "postgresql://nobody@127.0.0.1/none",
+            "PATH": "/usr/bin:/bin",
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert "TRIALDESK_SECRET_KEY" in result.stderr
