@@ -33,9 +33,13 @@ run: $(VENV)/.installed-run
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# Static checks, as CI runs them: style, formatting, types (strict on app/), and the
+# import contracts of pyproject.toml (layers, no cycles, pure rules).
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check app tests benchmarks migrations
 	$(BIN)/ruff format --check app tests benchmarks migrations
+	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/enroll.py

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 import yaml
 
 from app.config import Settings
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+    from app.db.engine import Database
 
 app = typer.Typer(
     help="Trialdesk: randomized-trial management.",
@@ -26,7 +31,7 @@ app.add_typer(studies_app, name="studies")
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
-def _database():
+def _database() -> Database:
     from app.db.engine import Database
 
     return Database(Settings())
@@ -37,7 +42,7 @@ def _fail(message: str) -> None:
     raise typer.Exit(code=1)
 
 
-def alembic_config(database_url: str):
+def alembic_config(database_url: str) -> Config:
     """Alembic's configuration for this project and database."""
     from alembic.config import Config
 
@@ -71,10 +76,10 @@ def users_create(
     """Create a user; the new API token is printed alone on the last line."""
     from pydantic import ValidationError
 
-    from app.auth import service
-    from app.auth.schemas import SiteAccess, UserCreate
     from app.db.base import utcnow
     from app.errors import DomainError
+    from app.users import service
+    from app.users.schemas import SiteAccess, UserCreate
 
     accesses = []
     for value in site or []:
@@ -116,7 +121,7 @@ def studies_create(
     from app.db.base import utcnow
     from app.errors import DomainError, InvalidInput
     from app.studies import service
-    from app.studies.definition import parse_definition
+    from app.studies.validation import parse_definition
 
     try:
         text = file.read_text()
@@ -192,11 +197,11 @@ def serve(
 @app.command()
 def verify(study: Annotated[str, typer.Option("--study", help="study slug")]) -> None:
     """Re-derive every allocation and check the audit hash chain; exit 0 only when all hold."""
-    from sqlalchemy import func, select
+    from sqlalchemy import select
 
     from app.audit.service import verify_chain
-    from app.randomization.models import Allocation
-    from app.randomization.service import verify_allocations
+    from app.participants.service import verify_allocations
+    from app.randomization.service import count_allocations
     from app.studies.models import Study
 
     db = _database()
@@ -208,9 +213,7 @@ def verify(study: Annotated[str, typer.Option("--study", help="study slug")]) ->
                 return
             findings = verify_allocations(session, study=row)
             breaks = verify_chain(session)
-            count = session.scalar(
-                select(func.count()).select_from(Allocation).where(Allocation.study_id == row.id)
-            )
+            count = count_allocations(session, study_id=row.id)
     finally:
         db.dispose()
     for finding in findings:

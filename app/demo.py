@@ -12,10 +12,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.auth import service as auth_service
-from app.auth.permissions import Role
+from app.auth.principal import Role
 from app.studies import service as study_service
-from app.studies.definition import parse_definition
-from app.studies.models import Study, StudyStatus
+from app.studies.lifecycle import StudyStatus
+from app.studies.models import Study
+from app.studies.validation import parse_definition
+from app.users import service as users
 
 DEMO_ADMIN_EMAIL = "admin@demo.trialdesk.org"
 DEMO_SITES = (("PHL", "Philadelphia"), ("PIT", "Pittsburgh"))
@@ -32,7 +34,9 @@ class DemoLoaded:
 def demo_definition() -> dict[str, Any]:
     """The demo study's definition document, as shipped with the package."""
     text = resources.files("app.studies").joinpath("demo/peer-support.yaml").read_text()
-    return yaml.safe_load(text)
+    document = yaml.safe_load(text)
+    assert isinstance(document, dict)
+    return document
 
 
 def load_demo(session: Session, *, now: datetime) -> DemoLoaded:
@@ -45,7 +49,7 @@ def load_demo(session: Session, *, now: datetime) -> DemoLoaded:
     created = study is None
     admin = auth_service.find_user(session, email=DEMO_ADMIN_EMAIL)
     if admin is None:
-        admin, token = auth_service.create_user(
+        admin, token = users.create_user(
             session,
             email=DEMO_ADMIN_EMAIL,
             name="Demo administrator",

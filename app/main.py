@@ -1,4 +1,4 @@
-"""The application: settings in, routers mounted, errors mapped."""
+"""The application: settings in, routers mounted, errors mapped, middleware around."""
 
 from __future__ import annotations
 
@@ -11,25 +11,27 @@ from starlette.concurrency import run_in_threadpool
 
 from app import logging as app_logging
 from app.api import errors
+from app.api.middleware import RefuseNul, RequestSlots
 from app.audit.router import router as audit_router
-from app.auth.router import router as users_router
 from app.config import Settings
 from app.db.engine import Database
+from app.idempotency import deps as idempotency
 from app.participants.router import router as participants_router
-from app.randomization.router import router as randomization_router
 from app.studies.router import router as studies_router
+from app.users.router import router as users_router
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the API for these settings (the environment's when none are given)."""
     settings = settings or Settings()
     app_logging.configure(settings.log_level)
+    db = Database(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings.server_key  # noqa: B018 - fail at start, not at first use, without a key
         yield
-        app.state.db.dispose()
+        db.dispose()
 
     app = FastAPI(
         title="Trialdesk",
@@ -38,21 +40,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.state.db = Database(settings)
+    app.state.db = db
     errors.install(app)
-    for router in (
-        users_router,
-        studies_router,
-        participants_router,
-        randomization_router,
-        audit_router,
-    ):
+    idempotency.install(app)
+    for router in (users_router, studies_router, participants_router, audit_router):
         app.include_router(router)
 
     @app.get("/healthz", tags=["operations"])
     async def healthz(request: Request) -> dict[str, str]:
         """200 when the database answers."""
-        db: Database = request.app.state.db
 
         def ping() -> None:
             with db.engine.connect() as connection:
@@ -61,6 +57,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await run_in_threadpool(ping)
         return {"status": "ok"}
 
+    # Outermost first: log every request; read (and check) the body; then take a slot.
+    app.add_middleware(RequestSlots, slots=db.request_slots)
+    app.add_middleware(RefuseNul)
     app.add_middleware(app_logging.AccessLog)
-
     return app

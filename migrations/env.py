@@ -7,7 +7,7 @@ from sqlalchemy import Connection
 
 from app.config import Settings
 from app.db.engine import make_engine
-from app.db.models import Base
+from app.models import Base
 
 config = context.config
 target_metadata = Base.metadata

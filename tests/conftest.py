@@ -8,18 +8,15 @@ never share state and the application runs exactly as in production.
 
 from __future__ import annotations
 
-import itertools
 import os
 import shutil
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 from alembic import command
 from fastapi.testclient import TestClient
-from sqlalchemy.engine import make_url
+from hypothesis import settings as hypothesis_settings
 
 from app.cli import alembic_config
 from app.config import Settings
@@ -27,49 +24,29 @@ from app.db.base import utcnow
 from app.db.engine import Database
 from app.demo import load_demo
 from app.main import create_app
+from tests import pg
 from tests.helpers import Api
 
-PG_URL = os.environ.get(
-    "TRIALDESK_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-)
 REQUIRE_PG = os.environ.get("TRIALDESK_TEST_REQUIRE_PG") == "1"
+
+# Property tests draw the same examples on every run: a rare example that fails shows
+# up as a failure of a change, not as a flaky CI run on an unrelated one.
+hypothesis_settings.register_profile("trialdesk", derandomize=True, deadline=None)
+hypothesis_settings.load_profile("trialdesk")
 TEST_SECRET_KEY = "test-server-key-0123456789abcdef-0123456789"
-_counter = itertools.count()
-
-
-def _admin_conninfo(database: str | None = None) -> str:
-    url = make_url(PG_URL).set(drivername="postgresql")
-    if database:
-        url = url.set(database=database)
-    return url.render_as_string(hide_password=False)
-
-
-def pg_available() -> bool:
-    try:
-        with psycopg.connect(_admin_conninfo(), connect_timeout=3):
-            return True
-    except psycopg.Error:
-        return False
-
-
-def _pg_execute(sql: str) -> None:
-    with psycopg.connect(_admin_conninfo(), autocommit=True) as conn:
-        conn.execute(sql)
 
 
 @pytest.fixture(scope="session")
 def pg_template() -> Iterator[str]:
     """A migrated PostgreSQL database to copy from (name)."""
-    if not pg_available():
+    if not pg.available():
         if REQUIRE_PG:
-            pytest.fail(f"PostgreSQL is required (TRIALDESK_TEST_REQUIRE_PG=1) but {PG_URL} fails")
+            pytest.fail(f"PostgreSQL is required (TRIALDESK_TEST_REQUIRE_PG=1): {pg.PG_URL} fails")
         pytest.skip("PostgreSQL is not reachable; set TRIALDESK_TEST_PG_URL")
-    name = f"trialdesk_tpl_{uuid.uuid4().hex[:10]}"
-    _pg_execute(f'CREATE DATABASE "{name}"')
-    url = make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
-    command.upgrade(alembic_config(url), "head")
+    name = pg.create_database("trialdesk_tpl")
+    command.upgrade(alembic_config(pg.database_url(name)), "head")
     yield name
-    _pg_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    pg.drop_database(name)
 
 
 @pytest.fixture(scope="session")
@@ -95,10 +72,9 @@ def database_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -
         yield f"sqlite:///{path}"
         return
     template_name: str = request.getfixturevalue("pg_template")
-    name = f"trialdesk_t_{os.getpid()}_{next(_counter)}"
-    _pg_execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_name}"')
-    yield make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
-    _pg_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    name = pg.create_database("trialdesk_t", template=template_name)
+    yield pg.database_url(name)
+    pg.drop_database(name)
 
 
 @pytest.fixture

@@ -2,82 +2,109 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 import httpx
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+START_TIMEOUT_S = 60.0
+STOP_TIMEOUT_S = 15.0
+
+
+class ServerFailed(RuntimeError):
+    """A server did not start, or exited."""
 
 
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+        return port
 
 
-@contextmanager
+@contextlib.contextmanager
 def running_servers(
-    env: Mapping[str, str], count: int = 1, app: str = "app.main:create_app"
+    env: Mapping[str, str],
+    count: int = 1,
+    app: str = "app.main:create_app",
+    log: Path | None = None,
 ) -> Iterator[list[str]]:
-    """Start `count` uvicorn processes of the app; yield their base URLs; stop them."""
+    """Start `count` uvicorn processes of the app factory; yield their base URLs; stop them
+    (also on error or Ctrl-C). Their output goes to `log` when given, else to a temporary
+    file, kept for the error message of a server that fails to start (a pipe nobody reads
+    would stall a server that logs a lot)."""
     processes: list[subprocess.Popen[bytes]] = []
     urls: list[str] = []
-    try:
-        for _ in range(count):
-            port = free_port()
-            processes.append(
-                subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "uvicorn",
-                        app,
-                        "--factory",
-                        "--host",
-                        "127.0.0.1",
-                        "--port",
-                        str(port),
-                        "--log-level",
-                        "warning",
-                        "--no-access-log",
-                    ],
-                    cwd=PROJECT_ROOT,
-                    env={**os.environ, **env, "TRIALDESK_LOG_LEVEL": "WARNING"},
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.PIPE,
+    with contextlib.ExitStack() as stack:
+        opened = log.open("a+b") if log else tempfile.TemporaryFile()  # noqa: SIM115
+        output = stack.enter_context(opened)
+        try:
+            for _ in range(count):
+                port = free_port()
+                processes.append(
+                    subprocess.Popen(
+                        _uvicorn(app, port),
+                        cwd=PROJECT_ROOT,
+                        env={"TRIALDESK_LOG_LEVEL": "WARNING", **os.environ, **env},
+                        stdin=subprocess.DEVNULL,
+                        stdout=subprocess.DEVNULL,
+                        stderr=output,
+                        start_new_session=True,  # Ctrl-C reaches us; we stop them ourselves
+                    )
                 )
-            )
-            urls.append(f"http://127.0.0.1:{port}")
-        for process, url in zip(processes, urls, strict=True):
-            _wait_until_up(process, url)
-        yield urls
-    finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
+                urls.append(f"http://127.0.0.1:{port}")
+            for process, url in zip(processes, urls, strict=True):
+                _wait_until_up(process, url, output)
+            yield urls
+        finally:
+            for process in processes:
+                stop(process)
 
 
-def _wait_until_up(process: subprocess.Popen[bytes], url: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
+def _uvicorn(app: str, port: int) -> list[str]:
+    return [
+        *(sys.executable, "-m", "uvicorn", app, "--factory"),
+        *("--host", "127.0.0.1", "--port", str(port)),
+        *("--log-level", "warning", "--no-access-log"),
+    ]
+
+
+def _wait_until_up(process: subprocess.Popen[bytes], url: str, output: IO[bytes]) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            stderr = process.stderr.read().decode() if process.stderr else ""
-            raise RuntimeError(f"server exited with {process.returncode}: {stderr[-2000:]}")
+            raise ServerFailed(f"server exited with {process.returncode}: {_tail(output)}")
         try:
             if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
         time.sleep(0.1)
-    raise RuntimeError(f"server at {url} did not come up in {timeout} s")
+    raise ServerFailed(f"server at {url} did not come up in {START_TIMEOUT_S:.0f} s")
+
+
+def _tail(output: IO[bytes]) -> str:
+    output.flush()
+    output.seek(0)
+    return output.read().decode(errors="replace")[-3000:]
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """Terminate the process, or kill it if it does not stop in time."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=STOP_TIMEOUT_S)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,12 +9,11 @@ import pytest
 import sqlalchemy as sa
 from alembic import command
 from alembic.script import ScriptDirectory
-from sqlalchemy.engine import make_url
 
 from app.cli import alembic_config
 from app.config import Settings
 from app.db.engine import make_engine
-from tests.conftest import PG_URL, _pg_execute
+from tests import pg
 
 
 @pytest.fixture
@@ -24,10 +22,9 @@ def empty_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> I
         yield f"sqlite:///{tmp_path / 'empty.db'}"
         return
     request.getfixturevalue("pg_template")  # skips or fails as the PostgreSQL policy says
-    name = f"trialdesk_mig_{uuid.uuid4().hex[:10]}"
-    _pg_execute(f'CREATE DATABASE "{name}"')
-    yield make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
-    _pg_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    name = pg.create_database("trialdesk_mig")
+    yield pg.database_url(name)
+    pg.drop_database(name)
 
 
 def _tables(url: str) -> set[str]:
@@ -71,3 +68,25 @@ def test_allocations_and_audit_records_refuse_update_and_delete(settings, db, ap
             db.engine.begin() as connection,
         ):
             connection.exec_driver_sql(statement)
+
+
+def test_allocations_made_before_their_ledger_named_participants_get_the_codes(settings, db, api):
+    coordinator = api.user("coordinator", "PHL")
+    codes = [api.enroll(coordinator) for _ in range(3)]
+    for code in codes:
+        assert api.randomize(coordinator, code).status_code == 200
+    db.dispose()
+    config = alembic_config(settings.database_url)
+    command.downgrade(config, "2494a9cbf658")  # the ledger before it named participants
+    command.upgrade(config, "head")
+    with db.engine.connect() as connection:
+        pairs = connection.execute(
+            sa.text(
+                "SELECT a.participant_code, p.code FROM allocations a "
+                "JOIN participants p ON p.id = a.participant_id"
+            )
+        ).all()
+    assert sorted(code for code, _ in pairs) == sorted(codes)
+    assert all(filled == code for filled, code in pairs)
+    with pytest.raises(sa.exc.DatabaseError, match="append-only"), db.engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE allocations SET participant_code = 'X'")

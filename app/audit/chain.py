@@ -7,6 +7,7 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import Enum
 from typing import Any
 
 GENESIS_HASH = "0" * 64
@@ -20,7 +21,9 @@ def canonical(value: Any) -> Any:
     """JSON values as every backend stores them: PostgreSQL's JSONB keeps numbers as
     exact decimals, so 1e16 comes back as the integer 10000000000000000; whole floats
     are therefore stored (and hashed) as integers, or a trail would fail verification
-    on PostgreSQL alone."""
+    on PostgreSQL alone. Enums are stored as their values."""
+    if isinstance(value, Enum):
+        return canonical(value.value)
     if isinstance(value, float) and value.is_integer():
         return int(value)
     if isinstance(value, dict):

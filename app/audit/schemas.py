@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
+
+from app.audit.models import AuditRecord
 
 
 class AuditRead(BaseModel):
@@ -24,3 +27,10 @@ class AuditRead(BaseModel):
 class AuditList(BaseModel):
     items: list[AuditRead]
     next: str | None
+
+
+def audit_page(rows: Sequence[AuditRecord], next_url: str | None) -> AuditList:
+    """A page of records as the API lists them."""
+    return AuditList(
+        items=[AuditRead.model_validate(r, from_attributes=True) for r in rows], next=next_url
+    )

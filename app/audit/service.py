@@ -2,51 +2,54 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
+from app.audit.actions import AuditAction
 from app.audit.chain import HASHED_FIELDS, ChainBreak, canonical, check_chain, record_hash
 from app.audit.models import AuditChainHead, AuditRecord
 from app.auth.principal import Principal
+from app.errors import StudyNotFound
 
 SYSTEM_ACTOR = "system"
+
+Change = tuple[Any, Any]  # (old, new)
 
 
 def record(
     session: Session,
+    action: AuditAction,
     *,
     actor: Principal | None,
-    action: str,
-    entity_type: str,
     entity_id: str | int,
     now: datetime,
     study_id: int | None = None,
     reason: str | None = None,
-    changes: dict[str, Any] | None = None,
+    changes: Mapping[str, Change] | None = None,
 ) -> str:
-    """Append one record, chained to the last, in the caller's transaction.
+    """Append one record, chained to the last, in the caller's transaction; return its hash.
 
-    The chain head row is locked until the transaction ends, so appends from many
-    processes line up one after the other. Lock order: the study row, the head (taken
-    early by study-scoped writes, see `studies.service.get_study`), then the rows the
-    unit of work changes. Returns the new record's hash.
+    `changes` maps each field to its `(old, new)` values. The chain head's row stays
+    locked until the transaction ends, so appends from many processes line up.
     """
-    seq, prev_hash = hold_chain(session)
+    seq, prev_hash = lock_chain_head(session)
     fields: dict[str, Any] = {
         "seq": seq + 1,
         "at": now,
         "actor_id": actor.id if actor else None,
         "actor": actor.email if actor else SYSTEM_ACTOR,
-        "action": action,
+        "action": action.value,
         "study_id": study_id,
-        "entity_type": entity_type,
+        "entity_type": action.entity_type,
         "entity_id": str(entity_id),
         "reason": reason,
-        "changes": canonical(changes or {}),
+        "changes": canonical(
+            {name: {"old": old, "new": new} for name, (old, new) in (changes or {}).items()}
+        ),
     }
     digest = record_hash(fields, prev_hash)
     session.execute(_INSERT_RECORD, {**fields, "prev_hash": prev_hash, "hash": digest})
@@ -55,12 +58,14 @@ def record(
     return digest
 
 
-def hold_chain(session: Session) -> tuple[int, str]:
-    """Lock the chain's head for this transaction (if not yet) and return it.
+def lock_chain_head(session: Session) -> tuple[int, str]:
+    """Lock the chain's head row for this transaction (if not yet); return its seq and hash.
 
-    A unit of work that locks contended rows of its own (a site's counter, a
-    stratum) calls this first, so it never holds such a row while queueing for the
-    head: the queue then stays first come, first served.
+    Every write appends to the chain, so every write takes this lock. The order is one
+    everywhere: the study's row, then this head, then the participant, stratum or site
+    rows the change touches. A use case that locks such rows calls this first, so it
+    never holds a contended row while it queues for the head: writers then queue first
+    come, first served.
     """
     transaction = _transaction(session)
     cached = session.info.get(_HEAD_KEY)
@@ -81,19 +86,14 @@ _HEAD_KEY = "trialdesk_audit_head"
 
 # Built once: every change of state appends here, and building SQLAlchemy statements
 # per call was the largest single cost of a write request.
-_head = AuditChainHead.__table__
+_head = cast(Table, AuditChainHead.__table__)
 _SELECT_HEAD = select(_head.c.seq, _head.c.hash).where(_head.c.id == 1).with_for_update()
 _UPDATE_HEAD = (
     update(_head)
     .where(_head.c.id == 1)
     .values(seq=bindparam("new_seq"), hash=bindparam("new_hash"))
 )
-_INSERT_RECORD = insert(AuditRecord.__table__)
-
-
-def change(old: Any, new: Any) -> dict[str, Any]:
-    """One field's change, as audit records store it."""
-    return {"old": old, "new": new}
+_INSERT_RECORD = insert(cast(Table, AuditRecord.__table__))
 
 
 def list_records(
@@ -104,6 +104,35 @@ def list_records(
     if study_id is not None:
         query = query.where(AuditRecord.study_id == study_id)
     return session.scalars(query.order_by(AuditRecord.seq).limit(limit)).all()
+
+
+def study_id_of(session: Session, *, slug: str) -> int:
+    """The id of the study with this slug, found by its creation record (the trail
+    knows every study without asking the studies package); StudyNotFound if none."""
+    found = session.scalar(
+        select(AuditRecord.study_id).where(
+            AuditRecord.action == AuditAction.study_created.value, AuditRecord.entity_id == slug
+        )
+    )
+    if found is None:
+        raise StudyNotFound(f"no study {slug!r}")
+    return found
+
+
+def latest_change(
+    session: Session, *, study_id: int, action: AuditAction, field: str
+) -> Any | None:
+    """The new value of `field` in the study's latest record of this action, if any."""
+    found = session.scalars(
+        select(AuditRecord)
+        .where(AuditRecord.study_id == study_id, AuditRecord.action == action.value)
+        .order_by(AuditRecord.seq.desc())
+        .limit(1)
+    ).first()
+    if found is None:
+        return None
+    change = found.changes.get(field)
+    return change.get("new") if isinstance(change, dict) else None
 
 
 def verify_chain(session: Session) -> list[ChainBreak]:

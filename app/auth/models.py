@@ -7,9 +7,8 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.auth.permissions import Role
+from app.auth.principal import Role
 from app.db.base import Base
-from app.studies.models import Site
 
 
 class User(Base):
@@ -35,7 +34,6 @@ class UserSite(Base):
     site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"), primary_key=True)
 
     user: Mapped[User] = relationship(back_populates="site_links")
-    site: Mapped[Site] = relationship(lazy="joined")
 
 
 class ApiToken(Base):

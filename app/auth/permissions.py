@@ -1,16 +1,12 @@
-"""Roles and what each may do: authorization as data, checked by one pure function."""
+"""Roles, what each may do and which sites each reaches: authorization as data (pure)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from enum import StrEnum
 
+from app.auth.principal import Principal, Role
 
-class Role(StrEnum):
-    admin = "admin"
-    coordinator = "coordinator"
-    statistician = "statistician"
-    unblinded_statistician = "unblinded_statistician"
+__all__ = ["Permission", "Principal", "Role", "SiteScope", "has_permission"]
 
 
 class Permission(StrEnum):
@@ -43,11 +39,20 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     ),
 }
 
-# Roles whose access to participants is limited to the sites they are assigned to.
-SITE_SCOPED_ROLES = frozenset({Role.coordinator})
 
-# Whatever a study says, the blinded statistician never sees an arm.
-NEVER_SEES_ARMS = frozenset({Role.statistician})
+class SiteScope(StrEnum):
+    """How far a role reaches into a study's sites."""
+
+    every_site = "every_site"
+    own_sites = "own_sites"  # only the sites the user is assigned to (404 elsewhere)
+
+
+SITE_SCOPE: dict[Role, SiteScope] = {
+    Role.admin: SiteScope.every_site,
+    Role.coordinator: SiteScope.own_sites,
+    Role.statistician: SiteScope.every_site,  # reads no participant, only blinded data
+    Role.unblinded_statistician: SiteScope.every_site,
+}
 
 
 def has_permission(role: Role, permission: Permission) -> bool:
@@ -55,6 +60,23 @@ def has_permission(role: Role, permission: Permission) -> bool:
     return permission in ROLE_PERMISSIONS[role]
 
 
-def may_see_arms(role: Role, arm_visible_to: Iterable[Role]) -> bool:
-    """Whether the role may see real arms in a study whose blinding lists `arm_visible_to`."""
-    return role not in NEVER_SEES_ARMS and role in set(arm_visible_to)
+def is_site_scoped(role: Role) -> bool:
+    """Whether the role reaches only the sites its users are assigned to."""
+    return SITE_SCOPE[role] is SiteScope.own_sites
+
+
+def reachable_sites(user: Principal) -> frozenset[int] | None:
+    """The ids of the sites the user reaches; None when the role reaches every site."""
+    return user.site_ids if is_site_scoped(user.role) else None
+
+
+def may_access_site(user: Principal, site_id: int) -> bool:
+    """Whether the user reaches this site's participants."""
+    sites = reachable_sites(user)
+    return sites is None or site_id in sites
+
+
+def may_know_study(user: Principal, study_site_ids: frozenset[int]) -> bool:
+    """Whether the user may know the study exists: site-scoped roles only of their studies."""
+    sites = reachable_sites(user)
+    return sites is None or not sites.isdisjoint(study_site_ids)

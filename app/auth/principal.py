@@ -1,20 +1,24 @@
-"""Who is calling: what every permission and site check needs, read once per request."""
+"""Who is calling: the role, and the sites a site-scoped role is limited to (pure)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
-from app.auth.permissions import Role
+
+class Role(StrEnum):
+    admin = "admin"
+    coordinator = "coordinator"
+    statistician = "statistician"
+    unblinded_statistician = "unblinded_statistician"
 
 
 @dataclass(frozen=True)
 class Principal:
-    """An authenticated staff user: identity, role and the sites (and their studies) they
-    are limited to. A plain value, not a table row, so it is cheap and never stale
+    """An authenticated staff user. A plain value, not a table row: cheap, and never stale
     within a request."""
 
     id: int
     email: str
     role: Role
     site_ids: frozenset[int] = frozenset()
-    study_ids: frozenset[int] = frozenset()

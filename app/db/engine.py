@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
 from app.config import Settings
 
 WRITE_OPTION = "trialdesk_write"
-MAX_CONCURRENT_SESSIONS = 32  # below anyio's default of 40 worker threads
+MAX_CONCURRENT_REQUESTS = 32  # below anyio's default of 40 worker threads
 
 
 class Database:
@@ -29,30 +29,15 @@ class Database:
         self._write = sessionmaker(
             self.engine.execution_options(**{WRITE_OPTION: True}), expire_on_commit=False
         )
-        # SQLite has one writer at a time. Writers of this process queue on this lock,
-        # which wakes them in turn, rather than in SQLite's busy handler, which polls
-        # with sleeps; other processes still wait on SQLite's own lock.
-        self._write_lock = threading.Lock() if self.is_sqlite else None
-        # Requests in progress at once. Requests waiting for a lock each block a worker
-        # thread; keeping them fewer than the thread pool (40) leaves threads for the
-        # other steps of every request, and keeps within the connection pool.
-        self.request_slots = asyncio.Semaphore(
-            min(settings.db_pool_size + settings.db_max_overflow, MAX_CONCURRENT_SESSIONS)
-        )
+        if self.is_sqlite:
+            _gate_write_transactions(self._write, timeout_s=settings.sqlite_busy_timeout_ms / 1000)
 
-    @contextmanager
-    def write_gate(self) -> Iterator[None]:
-        """Hold this process's SQLite write lock (nothing with PostgreSQL): wrap a whole
-        write transaction in it, from BEGIN to COMMIT, within one thread."""
-        if self._write_lock is None:
-            yield
-            return
-        if not self._write_lock.acquire(timeout=self.settings.sqlite_busy_timeout_ms / 1000):
-            raise TimeoutError("timed out waiting for the database write lock")
-        try:
-            yield
-        finally:
-            self._write_lock.release()
+    @property
+    def request_slots(self) -> int:
+        """How many requests one process may work on at once: within the connection
+        pool, and below the worker threads (see `api.middleware.RequestSlots`)."""
+        pool = self.settings.db_pool_size + self.settings.db_max_overflow
+        return min(pool, MAX_CONCURRENT_REQUESTS)
 
     def session(self, *, write: bool) -> Session:
         """A new session; `write` sessions take the database write lock when they begin."""
@@ -68,13 +53,38 @@ class Database:
         self.engine.dispose()
 
 
+_GATE = "trialdesk_write_gate"
+
+
+def _gate_write_transactions(factory: sessionmaker[Session], *, timeout_s: float) -> None:
+    """SQLite has one writer at a time. Write transactions of this process queue on a
+    lock, which wakes them in turn, rather than in SQLite's busy handler, which polls with
+    sleeps (other processes still wait on SQLite's own lock). The lock is taken when a
+    transaction begins, in the thread that begins it, and let go when it ends, so it
+    covers exactly the time SQLite's own write lock is held (BEGIN IMMEDIATE to COMMIT).
+    """
+    gate = threading.Lock()
+
+    @event.listens_for(factory, "after_transaction_create")
+    def _take(session: Session, transaction: SessionTransaction) -> None:
+        if transaction.parent is not None or _GATE in session.info:
+            return  # a savepoint within a transaction that holds the gate already
+        if not gate.acquire(timeout=timeout_s):
+            raise TimeoutError("timed out waiting for the database write lock")
+        session.info[_GATE] = transaction
+
+    @event.listens_for(factory, "after_transaction_end")
+    def _let_go(session: Session, transaction: SessionTransaction) -> None:
+        if session.info.get(_GATE) is transaction:
+            del session.info[_GATE]
+            gate.release()
+
+
 def make_engine(settings: Settings) -> Engine:
     """Create the engine with the per-backend settings Trialdesk relies on."""
     url = make_url(settings.database_url)
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
-            from pathlib import Path
-
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(
             url,

@@ -3,21 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.db.base import Base
+from app.participants.lifecycle import ParticipantStatus, was_randomized
 from app.studies.models import Site
-
-
-class ParticipantStatus(StrEnum):
-    ineligible = "ineligible"
-    enrolled = "enrolled"
-    randomized = "randomized"
-    withdrawn = "withdrawn"
 
 
 class Participant(Base):
@@ -48,10 +41,7 @@ class Participant(Base):
     @property
     def was_randomized(self) -> bool:
         """Randomized, now or before a withdrawal (intention to treat keeps the arm)."""
-        return self.status == ParticipantStatus.randomized or (
-            self.status == ParticipantStatus.withdrawn
-            and self.withdrawn_from == ParticipantStatus.randomized
-        )
+        return was_randomized(self.status, self.withdrawn_from)
 
     site: Mapped[Site] = relationship(lazy="joined")
     contact: Mapped[Contact | None] = relationship(back_populates="participant")

@@ -1,4 +1,4 @@
-"""Screening, enrollment, reading and withdrawing participants."""
+"""Participants: screening and enrollment, reading, randomizing, withdrawing, unblinding."""
 
 from __future__ import annotations
 
@@ -6,29 +6,41 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
-from app.api.deps import NowDep, PageDep, ReadSessionDep, SessionDep, require
+from app.api.deps import NowDep, ReadSessionDep, SessionDep
 from app.api.errors import PROBLEM_RESPONSES
-from app.api.routing import TransactionalRoute
+from app.api.paging import PageDep
+from app.auth.deps import require
 from app.auth.permissions import Permission
 from app.auth.principal import Principal
+from app.idempotency.deps import IdempotencyDep
 from app.participants import service
-from app.participants.models import ParticipantStatus
+from app.participants.lifecycle import ParticipantStatus
 from app.participants.schemas import (
     ParticipantCreate,
     ParticipantCreated,
     ParticipantList,
     ParticipantRead,
+    ParticipantReadUnblinded,
+    RandomizeResult,
+    RandomizeResultUnblinded,
+    UnblindRequest,
+    UnblindResult,
     Withdrawal,
+    participant_created,
+    participant_read,
+    participant_summary,
+    randomize_result,
 )
-from app.participants.views import participant_read, participant_summary
-from app.studies.service import get_study
+from app.studies.service import RowLock, get_study
 
 router = APIRouter(
     prefix="/api/v1/studies/{slug}/participants",
     tags=["participants"],
-    route_class=TransactionalRoute,
     responses=PROBLEM_RESPONSES,
 )
+
+Reader = Annotated[Principal, Depends(require(Permission.read_participants))]
+AnyParticipantRead = ParticipantReadUnblinded | ParticipantRead
 
 
 @router.post("", status_code=201, response_model=ParticipantCreated)
@@ -36,25 +48,21 @@ def enroll(
     slug: str,
     body: ParticipantCreate,
     session: SessionDep,
+    idempotency: IdempotencyDep,
     now: NowDep,
     actor: Annotated[Principal, Depends(require(Permission.enroll))],
 ) -> ParticipantCreated:
     """Screen a person; enroll them when eligible (ineligible screenings are kept)."""
-    study = get_study(session, slug=slug, user=actor, lock="share")
+    study = get_study(session, slug=slug, user=actor, lock=RowLock.for_no_key_update)
     participant = service.enroll(session, study=study, data=body, actor=actor, now=now)
-    return ParticipantCreated(
-        code=participant.code,
-        status=participant.status,
-        site=participant.site.code,
-        ineligible_reasons=participant.ineligible_reasons,
-    )
+    return idempotency.remember(participant_created(participant))
 
 
 @router.get("", response_model=ParticipantList)
 def list_participants(
     slug: str,
     session: ReadSessionDep,
-    user: Annotated[Principal, Depends(require(Permission.read_participants))],
+    user: Reader,
     page: PageDep,
     site: Annotated[str | None, Query(description="site code")] = None,
     status: ParticipantStatus | None = None,
@@ -76,31 +84,65 @@ def list_participants(
     )
 
 
-@router.get("/{code}", response_model=ParticipantRead)
+@router.get("/{code}", response_model=AnyParticipantRead)
 def get_participant(
-    slug: str,
-    code: str,
-    session: ReadSessionDep,
-    user: Annotated[Principal, Depends(require(Permission.read_participants))],
-) -> ParticipantRead:
+    slug: str, code: str, session: ReadSessionDep, user: Reader
+) -> AnyParticipantRead:
     """One participant with contact details; the arm only for roles that may see it."""
     study = get_study(session, slug=slug, user=user)
     participant = service.get_participant(session, study=study, code=code, user=user)
-    return participant_read(session, study=study, participant=participant, user=user)
+    return participant_read(
+        service.detail(session, study=study, participant=participant, user=user)
+    )
 
 
-@router.post("/{code}/withdraw", response_model=ParticipantRead)
+@router.post("/{code}/withdraw", response_model=AnyParticipantRead)
 def withdraw(
     slug: str,
     code: str,
     body: Withdrawal,
     session: SessionDep,
+    idempotency: IdempotencyDep,
     now: NowDep,
     actor: Annotated[Principal, Depends(require(Permission.withdraw))],
-) -> ParticipantRead:
+) -> AnyParticipantRead:
     """Record a withdrawal; a randomized participant keeps the allocation (ITT)."""
-    study = get_study(session, slug=slug, user=actor, lock="share")
+    study = get_study(session, slug=slug, user=actor, lock=RowLock.for_no_key_update)
     participant = service.withdraw(
         session, study=study, code=code, reason=body.reason, actor=actor, now=now
     )
-    return participant_read(session, study=study, participant=participant, user=actor)
+    detail = service.detail(session, study=study, participant=participant, user=actor)
+    return idempotency.remember(participant_read(detail))
+
+
+@router.post("/{code}/randomize", response_model=RandomizeResultUnblinded | RandomizeResult)
+def randomize(
+    slug: str,
+    code: str,
+    session: SessionDep,
+    idempotency: IdempotencyDep,
+    now: NowDep,
+    actor: Annotated[Principal, Depends(require(Permission.randomize))],
+) -> RandomizeResultUnblinded | RandomizeResult:
+    """Allocate the next slot of the participant's stratum; 409 if already randomized."""
+    study = get_study(session, slug=slug, user=actor, lock=RowLock.for_no_key_update)
+    randomized = service.randomize(session, study=study, code=code, actor=actor, now=now)
+    return idempotency.remember(randomize_result(randomized.participant, randomized.arm))
+
+
+@router.post("/{code}/unblind", response_model=UnblindResult)
+def unblind(
+    slug: str,
+    code: str,
+    body: UnblindRequest,
+    session: SessionDep,
+    idempotency: IdempotencyDep,
+    now: NowDep,
+    actor: Annotated[Principal, Depends(require(Permission.unblind))],
+) -> UnblindResult:
+    """Reveal one participant's arm; the reason is written to the audit trail."""
+    study = get_study(session, slug=slug, user=actor, lock=RowLock.for_no_key_update)
+    participant, arm, label = service.unblind(
+        session, study=study, code=code, reason=body.reason, actor=actor, now=now
+    )
+    return idempotency.remember(UnblindResult(code=participant.code, arm=arm, arm_label=label))

@@ -1,13 +1,21 @@
-"""Participant API schemas: what a coordinator sends and sees."""
+"""Participant API schemas: what a coordinator sends, and what each role sees.
+
+Answers that can carry an arm come in two schemas: the blinded one has no `arm` field
+at all; the `...Unblinded` one adds `arm` and `arm_label`. The builders below take the
+arm only as a `ShownArm`, which the services make only when `randomization.blinding`
+lets the caller see it: without one, the blinded schema is the only possible answer.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 
-from app.participants.models import ParticipantStatus
+from app.participants.lifecycle import ParticipantStatus
+from app.participants.models import Contact, Participant
 
 Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
 
@@ -44,6 +52,20 @@ class Withdrawal(BaseModel):
     reason: Reason
 
 
+class UnblindRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Reason
+
+
+@dataclass(frozen=True)
+class ShownArm:
+    """An arm the caller may see (`code` None: not randomized yet)."""
+
+    code: str | None
+    label: str | None
+
+
 class SurveyLine(BaseModel):
     timepoint: str
     status: str
@@ -70,18 +92,108 @@ class ParticipantSummary(BaseModel):
     withdrawn_at: datetime | None
 
 
+class ParticipantList(BaseModel):
+    items: list[ParticipantSummary]
+    next: str | None
+
+
 class ParticipantRead(ParticipantSummary):
+    """A participant's record, for roles that may not see arms."""
+
     screening: dict[str, bool]
     ineligible_reasons: list[str] | None
     consent_version: str | None
     stratum: str | None
     withdrawal_reason: str | None
     contact: ContactDetails | None
-    arm: str | None = Field(default=None, description="only for roles that may see arms")
-    arm_label: str | None = Field(default=None, description="only for roles that may see arms")
     surveys: list[SurveyLine] = []
 
 
-class ParticipantList(BaseModel):
-    items: list[ParticipantSummary]
-    next: str | None
+class ParticipantReadUnblinded(ParticipantRead):
+    """A participant's record with the arm (null until randomized)."""
+
+    arm: str | None
+    arm_label: str | None
+
+
+class RandomizeResult(BaseModel):
+    code: str
+    status: ParticipantStatus
+    stratum: str
+    randomized_at: datetime
+
+
+class RandomizeResultUnblinded(RandomizeResult):
+    arm: str
+    arm_label: str
+
+
+class UnblindResult(BaseModel):
+    code: str
+    arm: str
+    arm_label: str
+
+
+@dataclass(frozen=True)
+class ParticipantDetail:
+    """A participant, the contact details, and the arm when the caller may see it."""
+
+    participant: Participant
+    contact: Contact | None
+    arm: ShownArm | None
+
+
+def participant_summary(p: Participant) -> ParticipantSummary:
+    return ParticipantSummary(
+        code=p.code,
+        site=p.site.code,
+        status=p.status,
+        strata=p.strata,
+        screened_at=p.screened_at,
+        enrolled_at=p.enrolled_at,
+        randomized_at=p.randomized_at,
+        withdrawn_at=p.withdrawn_at,
+    )
+
+
+def participant_read(detail: ParticipantDetail) -> ParticipantReadUnblinded | ParticipantRead:
+    """The full record: the unblinded schema only when the arm was shown."""
+    p, contact = detail.participant, detail.contact
+    fields = participant_summary(p).model_dump() | {
+        "screening": p.screening,
+        "ineligible_reasons": p.ineligible_reasons,
+        "consent_version": p.consent_version,
+        "stratum": p.stratum,
+        "withdrawal_reason": p.withdrawal_reason,
+        "contact": (
+            ContactDetails(name=contact.name, email=contact.email, phone=contact.phone)
+            if contact
+            else None
+        ),
+        "surveys": [],
+    }
+    if detail.arm is None:
+        return ParticipantRead(**fields)
+    return ParticipantReadUnblinded(**fields, arm=detail.arm.code, arm_label=detail.arm.label)
+
+
+def participant_created(p: Participant) -> ParticipantCreated:
+    return ParticipantCreated(
+        code=p.code, status=p.status, site=p.site.code, ineligible_reasons=p.ineligible_reasons
+    )
+
+
+def randomize_result(
+    p: Participant, arm: ShownArm | None
+) -> RandomizeResultUnblinded | RandomizeResult:
+    """The randomize answer: the unblinded schema only when the arm was shown."""
+    assert p.stratum is not None and p.randomized_at is not None
+    fields = {
+        "code": p.code,
+        "status": p.status,
+        "stratum": p.stratum,
+        "randomized_at": p.randomized_at,
+    }
+    if arm is None or arm.code is None or arm.label is None:
+        return RandomizeResult(**fields)
+    return RandomizeResultUnblinded(**fields, arm=arm.code, arm_label=arm.label)

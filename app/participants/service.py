@@ -1,80 +1,74 @@
-"""Screening, consent, enrollment and withdrawal of participants."""
+"""Screening, enrollment, randomization, withdrawal and unblinding of participants."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from app.audit import service as audit
-from app.auth.permissions import SITE_SCOPED_ROLES
+from app.audit.actions import AuditAction
+from app.auth.permissions import may_access_site, reachable_sites
 from app.auth.principal import Principal
 from app.errors import (
-    CannotWithdraw,
     FieldProblem,
     Forbidden,
     InvalidEnrollment,
     InvalidInput,
+    NotRandomized,
     ParticipantNotFound,
-    StudyLocked,
-    StudyNotEnrolling,
 )
-from app.participants.models import Contact, Participant, ParticipantStatus
-from app.participants.schemas import ParticipantCreate
-from app.randomization.strata import stratum_key
-from app.studies.models import Site, Study, StudyStatus
-from app.studies.schemas import StudyDefinition
-from app.studies.service import definition_of
+from app.participants import lifecycle
+from app.participants.lifecycle import ParticipantStatus
+from app.participants.models import Contact, Participant
+from app.participants.schemas import ParticipantCreate, ParticipantDetail, ShownArm
+from app.participants.screening import screen
+from app.randomization import blinding
+from app.randomization import service as randomization
+from app.randomization.verification import Finding, ParticipantFacts
+from app.studies import service as studies
+from app.studies.lifecycle import ensure_enrolling, ensure_not_locked
+from app.studies.models import Site, Study
 
 
 def enroll(
     session: Session, *, study: Study, data: ParticipantCreate, actor: Principal, now: datetime
 ) -> Participant:
     """Record a screening; enroll the person when every criterion holds and consent is valid."""
-    if study.status != StudyStatus.enrolling:
-        raise StudyNotEnrolling(f"the study is {study.status}")
-    definition = definition_of(study)
-    site = next((s for s in study.sites if s.code == data.site.upper()), None)
-    if site is not None and actor.role in SITE_SCOPED_ROLES and site.id not in actor.site_ids:
+    ensure_enrolling(study.status)
+    definition = studies.definition_of(study)
+    site = studies.find_site(study, data.site)
+    if site is not None and not may_access_site(actor, site.id):
         raise Forbidden(f"you are not a coordinator of site {site.code}")
     problems = [FieldProblem(("site",), f"no site {data.site!r} in this study")] if not site else []
-    reasons = _screening_problems(definition, data, problems)
-    eligible = not reasons
-    _strata_problems(definition, data, problems, required=eligible)
-    _consent_problems(definition, data, problems, required=eligible)
-    if eligible and data.contact is None:
-        problems.append(FieldProblem(("contact",), "contact details are required to enroll"))
+    outcome = screen(
+        definition,
+        answers=data.screening,
+        consent_version=data.consent.version if data.consent else None,
+        levels=data.strata,
+        has_contact=data.contact is not None,
+    )
+    problems += outcome.problems
     if problems:
         raise InvalidEnrollment(problems)
     assert site is not None
-
-    number = session.execute(
-        update(Site)
-        .where(Site.id == site.id)
-        .values(last_participant_number=Site.last_participant_number + 1)
-        .returning(Site.last_participant_number)
-        .execution_options(synchronize_session=False)
-    ).scalar_one()
-    factors = [f.code for f in definition.randomization.strata]
+    eligible = outcome.eligible
+    audit.lock_chain_head(session)  # before the site's row: see the lock order there
+    number = _next_participant_number(session, site=site)
     participant = Participant(
         study_id=study.id,
         site_id=site.id,
         code=f"{study.code_prefix}-{site.code}-{number:04d}",
-        status=ParticipantStatus.enrolled if eligible else ParticipantStatus.ineligible,
+        status=lifecycle.screened(eligible=eligible),
         screening=dict(data.screening),
-        ineligible_reasons=reasons or None,
+        ineligible_reasons=outcome.ineligible_reasons or None,
         strata=dict(data.strata) if data.strata else None,
-        stratum=(
-            stratum_key(
-                site=site.code if definition.randomization.stratify_by_site else None,
-                factors=factors,
-                levels=data.strata,
-            )
-            if eligible
-            else None
-        ),
+        stratum=definition.plan().stratum_of(site=site.code, levels=data.strata)
+        if eligible
+        else None,
         consent_version=data.consent.version if eligible and data.consent else None,
         screened_at=now,
         enrolled_at=now if eligible else None,
@@ -95,111 +89,59 @@ def enroll(
         )
     audit.record(
         session,
+        AuditAction.participant_screened,
         actor=actor,
-        action="participant.screened",
-        entity_type="participant",
         entity_id=participant.code,
         study_id=study.id,
         now=now,
         changes={
-            "site": audit.change(None, site.code),
-            "screening": audit.change(None, participant.screening),
-            "eligible": audit.change(None, eligible),
-            "ineligible_reasons": audit.change(None, reasons or None),
+            "site": (None, site.code),
+            "screening": (None, participant.screening),
+            "eligible": (None, eligible),
+            "ineligible_reasons": (None, participant.ineligible_reasons),
         },
     )
     if eligible:
         audit.record(
             session,
+            AuditAction.participant_enrolled,
             actor=actor,
-            action="participant.enrolled",
-            entity_type="participant",
             entity_id=participant.code,
             study_id=study.id,
             now=now,
             changes={
-                "status": audit.change(None, ParticipantStatus.enrolled.value),
-                "consent_version": audit.change(None, participant.consent_version),
-                "strata": audit.change(None, participant.strata),
-                "contact": audit.change(None, "recorded"),
+                "status": (None, ParticipantStatus.enrolled),
+                "consent_version": (None, participant.consent_version),
+                "strata": (None, participant.strata),
+                "contact": (None, "recorded"),
             },
         )
     return participant
 
 
-def _screening_problems(
-    definition: StudyDefinition, data: ParticipantCreate, problems: list[FieldProblem]
-) -> list[str]:
-    """Check the answers; return the codes of the criteria that do not hold."""
-    criteria = {c.code: c for c in definition.eligibility}
-    for code in data.screening:
-        if code not in criteria:
-            problems.append(FieldProblem(("screening", code), "not a criterion of this study"))
-    reasons = []
-    for code, criterion in criteria.items():
-        if code not in data.screening:
-            problems.append(FieldProblem(("screening", code), "answer every criterion"))
-        elif data.screening[code] != criterion.must_be:
-            reasons.append(code)
-    return reasons
-
-
-def _strata_problems(
-    definition: StudyDefinition,
-    data: ParticipantCreate,
-    problems: list[FieldProblem],
-    *,
-    required: bool,
-) -> None:
-    factors = {f.code: f for f in definition.randomization.strata}
-    for code, level in data.strata.items():
-        if code not in factors:
-            problems.append(FieldProblem(("strata", code), "not a stratification factor"))
-        elif level not in factors[code].levels:
-            allowed = ", ".join(factors[code].levels)
-            problems.append(FieldProblem(("strata", code), f"{level!r} is not one of {allowed}"))
-    if required:
-        for code in factors:
-            if code not in data.strata:
-                problems.append(FieldProblem(("strata", code), "required to enroll"))
-
-
-def _consent_problems(
-    definition: StudyDefinition,
-    data: ParticipantCreate,
-    problems: list[FieldProblem],
-    *,
-    required: bool,
-) -> None:
-    if data.consent is None:
-        if required:
-            problems.append(FieldProblem(("consent",), "consent is required to enroll"))
-    elif data.consent.version not in definition.consent_versions:
-        accepted = ", ".join(definition.consent_versions)
-        problems.append(
-            FieldProblem(
-                ("consent", "version"),
-                f"consent version {data.consent.version!r} is not accepted ({accepted})",
-            )
-        )
+def _next_participant_number(session: Session, *, site: Site) -> int:
+    """The site's next participant number, counted under the site row's lock."""
+    return session.execute(
+        update(Site)
+        .where(Site.id == site.id)
+        .values(last_participant_number=Site.last_participant_number + 1)
+        .returning(Site.last_participant_number)
+        .execution_options(synchronize_session=False)
+    ).scalar_one()
 
 
 def get_participant(
-    session: Session, *, study: Study, code: str, user: Principal, lock: bool = False
+    session: Session, *, study: Study, code: str, user: Principal, for_update: bool = False
 ) -> Participant:
-    """The participant, if the user may see it (a coordinator: own sites only, else 404)."""
+    """The participant, if the user may see it (a coordinator: own sites only, else 404);
+    with `for_update`, its row stays locked to the end of the transaction."""
     query = select(Participant).where(Participant.study_id == study.id, Participant.code == code)
-    if lock:
+    if for_update:
         query = query.with_for_update(of=Participant).execution_options(populate_existing=True)
     participant = session.scalars(query).first()
     if participant is None or not may_access_site(user, participant.site_id):
         raise ParticipantNotFound(f"no participant {code!r}")
     return participant
-
-
-def may_access_site(user: Principal, site_id: int) -> bool:
-    """Whether the user's role reaches a site's participants."""
-    return user.role not in SITE_SCOPED_ROLES or site_id in user.site_ids
 
 
 def list_participants(
@@ -215,7 +157,7 @@ def list_participants(
     """Participants the user may see, oldest first, after a cursor."""
     query = select(Participant).where(Participant.study_id == study.id, Participant.id > after_id)
     if site is not None:
-        site_row = next((s for s in study.sites if s.code == site.upper()), None)
+        site_row = studies.find_site(study, site)
         if site_row is None:
             raise InvalidInput(
                 [FieldProblem(("site",), f"no site {site!r} in this study")], part="query"
@@ -223,27 +165,43 @@ def list_participants(
         if not may_access_site(user, site_row.id):
             raise Forbidden(f"you are not a coordinator of site {site_row.code}")
         query = query.where(Participant.site_id == site_row.id)
-    elif user.role in SITE_SCOPED_ROLES:
-        query = query.where(Participant.site_id.in_(user.site_ids))
+    else:
+        sites = reachable_sites(user)
+        if sites is not None:
+            query = query.where(Participant.site_id.in_(sites))
     if status is not None:
         query = query.where(Participant.status == status)
     return session.scalars(query.order_by(Participant.id).limit(limit)).all()
 
 
-def load_contact(session: Session, *, participant: Participant) -> Contact | None:
-    """The participant's contact details (a separate table, read on purpose)."""
-    return session.get(Contact, participant.id)
+def detail(
+    session: Session, *, study: Study, participant: Participant, user: Principal
+) -> ParticipantDetail:
+    """The participant with contact details, and the arm when the user may see it."""
+    contact = session.get(Contact, participant.id)
+    return ParticipantDetail(participant, contact, _shown_arm(session, study, participant, user))
+
+
+def _shown_arm(
+    session: Session, study: Study, participant: Participant, user: Principal
+) -> ShownArm | None:
+    definition = studies.definition_of(study)
+    if not blinding.may_see_arms(user.role, definition.blinding.arm_visible_to):
+        return None
+    allocation = randomization.allocation_of(session, participant_id=participant.id)
+    if allocation is None:
+        return ShownArm(None, None)
+    return ShownArm(allocation.arm, definition.arm_label(allocation.arm))
 
 
 def withdraw(
     session: Session, *, study: Study, code: str, reason: str, actor: Principal, now: datetime
 ) -> Participant:
     """Withdraw an enrolled or randomized participant; an allocation is kept (ITT)."""
-    if study.status == StudyStatus.locked:
-        raise StudyLocked("the study is locked")
-    participant = get_participant(session, study=study, code=code, user=actor, lock=True)
-    if participant.status not in (ParticipantStatus.enrolled, ParticipantStatus.randomized):
-        raise CannotWithdraw(f"the participant is {participant.status}")
+    ensure_not_locked(study.status)
+    audit.lock_chain_head(session)
+    participant = get_participant(session, study=study, code=code, user=actor, for_update=True)
+    lifecycle.ensure_can_withdraw(participant.code, participant.status)
     previous = participant.status
     participant.status = ParticipantStatus.withdrawn
     participant.withdrawn_from = previous
@@ -252,13 +210,99 @@ def withdraw(
     session.flush()
     audit.record(
         session,
+        AuditAction.participant_withdrawn,
         actor=actor,
-        action="participant.withdrawn",
-        entity_type="participant",
         entity_id=participant.code,
         study_id=study.id,
         now=now,
         reason=reason,
-        changes={"status": audit.change(previous, ParticipantStatus.withdrawn.value)},
+        changes={"status": (previous, ParticipantStatus.withdrawn)},
     )
     return participant
+
+
+@dataclass(frozen=True)
+class Randomized:
+    participant: Participant
+    arm: ShownArm | None  # only when the caller may see arms
+
+
+def randomize(
+    session: Session, *, study: Study, code: str, actor: Principal, now: datetime
+) -> Randomized:
+    """Give the participant the next slot of their stratum and mark them randomized,
+    in one transaction (locks: study row by the caller, audit head, participant,
+    stratum)."""
+    audit.lock_chain_head(session)
+    participant = get_participant(session, study=study, code=code, user=actor, for_update=True)
+    lifecycle.ensure_can_randomize(participant.code, participant.status, participant.withdrawn_from)
+    ensure_enrolling(study.status)
+    assert participant.stratum is not None
+    allocation = randomization.allocate(
+        session,
+        study_id=study.id,
+        plan=studies.plan_of(study),
+        secret=studies.secret_of(study),
+        stratum=participant.stratum,
+        participant_id=participant.id,
+        participant_code=participant.code,
+        actor=actor,
+        now=now,
+    )
+    participant.status = ParticipantStatus.randomized
+    participant.randomized_at = now
+    session.flush()
+    audit.record(
+        session,
+        AuditAction.participant_randomized,
+        actor=actor,
+        entity_id=participant.code,
+        study_id=study.id,
+        now=now,
+        # The arm stays out of the trail: it is read by roles that may be blind.
+        changes={
+            "status": (ParticipantStatus.enrolled, participant.status),
+            "stratum": (None, participant.stratum),
+            "sequence": (None, allocation.sequence),
+            "block": (None, allocation.block),
+            "position": (None, allocation.position),
+        },
+    )
+    return Randomized(participant, _shown_arm(session, study, participant, actor))
+
+
+def unblind(
+    session: Session, *, study: Study, code: str, reason: str, actor: Principal, now: datetime
+) -> tuple[Participant, str, str]:
+    """Reveal one participant's arm (code and label), for a recorded reason."""
+    participant = get_participant(session, study=study, code=code, user=actor)
+    allocation = randomization.allocation_of(session, participant_id=participant.id)
+    if allocation is None:
+        raise NotRandomized(f"{code} has no allocation")
+    audit.record(
+        session,
+        AuditAction.participant_unblinded,
+        actor=actor,
+        entity_id=participant.code,
+        study_id=study.id,
+        now=now,
+        reason=reason,
+    )
+    return participant, allocation.arm, studies.definition_of(study).arm_label(allocation.arm)
+
+
+def verify_allocations(session: Session, *, study: Study) -> list[Finding]:
+    """Re-derive every allocation of the study and check it against its participants."""
+    participants = {
+        p.id: ParticipantFacts(code=p.code, stratum=p.stratum, was_randomized=p.was_randomized)
+        for p in session.scalars(select(Participant).where(Participant.study_id == study.id))
+    }
+    return randomization.verify(
+        session,
+        study_id=study.id,
+        slug=study.slug,
+        plan=studies.plan_of(study),
+        secret=studies.secret_of(study),
+        commitment=study.commitment,
+        participants=participants,
+    )

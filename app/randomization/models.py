@@ -38,6 +38,8 @@ class Allocation(Base):
     study_id: Mapped[int] = mapped_column(ForeignKey("studies.id"), index=True)
     stratum_id: Mapped[int] = mapped_column(ForeignKey("strata.id"))
     participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id"), unique=True)
+    # The ledger names whom each slot went to, so it can be read (and checked) alone.
+    participant_code: Mapped[str] = mapped_column(String(32))
     sequence: Mapped[int]
     # Null only for a study randomized from an allocation table that gives no blocks.
     block: Mapped[int | None]

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from app.errors import FieldProblem
-from app.randomization.strata import UNSTRATIFIED, parse_stratum_key
+from app.randomization.strata import SITE, UNSTRATIFIED, expected_factors, parse_stratum_key
 
 REQUIRED = ("stratum", "sequence", "arm")
 OPTIONAL = ("block", "block_size", "position")
@@ -100,7 +100,7 @@ def parse_table(
 def _stratum_problems(
     key: str, factors: Sequence[tuple[str, Sequence[str]]], by_site: bool
 ) -> list[str]:
-    expected = (["site"] if by_site else []) + [code for code, _ in factors]
+    expected = expected_factors(by_site=by_site, factors=[code for code, _ in factors])
     if not expected:
         return [] if key == UNSTRATIFIED else [f"the study is not stratified: use {UNSTRATIFIED!r}"]
     try:
@@ -113,7 +113,7 @@ def _stratum_problems(
     return [
         f"{value!r} is not a level of {code}"
         for code, value in parts.items()
-        if code != "site" and value not in levels[code]
+        if code != SITE and value not in levels[code]
     ]
 
 

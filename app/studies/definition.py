@@ -1,214 +1,204 @@
-"""Rules a study definition must keep beyond its shape (pure: no database, no HTTP)."""
+"""The study definition: one document (YAML, JSON or API body), one Pydantic schema.
+
+This module is the document's shape; `studies.validation` adds the rules that span its
+parts (codes that must exist, block sizes that fit the ratios, ...)."""
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Iterable, Iterator
-from typing import Any
+from enum import StrEnum
+from typing import Annotated, Any, Literal
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
 
-from app.auth.permissions import NEVER_SEES_ARMS
-from app.errors import FieldProblem, InvalidStudyDefinition
-from app.studies.schemas import Anchor, Item, ItemType, StudyDefinition
+from app.auth.principal import Role
+from app.randomization.blocks import ArmRatio
+from app.randomization.plan import Factor, Plan
 
-MAX_SITE_CODE = 12
-MAX_STRATUM_KEY = 500  # the width of the stratum columns
-NUMERIC_TYPES = frozenset({ItemType.choice, ItemType.integer, ItemType.number, ItemType.boolean})
-
-
-def parse_definition(data: Any) -> StudyDefinition:
-    """Validate a whole document (shape, then rules); raise with every problem's path."""
-    try:
-        definition = StudyDefinition.model_validate(data)
-    except ValidationError as exc:
-        raise InvalidStudyDefinition(
-            [FieldProblem(tuple(e["loc"]), e["msg"]) for e in exc.errors()]
-        ) from None
-    check_definition(definition)
-    return definition
+MAX_BLOCK_SIZE = 120  # a block is re-derived on every allocation; keep it cheap
+MAX_RATIO = 20
+CODE_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
+Code = Annotated[str, Field(pattern=CODE_PATTERN, description="lower-case code: a-z, 0-9, _")]
+Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$")]
+Level = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+Text = Annotated[str, Field(min_length=1, max_length=2000)]
 
 
-def check_definition(definition: StudyDefinition) -> None:
-    """Raise `InvalidStudyDefinition` listing every rule the definition breaks."""
-    problems = list(definition_problems(definition))
-    if problems:
-        raise InvalidStudyDefinition(problems)
+class Document(BaseModel):
+    """Parts of the definition document refuse unknown fields, so typos are errors."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
-def definition_problems(d: StudyDefinition) -> Iterator[FieldProblem]:
-    """Every rule broken, each with its path in the document."""
-    yield from _duplicates(("arms",), (a.code for a in d.arms))
-    arm_codes = {a.code for a in d.arms}
-    r = d.randomization
-    yield from block_size_problems(("randomization", "block_sizes"), r.block_sizes, d)
-    yield from _duplicates(("randomization", "block_sizes"), r.block_sizes, what="size")
-    if r.method == "blocks" and not r.block_sizes:
-        yield FieldProblem(("randomization", "block_sizes"), "give at least one block size")
-    yield from _duplicates(("randomization", "strata"), (f.code for f in r.strata))
-    if "site" in {f.code for f in r.strata}:
-        index = [f.code for f in r.strata].index("site")
-        yield FieldProblem(
-            ("randomization", "strata", index, "code"),
-            "'site' is reserved: use stratify_by_site",
-        )
-    for i, factor in enumerate(r.strata):
-        yield from _duplicates(("randomization", "strata", i, "levels"), factor.levels, "level")
-    longest_key = (
-        len("site=")
-        + MAX_SITE_CODE
-        + sum(len(f"|{f.code}=") + max(len(level) for level in f.levels) for f in r.strata)
+class Arm(Document):
+    code: Code
+    label: Text
+    ratio: Annotated[int, Field(ge=1, le=MAX_RATIO)] = 1
+
+
+class StratificationFactor(Document):
+    code: Code
+    levels: Annotated[list[Level], Field(min_length=1)]
+
+
+class Randomization(Document):
+    method: Literal["blocks", "table"] = Field(
+        default="blocks",
+        description="`blocks`: permuted blocks from the study secret; `table`: uploaded list",
     )
-    if longest_key > MAX_STRATUM_KEY:
-        yield FieldProblem(
-            ("randomization", "strata"),
-            f"stratum keys could reach {longest_key} characters; {MAX_STRATUM_KEY} at most",
+    block_sizes: list[Annotated[int, Field(ge=1, le=MAX_BLOCK_SIZE)]] = Field(
+        default=[],
+        description="each a multiple of the sum of the arm ratios; drawn at random per block "
+        "(required with the `blocks` method)",
+    )
+    stratify_by_site: bool = True
+    strata: list[StratificationFactor] = []
+    requires_completed: list[Code] = Field(
+        default=[], description="timepoints that must be complete before randomizing"
+    )
+
+
+class Criterion(Document):
+    code: Code
+    text: Text
+    must_be: bool = True
+
+
+class Blinding(Document):
+    arm_visible_to: list[Role] = [Role.admin, Role.unblinded_statistician]
+
+
+class Anchor(StrEnum):
+    enrollment = "enrollment"
+    randomization = "randomization"
+
+
+class Timepoint(Document):
+    code: Code
+    anchor: Anchor
+    day: int
+    open_before: Annotated[int, Field(ge=0)] = 0
+    close_after: Annotated[int, Field(ge=0)]
+    instruments: Annotated[list[Code], Field(min_length=1)]
+
+
+class Reminders(Document):
+    after_days: list[PositiveInt] = []
+
+
+class ItemType(StrEnum):
+    choice = "choice"
+    multi_choice = "multi_choice"
+    integer = "integer"
+    number = "number"
+    text = "text"
+    date = "date"
+    boolean = "boolean"
+
+
+class Option(Document):
+    value: int | str
+    label: Text
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_pair(cls, data: Any) -> Any:
+        if isinstance(data, list | tuple) and len(data) == 2:
+            return {"value": data[0], "label": data[1]}
+        return data
+
+
+class Item(Document):
+    code: Code
+    text: Text
+    type: ItemType
+    required: bool = False
+    options: list[Option] | None = None
+    min: float | None = None
+    max: float | None = None
+    export: bool = Field(default=False, description="free text only: include in the blinded export")
+
+
+class ScoreMethod(StrEnum):
+    sum = "sum"
+    mean = "mean"
+
+
+class Score(Document):
+    code: Code
+    method: ScoreMethod
+    items: Annotated[list[Code], Field(min_length=1)]
+    reverse: list[Code] = Field(default=[], description="items scored (min + max) - value")
+    min_answered: PositiveInt | None = Field(
+        default=None, description="answered items needed for a score; default all"
+    )
+
+
+class Instrument(Document):
+    code: Code
+    title: Text
+    items: Annotated[list[Item], Field(min_length=1)]
+    scores: list[Score] = []
+    arms: list[Code] | None = Field(
+        default=None, description="only these arms answer it; it then reveals the arm"
+    )
+    released_in_blinded_export: bool = False
+
+
+class AlertOperator(StrEnum):
+    gt = ">"
+    ge = ">="
+    lt = "<"
+    le = "<="
+    eq = "=="
+    ne = "!="
+
+
+class AlertRule(Document):
+    code: Code
+    text: Text
+    item: Code | None = None
+    score: Code | None = None
+    op: AlertOperator
+    value: float
+
+
+class StudyDefinition(Document):
+    """A whole study, as one document; validated completely before anything is stored."""
+
+    slug: Slug
+    title: Text
+    code_prefix: Annotated[str, Field(pattern=r"^[A-Z0-9]{1,6}$")] | None = Field(
+        default=None, description="prefix of participant codes; default the slug's initials"
+    )
+    arms: Annotated[list[Arm], Field(min_length=2)]
+    randomization: Randomization
+    eligibility: list[Criterion] = []
+    consent_versions: Annotated[
+        list[Annotated[str, Field(min_length=1, max_length=64)]], Field(min_length=1)
+    ]
+    blinding: Blinding = Blinding()
+    schedule: list[Timepoint] = []
+    reminders: Reminders = Reminders()
+    instruments: list[Instrument] = []
+    alerts: list[AlertRule] = []
+    crisis_text: str | None = None
+
+    def participant_code_prefix(self) -> str:
+        """`code_prefix`, or the initials of the slug's words (`peer-support` → `PS`)."""
+        initials = "".join(word[0] for word in self.slug.split("-") if word).upper()[:6]
+        return self.code_prefix or initials
+
+    def arm_label(self, code: str) -> str:
+        """The label of the arm with this code."""
+        return next(a.label for a in self.arms if a.code == code)
+
+    def plan(self) -> Plan:
+        """The randomization plan, as the randomization engine takes it."""
+        r = self.randomization
+        return Plan(
+            method=r.method,
+            arms=tuple(ArmRatio(code=a.code, ratio=a.ratio) for a in self.arms),
+            block_sizes=tuple(r.block_sizes),
+            stratify_by_site=r.stratify_by_site,
+            factors=tuple(Factor(f.code, tuple(f.levels)) for f in r.strata),
         )
-
-    yield from _duplicates(("eligibility",), (c.code for c in d.eligibility))
-    yield from _duplicates(("consent_versions",), d.consent_versions, what="version")
-    for i, role in enumerate(d.blinding.arm_visible_to):
-        if role in NEVER_SEES_ARMS:
-            yield FieldProblem(
-                ("blinding", "arm_visible_to", i), f"the {role} role must stay blind"
-            )
-
-    instruments = {ins.code: ins for ins in d.instruments}
-    yield from _duplicates(("instruments",), (ins.code for ins in d.instruments))
-    yield from _instrument_problems(d, arm_codes)
-
-    timepoints = {t.code: t for t in d.schedule}
-    yield from _duplicates(("schedule",), (t.code for t in d.schedule))
-    for i, tp in enumerate(d.schedule):
-        if tp.close_after + tp.open_before < 0:
-            yield FieldProblem(("schedule", i), "the window is empty")
-        for j, code in enumerate(tp.instruments):
-            if code not in instruments:
-                yield FieldProblem(("schedule", i, "instruments", j), f"no instrument {code!r}")
-    for i, code in enumerate(r.requires_completed):
-        if code not in timepoints:
-            yield FieldProblem(("randomization", "requires_completed", i), f"no timepoint {code!r}")
-        elif timepoints[code].anchor is not Anchor.enrollment:
-            yield FieldProblem(
-                ("randomization", "requires_completed", i),
-                f"timepoint {code!r} is anchored to randomization, so it cannot precede it",
-            )
-
-    items = {it.code: it for ins in d.instruments for it in ins.items}
-    scores = {s.code for ins in d.instruments for s in ins.scores}
-    for i, alert in enumerate(d.alerts):
-        if (alert.item is None) == (alert.score is None):
-            yield FieldProblem(("alerts", i), "name exactly one of item or score")
-        elif alert.item is not None and alert.item not in items:
-            yield FieldProblem(("alerts", i, "item"), f"no item {alert.item!r}")
-        elif alert.item is not None and items[alert.item].type not in NUMERIC_TYPES:
-            yield FieldProblem(("alerts", i, "item"), "alerts need a numeric item")
-        elif alert.score is not None and alert.score not in scores:
-            yield FieldProblem(("alerts", i, "score"), f"no score {alert.score!r}")
-    yield from _duplicates(("alerts",), (a.code for a in d.alerts))
-
-
-def _instrument_problems(d: StudyDefinition, arm_codes: set[str]) -> Iterator[FieldProblem]:
-    # Item and score codes become export columns, so they must be unique study-wide.
-    seen: dict[str, tuple[str | int, ...]] = {}
-    reserved = {"pseudonym", "group", "timepoint", "status", "days_from_randomization", "arm"}
-    reserved |= {f.code for f in d.randomization.strata} | {"site"}
-    for i, ins in enumerate(d.instruments):
-        for j, arm in enumerate(ins.arms or []):
-            if arm not in arm_codes:
-                yield FieldProblem(("instruments", i, "arms", j), f"no arm {arm!r}")
-        items = {it.code: it for it in ins.items}
-        for j, item in enumerate(ins.items):
-            loc = ("instruments", i, "items", j)
-            yield from _column_name(loc, item.code, seen, reserved)
-            yield from _item_problems(loc, item)
-        for j, score in enumerate(ins.scores):
-            loc = ("instruments", i, "scores", j)
-            yield from _column_name(loc, score.code, seen, reserved)
-            for k, code in enumerate(score.items):
-                if code not in items:
-                    yield FieldProblem((*loc, "items", k), f"no item {code!r} in this instrument")
-                elif items[code].type not in NUMERIC_TYPES:
-                    yield FieldProblem((*loc, "items", k), f"item {code!r} is not numeric")
-            for k, code in enumerate(score.reverse):
-                if code not in score.items:
-                    yield FieldProblem((*loc, "reverse", k), f"{code!r} is not one of the items")
-                elif code in items and _bounds(items[code]) is None:
-                    yield FieldProblem((*loc, "reverse", k), f"{code!r} has no min and max")
-            if score.min_answered is not None and score.min_answered > len(score.items):
-                yield FieldProblem((*loc, "min_answered"), "more than the number of items")
-
-
-def _item_problems(loc: tuple[str | int, ...], item: Item) -> Iterator[FieldProblem]:
-    if item.type in (ItemType.choice, ItemType.multi_choice):
-        if not item.options:
-            yield FieldProblem((*loc, "options"), f"a {item.type} item needs options")
-        else:
-            yield from _duplicates((*loc, "options"), (o.value for o in item.options), "value")
-            if item.type is ItemType.choice and any(
-                not isinstance(o.value, int) for o in item.options
-            ):
-                yield FieldProblem((*loc, "options"), "choice options are coded as integers")
-    elif item.options is not None:
-        yield FieldProblem((*loc, "options"), f"a {item.type} item takes no options")
-    if item.min is not None or item.max is not None:
-        if item.type not in (ItemType.integer, ItemType.number):
-            yield FieldProblem((*loc, "min"), f"a {item.type} item takes no min or max")
-        elif item.min is not None and item.max is not None and item.min > item.max:
-            yield FieldProblem((*loc, "max"), "max is below min")
-    if item.export and item.type is not ItemType.text:
-        yield FieldProblem((*loc, "export"), "only text items need `export`")
-
-
-def _column_name(
-    loc: tuple[str | int, ...],
-    code: str,
-    seen: dict[str, tuple[str | int, ...]],
-    reserved: set[str],
-) -> Iterator[FieldProblem]:
-    if code in reserved:
-        yield FieldProblem((*loc, "code"), f"{code!r} is a reserved column name")
-    elif code in seen:
-        where = ".".join(str(p) for p in seen[code])
-        yield FieldProblem((*loc, "code"), f"{code!r} is already used at {where}")
-    else:
-        seen[code] = loc
-
-
-def _bounds(item: Item) -> tuple[float, float] | None:
-    """The lowest and highest numeric value an item can take, if it has both."""
-    if item.type is ItemType.choice and item.options:
-        values = [o.value for o in item.options if isinstance(o.value, int)]
-        return (min(values), max(values)) if values else None
-    if item.type is ItemType.boolean:
-        return (0, 1)
-    if item.min is not None and item.max is not None:
-        return (item.min, item.max)
-    return None
-
-
-def _duplicates(
-    loc: tuple[str | int, ...], values: Iterable[Any], what: str = "code"
-) -> Iterator[FieldProblem]:
-    values = list(values)
-    for value, count in Counter(values).items():
-        if count > 1:
-            index = len(values) - 1 - values[::-1].index(value)
-            yield FieldProblem((*loc, index), f"duplicate {what} {value!r}")
-
-
-def block_size_problems(
-    loc: tuple[str | int, ...], sizes: Iterable[int], definition: StudyDefinition
-) -> Iterator[FieldProblem]:
-    """Block sizes that are not a multiple of the sum of the arm ratios."""
-    total = sum(a.ratio for a in definition.arms)
-    for i, size in enumerate(sizes):
-        if size % total:
-            yield FieldProblem(
-                (*loc, i), f"{size} is not a multiple of the sum of the arm ratios ({total})"
-            )
-
-
-def default_code_prefix(slug: str) -> str:
-    """Initials of the slug's words, e.g. `peer-support` → `PS`."""
-    return "".join(word[0] for word in slug.split("-") if word).upper()[:6]

@@ -3,19 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import ForeignKey, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.db.base import Base
-
-
-class StudyStatus(StrEnum):
-    draft = "draft"
-    enrolling = "enrolling"
-    locked = "locked"
+from app.studies.lifecycle import StudyStatus
 
 
 class Study(Base):

@@ -1,31 +1,41 @@
-"""Studies and their sites."""
+"""Studies, their sites, and study-wide randomization: the ledger, simulation, tables."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Body, Depends
 
-from app.api.deps import NowDep, PageDep, ReadSessionDep, SessionDep, require
+from app.api.deps import NowDep, ReadSessionDep, SessionDep
 from app.api.errors import PROBLEM_RESPONSES
-from app.api.routing import TransactionalRoute
+from app.api.paging import PageDep
+from app.auth.deps import require
 from app.auth.permissions import Permission
 from app.auth.principal import Principal
+from app.idempotency.deps import IdempotencyDep
+from app.randomization import service as randomization
+from app.randomization.simulation import SimulationResult
 from app.studies import service
+from app.studies.definition import StudyDefinition
+from app.studies.deps import ArmsReader
 from app.studies.schemas import (
+    AllocationList,
+    AllocationTableLoaded,
+    AnyStudyRead,
+    SimulationRequest,
     SiteCreate,
     SiteRead,
     StudyActivated,
-    StudyDefinition,
     StudyList,
     StudyLockRead,
-    StudyRead,
+    allocation_reads,
+    study_read,
 )
+from app.studies.service import RowLock
 
 router = APIRouter(
     prefix="/api/v1/studies",
     tags=["studies"],
-    route_class=TransactionalRoute,
     responses=PROBLEM_RESPONSES,
 )
 
@@ -33,13 +43,17 @@ Admin = Annotated[Principal, Depends(require(Permission.manage_studies))]
 Reader = Annotated[Principal, Depends(require(Permission.read_studies))]
 
 
-@router.post("", status_code=201, response_model=StudyRead)
+@router.post("", status_code=201, response_model=AnyStudyRead)
 def create_study(
-    definition: StudyDefinition, session: SessionDep, now: NowDep, actor: Admin
-) -> StudyRead:
+    definition: StudyDefinition,
+    session: SessionDep,
+    idempotency: IdempotencyDep,
+    now: NowDep,
+    actor: Admin,
+) -> AnyStudyRead:
     """Create a draft study from a complete definition (validated before anything is stored)."""
     study = service.create_study(session, definition=definition, actor=actor, now=now)
-    return service.study_read(study, user=actor)
+    return idempotency.remember(study_read(service.describe(study, user=actor)))
 
 
 @router.get("", response_model=StudyList)
@@ -47,54 +61,115 @@ def list_studies(session: ReadSessionDep, user: Reader, page: PageDep) -> StudyL
     """Studies the caller may know of."""
     studies = service.list_studies(session, user=user, after_id=page.after, limit=page.limit)
     return StudyList(
-        items=[service.study_read(s, user=user) for s in studies],
+        items=[study_read(service.describe(s, user=user)) for s in studies],
         next=page.next_url(count=len(studies), last_id=studies[-1].id if studies else None),
     )
 
 
-@router.get("/{slug}", response_model=StudyRead)
-def get_study(slug: str, session: ReadSessionDep, user: Reader) -> StudyRead:
-    """One study; arms only for roles the study's blinding allows."""
-    return service.study_read(service.get_study(session, slug=slug, user=user), user=user)
+@router.get("/{slug}", response_model=AnyStudyRead)
+def get_study(slug: str, session: ReadSessionDep, user: Reader) -> AnyStudyRead:
+    """One study; arms, block sizes and (after lock) the secret only for roles that may."""
+    study = service.get_study(session, slug=slug, user=user)
+    return study_read(service.describe(study, user=user))
 
 
 @router.post("/{slug}/activate", response_model=StudyActivated)
-def activate_study(slug: str, session: SessionDep, now: NowDep, actor: Admin) -> StudyActivated:
+def activate_study(
+    slug: str, session: SessionDep, idempotency: IdempotencyDep, now: NowDep, actor: Admin
+) -> StudyActivated:
     """Open enrollment; randomization settings are fixed and the commitment published."""
-    study = service.get_study(session, slug=slug, user=actor, lock="update")
+    study = service.get_study(session, slug=slug, user=actor, lock=RowLock.for_update)
     study = service.activate_study(session, study=study, actor=actor, now=now)
     assert study.commitment is not None and study.activated_at is not None
-    return StudyActivated(
-        slug=study.slug,
-        status=study.status,
-        commitment=study.commitment,
-        activated_at=study.activated_at,
+    return idempotency.remember(
+        StudyActivated(
+            slug=study.slug,
+            status=study.status,
+            commitment=study.commitment,
+            activated_at=study.activated_at,
+        )
     )
 
 
 @router.post("/{slug}/lock", response_model=StudyLockRead)
-def lock_study(slug: str, session: SessionDep, now: NowDep, actor: Admin) -> StudyLockRead:
+def lock_study(
+    slug: str, session: SessionDep, idempotency: IdempotencyDep, now: NowDep, actor: Admin
+) -> StudyLockRead:
     """Database lock: enrollment and randomization end, and the secret is revealed so
     anyone can re-derive the sequence and check it against the commitment."""
-    study = service.get_study(session, slug=slug, user=actor, lock="update")
+    study = service.get_study(session, slug=slug, user=actor, lock=RowLock.for_update)
     study = service.lock_study(session, study=study, actor=actor, now=now)
     assert study.locked_at is not None
-    return StudyLockRead(
-        slug=study.slug,
-        status=study.status,
-        commitment=study.commitment,
-        locked_at=study.locked_at,
-        secret=study.secret.hex(),
+    return idempotency.remember(
+        StudyLockRead(
+            slug=study.slug,
+            status=study.status,
+            commitment=study.commitment,
+            locked_at=study.locked_at,
+            secret=service.secret_of(study).hex(),
+        )
     )
 
 
 @router.post("/{slug}/sites", status_code=201, response_model=SiteRead)
 def add_site(
-    slug: str, body: SiteCreate, session: SessionDep, now: NowDep, actor: Admin
+    slug: str,
+    body: SiteCreate,
+    session: SessionDep,
+    idempotency: IdempotencyDep,
+    now: NowDep,
+    actor: Admin,
 ) -> SiteRead:
     """Add a site (its code is unique within the study)."""
-    study = service.get_study(session, slug=slug, user=actor, lock="share")
+    study = service.get_study(session, slug=slug, user=actor, lock=RowLock.for_no_key_update)
     site = service.add_site(
         session, study=study, code=body.code, name=body.name, actor=actor, now=now
     )
-    return SiteRead(code=site.code, name=site.name)
+    return idempotency.remember(SiteRead(code=site.code, name=site.name))
+
+
+@router.get("/{slug}/allocations", response_model=AllocationList, tags=["randomization"])
+def list_allocations(
+    slug: str, session: ReadSessionDep, page: PageDep, user: ArmsReader
+) -> AllocationList:
+    """The allocation ledger, in allocation order (roles the study shows arms to)."""
+    study = service.get_study(session, slug=slug, user=user)
+    rows = randomization.list_allocations(
+        session, study_id=study.id, after_id=page.after, limit=page.limit
+    )
+    return AllocationList(
+        items=allocation_reads(rows, service.definition_of(study)),
+        next=page.next_url(count=len(rows), last_id=rows[-1][0].id if rows else None),
+    )
+
+
+@router.post("/{slug}/simulate", response_model=SimulationResult, tags=["randomization"])
+def simulate(
+    slug: str, body: SimulationRequest, session: ReadSessionDep, user: Admin
+) -> SimulationResult:
+    """Simulate enrollment with throw-away secrets: expected and worst imbalance per arm,
+    overall and per stratum, and how often the next allocation could be guessed."""
+    study = service.get_study(session, slug=slug, user=user)
+    return service.simulate(study, request=body)
+
+
+@router.put(
+    "/{slug}/allocation-table", response_model=AllocationTableLoaded, tags=["randomization"]
+)
+def load_allocation_table(
+    slug: str,
+    content: Annotated[
+        str,
+        Body(
+            media_type="text/csv",
+            description="CSV: stratum,sequence,arm[,block,block_size,position]",
+        ),
+    ],
+    session: SessionDep,
+    now: NowDep,
+    actor: Admin,
+) -> AllocationTableLoaded:
+    """Load the allocation table of a draft study that uses the `table` method."""
+    study = service.get_study(session, slug=slug, user=actor, lock=RowLock.for_no_key_update)
+    loaded = service.load_allocation_table(session, study=study, text=content, actor=actor, now=now)
+    return AllocationTableLoaded(rows=loaded.rows, strata=loaded.strata, sha256=loaded.sha256)

@@ -1,194 +1,53 @@
-"""The study definition document (YAML, JSON or API body) and the study API schemas."""
+"""Study API schemas: what admins send and what each role sees of a study.
+
+What a role may see is decided by `randomization.blinding`; the schema is chosen from
+that answer, and a blinded schema has no field for what it hides.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
-from app.auth.permissions import Role
-
-MAX_BLOCK_SIZE = 120  # a block is re-derived on every allocation; keep it cheap
-MAX_RATIO = 20
-CODE_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
-Code = Annotated[str, Field(pattern=CODE_PATTERN, description="lower-case code: a-z, 0-9, _")]
-Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$")]
-Level = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
-Text = Annotated[str, Field(min_length=1, max_length=2000)]
+from app.randomization.blinding import View
+from app.randomization.models import Allocation
+from app.studies.definition import MAX_BLOCK_SIZE, StudyDefinition
+from app.studies.models import Study
 
 
-class Document(BaseModel):
-    """Parts of the definition document refuse unknown fields, so typos are errors."""
-
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-
-
-class Arm(Document):
-    code: Code
-    label: Text
-    ratio: Annotated[int, Field(ge=1, le=MAX_RATIO)] = 1
-
-
-class StratificationFactor(Document):
-    code: Code
-    levels: Annotated[list[Level], Field(min_length=1)]
-
-
-class Randomization(Document):
-    method: Literal["blocks", "table"] = Field(
-        default="blocks",
-        description="`blocks`: permuted blocks from the study secret; `table`: uploaded list",
-    )
-    block_sizes: list[Annotated[int, Field(ge=1, le=MAX_BLOCK_SIZE)]] = Field(
-        default=[],
-        description="each a multiple of the sum of the arm ratios; drawn at random per block "
-        "(required with the `blocks` method)",
-    )
-    stratify_by_site: bool = True
-    strata: list[StratificationFactor] = []
-    requires_completed: list[Code] = Field(
-        default=[], description="timepoints that must be complete before randomizing"
-    )
-
-
-class Criterion(Document):
-    code: Code
-    text: Text
-    must_be: bool = True
-
-
-class Blinding(Document):
-    arm_visible_to: list[Role] = [Role.admin, Role.unblinded_statistician]
-
-
-class Anchor(StrEnum):
-    enrollment = "enrollment"
-    randomization = "randomization"
-
-
-class Timepoint(Document):
-    code: Code
-    anchor: Anchor
-    day: int
-    open_before: Annotated[int, Field(ge=0)] = 0
-    close_after: Annotated[int, Field(ge=0)]
-    instruments: Annotated[list[Code], Field(min_length=1)]
-
-
-class Reminders(Document):
-    after_days: list[PositiveInt] = []
-
-
-class ItemType(StrEnum):
-    choice = "choice"
-    multi_choice = "multi_choice"
-    integer = "integer"
-    number = "number"
-    text = "text"
-    date = "date"
-    boolean = "boolean"
-
-
-class Option(Document):
-    value: int | str
-    label: Text
-
-    @model_validator(mode="before")
-    @classmethod
-    def _from_pair(cls, data: Any) -> Any:
-        if isinstance(data, list | tuple) and len(data) == 2:
-            return {"value": data[0], "label": data[1]}
-        return data
-
-
-class Item(Document):
-    code: Code
-    text: Text
-    type: ItemType
-    required: bool = False
-    options: list[Option] | None = None
-    min: float | None = None
-    max: float | None = None
-    export: bool = Field(default=False, description="free text only: include in the blinded export")
-
-
-class ScoreMethod(StrEnum):
-    sum = "sum"
-    mean = "mean"
-
-
-class Score(Document):
-    code: Code
-    method: ScoreMethod
-    items: Annotated[list[Code], Field(min_length=1)]
-    reverse: list[Code] = Field(default=[], description="items scored (min + max) - value")
-    min_answered: PositiveInt | None = Field(
-        default=None, description="answered items needed for a score; default all"
-    )
-
-
-class Instrument(Document):
-    code: Code
-    title: Text
-    items: Annotated[list[Item], Field(min_length=1)]
-    scores: list[Score] = []
-    arms: list[Code] | None = Field(
-        default=None, description="only these arms answer it; it then reveals the arm"
-    )
-    released_in_blinded_export: bool = False
-
-
-class AlertOperator(StrEnum):
-    gt = ">"
-    ge = ">="
-    lt = "<"
-    le = "<="
-    eq = "=="
-    ne = "!="
-
-
-class AlertRule(Document):
-    code: Code
-    text: Text
-    item: Code | None = None
-    score: Code | None = None
-    op: AlertOperator
-    value: float
-
-
-class StudyDefinition(Document):
-    """A whole study, as one document; validated completely before anything is stored."""
-
-    slug: Slug
-    title: Text
-    code_prefix: Annotated[str, Field(pattern=r"^[A-Z0-9]{1,6}$")] | None = Field(
-        default=None, description="prefix of participant codes; default the slug's initials"
-    )
-    arms: Annotated[list[Arm], Field(min_length=2)]
-    randomization: Randomization
-    eligibility: list[Criterion] = []
-    consent_versions: Annotated[
-        list[Annotated[str, Field(min_length=1, max_length=64)]], Field(min_length=1)
-    ]
-    blinding: Blinding = Blinding()
-    schedule: list[Timepoint] = []
-    reminders: Reminders = Reminders()
-    instruments: list[Instrument] = []
-    alerts: list[AlertRule] = []
-    crisis_text: str | None = None
-
-
-# --- API -----------------------------------------------------------------------------
 class ArmRead(BaseModel):
     code: str
     label: str
     ratio: int
 
 
+class FactorRead(BaseModel):
+    code: str
+    levels: list[str]
+
+
+class RandomizationRead(BaseModel):
+    method: str
+    stratify_by_site: bool
+    strata: list[FactorRead]
+    requires_completed: list[str]
+
+
+class RandomizationDesignRead(RandomizationRead):
+    block_sizes: list[int]
+
+
+class SiteRead(BaseModel):
+    code: str
+    name: str
+
+
 class StudyRead(BaseModel):
-    """A study as staff see it; `arms` only for roles that may see arms, never the secret."""
+    """A study as a role that may see neither arms nor the design sees it."""
 
     slug: str
     title: str
@@ -198,19 +57,89 @@ class StudyRead(BaseModel):
     )
     created_at: datetime
     activated_at: datetime | None
-    arms: list[ArmRead] | None = Field(
-        default=None, description="present for roles that may see arms"
-    )
+    locked_at: datetime | None
     arm_count: int
-    randomization: dict[str, Any]
-    eligibility: list[dict[str, Any]]
+    randomization: RandomizationRead
+    eligibility: list[dict[str, object]]
     consent_versions: list[str]
-    schedule: list[dict[str, Any]]
+    schedule: list[dict[str, object]]
     sites: list[SiteRead]
-    locked_at: datetime | None = None
+
+
+class StudyReadWithArms(StudyRead):
+    """For roles the study's blinding lets see arms."""
+
+    arms: list[ArmRead]
+
+
+class StudyReadWithDesign(StudyRead):
+    """For roles that may read the allocation ledger: block sizes, and the secret."""
+
+    randomization: RandomizationDesignRead
     secret: str | None = Field(
-        default=None, description="the study secret (hex), revealed once the study is locked"
+        description="the study secret (hex), revealed once the study is locked"
     )
+
+
+class StudyReadUnblinded(StudyReadWithArms, StudyReadWithDesign):
+    """Arms and design both."""
+
+
+AnyStudyRead = StudyReadUnblinded | StudyReadWithArms | StudyReadWithDesign | StudyRead
+
+
+@dataclass(frozen=True)
+class StudyDescription:
+    """A study, its definition, and what the caller may see of it (from blinding)."""
+
+    study: Study
+    definition: StudyDefinition
+    view: View
+    secret: bytes | None  # only once locked, and only for roles that see the design
+
+
+def study_read(description: StudyDescription) -> AnyStudyRead:
+    """The study in the schema its viewer's blinding calls for."""
+    study, definition, view = description.study, description.definition, description.view
+    r = definition.randomization
+    common = {
+        "slug": study.slug,
+        "title": study.title,
+        "status": study.status,
+        "commitment": study.commitment,
+        "created_at": study.created_at,
+        "activated_at": study.activated_at,
+        "locked_at": study.locked_at,
+        "arm_count": len(definition.arms),
+        "eligibility": [c.model_dump(mode="json") for c in definition.eligibility],
+        "consent_versions": definition.consent_versions,
+        "schedule": [t.model_dump(mode="json") for t in definition.schedule],
+        "sites": [SiteRead(code=s.code, name=s.name) for s in study.sites],
+    }
+    randomization = {
+        "method": r.method,
+        "stratify_by_site": r.stratify_by_site,
+        "strata": [FactorRead(code=f.code, levels=f.levels) for f in r.strata],
+        "requires_completed": r.requires_completed,
+    }
+    arms = [ArmRead(code=a.code, label=a.label, ratio=a.ratio) for a in definition.arms]
+    if view.design:
+        design = {
+            "randomization": RandomizationDesignRead(**randomization, block_sizes=r.block_sizes),
+            "secret": description.secret.hex() if description.secret is not None else None,
+        }
+        if view.arms:
+            return StudyReadUnblinded(**common, **design, arms=arms)
+        return StudyReadWithDesign(**common, **design)
+    blinded = RandomizationRead(**randomization)
+    if view.arms:
+        return StudyReadWithArms(**common, randomization=blinded, arms=arms)
+    return StudyRead(**common, randomization=blinded)
+
+
+class StudyList(BaseModel):
+    items: list[AnyStudyRead]
+    next: str | None
 
 
 class StudyActivated(BaseModel):
@@ -228,12 +157,6 @@ class StudyLockRead(BaseModel):
     secret: str = Field(description="the revealed study secret (hex): re-derive and check")
 
 
-class AllocationTableLoaded(BaseModel):
-    rows: int
-    strata: int
-    sha256: str = Field(description="digest of the table, also in the audit trail")
-
-
 class SiteCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -241,14 +164,68 @@ class SiteCreate(BaseModel):
     name: Annotated[str, Field(min_length=1, max_length=200)]
 
 
-class SiteRead(BaseModel):
-    code: str
-    name: str
+class AllocationTableLoaded(BaseModel):
+    rows: int
+    strata: int
+    sha256: str = Field(description="digest of the table, also in the audit trail")
 
 
-class StudyList(BaseModel):
-    items: list[StudyRead]
+class AllocationRead(BaseModel):
+    participant: str
+    stratum: str
+    block: int | None
+    block_size: int | None
+    position: int | None
+    sequence: int
+    arm: str
+    arm_label: str
+    randomized_at: datetime
+    randomized_by: str
+
+
+class AllocationList(BaseModel):
+    items: list[AllocationRead]
     next: str | None
 
 
-StudyRead.model_rebuild()
+def allocation_reads(
+    rows: Sequence[tuple[Allocation, str]], definition: StudyDefinition
+) -> list[AllocationRead]:
+    """Ledger rows (each with the email of who randomized) as the API shows them."""
+    return [
+        AllocationRead(
+            participant=allocation.participant_code,
+            stratum=allocation.stratum.key,
+            block=allocation.block,
+            block_size=allocation.block_size,
+            position=allocation.position,
+            sequence=allocation.sequence,
+            arm=allocation.arm,
+            arm_label=definition.arm_label(allocation.arm),
+            randomized_at=allocation.randomized_at,
+            randomized_by=email,
+        )
+        for allocation, email in rows
+    ]
+
+
+Share = Annotated[float, Field(gt=0, le=1e6, description="relative weight")]
+
+
+class SimulationRequest(BaseModel):
+    """What to simulate; proportions default to equal shares."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    participants: int = Field(default=300, ge=1, le=10_000)
+    runs: int = Field(default=200, ge=1, le=1_000)
+    block_sizes: list[Annotated[int, Field(ge=1, le=MAX_BLOCK_SIZE)]] | None = Field(
+        default=None, description="try other block sizes than the study's"
+    )
+    site_proportions: dict[str, Share] | None = Field(
+        default=None, description="share of participants per site code; default equal"
+    )
+    strata_proportions: dict[str, dict[str, Share]] | None = Field(
+        default=None, description="per factor, share per level; default equal"
+    )
+    seed: int | None = Field(default=None, description="for a reproducible report")

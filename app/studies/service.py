@@ -1,37 +1,51 @@
-"""Studies: creation from a definition, activation, sites, and who may see what."""
+"""Studies: creation from a definition, activation, lock, sites, and reading them."""
 
 from __future__ import annotations
 
 import secrets
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Literal
+from enum import Enum
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.audit import service as audit
-from app.auth.permissions import SITE_SCOPED_ROLES, Permission, has_permission, may_see_arms
+from app.audit.actions import AuditAction
+from app.auth.permissions import may_know_study, reachable_sites
 from app.auth.principal import Principal
 from app.errors import (
     AllocationTableMissing,
+    AllocationTableNotUsed,
+    Forbidden,
     SiteCodeTaken,
-    StudyLocked,
-    StudyNotDraft,
-    StudyNotEnrolling,
     StudyNotFound,
     StudySlugTaken,
 )
+from app.randomization import blinding
+from app.randomization import service as randomization
 from app.randomization.blocks import SECRET_BYTES, commitment
-from app.randomization.models import AllocationTableRow
-from app.studies.definition import check_definition, default_code_prefix
-from app.studies.models import Site, Study, StudyStatus
-from app.studies.schemas import ArmRead, SiteRead, StudyDefinition, StudyRead
+from app.randomization.plan import Plan
+from app.randomization.simulation import SimulationResult
+from app.studies.definition import StudyDefinition
+from app.studies.lifecycle import StudyStatus, ensure_draft, ensure_enrolling, ensure_not_locked
+from app.studies.models import Site, Study
+from app.studies.schemas import SimulationRequest, StudyDescription
+from app.studies.simulation import Scenario, simulate_design
+from app.studies.validation import check_definition
 
 _definitions: dict[tuple[int, str], StudyDefinition] = {}
 
 
-StudyLock = Literal["share", "update"]
+class RowLock(Enum):
+    """How `get_study` locks the study's row for the rest of the transaction."""
+
+    # Writes that depend on the study's status (enroll, randomize, add a site...).
+    # Not FOR SHARE: shared locks would let new writers overtake a waiting activation
+    # or lock forever; writers queue on the audit chain's head right after anyway.
+    for_no_key_update = "FOR NO KEY UPDATE"
+    # Changes of the study itself (activation, database lock).
+    for_update = "FOR UPDATE"
 
 
 def definition_of(study: Study) -> StudyDefinition:
@@ -50,6 +64,16 @@ def definition_of(study: Study) -> StudyDefinition:
     return definition
 
 
+def plan_of(study: Study) -> Plan:
+    """The study's randomization plan."""
+    return definition_of(study).plan()
+
+
+def secret_of(study: Study) -> bytes:
+    """The study's 256-bit randomization secret (never shown before lock)."""
+    return study.secret
+
+
 def create_study(
     session: Session, *, definition: StudyDefinition, actor: Principal | None, now: datetime
 ) -> Study:
@@ -63,20 +87,19 @@ def create_study(
         status=StudyStatus.draft,
         definition=definition.model_dump(mode="json"),
         secret=secrets.token_bytes(SECRET_BYTES),
-        code_prefix=definition.code_prefix or default_code_prefix(definition.slug),
+        code_prefix=definition.participant_code_prefix(),
         created_at=now,
     )
     session.add(study)
     session.flush()
     audit.record(
         session,
+        AuditAction.study_created,
         actor=actor,
-        action="study.created",
-        entity_type="study",
         entity_id=study.slug,
         study_id=study.id,
         now=now,
-        changes={"status": audit.change(None, StudyStatus.draft.value)},
+        changes={"status": (None, StudyStatus.draft)},
     )
     return study
 
@@ -85,26 +108,23 @@ def activate_study(
     session: Session, *, study: Study, actor: Principal | None, now: datetime
 ) -> Study:
     """Open enrollment: fix the randomization settings and publish the commitment."""
-    if study.status != StudyStatus.draft:
-        raise StudyNotDraft(f"the study is {study.status}, not a draft")
-    if definition_of(study).randomization.method == "table" and not session.scalar(
-        select(AllocationTableRow.id).where(AllocationTableRow.study_id == study.id).limit(1)
-    ):
+    ensure_draft(study.status, what="activated")
+    plan = plan_of(study)
+    if plan.method == "table" and not randomization.has_table(session, study_id=study.id):
         raise AllocationTableMissing("load the allocation table before activating")
     study.status = StudyStatus.enrolling
-    study.commitment = commitment(secret=study.secret, slug=study.slug)
+    study.commitment = commitment(secret=secret_of(study), slug=study.slug)
     study.activated_at = now
     audit.record(
         session,
+        AuditAction.study_activated,
         actor=actor,
-        action="study.activated",
-        entity_type="study",
         entity_id=study.slug,
         study_id=study.id,
         now=now,
         changes={
-            "status": audit.change(StudyStatus.draft.value, StudyStatus.enrolling.value),
-            "commitment": audit.change(None, study.commitment),
+            "status": (StudyStatus.draft, StudyStatus.enrolling),
+            "commitment": (None, study.commitment),
         },
     )
     return study
@@ -112,53 +132,57 @@ def activate_study(
 
 def lock_study(session: Session, *, study: Study, actor: Principal | None, now: datetime) -> Study:
     """Database lock: no more changes, and the secret is revealed for anyone to check."""
-    if study.status != StudyStatus.enrolling:
-        raise StudyNotEnrolling(f"the study is {study.status}: only an enrolling study locks")
+    ensure_enrolling(study.status)
     study.status = StudyStatus.locked
     study.locked_at = now
     audit.record(
         session,
+        AuditAction.study_locked,
         actor=actor,
-        action="study.locked",
-        entity_type="study",
         entity_id=study.slug,
         study_id=study.id,
         now=now,
         changes={
-            "status": audit.change(StudyStatus.enrolling.value, StudyStatus.locked.value),
-            "secret": audit.change(None, study.secret.hex()),
+            "status": (StudyStatus.enrolling, StudyStatus.locked),
+            "secret": (None, secret_of(study).hex()),
         },
     )
     return study
 
 
 def get_study(
-    session: Session, *, slug: str, user: Principal, lock: StudyLock | None = None
+    session: Session, *, slug: str, user: Principal, lock: RowLock | None = None
 ) -> Study:
     """The study, if the user may know of it (a coordinator: only studies of their sites).
 
-    Writes that depend on the study's status take `lock="share"`, so a concurrent
-    activation or database lock (`lock="update"`) waits for them, or they for it;
-    foreign keys to the study (FOR KEY SHARE) are not blocked by "share". Such
-    writes then take the audit chain's head, which every write needs anyway: with the
-    study row and the head first, before any participant, stratum or site row, the
-    lock order is one everywhere and writers queue first come, first served instead of
-    holding a contended row while they wait for the head.
+    With `lock`, the study's row stays locked to the end of the transaction: a write
+    that depends on the study's status takes `RowLock.for_no_key_update`, so an
+    activation or a database lock (`RowLock.for_update`) waits for it, or it for them.
     """
     query = select(Study).where(Study.slug == slug)
     if lock is not None:
-        # "share" is FOR NO KEY UPDATE, not FOR SHARE: shared locks would let new writers
-        # overtake a waiting activation or lock forever. Writers queue on the audit
-        # chain's head right after anyway, so serialising them here costs nothing.
-        query = query.with_for_update(key_share=lock == "share").execution_options(
-            populate_existing=True
-        )
+        query = query.with_for_update(key_share=lock is RowLock.for_no_key_update)
+        query = query.execution_options(populate_existing=True)
     study = session.scalars(query).first()
-    if study is None or not _may_know_study(user, study):
+    if study is None or not may_know_study(user, frozenset(s.id for s in study.sites)):
         raise StudyNotFound(f"no study {slug!r}")
-    if lock is not None:
-        audit.hold_chain(session)
     return study
+
+
+def describe(study: Study, *, user: Principal) -> StudyDescription:
+    """The study and what this user may see of it."""
+    definition = definition_of(study)
+    view = blinding.view_of(user.role, definition.blinding.arm_visible_to)
+    # Revealed at lock, to those who may see the design: with it, anyone who knows
+    # participants' strata and order could re-derive their arms.
+    revealed = view.design and study.status == StudyStatus.locked
+    return StudyDescription(study, definition, view, secret_of(study) if revealed else None)
+
+
+def ensure_arms_visible(study: Study, *, user: Principal) -> None:
+    """Refuse (403) a role the study's blinding does not let see arms."""
+    if not blinding.may_see_arms(user.role, definition_of(study).blinding.arm_visible_to):
+        raise Forbidden(f"this study does not show arms to the {user.role} role")
 
 
 def list_studies(
@@ -166,23 +190,18 @@ def list_studies(
 ) -> Sequence[Study]:
     """Studies the user may know of, in creation order, after a cursor."""
     query = select(Study).where(Study.id > after_id).order_by(Study.id)
-    if user.role in SITE_SCOPED_ROLES:
-        query = query.where(Study.id.in_(user.study_ids))
+    sites = reachable_sites(user)
+    if sites is not None:
+        query = query.where(Study.id.in_(select(Site.study_id).where(Site.id.in_(sites))))
     return session.scalars(query.limit(limit)).all()
-
-
-def _may_know_study(user: Principal, study: Study) -> bool:
-    if user.role in SITE_SCOPED_ROLES:
-        return study.id in user.study_ids
-    return True
 
 
 def add_site(
     session: Session, *, study: Study, code: str, name: str, actor: Principal | None, now: datetime
 ) -> Site:
     """Add a site to a study (draft or enrolling)."""
-    if study.status == StudyStatus.locked:
-        raise StudyLocked("the study is locked")
+    ensure_not_locked(study.status)
+    audit.lock_chain_head(session)
     code = code.upper()
     if session.scalar(select(Site.id).where(Site.study_id == study.id, Site.code == code)):
         raise SiteCodeTaken(f"site {code!r} exists in {study.slug}")
@@ -191,47 +210,45 @@ def add_site(
     session.flush()
     audit.record(
         session,
+        AuditAction.site_created,
         actor=actor,
-        action="site.created",
-        entity_type="site",
         entity_id=f"{study.slug}:{code}",
         study_id=study.id,
         now=now,
-        changes={"code": audit.change(None, code), "name": audit.change(None, name)},
+        changes={"code": (None, code), "name": (None, name)},
     )
     session.refresh(study, ["sites"])
     return site
 
 
-def study_read(study: Study, *, user: Principal) -> StudyRead:
-    """The study as this user may see it: arms only where the blinding allows."""
-    definition = definition_of(study)
-    arms = None
-    if may_see_arms(user.role, definition.blinding.arm_visible_to):
-        arms = [ArmRead(code=a.code, label=a.label, ratio=a.ratio) for a in definition.arms]
-    randomization = definition.randomization.model_dump(mode="json")
-    if not has_permission(user.role, Permission.read_allocations):
-        # Known block sizes let site staff predict the last slots of a block.
-        randomization.pop("block_sizes")
-    return StudyRead(
-        slug=study.slug,
-        title=study.title,
-        status=study.status,
-        commitment=study.commitment,
-        created_at=study.created_at,
-        activated_at=study.activated_at,
-        arms=arms,
-        arm_count=len(definition.arms),
-        randomization=randomization,
-        eligibility=[c.model_dump(mode="json") for c in definition.eligibility],
-        consent_versions=definition.consent_versions,
-        schedule=[t.model_dump(mode="json") for t in definition.schedule],
-        sites=[SiteRead(code=s.code, name=s.name) for s in study.sites],
-        locked_at=study.locked_at,
-        # Revealed at lock, to those who may see allocations anyway: with it, anyone who
-        # knows participants' strata and order could re-derive their arms.
-        secret=study.secret.hex()
-        if study.status == StudyStatus.locked
-        and has_permission(user.role, Permission.read_allocations)
-        else None,
+def simulate(study: Study, *, request: SimulationRequest) -> SimulationResult:
+    """Simulate the study's design (or other block sizes) with throw-away secrets."""
+    return simulate_design(
+        definition=definition_of(study),
+        site_codes=[s.code for s in study.sites],
+        request=Scenario(**request.model_dump()),
+    )
+
+
+def find_site(study: Study, code: str) -> Site | None:
+    """The study's site with this code (any case), if there is one."""
+    return next((s for s in study.sites if s.code == code.upper()), None)
+
+
+def load_allocation_table(
+    session: Session, *, study: Study, text: str, actor: Principal, now: datetime
+) -> randomization.TableLoaded:
+    """Replace a draft study's allocation table (studies that use the `table` method)."""
+    plan = plan_of(study)
+    if plan.method != "table":
+        raise AllocationTableNotUsed("the study's randomization method is blocks")
+    ensure_draft(study.status, what="given a new allocation table")
+    return randomization.replace_table(
+        session,
+        study_id=study.id,
+        study_slug=study.slug,
+        plan=plan,
+        text=text,
+        actor=actor,
+        now=now,
     )

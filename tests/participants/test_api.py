@@ -212,10 +212,8 @@ def test_withdrawal_keeps_the_allocation_and_blocks_further_randomization(api):
 def test_arms_are_shown_only_to_roles_the_study_allows(api):
     statistician = api.user("statistician")
     coordinator = api.user("coordinator", "PHL")
-    assert (
-        api.client.get(f"/api/v1/studies/{STUDY}", headers=bearer(statistician)).json()["arms"]
-        is None
-    )
+    blinded = api.client.get(f"/api/v1/studies/{STUDY}", headers=bearer(statistician)).json()
+    assert "arms" not in blinded  # a blinded answer has no field for arms at all
     seen = api.client.get(f"/api/v1/studies/{STUDY}", headers=bearer(coordinator)).json()
     assert [a["code"] for a in seen["arms"]] == ["listserv", "bulletin_board", "control"]
     assert "block_sizes" not in seen["randomization"]  # site staff could predict block ends
@@ -236,73 +234,15 @@ def test_a_blinded_study_hides_the_arm_from_its_coordinators(api):
     code = api.enroll(coordinator, study="blinded")
     result = api.randomize(coordinator, code, study="blinded").json()
     assert result["status"] == "randomized"
-    assert result.get("arm") is None and result.get("arm_label") is None
+    assert "arm" not in result and "arm_label" not in result
     shown = api.client.get(
         f"/api/v1/studies/blinded/participants/{code}", headers=bearer(coordinator)
     ).json()
-    assert shown.get("arm") is None
+    assert "arm" not in shown and "arm_label" not in shown
     assert (
         api.client.get(f"/api/v1/studies/blinded/participants/{code}", headers=admin).json()["arm"]
         is not None
     )
-
-
-def test_idempotency_key_replays_the_first_response_and_creates_nothing_new(api, db):
-    coordinator = api.user("coordinator", "PHL")
-    headers = {**bearer(coordinator), "Idempotency-Key": "enroll-robin-1"}
-    first = api.client.post(PARTICIPANTS, json=enrollment(name="Robin"), headers=headers)
-    again = api.client.post(PARTICIPANTS, json=enrollment(name="Robin"), headers=headers)
-    assert first.status_code == again.status_code == 201
-    assert first.json() == again.json()
-    assert _count(db, "participants") == 1
-    different = api.client.post(PARTICIPANTS, json=enrollment(name="Sam"), headers=headers)
-    assert different.status_code == 409
-    assert _count(db, "participants") == 1
-
-
-def test_idempotency_key_of_a_failed_request_can_be_retried(api, db):
-    coordinator = api.user("coordinator", "PHL")
-    headers = {**bearer(coordinator), "Idempotency-Key": "retry-me"}
-    bad = api.client.post(PARTICIPANTS, json=enrollment(consent={"version": "0"}), headers=headers)
-    assert bad.status_code == 422
-    assert _count(db, "idempotency_keys") == 0
-    same = api.client.post(PARTICIPANTS, json=enrollment(consent={"version": "0"}), headers=headers)
-    assert same.status_code == 422
-
-
-def test_a_request_whose_key_is_still_running_gets_409(api, db):
-    coordinator = api.user("coordinator", "PHL")
-    body = enrollment()
-    import json as _json
-
-    from app.auth.service import hash_token
-    from app.db.base import utcnow
-    from app.idempotency.models import IdempotencyKey
-    from app.idempotency.service import fingerprint
-
-    with db.begin() as session:  # what a request still in progress leaves behind
-        session.add(
-            IdempotencyKey(
-                scope=hash_token(f"Bearer {coordinator}"),
-                key="in-flight",
-                fingerprint=fingerprint(
-                    method="POST", path=PARTICIPANTS, body=_json.dumps(body).encode()
-                ),
-                created_at=utcnow(),
-            )
-        )
-    response = api.client.post(
-        PARTICIPANTS,
-        content=_json.dumps(body),
-        headers={
-            **bearer(coordinator),
-            "Idempotency-Key": "in-flight",
-            "content-type": "application/json",
-        },
-    )
-    assert response.status_code == 409
-    assert response.json()["type"].endswith("idempotency-key-in-progress")
-    assert _count(db, "participants") == 0
 
 
 def test_lists_page_with_a_next_link_that_keeps_the_filters(api):
@@ -360,33 +300,3 @@ def test_a_study_record_never_shows_its_secret(api, db):
         )
         == 64
     )
-
-
-def test_a_claim_abandoned_by_a_crashed_request_is_taken_over_once(api, db):
-    import json as _json
-    from datetime import timedelta
-
-    from app.auth.service import hash_token
-    from app.db.base import utcnow
-    from app.idempotency.models import IdempotencyKey
-    from app.idempotency.service import ABANDONED_AFTER, fingerprint
-
-    coordinator = api.user("coordinator", "PHL")
-    body = enrollment()
-    with db.begin() as session:  # what a process that died mid-request leaves behind
-        session.add(
-            IdempotencyKey(
-                scope=hash_token(f"Bearer {coordinator}"),
-                key="crashed",
-                fingerprint=fingerprint(
-                    method="POST", path=PARTICIPANTS, body=_json.dumps(body).encode()
-                ),
-                created_at=utcnow() - ABANDONED_AFTER - timedelta(seconds=1),
-            )
-        )
-    headers = {**bearer(coordinator), "Idempotency-Key": "crashed"}
-    first = api.client.post(PARTICIPANTS, json=body, headers=headers)
-    again = api.client.post(PARTICIPANTS, json=body, headers=headers)
-    assert first.status_code == again.status_code == 201
-    assert first.json() == again.json()
-    assert _count(db, "participants") == 1

@@ -12,9 +12,10 @@ from sqlalchemy import select
 
 from app.db.base import utcnow
 from app.demo import load_demo
-from app.participants.models import Participant, ParticipantStatus
+from app.participants.lifecycle import ParticipantStatus
+from app.participants.models import Participant
+from app.participants.service import verify_allocations
 from app.randomization.models import Allocation, Stratum
-from app.randomization.service import verify_allocations
 from app.studies import service as studies
 from app.studies.models import Study
 from tests.helpers import STUDY, bearer, enrollment

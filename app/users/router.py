@@ -6,18 +6,19 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends
 
-from app.api.deps import CurrentUser, NowDep, ReadSessionDep, SessionDep, require
+from app.api.deps import NowDep, ReadSessionDep, SessionDep
 from app.api.errors import PROBLEM_RESPONSES
-from app.api.routing import TransactionalRoute
-from app.auth import service
+from app.auth import service as auth
+from app.auth.deps import CurrentUser, require
 from app.auth.permissions import Permission
 from app.auth.principal import Principal
-from app.auth.schemas import UserCreate, UserCreated, UserRead
+from app.idempotency.deps import IdempotencyDep
+from app.users import service
+from app.users.schemas import UserCreate, UserCreated, UserRead, user_read
 
 router = APIRouter(
     prefix="/api/v1/users",
     tags=["users"],
-    route_class=TransactionalRoute,
     responses=PROBLEM_RESPONSES,
 )
 
@@ -26,6 +27,7 @@ router = APIRouter(
 def create_user(
     body: UserCreate,
     session: SessionDep,
+    idempotency: IdempotencyDep,
     now: NowDep,
     actor: Annotated[Principal, Depends(require(Permission.manage_users))],
 ) -> UserCreated:
@@ -39,10 +41,12 @@ def create_user(
         actor=actor,
         now=now,
     )
-    return UserCreated(**service.user_read(user).model_dump(), token=token)
+    read = user_read(user, service.sites_of(session, user=user))
+    return idempotency.remember(UserCreated(**read.model_dump(), token=token))
 
 
 @router.get("/me", response_model=UserRead)
 def who_am_i(user: CurrentUser, session: ReadSessionDep) -> UserRead:
     """The caller's own record: role and sites."""
-    return service.user_read(service.get_user(session, user_id=user.id))
+    record = auth.get_user(session, user_id=user.id)
+    return user_read(record, service.sites_of(session, user=record))

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Annotated, ClassVar
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
-from app.auth.permissions import Role
+from app.auth.models import User
+from app.auth.principal import Role
 
 
 class SiteAccess(BaseModel):
@@ -38,3 +40,14 @@ class UserCreated(UserRead):
     shown_once: ClassVar[tuple[str, ...]] = ("token",)
 
     token: str | None = Field(description="the API token; shown once, only its hash is kept")
+
+
+def user_read(user: User, sites: Iterable[tuple[str, str]]) -> UserRead:
+    """The public view of a user, with its (study slug, site code) pairs."""
+    return UserRead(
+        id=user.id,
+        email=user.email,
+        name=user.name,
+        role=user.role,
+        sites=[SiteAccess(study=study, site=site) for study, site in sites],
+    )

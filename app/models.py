@@ -1,4 +1,4 @@
-"""Every table, imported in one place for Alembic's autogenerate and `alembic check`."""
+"""Every table, imported in one place for Alembic (autogenerate, `alembic check`)."""
 
 from app.audit.models import AuditChainHead, AuditRecord
 from app.auth.models import ApiToken, User, UserSite

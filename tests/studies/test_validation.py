@@ -8,7 +8,7 @@ import pytest
 
 from app.demo import demo_definition
 from app.errors import InvalidStudyDefinition
-from app.studies.definition import parse_definition
+from app.studies.validation import parse_definition
 from tests.helpers import bearer
 
 

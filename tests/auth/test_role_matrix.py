@@ -255,6 +255,8 @@ def test_role_matrix(api: Api, route: tuple[str, str], callers: tuple[str, ...])
         call = REQUESTS[route](ctx)
         assert pattern.match(call.url), f"{call.url} is not a {path}"
         headers = ctx.headers(caller)
+        if method == "POST":  # so a route that forgets to store its answer fails here
+            headers["Idempotency-Key"] = uuid.uuid4().hex
         if call.csv is not None:
             headers = {**headers, "content-type": "text/csv"}
         response = api.client.request(

@@ -1,0 +1,26 @@
+"""The vocabulary of the audit trail: every action, as a dotted name (pure)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class AuditAction(StrEnum):
+    """What happened. The part before the dot names the kind of entity it happened to."""
+
+    user_created = "user.created"
+    study_created = "study.created"
+    study_activated = "study.activated"
+    study_locked = "study.locked"
+    allocation_table_loaded = "study.allocation_table_loaded"
+    site_created = "site.created"
+    participant_screened = "participant.screened"
+    participant_enrolled = "participant.enrolled"
+    participant_randomized = "participant.randomized"
+    participant_withdrawn = "participant.withdrawn"
+    participant_unblinded = "participant.unblinded"
+
+    @property
+    def entity_type(self) -> str:
+        """`participant` for `participant.enrolled`: the kind of entity the record is about."""
+        return self.value.split(".", 1)[0]

@@ -1,0 +1,49 @@
+"""Who is calling, and whether their role may: the dependencies every router uses."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from app.auth import service
+from app.auth.permissions import Permission, has_permission
+from app.auth.principal import Principal
+from app.db.engine import Database
+from app.errors import Forbidden, NotAuthenticated
+
+_bearer = HTTPBearer(auto_error=False, description="API token")
+
+
+def get_current_user(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    """The caller, from `Authorization: Bearer <token>`; 401 when missing or unknown.
+
+    Read in a short transaction of its own, so the request's transaction (and its
+    locks) begins only in the endpoint.
+    """
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise NotAuthenticated("send Authorization: Bearer <token>")
+    db: Database = request.app.state.db
+    with db.session(write=False) as session:
+        return service.authenticate(session, token=credentials.credentials)
+
+
+CurrentUser = Annotated[Principal, Depends(get_current_user)]
+
+
+def require(permission: Permission) -> Callable[[Principal], Awaitable[Principal]]:
+    """A dependency that lets the caller through only if their role has the permission."""
+
+    # `async`: it does no I/O, and FastAPI would run a plain `def` in a worker thread.
+    async def check(user: CurrentUser) -> Principal:
+        if not has_permission(user.role, permission):
+            raise Forbidden(f"the {user.role} role may not {permission.replace('_', ' ')}")
+        return user
+
+    check.__name__ = f"require_{permission}"
+    return check

@@ -1,0 +1,84 @@
+"""Staff users: creation with their site access, and reading them back."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.audit import service as audit
+from app.audit.actions import AuditAction
+from app.auth import service as auth
+from app.auth.models import User, UserSite
+from app.auth.permissions import is_site_scoped
+from app.auth.principal import Principal, Role
+from app.errors import EmailTaken, FieldProblem, InvalidInput
+from app.studies.models import Site, Study
+from app.users.schemas import SiteAccess
+
+
+def create_user(
+    session: Session,
+    *,
+    email: str,
+    name: str,
+    role: Role,
+    sites: Sequence[SiteAccess],
+    actor: Principal | None,
+    now: datetime,
+) -> tuple[User, str]:
+    """Create a user with its site access; return the user and its new token."""
+    email = email.strip().lower()
+    problems: list[FieldProblem] = []
+    if sites and not is_site_scoped(role):
+        problems.append(FieldProblem(("sites",), f"the {role} role is not limited to sites"))
+    resolved: list[Site] = []
+    for i, access in enumerate(sites):
+        site = session.scalars(
+            select(Site).join(Study).where(Study.slug == access.study, Site.code == access.site)
+        ).first()
+        if site is None:
+            exists = session.scalar(select(Study.id).where(Study.slug == access.study))
+            field = "site" if exists else "study"
+            problems.append(FieldProblem(("sites", i, field), f"no such {field}"))
+        else:
+            resolved.append(site)
+    if problems:
+        raise InvalidInput(problems)
+    if session.scalar(select(User.id).where(User.email == email)) is not None:
+        raise EmailTaken(f"a user with email {email} exists")
+    user = User(email=email, name=name, role=role, created_at=now)
+    user.site_links = [UserSite(site_id=site.id) for site in dict.fromkeys(resolved)]
+    session.add(user)
+    session.flush()
+    token = auth.issue_token(session, user=user, now=now)
+    audit.record(
+        session,
+        AuditAction.user_created,
+        actor=actor,
+        entity_id=user.id,
+        now=now,
+        changes={
+            "email": (None, email),
+            "role": (None, role),
+            "sites": (None, [f"{s.study.slug}:{s.code}" for s in resolved]),
+        },
+    )
+    return user, token
+
+
+def sites_of(session: Session, *, user: User) -> list[tuple[str, str]]:
+    """The (study slug, site code) pairs the user is assigned to."""
+    ids = [link.site_id for link in user.site_links]
+    if not ids:
+        return []
+    rows = session.execute(
+        select(Study.slug, Site.code)
+        .select_from(Site)
+        .join(Site.study)
+        .where(Site.id.in_(ids))
+        .order_by(Site.id)
+    ).all()
+    return [(slug, code) for slug, code in rows]
