@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     db_pool_size: int = 10
     db_max_overflow: int = 20
     sqlite_busy_timeout_ms: int = 30_000
+    request_slot_timeout_s: float = Field(
+        default=30.0, gt=0, description="how long a request waits for a slot before a 503"
+    )
 
     @field_validator("database_url")
     @classmethod

@@ -43,6 +43,12 @@ class Conflict(DomainError):
     code, title = "conflict", "Conflicts with the current state"
 
 
+class Busy(DomainError):
+    """A resource this request needs stayed taken too long (503, Retry-After)."""
+
+    code, title = "busy", "Service Unavailable"
+
+
 class InvalidInput(DomainError):
     """The input breaks a rule; every problem found is listed with its path."""
 
@@ -95,6 +101,10 @@ class AllocationTableNotUsed(Conflict):
 
 class InvalidAllocationTable(InvalidInput):
     code, title = "invalid-allocation-table", "Invalid allocation table"
+
+
+class TooManyStrata(Conflict):
+    code, title = "too-many-strata", "The study would have too many strata"
 
 
 class SiteCodeTaken(Conflict):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -11,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from app import logging as app_logging
 from app.api import errors
-from app.api.middleware import RefuseNul, RequestSlots
+from app.api.middleware import TooLargeAsProblem
 from app.audit.router import router as audit_router
 from app.config import Settings
 from app.db.engine import Database
@@ -41,6 +42,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.db = db
+    app.state.request_slots = asyncio.Semaphore(db.request_slots)
     errors.install(app)
     idempotency.install(app)
     for router in (users_router, studies_router, participants_router, audit_router):
@@ -57,8 +59,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await run_in_threadpool(ping)
         return {"status": "ok"}
 
-    # Outermost first: log every request; read (and check) the body; then take a slot.
-    app.add_middleware(RequestSlots, slots=db.request_slots)
-    app.add_middleware(RefuseNul)
+    app.add_middleware(TooLargeAsProblem)
     app.add_middleware(app_logging.AccessLog)
     return app

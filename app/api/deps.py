@@ -9,7 +9,8 @@ never `commit()`. Whether a request writes is declared by the session it asks fo
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
 from typing import Annotated
 
@@ -18,6 +19,28 @@ from sqlalchemy.orm import Session
 
 from app.db.base import utcnow
 from app.db.engine import Database
+from app.errors import Busy
+
+
+async def request_slot(request: Request) -> AsyncIterator[None]:
+    """Wait for one of this process's request slots (503 after a while), and hold it
+    until the answer is ready.
+
+    Requests waiting for a lock each block a worker thread; keeping them fewer than the
+    thread pool leaves threads for the other steps of every request, and keeps within
+    the connection pool. Taken after the body is read, so a slow client holds none;
+    operational routes (`/healthz`, `/readyz`, `/metrics`) take none.
+    """
+    slots: asyncio.Semaphore = request.app.state.request_slots
+    try:
+        async with asyncio.timeout(request.app.state.settings.request_slot_timeout_s):
+            await slots.acquire()
+    except TimeoutError:
+        raise Busy("every request slot of this process is taken; try again") from None
+    try:
+        yield
+    finally:
+        slots.release()
 
 
 def get_session(request: Request) -> Iterator[Session]:
@@ -53,3 +76,4 @@ async def get_now() -> datetime:
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 ReadSessionDep = Annotated[Session, Depends(get_read_session, scope="function")]
 NowDep = Annotated[datetime, Depends(get_now)]
+RequestSlot = Depends(request_slot, scope="function")

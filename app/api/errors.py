@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -50,7 +51,10 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     403: _problem_response("The role may not do this"),
     404: _problem_response("Not found, or outside the caller's sites"),
     409: _problem_response("Conflicts with the current state"),
+    413: _problem_response("The body is larger than this route takes"),
     422: _problem_response("Invalid input; `errors` lists every problem"),
+    429: _problem_response("Too many failed attempts from this address; see Retry-After"),
+    503: _problem_response("A database lock or request slot stayed taken; see Retry-After"),
 }
 
 STATUS_BY_ERROR: list[tuple[type[errors.DomainError], int]] = [
@@ -59,7 +63,18 @@ STATUS_BY_ERROR: list[tuple[type[errors.DomainError], int]] = [
     (errors.NotFound, 404),
     (errors.Conflict, 409),
     (errors.InvalidInput, 422),
+    (errors.Busy, 503),
 ]
+
+
+class ProblemResponse(JSONResponse):
+    """A problem document, written in ASCII: whatever text a client sent (a lone
+    surrogate in a key, say) can be echoed without failing to encode."""
+
+    media_type = PROBLEM_MEDIA_TYPE
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=True, separators=(",", ":")).encode("ascii")
 
 
 def problem(
@@ -67,7 +82,7 @@ def problem(
 ) -> JSONResponse:
     body = {"type": type_, "title": title, "status": status, "detail": detail, **extra}
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
+    return ProblemResponse(body, status_code=status, headers=headers)
 
 
 def status_of(exc: errors.DomainError) -> int:
@@ -80,9 +95,12 @@ def _domain_error(_request: Request, exc: Exception) -> JSONResponse:
     if isinstance(exc, errors.InvalidInput):
         # Services name paths within a part of the request; clients expect them rooted there.
         extra["errors"] = [{"loc": [exc.part, *p.loc], "msg": p.msg} for p in exc.problems]
-    return problem(
+    response = problem(
         status_of(exc), exc.title, exc.detail, type_=f"urn:trialdesk:problem:{exc.code}", **extra
     )
+    if isinstance(exc, errors.Busy):
+        response.headers["Retry-After"] = "1"
+    return response
 
 
 def _validation_error(_request: Request, exc: Exception) -> JSONResponse:

@@ -48,7 +48,7 @@ class Page:
 async def get_page(
     request: Request,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    cursor: Annotated[str | None, Query(description="opaque; from `next`")] = None,
+    cursor: Annotated[str | None, Query(max_length=64, description="opaque; from `next`")] = None,
 ) -> Page:
     return Page(request, limit, decode_cursor(cursor))
 

@@ -6,12 +6,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends
 
+from app.api.body import JSON_BODY_LIMIT, CheckedJsonRoute
 from app.api.deps import ReadSessionDep
 from app.api.errors import PROBLEM_RESPONSES
 from app.api.paging import PageDep
+from app.api.params import SlugPath
 from app.audit import service
 from app.audit.schemas import AuditList, audit_page
-from app.auth.deps import require
+from app.auth.deps import STAFF_ROUTES, require
 from app.auth.permissions import Permission
 from app.auth.principal import Principal
 
@@ -19,6 +21,9 @@ router = APIRouter(
     prefix="/api/v1",
     tags=["audit"],
     responses=PROBLEM_RESPONSES,
+    route_class=CheckedJsonRoute,
+    max_body_size=JSON_BODY_LIMIT,  # a route that takes more says so (413 beyond)
+    dependencies=STAFF_ROUTES,
 )
 Auditor = Annotated[Principal, Depends(require(Permission.read_audit))]
 
@@ -32,7 +37,9 @@ def list_all_audit(session: ReadSessionDep, page: PageDep, user: Auditor) -> Aud
 
 
 @router.get("/studies/{slug}/audit", response_model=AuditList)
-def list_study_audit(slug: str, session: ReadSessionDep, page: PageDep, user: Auditor) -> AuditList:
+def list_study_audit(
+    slug: SlugPath, session: ReadSessionDep, page: PageDep, user: Auditor
+) -> AuditList:
     """The study's audit records, oldest first (seq is global: gaps are other studies')."""
     study_id = service.study_id_of(session, slug=slug)
     rows = service.list_records(session, study_id=study_id, after_seq=page.after, limit=page.limit)

@@ -8,6 +8,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from app.api.body import refuse_bad_input
+from app.api.deps import RequestSlot
 from app.auth import service
 from app.auth.permissions import Permission, has_permission
 from app.auth.principal import Principal
@@ -47,3 +49,8 @@ def require(permission: Permission) -> Callable[[Principal], Awaitable[Principal
 
     check.__name__ = f"require_{permission}"
     return check
+
+
+# What every staff route depends on, in this order: a request slot, then the caller
+# (401 before anything else about the request), then the body's checks (422).
+STAFF_ROUTES = [RequestSlot, Depends(get_current_user), Depends(refuse_bad_input)]

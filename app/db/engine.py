@@ -35,7 +35,7 @@ class Database:
     @property
     def request_slots(self) -> int:
         """How many requests one process may work on at once: within the connection
-        pool, and below the worker threads (see `api.middleware.RequestSlots`)."""
+        pool, and below the worker threads (see `api.deps.request_slot`)."""
         pool = self.settings.db_pool_size + self.settings.db_max_overflow
         return min(pool, MAX_CONCURRENT_REQUESTS)
 

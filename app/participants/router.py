@@ -6,10 +6,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
+from app.api.body import JSON_BODY_LIMIT, CheckedJsonRoute
 from app.api.deps import NowDep, ReadSessionDep, SessionDep
 from app.api.errors import PROBLEM_RESPONSES
 from app.api.paging import PageDep
-from app.auth.deps import require
+from app.api.params import CodePath, SlugPath
+from app.auth.deps import STAFF_ROUTES, require
 from app.auth.permissions import Permission
 from app.auth.principal import Principal
 from app.idempotency.deps import IdempotencyDep
@@ -37,6 +39,9 @@ router = APIRouter(
     prefix="/api/v1/studies/{slug}/participants",
     tags=["participants"],
     responses=PROBLEM_RESPONSES,
+    route_class=CheckedJsonRoute,
+    max_body_size=JSON_BODY_LIMIT,  # a route that takes more says so (413 beyond)
+    dependencies=STAFF_ROUTES,
 )
 
 Reader = Annotated[Principal, Depends(require(Permission.read_participants))]
@@ -45,7 +50,7 @@ AnyParticipantRead = ParticipantReadUnblinded | ParticipantRead
 
 @router.post("", status_code=201, response_model=ParticipantCreated)
 def enroll(
-    slug: str,
+    slug: SlugPath,
     body: ParticipantCreate,
     session: SessionDep,
     idempotency: IdempotencyDep,
@@ -60,11 +65,11 @@ def enroll(
 
 @router.get("", response_model=ParticipantList)
 def list_participants(
-    slug: str,
+    slug: SlugPath,
     session: ReadSessionDep,
     user: Reader,
     page: PageDep,
-    site: Annotated[str | None, Query(description="site code")] = None,
+    site: Annotated[str | None, Query(max_length=12, description="site code")] = None,
     status: ParticipantStatus | None = None,
 ) -> ParticipantList:
     """Participants of the caller's sites (all sites for admins)."""
@@ -86,7 +91,7 @@ def list_participants(
 
 @router.get("/{code}", response_model=AnyParticipantRead)
 def get_participant(
-    slug: str, code: str, session: ReadSessionDep, user: Reader
+    slug: SlugPath, code: CodePath, session: ReadSessionDep, user: Reader
 ) -> AnyParticipantRead:
     """One participant with contact details; the arm only for roles that may see it."""
     study = get_study(session, slug=slug, user=user)
@@ -98,8 +103,8 @@ def get_participant(
 
 @router.post("/{code}/withdraw", response_model=AnyParticipantRead)
 def withdraw(
-    slug: str,
-    code: str,
+    slug: SlugPath,
+    code: CodePath,
     body: Withdrawal,
     session: SessionDep,
     idempotency: IdempotencyDep,
@@ -117,8 +122,8 @@ def withdraw(
 
 @router.post("/{code}/randomize", response_model=RandomizeResultUnblinded | RandomizeResult)
 def randomize(
-    slug: str,
-    code: str,
+    slug: SlugPath,
+    code: CodePath,
     session: SessionDep,
     idempotency: IdempotencyDep,
     now: NowDep,
@@ -132,8 +137,8 @@ def randomize(
 
 @router.post("/{code}/unblind", response_model=UnblindResult)
 def unblind(
-    slug: str,
-    code: str,
+    slug: SlugPath,
+    code: CodePath,
     body: UnblindRequest,
     session: SessionDep,
     idempotency: IdempotencyDep,

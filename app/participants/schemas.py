@@ -18,6 +18,7 @@ from app.participants.lifecycle import ParticipantStatus
 from app.participants.models import Contact, Participant
 
 Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+Key = Annotated[str, Field(min_length=1, max_length=64)]
 
 
 class Consent(BaseModel):
@@ -30,7 +31,7 @@ class ContactDetails(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: Annotated[str, Field(min_length=1, max_length=200)]
-    email: EmailStr | None = None
+    email: Annotated[EmailStr, Field(max_length=320)] | None = None
     phone: Annotated[str, Field(max_length=64)] | None = None
 
 
@@ -39,10 +40,14 @@ class ParticipantCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    site: Annotated[str, Field(description="site code")]
-    screening: dict[str, bool] = Field(description="each eligibility criterion's answer")
+    site: Annotated[str, Field(min_length=1, max_length=12, description="site code")]
+    screening: dict[Key, bool] = Field(
+        max_length=100, description="each eligibility criterion's answer"
+    )
     consent: Consent | None = None
-    strata: dict[str, str] = Field(default={}, description="each stratification factor's level")
+    strata: dict[Key, Key] = Field(
+        default={}, max_length=10, description="each stratification factor's level"
+    )
     contact: ContactDetails | None = None
 
 

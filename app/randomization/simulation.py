@@ -69,6 +69,9 @@ def simulate(
     rng = random.Random(seed)
     keys = list(strata)
     weights = [strata[k] for k in keys]
+    total_weight = sum(weights)
+    if not keys or not total_weight > 0:
+        raise ValueError("the strata's shares must add up to more than zero")
     total_ratio = sum(a.ratio for a in arms)
     share = {a.code: a.ratio / total_ratio for a in arms}
     overall_counts: dict[str, list[int]] = {a.code: [] for a in arms}
@@ -124,7 +127,7 @@ def simulate(
         strata=[
             StratumImbalance(
                 stratum=k,
-                proportion=strata[k] / sum(weights),
+                proportion=strata[k] / total_weight,
                 mean_size=_mean(stratum_sizes[k]),
                 mean_max_imbalance=_mean(stratum_max[k]),
                 worst_max_imbalance=max(stratum_max[k]),

@@ -11,6 +11,9 @@ from collections.abc import Mapping, Sequence
 
 UNSTRATIFIED = "all"
 SITE = "site"  # the factor name of the site, reserved in study definitions
+# Strata a study may have (sites x the combinations of its factors' levels): each has
+# its own sequence, and simulation and reports work through every one.
+MAX_STRATA = 1000
 _PART, _LEVEL = "|", "="
 
 
@@ -46,6 +49,14 @@ def longest_key(
     parts = [(SITE, "x" * site_code_length)] if by_site else []
     parts += [(code, max(levels, key=len)) for code, levels in factors if levels]
     return len(_join(parts))
+
+
+def count_strata(*, sites: int | None, levels_per_factor: Sequence[int]) -> int:
+    """How many strata a study has: `sites` None when it is not stratified by site."""
+    count = sites if sites is not None else 1
+    for levels in levels_per_factor:
+        count *= levels
+    return count
 
 
 def combine_shares(parts: Sequence[tuple[str, Mapping[str, float]]]) -> dict[str, float]:

@@ -19,6 +19,7 @@ from app.randomization.strata import SITE, UNSTRATIFIED, expected_factors, parse
 REQUIRED = ("stratum", "sequence", "arm")
 OPTIONAL = ("block", "block_size", "position")
 MAX_ROWS = 200_000
+MAX_BYTES = 16 * 1024 * 1024  # the largest upload taken (413 beyond): ~200,000 rows
 MAX_NUMBER = 1_000_000_000
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.auth.principal import Role
 from app.randomization.blocks import ArmRatio
@@ -21,6 +21,13 @@ Code = Annotated[str, Field(pattern=CODE_PATTERN, description="lower-case code: 
 Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$")]
 Level = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
 Text = Annotated[str, Field(min_length=1, max_length=2000)]
+MAX_DAY = 3660  # ten years: days and windows of a schedule
+Number = Annotated[float, Field(ge=-1e12, le=1e12)]
+
+
+def bounded(most: int, *, least: int = 0) -> Any:
+    """A bound on a list in the document: at least `least`, at most `most` entries."""
+    return Field(min_length=least, max_length=most)
 
 
 class Document(BaseModel):
@@ -37,7 +44,7 @@ class Arm(Document):
 
 class StratificationFactor(Document):
     code: Code
-    levels: Annotated[list[Level], Field(min_length=1)]
+    levels: Annotated[list[Level], bounded(50, least=1)]
 
 
 class Randomization(Document):
@@ -47,13 +54,14 @@ class Randomization(Document):
     )
     block_sizes: list[Annotated[int, Field(ge=1, le=MAX_BLOCK_SIZE)]] = Field(
         default=[],
+        max_length=10,
         description="each a multiple of the sum of the arm ratios; drawn at random per block "
         "(required with the `blocks` method)",
     )
     stratify_by_site: bool = True
-    strata: list[StratificationFactor] = []
+    strata: Annotated[list[StratificationFactor], bounded(10)] = []
     requires_completed: list[Code] = Field(
-        default=[], description="timepoints that must be complete before randomizing"
+        default=[], max_length=20, description="timepoints that must be complete first"
     )
 
 
@@ -64,7 +72,10 @@ class Criterion(Document):
 
 
 class Blinding(Document):
-    arm_visible_to: list[Role] = [Role.admin, Role.unblinded_statistician]
+    arm_visible_to: Annotated[list[Role], bounded(len(Role))] = [
+        Role.admin,
+        Role.unblinded_statistician,
+    ]
 
 
 class Anchor(StrEnum):
@@ -75,14 +86,14 @@ class Anchor(StrEnum):
 class Timepoint(Document):
     code: Code
     anchor: Anchor
-    day: int
-    open_before: Annotated[int, Field(ge=0)] = 0
-    close_after: Annotated[int, Field(ge=0)]
-    instruments: Annotated[list[Code], Field(min_length=1)]
+    day: Annotated[int, Field(ge=-MAX_DAY, le=MAX_DAY)]
+    open_before: Annotated[int, Field(ge=0, le=MAX_DAY)] = 0
+    close_after: Annotated[int, Field(ge=0, le=MAX_DAY)]
+    instruments: Annotated[list[Code], bounded(50, least=1)]
 
 
 class Reminders(Document):
-    after_days: list[PositiveInt] = []
+    after_days: Annotated[list[Annotated[int, Field(ge=1, le=MAX_DAY)]], bounded(10)] = []
 
 
 class ItemType(StrEnum):
@@ -96,7 +107,10 @@ class ItemType(StrEnum):
 
 
 class Option(Document):
-    value: int | str
+    value: (
+        Annotated[int, Field(ge=-1_000_000_000, le=1_000_000_000)]
+        | Annotated[str, Field(min_length=1, max_length=64)]
+    )
     label: Text
 
     @model_validator(mode="before")
@@ -112,9 +126,9 @@ class Item(Document):
     text: Text
     type: ItemType
     required: bool = False
-    options: list[Option] | None = None
-    min: float | None = None
-    max: float | None = None
+    options: Annotated[list[Option], bounded(100)] | None = None
+    min: Number | None = None
+    max: Number | None = None
     export: bool = Field(default=False, description="free text only: include in the blinded export")
 
 
@@ -126,9 +140,11 @@ class ScoreMethod(StrEnum):
 class Score(Document):
     code: Code
     method: ScoreMethod
-    items: Annotated[list[Code], Field(min_length=1)]
-    reverse: list[Code] = Field(default=[], description="items scored (min + max) - value")
-    min_answered: PositiveInt | None = Field(
+    items: Annotated[list[Code], bounded(200, least=1)]
+    reverse: list[Code] = Field(
+        default=[], max_length=200, description="items scored (min + max) - value"
+    )
+    min_answered: Annotated[int, Field(ge=1, le=200)] | None = Field(
         default=None, description="answered items needed for a score; default all"
     )
 
@@ -136,10 +152,12 @@ class Score(Document):
 class Instrument(Document):
     code: Code
     title: Text
-    items: Annotated[list[Item], Field(min_length=1)]
-    scores: list[Score] = []
+    items: Annotated[list[Item], bounded(200, least=1)]
+    scores: Annotated[list[Score], bounded(50)] = []
     arms: list[Code] | None = Field(
-        default=None, description="only these arms answer it; it then reveals the arm"
+        default=None,
+        max_length=20,
+        description="only these arms answer it; it then reveals the arm",
     )
     released_in_blinded_export: bool = False
 
@@ -159,7 +177,7 @@ class AlertRule(Document):
     item: Code | None = None
     score: Code | None = None
     op: AlertOperator
-    value: float
+    value: Number
 
 
 class StudyDefinition(Document):
@@ -170,18 +188,18 @@ class StudyDefinition(Document):
     code_prefix: Annotated[str, Field(pattern=r"^[A-Z0-9]{1,6}$")] | None = Field(
         default=None, description="prefix of participant codes; default the slug's initials"
     )
-    arms: Annotated[list[Arm], Field(min_length=2)]
+    arms: Annotated[list[Arm], bounded(20, least=2)]
     randomization: Randomization
-    eligibility: list[Criterion] = []
+    eligibility: Annotated[list[Criterion], bounded(100)] = []
     consent_versions: Annotated[
-        list[Annotated[str, Field(min_length=1, max_length=64)]], Field(min_length=1)
+        list[Annotated[str, Field(min_length=1, max_length=64)]], bounded(20, least=1)
     ]
     blinding: Blinding = Blinding()
-    schedule: list[Timepoint] = []
+    schedule: Annotated[list[Timepoint], bounded(50)] = []
     reminders: Reminders = Reminders()
-    instruments: list[Instrument] = []
-    alerts: list[AlertRule] = []
-    crisis_text: str | None = None
+    instruments: Annotated[list[Instrument], bounded(50)] = []
+    alerts: Annotated[list[AlertRule], bounded(50)] = []
+    crisis_text: Text | None = None
 
     def participant_code_prefix(self) -> str:
         """`code_prefix`, or the initials of the slug's words (`peer-support` → `PS`)."""

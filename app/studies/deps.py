@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from app.api.params import SlugPath
 from app.auth.deps import require
 from app.auth.permissions import Permission
 from app.auth.principal import Principal
@@ -14,7 +15,7 @@ from app.studies import service
 
 
 def require_visible_arms(
-    slug: str,
+    slug: SlugPath,
     request: Request,
     user: Annotated[Principal, Depends(require(Permission.read_allocations))],
 ) -> Principal:

@@ -6,14 +6,17 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends
 
+from app.api.body import JSON_BODY_LIMIT, CheckedJsonRoute
 from app.api.deps import NowDep, ReadSessionDep, SessionDep
 from app.api.errors import PROBLEM_RESPONSES
 from app.api.paging import PageDep
-from app.auth.deps import require
+from app.api.params import SlugPath
+from app.auth.deps import STAFF_ROUTES, require
 from app.auth.permissions import Permission
 from app.auth.principal import Principal
 from app.idempotency.deps import IdempotencyDep
 from app.randomization import service as randomization
+from app.randomization import table
 from app.randomization.simulation import SimulationResult
 from app.studies import service
 from app.studies.definition import StudyDefinition
@@ -37,6 +40,9 @@ router = APIRouter(
     prefix="/api/v1/studies",
     tags=["studies"],
     responses=PROBLEM_RESPONSES,
+    route_class=CheckedJsonRoute,
+    max_body_size=JSON_BODY_LIMIT,  # a route that takes more says so (413 beyond)
+    dependencies=STAFF_ROUTES,
 )
 
 Admin = Annotated[Principal, Depends(require(Permission.manage_studies))]
@@ -67,7 +73,7 @@ def list_studies(session: ReadSessionDep, user: Reader, page: PageDep) -> StudyL
 
 
 @router.get("/{slug}", response_model=AnyStudyRead)
-def get_study(slug: str, session: ReadSessionDep, user: Reader) -> AnyStudyRead:
+def get_study(slug: SlugPath, session: ReadSessionDep, user: Reader) -> AnyStudyRead:
     """One study; arms, block sizes and (after lock) the secret only for roles that may."""
     study = service.get_study(session, slug=slug, user=user)
     return study_read(service.describe(study, user=user))
@@ -75,7 +81,7 @@ def get_study(slug: str, session: ReadSessionDep, user: Reader) -> AnyStudyRead:
 
 @router.post("/{slug}/activate", response_model=StudyActivated)
 def activate_study(
-    slug: str, session: SessionDep, idempotency: IdempotencyDep, now: NowDep, actor: Admin
+    slug: SlugPath, session: SessionDep, idempotency: IdempotencyDep, now: NowDep, actor: Admin
 ) -> StudyActivated:
     """Open enrollment; randomization settings are fixed and the commitment published."""
     study = service.get_study(session, slug=slug, user=actor, lock=RowLock.for_update)
@@ -93,7 +99,7 @@ def activate_study(
 
 @router.post("/{slug}/lock", response_model=StudyLockRead)
 def lock_study(
-    slug: str, session: SessionDep, idempotency: IdempotencyDep, now: NowDep, actor: Admin
+    slug: SlugPath, session: SessionDep, idempotency: IdempotencyDep, now: NowDep, actor: Admin
 ) -> StudyLockRead:
     """Database lock: enrollment and randomization end, and the secret is revealed so
     anyone can re-derive the sequence and check it against the commitment."""
@@ -113,7 +119,7 @@ def lock_study(
 
 @router.post("/{slug}/sites", status_code=201, response_model=SiteRead)
 def add_site(
-    slug: str,
+    slug: SlugPath,
     body: SiteCreate,
     session: SessionDep,
     idempotency: IdempotencyDep,
@@ -130,7 +136,7 @@ def add_site(
 
 @router.get("/{slug}/allocations", response_model=AllocationList, tags=["randomization"])
 def list_allocations(
-    slug: str, session: ReadSessionDep, page: PageDep, user: ArmsReader
+    slug: SlugPath, session: ReadSessionDep, page: PageDep, user: ArmsReader
 ) -> AllocationList:
     """The allocation ledger, in allocation order (roles the study shows arms to)."""
     study = service.get_study(session, slug=slug, user=user)
@@ -145,7 +151,7 @@ def list_allocations(
 
 @router.post("/{slug}/simulate", response_model=SimulationResult, tags=["randomization"])
 def simulate(
-    slug: str, body: SimulationRequest, session: ReadSessionDep, user: Admin
+    slug: SlugPath, body: SimulationRequest, session: ReadSessionDep, user: Admin
 ) -> SimulationResult:
     """Simulate enrollment with throw-away secrets: expected and worst imbalance per arm,
     overall and per stratum, and how often the next allocation could be guessed."""
@@ -154,10 +160,13 @@ def simulate(
 
 
 @router.put(
-    "/{slug}/allocation-table", response_model=AllocationTableLoaded, tags=["randomization"]
+    "/{slug}/allocation-table",
+    response_model=AllocationTableLoaded,
+    tags=["randomization"],
+    max_body_size=table.MAX_BYTES,
 )
 def load_allocation_table(
-    slug: str,
+    slug: SlugPath,
     content: Annotated[
         str,
         Body(

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.randomization.blinding import View
 from app.randomization.models import Allocation
+from app.randomization.strata import MAX_STRATA
 from app.studies.definition import MAX_BLOCK_SIZE, StudyDefinition
 from app.studies.models import Study
 
@@ -210,6 +211,7 @@ def allocation_reads(
 
 
 Share = Annotated[float, Field(gt=0, le=1e6, description="relative weight")]
+ShortText = Annotated[str, Field(max_length=64)]
 
 
 class SimulationRequest(BaseModel):
@@ -220,12 +222,16 @@ class SimulationRequest(BaseModel):
     participants: int = Field(default=300, ge=1, le=10_000)
     runs: int = Field(default=200, ge=1, le=1_000)
     block_sizes: list[Annotated[int, Field(ge=1, le=MAX_BLOCK_SIZE)]] | None = Field(
-        default=None, description="try other block sizes than the study's"
+        default=None, max_length=10, description="try other block sizes than the study's"
     )
-    site_proportions: dict[str, Share] | None = Field(
-        default=None, description="share of participants per site code; default equal"
+    site_proportions: dict[Annotated[str, Field(max_length=12)], Share] | None = Field(
+        default=None,
+        max_length=MAX_STRATA,
+        description="share of participants per site code; default equal",
     )
-    strata_proportions: dict[str, dict[str, Share]] | None = Field(
-        default=None, description="per factor, share per level; default equal"
+    strata_proportions: (
+        dict[ShortText, Annotated[dict[ShortText, Share], Field(max_length=50)]] | None
+    ) = Field(default=None, max_length=10, description="per factor, share per level; default equal")
+    seed: int | None = Field(
+        default=None, ge=0, le=2**63 - 1, description="for a reproducible report"
     )
-    seed: int | None = Field(default=None, description="for a reproducible report")

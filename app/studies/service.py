@@ -21,12 +21,14 @@ from app.errors import (
     SiteCodeTaken,
     StudyNotFound,
     StudySlugTaken,
+    TooManyStrata,
 )
 from app.randomization import blinding
 from app.randomization import service as randomization
 from app.randomization.blocks import SECRET_BYTES, commitment
 from app.randomization.plan import Plan
 from app.randomization.simulation import SimulationResult
+from app.randomization.strata import MAX_STRATA, count_strata
 from app.studies.definition import StudyDefinition
 from app.studies.lifecycle import StudyStatus, ensure_draft, ensure_enrolling, ensure_not_locked
 from app.studies.models import Site, Study
@@ -202,6 +204,13 @@ def add_site(
     """Add a site to a study (draft or enrolling)."""
     ensure_not_locked(study.status)
     audit.lock_chain_head(session)
+    r = definition_of(study).randomization
+    strata = count_strata(
+        sites=len(study.sites) + 1 if r.stratify_by_site else None,
+        levels_per_factor=[len(f.levels) for f in r.strata],
+    )
+    if strata > MAX_STRATA:
+        raise TooManyStrata(f"another site would make {strata} strata; {MAX_STRATA} at most")
     code = code.upper()
     if session.scalar(select(Site.id).where(Site.study_id == study.id, Site.code == code)):
         raise SiteCodeTaken(f"site {code!r} exists in {study.slug}")

@@ -55,7 +55,7 @@ def simulate_design(
             problems.append(
                 FieldProblem(("site_proportions",), "the study has no sites yet: give proportions")
             )
-        parts.append((SITE, sites))
+        parts.append((SITE, _normalized(sites)))
     given = request.strata_proportions or {}
     factors = {f.code: f for f in r.strata}
     for code, levels in given.items():
@@ -66,7 +66,8 @@ def simulate_design(
             if level not in factors[code].levels:
                 problems.append(FieldProblem(("strata_proportions", code, level), "not a level"))
     for factor in r.strata:
-        parts.append((factor.code, given.get(factor.code) or dict.fromkeys(factor.levels, 1.0)))
+        shares = given.get(factor.code) or dict.fromkeys(factor.levels, 1.0)
+        parts.append((factor.code, _normalized(shares)))
     if problems:
         raise InvalidInput(problems)
     return simulate(
@@ -77,3 +78,10 @@ def simulate_design(
         runs=request.runs,
         seed=request.seed,
     )
+
+
+def _normalized(shares: Mapping[str, float]) -> dict[str, float]:
+    """Shares that add up to 1, so that the strata's products (however tiny one share is
+    beside the others) add up to 1 too and never all vanish."""
+    total = sum(shares.values())
+    return {key: share / total for key, share in shares.items()}

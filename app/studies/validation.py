@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from app.errors import FieldProblem, InvalidStudyDefinition
 from app.randomization.blinding import NEVER_SEES_ARMS
-from app.randomization.strata import SITE, longest_key
+from app.randomization.strata import MAX_STRATA, SITE, count_strata, longest_key
 from app.studies.definition import Anchor, Item, ItemType, StudyDefinition
 
 MAX_SITE_CODE = 12
@@ -55,6 +55,12 @@ def definition_problems(d: StudyDefinition) -> Iterator[FieldProblem]:
         )
     for i, factor in enumerate(r.strata):
         yield from _duplicates(("randomization", "strata", i, "levels"), factor.levels, "level")
+    combinations = count_strata(sites=None, levels_per_factor=[len(f.levels) for f in r.strata])
+    if combinations > MAX_STRATA:
+        yield FieldProblem(
+            ("randomization", "strata"),
+            f"the factors' levels make {combinations} strata; {MAX_STRATA} at most",
+        )
     longest = longest_key(
         by_site=r.stratify_by_site,
         site_code_length=MAX_SITE_CODE,

@@ -6,10 +6,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends
 
+from app.api.body import JSON_BODY_LIMIT, CheckedJsonRoute
 from app.api.deps import NowDep, ReadSessionDep, SessionDep
 from app.api.errors import PROBLEM_RESPONSES
 from app.auth import service as auth
-from app.auth.deps import CurrentUser, require
+from app.auth.deps import STAFF_ROUTES, CurrentUser, require
 from app.auth.permissions import Permission
 from app.auth.principal import Principal
 from app.idempotency.deps import IdempotencyDep
@@ -20,6 +21,9 @@ router = APIRouter(
     prefix="/api/v1/users",
     tags=["users"],
     responses=PROBLEM_RESPONSES,
+    route_class=CheckedJsonRoute,
+    max_body_size=JSON_BODY_LIMIT,  # a route that takes more says so (413 beyond)
+    dependencies=STAFF_ROUTES,
 )
 
 

@@ -14,17 +14,17 @@ from app.auth.principal import Role
 class SiteAccess(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    study: str = Field(description="study slug")
-    site: str = Field(description="site code within the study")
+    study: str = Field(min_length=1, max_length=64, description="study slug")
+    site: str = Field(min_length=1, max_length=12, description="site code within the study")
 
 
 class UserCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    email: EmailStr
+    email: Annotated[EmailStr, Field(max_length=320)]
     name: Annotated[str, Field(min_length=1, max_length=200)]
     role: Role
-    sites: list[SiteAccess] = Field(default=[], description="coordinators only")
+    sites: list[SiteAccess] = Field(default=[], max_length=200, description="coordinators only")
 
 
 class UserRead(BaseModel):

@@ -1,0 +1,112 @@
+"""Request bodies: parsed off the event loop, and refused only after authentication.
+
+FastAPI reads the body (within the limits set on the app and its routes: 413 beyond
+them) and parses JSON on the event loop before it resolves any dependency, so a large
+or malformed body would stall every request and be refused (422) before an anonymous
+caller hears 401. `CheckedJsonRoute` parses JSON bodies in a worker thread first and
+checks what PostgreSQL cannot store (NUL characters, lone surrogates) and how deep
+they nest; a body at fault is remembered, and `refuse_bad_input`, a dependency that
+routers list after authentication, turns it into a 422 problem.
+"""
+
+from __future__ import annotations
+
+import email.message
+import json
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from fastapi import Request, Response
+from fastapi.routing import APIRoute
+from starlette.concurrency import run_in_threadpool
+
+from app.errors import FieldProblem, InvalidInput
+
+MAX_JSON_DEPTH = 32
+JSON_BODY_LIMIT = 1024 * 1024  # every JSON body; a route may allow more (a CSV upload)
+_PROBLEM = "trialdesk_body_problem"
+
+
+class BadBody(ValueError):
+    """What is wrong with a JSON body, in words for its sender."""
+
+
+class CheckedJsonRoute(APIRoute):
+    """Routes whose JSON bodies are parsed in a worker thread, and checked."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handle = super().get_route_handler()
+
+        async def handler(request: Request) -> Response:
+            if _is_json(request):
+                body = await request.body()
+                if body:
+                    try:
+                        parsed = await run_in_threadpool(parse_json, body)
+                    except BadBody as problem:
+                        request.scope[_PROBLEM] = str(problem)
+                        parsed = {}  # validated (and refused) after authentication
+                    # Starlette keeps the parsed body here; FastAPI then uses it as is.
+                    request._json = parsed
+            return await handle(request)
+
+        return handler
+
+
+def parse_json(body: bytes) -> Any:
+    """The JSON value of a body, or BadBody saying why it cannot be accepted."""
+    try:
+        value = json.loads(body)
+    except RecursionError:
+        raise BadBody(f"the JSON nests more than {MAX_JSON_DEPTH} levels deep") from None
+    except ValueError as exc:  # not UTF-8, or not JSON
+        raise BadBody(f"the body is not valid JSON ({exc})"[:200]) from None
+    _check(value)
+    return value
+
+
+def _check(value: Any) -> None:
+    pending = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise BadBody(f"the JSON nests more than {MAX_JSON_DEPTH} levels deep")
+        if isinstance(item, str):
+            _check_text(item)
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                _check_text(key)
+                pending.append((child, depth + 1))
+        elif isinstance(item, list):
+            pending.extend((child, depth + 1) for child in item)
+
+
+def _check_text(text: str) -> None:
+    if "\x00" in text:
+        raise BadBody("NUL characters are not accepted")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadBody("text must be valid Unicode (a lone surrogate was sent)") from None
+
+
+def _is_json(request: Request) -> bool:
+    content_type = request.headers.get("content-type")
+    if not content_type:
+        return False
+    message = email.message.Message()
+    message["content-type"] = content_type
+    subtype = message.get_content_subtype()
+    return message.get_content_maintype() == "application" and (
+        subtype == "json" or subtype.endswith("+json")
+    )
+
+
+async def refuse_bad_input(request: Request) -> None:
+    """Refuse (422) a body found at fault, and NUL characters in the path or query."""
+    problem = request.scope.get(_PROBLEM)
+    if problem is not None:
+        raise InvalidInput([FieldProblem((), problem)], part="body")
+    target = request.url.path + "?" + request.url.query
+    if "\x00" in target:
+        raise InvalidInput([FieldProblem((), "NUL characters are not accepted")], part="query")
