@@ -10,10 +10,9 @@ import typer
 import yaml
 
 from app.config import Settings
+from app.db.schema import alembic_config
 
 if TYPE_CHECKING:
-    from alembic.config import Config
-
     from app.db.engine import Database
 
 app = typer.Typer(
@@ -28,7 +27,6 @@ app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 app.add_typer(studies_app, name="studies")
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 def _database() -> Database:
@@ -40,16 +38,6 @@ def _database() -> Database:
 def _fail(message: str) -> None:
     typer.secho(message, err=True, fg=typer.colors.RED)
     raise typer.Exit(code=1)
-
-
-def alembic_config(database_url: str) -> Config:
-    """Alembic's configuration for this project and database."""
-    from alembic.config import Config
-
-    config = Config(str(PROJECT_ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(PROJECT_ROOT / "migrations"))
-    config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
-    return config
 
 
 @db_app.command("upgrade")

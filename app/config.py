@@ -36,9 +36,20 @@ class Settings(BaseSettings):
     smtp_port: int = 25
     smtp_from: str = "trialdesk@localhost"
     log_level: str = "INFO"
-    db_pool_size: int = 10
-    db_max_overflow: int = 20
-    sqlite_busy_timeout_ms: int = 30_000
+    db_pool_size: int = Field(default=10, ge=1, le=1000)
+    db_max_overflow: int = Field(default=20, ge=0, le=1000)
+    db_pool_timeout_s: float = Field(
+        default=10.0, gt=0, description="wait for a pooled connection before a 503"
+    )
+    db_lock_timeout_ms: int = Field(
+        default=10_000,
+        ge=1,
+        description="wait for a row lock (PostgreSQL) or the write lock (SQLite) before a 503",
+    )
+    db_statement_timeout_ms: int = Field(
+        default=30_000, ge=1, description="PostgreSQL: longest statement before it is cancelled"
+    )
+    db_connect_timeout_s: int = Field(default=5, ge=1, description="opening a connection")
     request_slot_timeout_s: float = Field(
         default=30.0, gt=0, description="how long a request waits for a slot before a 503"
     )

@@ -6,13 +6,12 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
-from sqlalchemy import text
-from starlette.concurrency import run_in_threadpool
+from fastapi import FastAPI
 
 from app import logging as app_logging
 from app.api import errors
 from app.api.middleware import TooLargeAsProblem
+from app.api.operations import operations_router
 from app.audit.router import router as audit_router
 from app.config import Settings
 from app.db.engine import Database
@@ -48,17 +47,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (users_router, studies_router, participants_router, audit_router):
         app.include_router(router)
 
-    @app.get("/healthz", tags=["operations"])
-    async def healthz(request: Request) -> dict[str, str]:
-        """200 when the database answers."""
-
-        def ping() -> None:
-            with db.engine.connect() as connection:
-                connection.execute(text("SELECT 1"))
-
-        await run_in_threadpool(ping)
-        return {"status": "ok"}
-
+    app.include_router(operations_router(db))
     app.add_middleware(TooLargeAsProblem)
     app.add_middleware(app_logging.AccessLog)
     return app

@@ -18,10 +18,10 @@ from alembic import command
 from fastapi.testclient import TestClient
 from hypothesis import settings as hypothesis_settings
 
-from app.cli import alembic_config
 from app.config import Settings
 from app.db.base import utcnow
 from app.db.engine import Database
+from app.db.schema import alembic_config
 from app.demo import load_demo
 from app.main import create_app
 from tests import pg

@@ -10,9 +10,9 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.script import ScriptDirectory
 
-from app.cli import alembic_config
 from app.config import Settings
 from app.db.engine import make_engine
+from app.db.schema import alembic_config
 from tests import pg
 
 

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
+from sqlalchemy.pool import NullPool
 
 from app.config import Settings
 
@@ -24,13 +26,14 @@ class Database:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.engine = make_engine(settings)
+        self.probe = make_engine(settings, probe=True)  # for /healthz and /readyz
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         self._read = sessionmaker(self.engine, expire_on_commit=False)
         self._write = sessionmaker(
             self.engine.execution_options(**{WRITE_OPTION: True}), expire_on_commit=False
         )
         if self.is_sqlite:
-            _gate_write_transactions(self._write, timeout_s=settings.sqlite_busy_timeout_ms / 1000)
+            _gate_write_transactions(self._write, timeout_s=settings.db_lock_timeout_ms / 1000)
 
     @property
     def request_slots(self) -> int:
@@ -51,6 +54,7 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        self.probe.dispose()
 
 
 _GATE = "trialdesk_write_gate"
@@ -80,31 +84,56 @@ def _gate_write_transactions(factory: sessionmaker[Session], *, timeout_s: float
             gate.release()
 
 
-def make_engine(settings: Settings) -> Engine:
-    """Create the engine with the per-backend settings Trialdesk relies on."""
+def make_engine(settings: Settings, *, probe: bool = False) -> Engine:
+    """Create the engine with the per-backend settings Trialdesk relies on.
+
+    Every wait is bounded: for a pooled connection (`db_pool_timeout_s`), to connect,
+    for a lock (`db_lock_timeout_ms`: PostgreSQL's lock_timeout, SQLite's busy timeout)
+    and, on PostgreSQL, for a statement (`db_statement_timeout_ms`). A `probe` engine
+    (for `/healthz` and `/readyz`) keeps no pool: it never queues behind the requests
+    holding the pool's connections, and answers within a few seconds whatever they do.
+    """
     url = make_url(settings.database_url)
+    lock_ms = min(settings.db_lock_timeout_ms, 2000) if probe else settings.db_lock_timeout_ms
+    pool: dict[str, Any] = (
+        {"poolclass": NullPool}
+        if probe
+        else {
+            "pool_size": settings.db_pool_size,
+            "max_overflow": settings.db_max_overflow,
+            "pool_timeout": settings.db_pool_timeout_s,
+        }
+    )
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
-            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+            _create_private_file(Path(url.database))
         engine = create_engine(
             url,
-            connect_args={
-                "check_same_thread": False,
-                "timeout": settings.sqlite_busy_timeout_ms / 1000,
-            },
-            pool_size=settings.db_pool_size,
-            max_overflow=settings.db_max_overflow,
+            connect_args={"check_same_thread": False, "timeout": lock_ms / 1000},
             hide_parameters=True,  # error messages would otherwise carry names and emails
+            **pool,
         )
-        _configure_sqlite(engine, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
+        _configure_sqlite(engine, busy_timeout_ms=lock_ms)
         return engine
+    statement_ms = 2000 if probe else settings.db_statement_timeout_ms
     return create_engine(
         url,
-        pool_size=settings.db_pool_size,
-        max_overflow=settings.db_max_overflow,
-        pool_pre_ping=True,
+        connect_args={
+            "connect_timeout": settings.db_connect_timeout_s,
+            "options": f"-c lock_timeout={lock_ms} -c statement_timeout={statement_ms}",
+        },
+        pool_pre_ping=not probe,
         hide_parameters=True,
+        **pool,
     )
+
+
+def _create_private_file(path: Path) -> None:
+    """Create the SQLite file readable by its owner only (SQLite gives its WAL and
+    shared-memory files the same mode); an existing file is left as it is."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 def _configure_sqlite(engine: Engine, *, busy_timeout_ms: int) -> None:

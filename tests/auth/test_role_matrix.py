@@ -60,6 +60,7 @@ _MATRIX: dict[tuple[str, str], tuple[int, int, int, int, int, int, int]] = {
     ("POST", "/api/v1/studies/{slug}/lock"):                   (401, 401, 200, 403, 403, 403, 403),
     ("PUT",  "/api/v1/studies/{slug}/allocation-table"):       (401, 401, 200, 403, 403, 403, 403),
     ("GET",  "/healthz"):                                      (200, 200, 200, 200, 200, 200, 200),
+    ("GET",  "/readyz"):                                       (200, 200, 200, 200, 200, 200, 200),
 }
 # fmt: on
 
@@ -198,6 +199,7 @@ REQUESTS: dict[tuple[str, str], Callable[[Ctx], Call]] = {
         f"{S}/simulate", {"participants": 30, "runs": 5}
     ),
     ("GET", "/healthz"): lambda ctx: Call("/healthz"),
+    ("GET", "/readyz"): lambda ctx: Call("/readyz"),
 }
 
 HTTP_METHODS = frozenset({"get", "put", "post", "delete", "patch", "head", "options", "trace"})
