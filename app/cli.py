@@ -28,7 +28,6 @@ app.add_typer(users_app, name="users")
 app.add_typer(studies_app, name="studies")
 
 
-
 def _database() -> Database:
     from app.db.engine import Database
 
@@ -64,7 +63,6 @@ def users_create(
     """Create a user; the new API token is printed alone on the last line."""
     from pydantic import ValidationError
 
-    from app.db.base import utcnow
     from app.errors import DomainError
     from app.users import service
     from app.users.schemas import SiteAccess, UserCreate
@@ -90,7 +88,6 @@ def users_create(
                 role=data.role,
                 sites=data.sites,
                 actor=None,
-                now=utcnow(),
             )
             typer.echo(f"created {user.role} {user.email} (id {user.id})", err=True)
     except DomainError as exc:
@@ -106,7 +103,6 @@ def studies_create(
     activate: Annotated[bool, typer.Option("--activate", help="open enrollment at once")] = False,
 ) -> None:
     """Load a study definition, as a draft unless --activate."""
-    from app.db.base import utcnow
     from app.errors import DomainError, InvalidInput
     from app.studies import service
     from app.studies.validation import parse_definition
@@ -121,9 +117,9 @@ def studies_create(
     try:
         definition = parse_definition(data)
         with db.begin() as session:
-            study = service.create_study(session, definition=definition, actor=None, now=utcnow())
+            study = service.create_study(session, definition=definition, actor=None)
             if activate:
-                service.activate_study(session, study=study, actor=None, now=utcnow())
+                service.activate_study(session, study=study, actor=None)
             typer.echo(f"study {study.slug}: {study.status}")
             if study.commitment:
                 typer.echo(f"commitment {study.commitment}")
@@ -139,14 +135,13 @@ def studies_create(
 @app.command()
 def demo() -> None:
     """Load the demo study (activated, with its sites) and a demo admin; print its token."""
-    from app.db.base import utcnow
     from app.demo import load_demo
 
     settings = Settings()
     db = _database()
     try:
         with db.begin() as session:
-            loaded = load_demo(session, now=utcnow())
+            loaded = load_demo(session)
     finally:
         db.dispose()
     state = "loaded" if loaded.created_study else "already there"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from importlib import resources
 from typing import Any
 
@@ -11,6 +10,7 @@ import yaml
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.audit import service as audit
 from app.auth import service as auth_service
 from app.auth.principal import Role
 from app.studies import service as study_service
@@ -39,7 +39,7 @@ def demo_definition() -> dict[str, Any]:
     return document
 
 
-def load_demo(session: Session, *, now: datetime) -> DemoLoaded:
+def load_demo(session: Session) -> DemoLoaded:
     """Create the demo study (activated, with its sites) and admin, or reuse them.
 
     Loading twice is harmless: what exists is kept and a new admin token is issued.
@@ -56,15 +56,15 @@ def load_demo(session: Session, *, now: datetime) -> DemoLoaded:
             role=Role.admin,
             sites=[],
             actor=None,
-            now=now,
         )
     else:
+        now = audit.lock_chain_head(session).at
         token = auth_service.issue_token(session, user=admin, now=now)
     actor = auth_service.principal_of(admin)
     if study is None:
-        study = study_service.create_study(session, definition=definition, actor=actor, now=now)
+        study = study_service.create_study(session, definition=definition, actor=actor)
         for code, name in DEMO_SITES:
-            study_service.add_site(session, study=study, code=code, name=name, actor=actor, now=now)
+            study_service.add_site(session, study=study, code=code, name=name, actor=actor)
     if study.status == StudyStatus.draft:
-        study_service.activate_study(session, study=study, actor=actor, now=now)
+        study_service.activate_study(session, study=study, actor=actor)
     return DemoLoaded(study.slug, created, admin.email, token)

@@ -19,7 +19,6 @@ from fastapi.testclient import TestClient
 from hypothesis import settings as hypothesis_settings
 
 from app.config import Settings
-from app.db.base import utcnow
 from app.db.engine import Database
 from app.db.schema import alembic_config
 from app.demo import load_demo
@@ -101,5 +100,5 @@ def client(settings: Settings) -> Iterator[TestClient]:
 def api(client: TestClient, db: Database) -> Api:
     """The demo study loaded, and an `Api` helper holding the demo admin's token."""
     with db.begin() as session:
-        loaded = load_demo(session, now=utcnow())
+        loaded = load_demo(session)
     return Api(client, admin_token=loaded.token)

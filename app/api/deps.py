@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
-from app.db.base import utcnow
 from app.db.engine import Database
 from app.errors import Busy
 
@@ -68,12 +66,6 @@ def get_read_session(request: Request) -> Iterator[Session]:
         yield session
 
 
-async def get_now() -> datetime:
-    """The server clock, read once per request and passed to the services."""
-    return utcnow()
-
-
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 ReadSessionDep = Annotated[Session, Depends(get_read_session, scope="function")]
-NowDep = Annotated[datetime, Depends(get_now)]
 RequestSlot = Depends(request_slot, scope="function")

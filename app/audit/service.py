@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
@@ -13,6 +14,7 @@ from app.audit.actions import AuditAction
 from app.audit.chain import HASHED_FIELDS, ChainBreak, canonical, check_chain, record_hash
 from app.audit.models import AuditChainHead, AuditRecord
 from app.auth.principal import Principal
+from app.db.base import utcnow
 from app.errors import StudyNotFound
 
 SYSTEM_ACTOR = "system"
@@ -26,20 +28,20 @@ def record(
     *,
     actor: Principal | None,
     entity_id: str | int,
-    now: datetime,
     study_id: int | None = None,
     reason: str | None = None,
     changes: Mapping[str, Change] | None = None,
 ) -> str:
     """Append one record, chained to the last, in the caller's transaction; return its hash.
 
-    `changes` maps each field to its `(old, new)` values. The chain head's row stays
-    locked until the transaction ends, so appends from many processes line up.
+    `changes` maps each field to its `(old, new)` values. The record's time is the
+    transaction's (see `lock_chain_head`). The chain head's row stays locked until the
+    transaction ends, so appends from many processes line up.
     """
-    seq, prev_hash = lock_chain_head(session)
+    head = lock_chain_head(session)
     fields: dict[str, Any] = {
-        "seq": seq + 1,
-        "at": now,
+        "seq": head.seq + 1,
+        "at": head.at,
         "actor_id": actor.id if actor else None,
         "actor": actor.email if actor else SYSTEM_ACTOR,
         "action": action.value,
@@ -51,29 +53,51 @@ def record(
             {name: {"old": old, "new": new} for name, (old, new) in (changes or {}).items()}
         ),
     }
-    digest = record_hash(fields, prev_hash)
-    session.execute(_INSERT_RECORD, {**fields, "prev_hash": prev_hash, "hash": digest})
-    session.execute(_UPDATE_HEAD, {"new_seq": seq + 1, "new_hash": digest})
-    session.info[_HEAD_KEY] = (_transaction(session), seq + 1, digest)
+    digest = record_hash(fields, head.hash)
+    session.execute(_INSERT_RECORD, {**fields, "prev_hash": head.hash, "hash": digest})
+    session.execute(_UPDATE_HEAD, {"new_seq": head.seq + 1, "new_hash": digest})
+    session.info[_HEAD_KEY] = (_transaction(session), ChainHead(head.seq + 1, digest, head.at))
     return digest
 
 
-def lock_chain_head(session: Session) -> tuple[int, str]:
-    """Lock the chain's head row for this transaction (if not yet); return its seq and hash.
+@dataclass(frozen=True)
+class ChainHead:
+    """The last record's seq and hash, and the time of the transaction holding them."""
+
+    seq: int
+    hash: str
+    at: datetime
+
+
+def lock_chain_head(session: Session) -> ChainHead:
+    """Lock the chain's head row for this transaction (if not yet) and return it, with
+    the time of the transaction's changes.
 
     Every write appends to the chain, so every write takes this lock. The order is one
     everywhere: the study's row, then this head, then the participant, stratum or site
     rows the change touches. A use case that locks such rows calls this first, so it
     never holds a contended row while it queues for the head: writers then queue first
     come, first served.
+
+    The clock is read once the lock is held, and never earlier than the last record
+    (whose writer may have run on a host whose clock is ahead): so times never run
+    backwards along the chain, nor along a stratum's allocations, which are taken
+    under the head too. Use it as the time of everything the transaction records.
     """
     transaction = _transaction(session)
     cached = session.info.get(_HEAD_KEY)
     if cached is not None and cached[0] is transaction:
-        return cached[1], cached[2]  # this transaction already holds the head's lock
+        held: ChainHead = cached[1]  # this transaction already holds the head's lock
+        return held
     seq, prev_hash = session.execute(_SELECT_HEAD).one()
-    session.info[_HEAD_KEY] = (transaction, seq, prev_hash)
-    return seq, prev_hash
+    at = utcnow()
+    if seq:
+        last = session.scalar(_SELECT_RECORD_AT, {"seq": seq})
+        if last is not None and last > at:
+            at = last
+    head = ChainHead(seq, prev_hash, at)
+    session.info[_HEAD_KEY] = (transaction, head)
+    return head
 
 
 def _transaction(session: Session) -> object:
@@ -94,6 +118,7 @@ _UPDATE_HEAD = (
     .values(seq=bindparam("new_seq"), hash=bindparam("new_hash"))
 )
 _INSERT_RECORD = insert(cast(Table, AuditRecord.__table__))
+_SELECT_RECORD_AT = select(AuditRecord.at).where(AuditRecord.seq == bindparam("seq"))
 
 
 def list_records(

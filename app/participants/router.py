@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 
 from app.api.body import JSON_BODY_LIMIT, CheckedJsonRoute
-from app.api.deps import NowDep, ReadSessionDep, SessionDep
+from app.api.deps import ReadSessionDep, SessionDep
 from app.api.errors import PROBLEM_RESPONSES
 from app.api.paging import PageDep
 from app.api.params import CodePath, SlugPath
@@ -54,12 +54,11 @@ def enroll(
     body: ParticipantCreate,
     session: SessionDep,
     idempotency: IdempotencyDep,
-    now: NowDep,
     actor: Annotated[Principal, Depends(require(Permission.enroll))],
 ) -> ParticipantCreated:
     """Screen a person; enroll them when eligible (ineligible screenings are kept)."""
     study = get_study(session, slug=slug, user=actor, lock=RowLock.for_no_key_update)
-    participant = service.enroll(session, study=study, data=body, actor=actor, now=now)
+    participant = service.enroll(session, study=study, data=body, actor=actor)
     return idempotency.remember(participant_created(participant))
 
 
@@ -108,14 +107,11 @@ def withdraw(
     body: Withdrawal,
     session: SessionDep,
     idempotency: IdempotencyDep,
-    now: NowDep,
     actor: Annotated[Principal, Depends(require(Permission.withdraw))],
 ) -> AnyParticipantRead:
     """Record a withdrawal; a randomized participant keeps the allocation (ITT)."""
     study = get_study(session, slug=slug, user=actor, lock=RowLock.for_no_key_update)
-    participant = service.withdraw(
-        session, study=study, code=code, reason=body.reason, actor=actor, now=now
-    )
+    participant = service.withdraw(session, study=study, code=code, reason=body.reason, actor=actor)
     detail = service.detail(session, study=study, participant=participant, user=actor)
     return idempotency.remember(participant_read(detail))
 
@@ -126,12 +122,11 @@ def randomize(
     code: CodePath,
     session: SessionDep,
     idempotency: IdempotencyDep,
-    now: NowDep,
     actor: Annotated[Principal, Depends(require(Permission.randomize))],
 ) -> RandomizeResultUnblinded | RandomizeResult:
     """Allocate the next slot of the participant's stratum; 409 if already randomized."""
     study = get_study(session, slug=slug, user=actor, lock=RowLock.for_no_key_update)
-    randomized = service.randomize(session, study=study, code=code, actor=actor, now=now)
+    randomized = service.randomize(session, study=study, code=code, actor=actor)
     return idempotency.remember(randomize_result(randomized.participant, randomized.arm))
 
 
@@ -142,12 +137,11 @@ def unblind(
     body: UnblindRequest,
     session: SessionDep,
     idempotency: IdempotencyDep,
-    now: NowDep,
     actor: Annotated[Principal, Depends(require(Permission.unblind))],
 ) -> UnblindResult:
     """Reveal one participant's arm; the reason is written to the audit trail."""
     study = get_study(session, slug=slug, user=actor, lock=RowLock.for_no_key_update)
     participant, arm, label = service.unblind(
-        session, study=study, code=code, reason=body.reason, actor=actor, now=now
+        session, study=study, code=code, reason=body.reason, actor=actor
     )
     return idempotency.remember(UnblindResult(code=participant.code, arm=arm, arm_label=label))

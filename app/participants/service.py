@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -35,7 +34,7 @@ from app.studies.models import Site, Study
 
 
 def enroll(
-    session: Session, *, study: Study, data: ParticipantCreate, actor: Principal, now: datetime
+    session: Session, *, study: Study, data: ParticipantCreate, actor: Principal
 ) -> Participant:
     """Record a screening; enroll the person when every criterion holds and consent is valid."""
     ensure_enrolling(study.status)
@@ -56,7 +55,7 @@ def enroll(
         raise InvalidEnrollment(problems)
     assert site is not None
     eligible = outcome.eligible
-    audit.lock_chain_head(session)  # before the site's row: see the lock order there
+    now = audit.lock_chain_head(session).at  # before the site's row: see its lock order
     number = _next_participant_number(session, site=site)
     participant = Participant(
         study_id=study.id,
@@ -93,7 +92,6 @@ def enroll(
         actor=actor,
         entity_id=participant.code,
         study_id=study.id,
-        now=now,
         changes={
             "site": (None, site.code),
             "screening": (None, participant.screening),
@@ -108,7 +106,6 @@ def enroll(
             actor=actor,
             entity_id=participant.code,
             study_id=study.id,
-            now=now,
             changes={
                 "status": (None, ParticipantStatus.enrolled),
                 "consent_version": (None, participant.consent_version),
@@ -195,11 +192,11 @@ def _shown_arm(
 
 
 def withdraw(
-    session: Session, *, study: Study, code: str, reason: str, actor: Principal, now: datetime
+    session: Session, *, study: Study, code: str, reason: str, actor: Principal
 ) -> Participant:
     """Withdraw an enrolled or randomized participant; an allocation is kept (ITT)."""
     ensure_not_locked(study.status)
-    audit.lock_chain_head(session)
+    now = audit.lock_chain_head(session).at
     participant = get_participant(session, study=study, code=code, user=actor, for_update=True)
     lifecycle.ensure_can_withdraw(participant.code, participant.status)
     previous = participant.status
@@ -214,7 +211,6 @@ def withdraw(
         actor=actor,
         entity_id=participant.code,
         study_id=study.id,
-        now=now,
         reason=reason,
         changes={"status": (previous, ParticipantStatus.withdrawn)},
     )
@@ -227,13 +223,11 @@ class Randomized:
     arm: ShownArm | None  # only when the caller may see arms
 
 
-def randomize(
-    session: Session, *, study: Study, code: str, actor: Principal, now: datetime
-) -> Randomized:
+def randomize(session: Session, *, study: Study, code: str, actor: Principal) -> Randomized:
     """Give the participant the next slot of their stratum and mark them randomized,
     in one transaction (locks: study row by the caller, audit head, participant,
     stratum)."""
-    audit.lock_chain_head(session)
+    now = audit.lock_chain_head(session).at
     participant = get_participant(session, study=study, code=code, user=actor, for_update=True)
     lifecycle.ensure_can_randomize(participant.code, participant.status, participant.withdrawn_from)
     ensure_enrolling(study.status)
@@ -247,7 +241,6 @@ def randomize(
         participant_id=participant.id,
         participant_code=participant.code,
         actor=actor,
-        now=now,
     )
     participant.status = ParticipantStatus.randomized
     participant.randomized_at = now
@@ -258,7 +251,6 @@ def randomize(
         actor=actor,
         entity_id=participant.code,
         study_id=study.id,
-        now=now,
         # The arm stays out of the trail: it is read by roles that may be blind.
         changes={
             "status": (ParticipantStatus.enrolled, participant.status),
@@ -272,7 +264,7 @@ def randomize(
 
 
 def unblind(
-    session: Session, *, study: Study, code: str, reason: str, actor: Principal, now: datetime
+    session: Session, *, study: Study, code: str, reason: str, actor: Principal
 ) -> tuple[Participant, str, str]:
     """Reveal one participant's arm (code and label), for a recorded reason."""
     participant = get_participant(session, study=study, code=code, user=actor)
@@ -285,7 +277,6 @@ def unblind(
         actor=actor,
         entity_id=participant.code,
         study_id=study.id,
-        now=now,
         reason=reason,
     )
     return participant, allocation.arm, studies.definition_of(study).arm_label(allocation.arm)

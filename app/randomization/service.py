@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, delete, func, select
@@ -42,7 +41,6 @@ def allocate(
     participant_id: int,
     participant_code: str,
     actor: Principal,
-    now: datetime,
 ) -> Allocation:
     """Give the participant the next slot of the stratum, in the caller's transaction.
 
@@ -51,6 +49,7 @@ def allocate(
     position) and the participant back the lock up: no two participants get one slot,
     no slot is skipped, nobody is allocated twice.
     """
+    now = audit.lock_chain_head(session).at  # the head first: see its lock order
     row = _lock_stratum(session, study_id=study_id, key=stratum)
     slot = _next_assignment(session, study_id=study_id, plan=plan, secret=secret, stratum=row)
     allocation = Allocation(
@@ -183,7 +182,6 @@ def replace_table(
     plan: Plan,
     text: str,
     actor: Principal,
-    now: datetime,
 ) -> TableLoaded:
     """Check the CSV against the plan and make it the study's allocation table."""
     rows, problems = parse_table(
@@ -216,7 +214,6 @@ def replace_table(
         actor=actor,
         entity_id=study_slug,
         study_id=study_id,
-        now=now,
         # The digest, not the rows: the trail is read by people who must stay blind.
         changes={
             "rows": (None, loaded.rows),

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Depends
 
 from app.api.body import JSON_BODY_LIMIT, CheckedJsonRoute
-from app.api.deps import NowDep, ReadSessionDep, SessionDep
+from app.api.deps import ReadSessionDep, SessionDep
 from app.api.errors import PROBLEM_RESPONSES
 from app.api.paging import PageDep
 from app.api.params import SlugPath
@@ -54,11 +54,10 @@ def create_study(
     definition: StudyDefinition,
     session: SessionDep,
     idempotency: IdempotencyDep,
-    now: NowDep,
     actor: Admin,
 ) -> AnyStudyRead:
     """Create a draft study from a complete definition (validated before anything is stored)."""
-    study = service.create_study(session, definition=definition, actor=actor, now=now)
+    study = service.create_study(session, definition=definition, actor=actor)
     return idempotency.remember(study_read(service.describe(study, user=actor)))
 
 
@@ -81,11 +80,11 @@ def get_study(slug: SlugPath, session: ReadSessionDep, user: Reader) -> AnyStudy
 
 @router.post("/{slug}/activate", response_model=StudyActivated)
 def activate_study(
-    slug: SlugPath, session: SessionDep, idempotency: IdempotencyDep, now: NowDep, actor: Admin
+    slug: SlugPath, session: SessionDep, idempotency: IdempotencyDep, actor: Admin
 ) -> StudyActivated:
     """Open enrollment; randomization settings are fixed and the commitment published."""
     study = service.get_study(session, slug=slug, user=actor, lock=RowLock.for_update)
-    study = service.activate_study(session, study=study, actor=actor, now=now)
+    study = service.activate_study(session, study=study, actor=actor)
     assert study.commitment is not None and study.activated_at is not None
     return idempotency.remember(
         StudyActivated(
@@ -99,12 +98,12 @@ def activate_study(
 
 @router.post("/{slug}/lock", response_model=StudyLockRead)
 def lock_study(
-    slug: SlugPath, session: SessionDep, idempotency: IdempotencyDep, now: NowDep, actor: Admin
+    slug: SlugPath, session: SessionDep, idempotency: IdempotencyDep, actor: Admin
 ) -> StudyLockRead:
     """Database lock: enrollment and randomization end, and the secret is revealed so
     anyone can re-derive the sequence and check it against the commitment."""
     study = service.get_study(session, slug=slug, user=actor, lock=RowLock.for_update)
-    study = service.lock_study(session, study=study, actor=actor, now=now)
+    study = service.lock_study(session, study=study, actor=actor)
     assert study.locked_at is not None
     return idempotency.remember(
         StudyLockRead(
@@ -123,14 +122,11 @@ def add_site(
     body: SiteCreate,
     session: SessionDep,
     idempotency: IdempotencyDep,
-    now: NowDep,
     actor: Admin,
 ) -> SiteRead:
     """Add a site (its code is unique within the study)."""
     study = service.get_study(session, slug=slug, user=actor, lock=RowLock.for_no_key_update)
-    site = service.add_site(
-        session, study=study, code=body.code, name=body.name, actor=actor, now=now
-    )
+    site = service.add_site(session, study=study, code=body.code, name=body.name, actor=actor)
     return idempotency.remember(SiteRead(code=site.code, name=site.name))
 
 
@@ -175,10 +171,9 @@ def load_allocation_table(
         ),
     ],
     session: SessionDep,
-    now: NowDep,
     actor: Admin,
 ) -> AllocationTableLoaded:
     """Load the allocation table of a draft study that uses the `table` method."""
     study = service.get_study(session, slug=slug, user=actor, lock=RowLock.for_no_key_update)
-    loaded = service.load_allocation_table(session, study=study, text=content, actor=actor, now=now)
+    loaded = service.load_allocation_table(session, study=study, text=content, actor=actor)
     return AllocationTableLoaded(rows=loaded.rows, strata=loaded.strata, sha256=loaded.sha256)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Sequence
-from datetime import datetime
 from enum import Enum
 
 from sqlalchemy import select
@@ -77,10 +76,11 @@ def secret_of(study: Study) -> bytes:
 
 
 def create_study(
-    session: Session, *, definition: StudyDefinition, actor: Principal | None, now: datetime
+    session: Session, *, definition: StudyDefinition, actor: Principal | None
 ) -> Study:
     """Store a validated definition as a draft study with a fresh 256-bit secret."""
     check_definition(definition)
+    now = audit.lock_chain_head(session).at
     if session.scalar(select(Study.id).where(Study.slug == definition.slug)) is not None:
         raise StudySlugTaken(f"a study with slug {definition.slug!r} exists")
     study = Study(
@@ -100,17 +100,15 @@ def create_study(
         actor=actor,
         entity_id=study.slug,
         study_id=study.id,
-        now=now,
         changes={"status": (None, StudyStatus.draft)},
     )
     return study
 
 
-def activate_study(
-    session: Session, *, study: Study, actor: Principal | None, now: datetime
-) -> Study:
+def activate_study(session: Session, *, study: Study, actor: Principal | None) -> Study:
     """Open enrollment: fix the randomization settings and publish the commitment."""
     ensure_draft(study.status, what="activated")
+    now = audit.lock_chain_head(session).at
     plan = plan_of(study)
     if plan.method == "table" and not randomization.has_table(session, study_id=study.id):
         raise AllocationTableMissing("load the allocation table before activating")
@@ -123,7 +121,6 @@ def activate_study(
         actor=actor,
         entity_id=study.slug,
         study_id=study.id,
-        now=now,
         changes={
             "status": (StudyStatus.draft, StudyStatus.enrolling),
             "commitment": (None, study.commitment),
@@ -132,9 +129,10 @@ def activate_study(
     return study
 
 
-def lock_study(session: Session, *, study: Study, actor: Principal | None, now: datetime) -> Study:
+def lock_study(session: Session, *, study: Study, actor: Principal | None) -> Study:
     """Database lock: no more changes, and the secret is revealed for anyone to check."""
     ensure_enrolling(study.status)
+    now = audit.lock_chain_head(session).at
     study.status = StudyStatus.locked
     study.locked_at = now
     audit.record(
@@ -143,7 +141,6 @@ def lock_study(session: Session, *, study: Study, actor: Principal | None, now: 
         actor=actor,
         entity_id=study.slug,
         study_id=study.id,
-        now=now,
         changes={
             "status": (StudyStatus.enrolling, StudyStatus.locked),
             "secret": (None, secret_of(study).hex()),
@@ -199,11 +196,11 @@ def list_studies(
 
 
 def add_site(
-    session: Session, *, study: Study, code: str, name: str, actor: Principal | None, now: datetime
+    session: Session, *, study: Study, code: str, name: str, actor: Principal | None
 ) -> Site:
     """Add a site to a study (draft or enrolling)."""
     ensure_not_locked(study.status)
-    audit.lock_chain_head(session)
+    now = audit.lock_chain_head(session).at
     r = definition_of(study).randomization
     strata = count_strata(
         sites=len(study.sites) + 1 if r.stratify_by_site else None,
@@ -223,7 +220,6 @@ def add_site(
         actor=actor,
         entity_id=f"{study.slug}:{code}",
         study_id=study.id,
-        now=now,
         changes={"code": (None, code), "name": (None, name)},
     )
     session.refresh(study, ["sites"])
@@ -245,7 +241,7 @@ def find_site(study: Study, code: str) -> Site | None:
 
 
 def load_allocation_table(
-    session: Session, *, study: Study, text: str, actor: Principal, now: datetime
+    session: Session, *, study: Study, text: str, actor: Principal
 ) -> randomization.TableLoaded:
     """Replace a draft study's allocation table (studies that use the `table` method)."""
     plan = plan_of(study)
@@ -259,5 +255,4 @@ def load_allocation_table(
         plan=plan,
         text=text,
         actor=actor,
-        now=now,
     )

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 
 from app.api.body import JSON_BODY_LIMIT, CheckedJsonRoute
-from app.api.deps import NowDep, ReadSessionDep, SessionDep
+from app.api.deps import ReadSessionDep, SessionDep
 from app.api.errors import PROBLEM_RESPONSES
 from app.auth import service as auth
 from app.auth.deps import STAFF_ROUTES, CurrentUser, require
@@ -32,7 +32,6 @@ def create_user(
     body: UserCreate,
     session: SessionDep,
     idempotency: IdempotencyDep,
-    now: NowDep,
     actor: Annotated[Principal, Depends(require(Permission.manage_users))],
 ) -> UserCreated:
     """Create a user; the token is in this answer only."""
@@ -43,7 +42,6 @@ def create_user(
         role=body.role,
         sites=body.sites,
         actor=actor,
-        now=now,
     )
     read = user_read(user, service.sites_of(session, user=user))
     return idempotency.remember(UserCreated(**read.model_dump(), token=token))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -27,7 +26,6 @@ def create_user(
     role: Role,
     sites: Sequence[SiteAccess],
     actor: Principal | None,
-    now: datetime,
 ) -> tuple[User, str]:
     """Create a user with its site access; return the user and its new token."""
     email = email.strip().lower()
@@ -49,6 +47,7 @@ def create_user(
         raise InvalidInput(problems)
     if session.scalar(select(User.id).where(User.email == email)) is not None:
         raise EmailTaken(f"a user with email {email} exists")
+    now = audit.lock_chain_head(session).at
     user = User(email=email, name=name, role=role, created_at=now)
     user.site_links = [UserSite(site_id=site.id) for site in dict.fromkeys(resolved)]
     session.add(user)
@@ -59,7 +58,6 @@ def create_user(
         AuditAction.user_created,
         actor=actor,
         entity_id=user.id,
-        now=now,
         changes={
             "email": (None, email),
             "role": (None, role),

@@ -15,7 +15,6 @@ import pytest
 from alembic import command
 from fastapi.testclient import TestClient
 
-from app.db.base import utcnow
 from app.db.schema import alembic_config, head_revision
 from app.demo import load_demo
 from app.main import create_app
@@ -87,7 +86,7 @@ async def _storm(url: str, token: str) -> tuple[list[tuple[float, int, str]], li
 @pytest.mark.slow
 def test_a_stuck_lock_gives_503s_a_live_healthz_and_then_recovery(settings, db):
     with db.begin() as session:
-        token = load_demo(session, now=utcnow()).token
+        token = load_demo(session).token
     with running_servers(_env(settings)) as (url,):
         with holding_the_audit_chain(settings):
             writes, healthy_at = asyncio.run(_storm(url, token))

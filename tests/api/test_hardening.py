@@ -12,7 +12,6 @@ from app.api.deps import SessionDep
 from app.audit import service as audit
 from app.audit.actions import AuditAction
 from app.audit.service import verify_chain
-from app.db.base import utcnow
 from app.demo import demo_definition
 from app.main import create_app
 from tests.helpers import STUDY, bearer, enrollment
@@ -81,7 +80,6 @@ def test_whole_floats_in_audit_changes_verify_on_every_backend(db):
             AuditAction.site_created,
             actor=None,
             entity_id="numbers:1",
-            now=utcnow(),
             changes={"big": (None, 1e16), "half": (0.5, 2.0), "nested": (None, [2.0, {"x": 3.0}])},
         )
     with db.session(write=False) as session:

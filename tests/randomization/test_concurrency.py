@@ -10,7 +10,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from app.db.base import utcnow
+from app.audit.models import AuditRecord
 from app.demo import load_demo
 from app.participants.lifecycle import ParticipantStatus
 from app.participants.models import Participant
@@ -35,10 +35,10 @@ def _server_env(settings) -> dict[str, str]:
 @pytest.fixture
 def admin_token(db) -> str:
     with db.begin() as session:
-        loaded = load_demo(session, now=utcnow())
+        loaded = load_demo(session)
         study = session.scalars(select(Study).where(Study.slug == STUDY)).one()
         for code in ("NYC", "BOS"):
-            studies.add_site(session, study=study, code=code, name=code, actor=None, now=utcnow())
+            studies.add_site(session, study=study, code=code, name=code, actor=None)
     return loaded.token
 
 
@@ -97,6 +97,12 @@ def test_200_concurrent_enroll_and_randomize_leave_no_duplicate_or_skipped_slot(
             assert strata[stratum_id].allocated == len(rows)
         study = session.scalars(select(Study)).one()
         assert verify_allocations(session, study=study) == []
+        # Time moves forward: along the audit chain, and along each stratum's slots.
+        times = session.execute(select(AuditRecord.at).order_by(AuditRecord.seq)).scalars().all()
+        assert all(a <= b for a, b in itertools.pairwise(times))
+        for rows in by_stratum.values():
+            ordered = [a.randomized_at for a in sorted(rows, key=lambda a: a.sequence)]
+            assert all(a <= b for a, b in itertools.pairwise(ordered))
 
 
 async def _same_participant(urls: list[str], token: str, code: str) -> list[int]:
