@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -88,13 +89,15 @@ def users_create(
                 role=data.role,
                 sites=data.sites,
                 actor=None,
+                token_lifetime=timedelta(days=db.settings.token_lifetime_days),
             )
             typer.echo(f"created {user.role} {user.email} (id {user.id})", err=True)
+            typer.echo(f"token valid until {token.expires_at:%Y-%m-%d %H:%M} UTC", err=True)
     except DomainError as exc:
         _fail(str(exc))
     finally:
         db.dispose()
-    typer.echo(token)
+    typer.echo(token.token)
 
 
 @studies_app.command("create")
@@ -141,7 +144,7 @@ def demo() -> None:
     db = _database()
     try:
         with db.begin() as session:
-            loaded = load_demo(session)
+            loaded = load_demo(session, token_lifetime=timedelta(days=settings.token_lifetime_days))
     finally:
         db.dispose()
     state = "loaded" if loaded.created_study else "already there"

@@ -49,6 +49,12 @@ class Settings(BaseSettings):
     db_statement_timeout_ms: int = Field(
         default=30_000, ge=1, description="PostgreSQL: longest statement before it is cancelled"
     )
+    token_lifetime_days: int = Field(
+        default=90, ge=1, le=3650, description="how long a new staff API token is valid"
+    )
+    bad_tokens_per_minute: int = Field(
+        default=20, ge=1, description="unknown tokens from one address before 429s"
+    )
     db_connect_timeout_s: int = Field(default=5, ge=1, description="opening a connection")
     request_slot_timeout_s: float = Field(
         default=30.0, gt=0, description="how long a request waits for a slot before a 503"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from importlib import resources
 from typing import Any
 
@@ -10,7 +11,6 @@ import yaml
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.audit import service as audit
 from app.auth import service as auth_service
 from app.auth.principal import Role
 from app.studies import service as study_service
@@ -39,10 +39,12 @@ def demo_definition() -> dict[str, Any]:
     return document
 
 
-def load_demo(session: Session) -> DemoLoaded:
+def load_demo(session: Session, *, token_lifetime: timedelta = timedelta(days=90)) -> DemoLoaded:
     """Create the demo study (activated, with its sites) and admin, or reuse them.
 
-    Loading twice is harmless: what exists is kept and a new admin token is issued.
+    Loading twice is harmless: what exists is kept, and the admin gets a new token
+    (only its hash is stored, so the old one cannot be shown again); the new token is
+    in the audit trail like any other.
     """
     definition = parse_definition(demo_definition())
     study = session.scalars(select(Study).where(Study.slug == definition.slug)).first()
@@ -56,10 +58,16 @@ def load_demo(session: Session) -> DemoLoaded:
             role=Role.admin,
             sites=[],
             actor=None,
+            token_lifetime=token_lifetime,
         )
     else:
-        now = audit.lock_chain_head(session).at
-        token = auth_service.issue_token(session, user=admin, now=now)
+        token = users.issue_token(
+            session,
+            user=admin,
+            actor=None,
+            token_lifetime=token_lifetime,
+            reason="trialdesk demo: a new token for the demo admin",
+        )
     actor = auth_service.principal_of(admin)
     if study is None:
         study = study_service.create_study(session, definition=definition, actor=actor)
@@ -67,4 +75,4 @@ def load_demo(session: Session) -> DemoLoaded:
             study_service.add_site(session, study=study, code=code, name=name, actor=actor)
     if study.status == StudyStatus.draft:
         study_service.activate_study(session, study=study, actor=actor)
-    return DemoLoaded(study.slug, created, admin.email, token)
+    return DemoLoaded(study.slug, created, admin.email, token.token)

@@ -49,6 +49,16 @@ class Busy(DomainError):
     code, title = "busy", "Service Unavailable"
 
 
+class TooManyAttempts(DomainError):
+    """Too many failures from one address (429, Retry-After)."""
+
+    code, title = "too-many-attempts", "Too Many Requests"
+
+    def __init__(self, detail: str | None = None, *, retry_after: int = 60) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
 class InvalidInput(DomainError):
     """The input breaks a rule; every problem found is listed with its path."""
 
@@ -114,6 +124,14 @@ class SiteCodeTaken(Conflict):
 # --- users -----------------------------------------------------------------------------
 class EmailTaken(Conflict):
     code, title = "email-taken", "A user with this email exists"
+
+
+class UserNotFound(NotFound):
+    code, title = "user-not-found", "User not found"
+
+
+class LastAdmin(Conflict):
+    code, title = "last-admin", "The last active admin cannot be deactivated"
 
 
 # --- participants ----------------------------------------------------------------------

@@ -12,6 +12,7 @@ from app import logging as app_logging
 from app.api import errors
 from app.api.middleware import TooLargeAsProblem
 from app.api.operations import operations_router
+from app.api.ratelimit import FailureLimiter
 from app.audit.router import router as audit_router
 from app.config import Settings
 from app.db.engine import Database
@@ -42,6 +43,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.db = db
     app.state.request_slots = asyncio.Semaphore(db.request_slots)
+    app.state.bad_tokens = FailureLimiter(failures=settings.bad_tokens_per_minute, window_s=60)
     errors.install(app)
     idempotency.install(app)
     for router in (users_router, studies_router, participants_router, audit_router):

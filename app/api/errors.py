@@ -65,6 +65,7 @@ STATUS_BY_ERROR: list[tuple[type[errors.DomainError], int]] = [
     (errors.Conflict, 409),
     (errors.InvalidInput, 422),
     (errors.Busy, 503),
+    (errors.TooManyAttempts, 429),
 ]
 
 
@@ -101,6 +102,8 @@ def _domain_error(_request: Request, exc: Exception) -> JSONResponse:
     )
     if isinstance(exc, errors.Busy):
         response.headers["Retry-After"] = "1"
+    if isinstance(exc, errors.TooManyAttempts):
+        response.headers["Retry-After"] = str(exc.retry_after)
     return response
 
 

@@ -9,6 +9,9 @@ class AuditAction(StrEnum):
     """What happened. The part before the dot names the kind of entity it happened to."""
 
     user_created = "user.created"
+    user_deactivated = "user.deactivated"
+    token_issued = "token.issued"
+    tokens_revoked = "token.revoked"
     study_created = "study.created"
     study_activated = "study.activated"
     study_locked = "study.locked"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -10,9 +11,11 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from app.api.body import refuse_bad_input
 from app.api.deps import RequestSlot
+from app.api.ratelimit import FailureLimiter
 from app.auth import service
 from app.auth.permissions import Permission, has_permission
 from app.auth.principal import Principal
+from app.db.base import utcnow
 from app.db.engine import Database
 from app.errors import Forbidden, NotAuthenticated
 
@@ -23,19 +26,35 @@ def get_current_user(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
-    """The caller, from `Authorization: Bearer <token>`; 401 when missing or unknown.
+    """The caller, from `Authorization: Bearer <token>`; 401 when missing, unknown,
+    expired or revoked; 429 for an address that sent too many bad tokens.
 
     Read in a short transaction of its own, so the request's transaction (and its
     locks) begins only in the endpoint.
     """
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise NotAuthenticated("send Authorization: Bearer <token>")
+    limiter: FailureLimiter = request.app.state.bad_tokens
+    address = request.client.host if request.client else "unknown"
+    limiter.check(address)
     db: Database = request.app.state.db
-    with db.session(write=False) as session:
-        return service.authenticate(session, token=credentials.credentials)
+    try:
+        with db.session(write=False) as session:
+            return service.authenticate(session, token=credentials.credentials, now=utcnow())
+    except NotAuthenticated:
+        limiter.failed(address)
+        raise
 
 
 CurrentUser = Annotated[Principal, Depends(get_current_user)]
+
+
+def token_lifetime(request: Request) -> timedelta:
+    """How long a new staff token is valid (`TRIALDESK_TOKEN_LIFETIME_DAYS`)."""
+    return timedelta(days=request.app.state.settings.token_lifetime_days)
+
+
+TokenLifetime = Annotated[timedelta, Depends(token_lifetime)]
 
 
 def require(permission: Permission) -> Callable[[Principal], Awaitable[Principal]]:

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from app.auth.models import ApiToken, User, UserSite
 from app.auth.permissions import is_site_scoped
 from app.auth.principal import Principal, Role
-from app.errors import NotAuthenticated
+from app.errors import NotAuthenticated, UserNotFound
 
 TOKEN_PREFIX = "td_"
 
@@ -22,19 +23,42 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def issue_token(session: Session, *, user: User, now: datetime) -> str:
-    """A new API token for the user; only its hash is stored."""
+@dataclass(frozen=True)
+class IssuedToken:
+    token: str  # shown once: only its hash is stored
+    expires_at: datetime
+
+
+def issue_token(session: Session, *, user: User, now: datetime, lifetime: timedelta) -> IssuedToken:
+    """A new API token for the user, valid for `lifetime`; only its hash is stored."""
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    session.add(ApiToken(user_id=user.id, token_hash=hash_token(token), created_at=now))
+    expires_at = now + lifetime
+    session.add(
+        ApiToken(
+            user_id=user.id, token_hash=hash_token(token), created_at=now, expires_at=expires_at
+        )
+    )
     session.flush()
-    return token
+    return IssuedToken(token, expires_at)
 
 
-def authenticate(session: Session, *, token: str) -> Principal:
-    """Who a bearer token belongs to, or `NotAuthenticated` (one or two small queries)."""
-    row = session.execute(_SELECT_TOKEN_USER, {"token_hash": hash_token(token)}).first()
+def revoke_tokens(session: Session, *, user: User, now: datetime) -> int:
+    """Refuse every token of the user from now on; return how many were valid."""
+    revoked = session.execute(
+        update(ApiToken)
+        .where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+        .values(revoked_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(revoked, "rowcount", 0) or 0)
+
+
+def authenticate(session: Session, *, token: str, now: datetime) -> Principal:
+    """Who a bearer token belongs to, or `NotAuthenticated`: unknown, revoked, expired,
+    or its user deactivated (one or two small queries)."""
+    row = session.execute(_SELECT_TOKEN_USER, {"token_hash": hash_token(token), "now": now}).first()
     if row is None:
-        raise NotAuthenticated("missing or unknown token")
+        raise NotAuthenticated("missing, unknown, expired or revoked token")
     role = Role(row.role)
     site_ids: frozenset[int] = frozenset()
     if is_site_scoped(role):
@@ -46,7 +70,12 @@ def authenticate(session: Session, *, token: str) -> Principal:
 _SELECT_TOKEN_USER = (
     select(User.id, User.email, User.role)
     .join(ApiToken, ApiToken.user_id == User.id)
-    .where(ApiToken.token_hash == bindparam("token_hash"), ApiToken.revoked_at.is_(None))
+    .where(
+        ApiToken.token_hash == bindparam("token_hash"),
+        ApiToken.revoked_at.is_(None),
+        ApiToken.expires_at > bindparam("now"),
+        User.deactivated_at.is_(None),
+    )
 )
 _SELECT_SITES = select(UserSite.site_id).where(UserSite.user_id == bindparam("user_id"))
 
@@ -67,5 +96,8 @@ def find_user(session: Session, *, email: str) -> User | None:
 
 
 def get_user(session: Session, *, user_id: int) -> User:
-    """A user by id (the caller's own record, say)."""
-    return session.get_one(User, user_id)
+    """A user by id; UserNotFound if there is none."""
+    user = session.get(User, user_id)
+    if user is None:
+        raise UserNotFound(f"no user {user_id}")
+    return user

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Annotated, ClassVar
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 
 from app.auth.models import User
 from app.auth.principal import Role
@@ -33,6 +34,8 @@ class UserRead(BaseModel):
     name: str
     role: Role
     sites: list[SiteAccess]
+    active: bool = Field(description="false once deactivated: every token is refused")
+    deactivated_at: datetime | None
 
 
 class UserCreated(UserRead):
@@ -40,6 +43,20 @@ class UserCreated(UserRead):
     shown_once: ClassVar[tuple[str, ...]] = ("token",)
 
     token: str | None = Field(description="the API token; shown once, only its hash is kept")
+    token_expires_at: datetime
+
+
+class TokenIssued(BaseModel):
+    shown_once: ClassVar[tuple[str, ...]] = ("token",)
+
+    token: str | None = Field(description="the new API token; shown once (a replay: null)")
+    expires_at: datetime
+
+
+class Deactivation(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
 
 
 def user_read(user: User, sites: Iterable[tuple[str, str]]) -> UserRead:
@@ -50,4 +67,6 @@ def user_read(user: User, sites: Iterable[tuple[str, str]]) -> UserRead:
         name=user.name,
         role=user.role,
         sites=[SiteAccess(study=study, site=site) for study, site in sites],
+        active=user.deactivated_at is None,
+        deactivated_at=user.deactivated_at,
     )

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.audit import service as audit
@@ -13,7 +14,8 @@ from app.auth import service as auth
 from app.auth.models import User, UserSite
 from app.auth.permissions import is_site_scoped
 from app.auth.principal import Principal, Role
-from app.errors import EmailTaken, FieldProblem, InvalidInput
+from app.auth.service import IssuedToken
+from app.errors import EmailTaken, FieldProblem, InvalidInput, LastAdmin
 from app.studies.models import Site, Study
 from app.users.schemas import SiteAccess
 
@@ -26,8 +28,9 @@ def create_user(
     role: Role,
     sites: Sequence[SiteAccess],
     actor: Principal | None,
-) -> tuple[User, str]:
-    """Create a user with its site access; return the user and its new token."""
+    token_lifetime: timedelta,
+) -> tuple[User, IssuedToken]:
+    """Create a user with its site access; return the user and its first token."""
     email = email.strip().lower()
     problems: list[FieldProblem] = []
     if sites and not is_site_scoped(role):
@@ -52,7 +55,7 @@ def create_user(
     user.site_links = [UserSite(site_id=site.id) for site in dict.fromkeys(resolved)]
     session.add(user)
     session.flush()
-    token = auth.issue_token(session, user=user, now=now)
+    token = auth.issue_token(session, user=user, now=now, lifetime=token_lifetime)
     audit.record(
         session,
         AuditAction.user_created,
@@ -62,9 +65,78 @@ def create_user(
             "email": (None, email),
             "role": (None, role),
             "sites": (None, [f"{s.study.slug}:{s.code}" for s in resolved]),
+            "token_expires_at": (None, token.expires_at.isoformat()),
         },
     )
     return user, token
+
+
+def issue_token(
+    session: Session,
+    *,
+    user: User,
+    actor: Principal | None,
+    token_lifetime: timedelta,
+    reason: str | None = None,
+) -> IssuedToken:
+    """A new token for the user (rotation: older ones stay valid until revoked)."""
+    now = audit.lock_chain_head(session).at
+    token = auth.issue_token(session, user=user, now=now, lifetime=token_lifetime)
+    audit.record(
+        session,
+        AuditAction.token_issued,
+        actor=actor,
+        entity_id=user.id,
+        reason=reason,
+        changes={"expires_at": (None, token.expires_at.isoformat())},
+    )
+    return token
+
+
+def revoke_tokens(session: Session, *, user: User, actor: Principal | None) -> int:
+    """Refuse every token of the user from now on; return how many were valid."""
+    now = audit.lock_chain_head(session).at
+    count = auth.revoke_tokens(session, user=user, now=now)
+    audit.record(
+        session,
+        AuditAction.tokens_revoked,
+        actor=actor,
+        entity_id=user.id,
+        changes={"valid_tokens": (count, 0)},
+    )
+    return count
+
+
+def deactivate(session: Session, *, user: User, actor: Principal | None, reason: str) -> User:
+    """Refuse the user from now on (tokens included); the last active admin stays."""
+    now = audit.lock_chain_head(session).at  # also serializes two admins deactivating
+    if user.deactivated_at is not None:
+        return user
+    if user.role == Role.admin and _active_admins(session) <= 1:
+        raise LastAdmin("deactivating the last active admin would lock everyone out")
+    user.deactivated_at = now
+    user.deactivation_reason = reason
+    session.flush()
+    audit.record(
+        session,
+        AuditAction.user_deactivated,
+        actor=actor,
+        entity_id=user.id,
+        reason=reason,
+        changes={"active": (True, False)},
+    )
+    return user
+
+
+def _active_admins(session: Session) -> int:
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(User)
+            .where(User.role == Role.admin, User.deactivated_at.is_(None))
+        )
+        or 0
+    )
 
 
 def sites_of(session: Session, *, user: User) -> list[tuple[str, str]]:

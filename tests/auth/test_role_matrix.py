@@ -39,6 +39,9 @@ _MATRIX: dict[tuple[str, str], tuple[int, int, int, int, int, int, int]] = {
     #                                                          anon bad admin coord other stat ustat
     ("POST", "/api/v1/users"):                                 (401, 401, 201, 403, 403, 403, 403),
     ("GET",  "/api/v1/users/me"):                              (401, 401, 200, 200, 200, 200, 200),
+    ("POST", "/api/v1/users/{user_id}/tokens"):                (401, 401, 201, 403, 403, 403, 403),
+    ("DELETE", "/api/v1/users/{user_id}/tokens"):              (401, 401, 204, 403, 403, 403, 403),
+    ("POST", "/api/v1/users/{user_id}/deactivate"):            (401, 401, 200, 403, 403, 403, 403),
     ("POST", "/api/v1/studies"):                               (401, 401, 201, 403, 403, 403, 403),
     ("GET",  "/api/v1/studies"):                               (401, 401, 200, 200, 200, 200, 200),
     ("GET",  "/api/v1/studies/{slug}"):                        (401, 401, 200, 200, 200, 200, 200),
@@ -108,6 +111,16 @@ class Ctx:
             return bearer("td_" + "x" * 43)
         return bearer(self.tokens[caller])
 
+    def new_user(self) -> int:
+        """A new statistician (made by the admin); its id."""
+        body = {"email": f"{_unique('rm-u')}@example.org", "name": "U", "role": "statistician"}
+        response = self.api.client.post(
+            "/api/v1/users", json=body, headers=bearer(self.api.admin_token)
+        )
+        assert response.status_code == 201, response.text
+        user_id: int = response.json()["id"]
+        return user_id
+
     def enrolled(self) -> str:
         """A new participant enrolled at PHL (by the admin); its code."""
         return self.api.enroll(self.api.admin_token, site="PHL")
@@ -158,6 +171,15 @@ def _user_body(_ctx: Ctx) -> Call:
 REQUESTS: dict[tuple[str, str], Callable[[Ctx], Call]] = {
     ("POST", "/api/v1/users"): _user_body,
     ("GET", "/api/v1/users/me"): lambda ctx: Call("/api/v1/users/me"),
+    ("POST", "/api/v1/users/{user_id}/tokens"): lambda ctx: Call(
+        f"/api/v1/users/{ctx.new_user()}/tokens"
+    ),
+    ("DELETE", "/api/v1/users/{user_id}/tokens"): lambda ctx: Call(
+        f"/api/v1/users/{ctx.new_user()}/tokens"
+    ),
+    ("POST", "/api/v1/users/{user_id}/deactivate"): lambda ctx: Call(
+        f"/api/v1/users/{ctx.new_user()}/deactivate", {"reason": "left the study team"}
+    ),
     ("POST", "/api/v1/studies"): lambda ctx: Call(
         "/api/v1/studies", _study_definition(_unique("rm-study"))
     ),
