@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     bad_tokens_per_minute: int = Field(
         default=20, ge=1, description="unknown tokens from one address before 429s"
     )
+    idempotency_ttl_hours: int = Field(
+        default=24, ge=1, le=24 * 30, description="how long an Idempotency-Key is remembered"
+    )
     db_connect_timeout_s: int = Field(default=5, ge=1, description="opening a connection")
     request_slot_timeout_s: float = Field(
         default=30.0, gt=0, description="how long a request waits for a slot before a 503"

@@ -7,10 +7,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
 
 from app import logging as app_logging
 from app.api import errors
-from app.api.middleware import TooLargeAsProblem
+from app.api.middleware import NoStore, TooLargeAsProblem
 from app.api.operations import operations_router
 from app.api.ratelimit import FailureLimiter
 from app.audit.router import router as audit_router
@@ -30,7 +31,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        settings.server_key  # noqa: B018 - fail at start, not at first use, without a key
+        # Fail at start, not at first use, with a missing or wrong server key.
+        await run_in_threadpool(db.check_server_key)
         yield
         db.dispose()
 
@@ -50,6 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router)
 
     app.include_router(operations_router(db))
+    app.add_middleware(NoStore)
     app.add_middleware(TooLargeAsProblem)
     app.add_middleware(app_logging.AccessLog)
     return app

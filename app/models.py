@@ -3,6 +3,7 @@
 from app.audit.models import AuditChainHead, AuditRecord
 from app.auth.models import ApiToken, User, UserSite
 from app.db.base import Base
+from app.db.server_key import ServerKey
 from app.idempotency.models import IdempotencyKey
 from app.participants.models import Contact, Participant
 from app.randomization.models import Allocation, AllocationTableRow, Stratum
@@ -18,6 +19,7 @@ __all__ = [
     "Contact",
     "IdempotencyKey",
     "Participant",
+    "ServerKey",
     "Site",
     "Stratum",
     "Study",

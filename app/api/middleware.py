@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.errors import ProblemResponse
@@ -39,3 +40,23 @@ class TooLargeAsProblem:
                 await send(message)
 
         await self.app(scope, receive, send_problem_instead)
+
+
+class NoStore:
+    """`Cache-Control: no-store` on every API answer: most carry personal data (contact
+    details, arms, answers), and none is worth keeping in a cache or a browser."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/api/"):
+            await self.app(scope, receive, send)
+            return
+
+        async def send_no_store(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message).setdefault("cache-control", "no-store")
+            await send(message)
+
+        await self.app(scope, receive, send_no_store)

@@ -39,10 +39,13 @@ class Page:
         self.after = after
 
     def next_url(self, *, count: int, last_id: int | None) -> str | None:
-        """The URL of the next page, or None when this page was the last."""
+        """The URL of the next page (on TRIALDESK_BASE_URL, never on the Host the
+        request named), or None when this page was the last."""
         if count < self.limit or last_id is None:
             return None
-        return str(self.request.url.include_query_params(cursor=encode_cursor(last_id)))
+        base: str = self.request.app.state.settings.base_url.rstrip("/")
+        query = self.request.url.include_query_params(cursor=encode_cursor(last_id)).query
+        return f"{base}{self.request.url.path}?{query}"
 
 
 async def get_page(

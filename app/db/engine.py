@@ -15,6 +15,8 @@ from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 from sqlalchemy.pool import NullPool
 
 from app.config import Settings
+from app.db.server_key import KEYS_INFO, check_server_key
+from app.keys import Keys
 
 WRITE_OPTION = "trialdesk_write"
 MAX_CONCURRENT_REQUESTS = 32  # below anyio's default of 40 worker threads
@@ -28,9 +30,13 @@ class Database:
         self.engine = make_engine(settings)
         self.probe = make_engine(settings, probe=True)  # for /healthz and /readyz
         self.is_sqlite = self.engine.dialect.name == "sqlite"
-        self._read = sessionmaker(self.engine, expire_on_commit=False)
+        self.keys = Keys(settings.server_key)
+        info = {KEYS_INFO: self.keys}
+        self._read = sessionmaker(self.engine, expire_on_commit=False, info=info)
         self._write = sessionmaker(
-            self.engine.execution_options(**{WRITE_OPTION: True}), expire_on_commit=False
+            self.engine.execution_options(**{WRITE_OPTION: True}),
+            expire_on_commit=False,
+            info=info,
         )
         if self.is_sqlite:
             _gate_write_transactions(self._write, timeout_s=settings.db_lock_timeout_ms / 1000)
@@ -51,6 +57,13 @@ class Database:
         """A write transaction for the CLI and scripts: commit on success, else roll back."""
         with self.session(write=True) as session, session.begin():
             yield session
+
+    def check_server_key(self) -> None:
+        """Refuse to work with a server key other than the one the secrets are sealed
+        with (ConfigurationError); record it on first use."""
+        with self.begin() as session:
+            check_server_key(session, self.keys)
+        self.keys.checked = True
 
     def dispose(self) -> None:
         self.engine.dispose()

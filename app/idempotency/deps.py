@@ -16,6 +16,8 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Annotated, TypeVar
 
 from fastapi import Depends, FastAPI, Header, Request, Response
@@ -96,8 +98,9 @@ async def get_idempotency(
         yield Idempotency(session, None, status_code)
         return
     scope = hashlib.sha256(request.headers.get("authorization", "").encode()).hexdigest()
-    fingerprint = service.fingerprint(method=request.method, path=request.url.path, body=body)
-    outcome = await run_in_threadpool(_claim, session, scope, key, fingerprint)
+    ttl = timedelta(hours=request.app.state.settings.idempotency_ttl_hours)
+    claim = Claim(scope, key, request.method, request.url.path, body, ttl)
+    outcome = await run_in_threadpool(_claim, session, claim)
     if isinstance(outcome, StoredResponse):
         raise IdempotentReplay(outcome)
     idempotency = Idempotency(session, outcome, status_code)
@@ -110,8 +113,27 @@ async def get_idempotency(
         raise
 
 
-def _claim(session: Session, scope: str, key: str, fingerprint: str) -> int | StoredResponse:
-    outcome = service.claim(session, scope=scope, key=key, fingerprint=fingerprint, now=utcnow())
+@dataclass(frozen=True)
+class Claim:
+    scope: str
+    key: str
+    method: str
+    path: str
+    body: bytes
+    ttl: timedelta
+
+
+def _claim(session: Session, claim: Claim) -> int | StoredResponse:
+    # In a worker thread: the body may be large, and fingerprinting parses it.
+    fingerprint = service.fingerprint(method=claim.method, path=claim.path, body=claim.body)
+    outcome = service.claim(
+        session,
+        scope=claim.scope,
+        key=claim.key,
+        fingerprint=fingerprint,
+        now=utcnow(),
+        ttl=claim.ttl,
+    )
     session.commit()  # the claim is seen by concurrent requests before the work begins
     return outcome
 

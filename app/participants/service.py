@@ -236,7 +236,7 @@ def randomize(session: Session, *, study: Study, code: str, actor: Principal) ->
         session,
         study_id=study.id,
         plan=studies.plan_of(study),
-        secret=studies.secret_of(study),
+        secret=studies.secret_of(session, study),
         stratum=participant.stratum,
         participant_id=participant.id,
         participant_code=participant.code,
@@ -293,7 +293,7 @@ def verify_allocations(session: Session, *, study: Study) -> list[Finding]:
         study_id=study.id,
         slug=study.slug,
         plan=studies.plan_of(study),
-        secret=studies.secret_of(study),
+        secret=studies.secret_of(session, study),
         commitment=study.commitment,
         participants=participants,
     )

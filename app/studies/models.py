@@ -22,8 +22,9 @@ class Study(Base):
     # Loaded only when needed: parsed definitions are cached (studies.service), and
     # decoding the whole document on every request was a measurable cost.
     definition: Mapped[dict[str, Any]] = mapped_column(deferred=True)
-    # 256 random bits behind the allocation sequence: never shown by the API or exported.
-    secret: Mapped[bytes] = mapped_column(LargeBinary(32))
+    # 256 random bits behind the allocation sequence, sealed with the server key (see
+    # studies.service.secret_of): never shown by the API before lock, never exported.
+    secret: Mapped[bytes] = mapped_column(LargeBinary(128))
     commitment: Mapped[str | None] = mapped_column(String(64))
     code_prefix: Mapped[str] = mapped_column(String(6))
     created_at: Mapped[datetime]

@@ -58,7 +58,7 @@ def create_study(
 ) -> AnyStudyRead:
     """Create a draft study from a complete definition (validated before anything is stored)."""
     study = service.create_study(session, definition=definition, actor=actor)
-    return idempotency.remember(study_read(service.describe(study, user=actor)))
+    return idempotency.remember(study_read(service.describe(session, study=study, user=actor)))
 
 
 @router.get("", response_model=StudyList)
@@ -66,7 +66,7 @@ def list_studies(session: ReadSessionDep, user: Reader, page: PageDep) -> StudyL
     """Studies the caller may know of."""
     studies = service.list_studies(session, user=user, after_id=page.after, limit=page.limit)
     return StudyList(
-        items=[study_read(service.describe(s, user=user)) for s in studies],
+        items=[study_read(service.describe(session, study=s, user=user)) for s in studies],
         next=page.next_url(count=len(studies), last_id=studies[-1].id if studies else None),
     )
 
@@ -75,7 +75,7 @@ def list_studies(session: ReadSessionDep, user: Reader, page: PageDep) -> StudyL
 def get_study(slug: SlugPath, session: ReadSessionDep, user: Reader) -> AnyStudyRead:
     """One study; arms, block sizes and (after lock) the secret only for roles that may."""
     study = service.get_study(session, slug=slug, user=user)
-    return study_read(service.describe(study, user=user))
+    return study_read(service.describe(session, study=study, user=user))
 
 
 @router.post("/{slug}/activate", response_model=StudyActivated)
@@ -111,7 +111,7 @@ def lock_study(
             status=study.status,
             commitment=study.commitment,
             locked_at=study.locked_at,
-            secret=service.secret_of(study).hex(),
+            secret=service.secret_of(session, study).hex(),
         )
     )
 

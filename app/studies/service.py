@@ -13,6 +13,7 @@ from app.audit import service as audit
 from app.audit.actions import AuditAction
 from app.auth.permissions import may_know_study, reachable_sites
 from app.auth.principal import Principal
+from app.db.server_key import keys_of, sealing_keys_of
 from app.errors import (
     AllocationTableMissing,
     AllocationTableNotUsed,
@@ -22,6 +23,7 @@ from app.errors import (
     StudySlugTaken,
     TooManyStrata,
 )
+from app.keys import Use
 from app.randomization import blinding
 from app.randomization import service as randomization
 from app.randomization.blocks import SECRET_BYTES, commitment
@@ -70,9 +72,13 @@ def plan_of(study: Study) -> Plan:
     return definition_of(study).plan()
 
 
-def secret_of(study: Study) -> bytes:
-    """The study's 256-bit randomization secret (never shown before lock)."""
-    return study.secret
+def secret_of(session: Session, study: Study) -> bytes:
+    """The study's 256-bit randomization secret (never shown before lock), unsealed.
+
+    It is stored sealed with a key derived from the server key and bound to the slug:
+    a copy of the database alone does not reveal the sequence.
+    """
+    return keys_of(session).open(Use.study_secret, study.secret, context=study.slug)
 
 
 def create_study(
@@ -88,7 +94,9 @@ def create_study(
         title=definition.title,
         status=StudyStatus.draft,
         definition=definition.model_dump(mode="json"),
-        secret=secrets.token_bytes(SECRET_BYTES),
+        secret=sealing_keys_of(session).seal(
+            Use.study_secret, secrets.token_bytes(SECRET_BYTES), context=definition.slug
+        ),
         code_prefix=definition.participant_code_prefix(),
         created_at=now,
     )
@@ -113,7 +121,7 @@ def activate_study(session: Session, *, study: Study, actor: Principal | None) -
     if plan.method == "table" and not randomization.has_table(session, study_id=study.id):
         raise AllocationTableMissing("load the allocation table before activating")
     study.status = StudyStatus.enrolling
-    study.commitment = commitment(secret=secret_of(study), slug=study.slug)
+    study.commitment = commitment(secret=secret_of(session, study), slug=study.slug)
     study.activated_at = now
     audit.record(
         session,
@@ -143,7 +151,7 @@ def lock_study(session: Session, *, study: Study, actor: Principal | None) -> St
         study_id=study.id,
         changes={
             "status": (StudyStatus.enrolling, StudyStatus.locked),
-            "secret": (None, secret_of(study).hex()),
+            "secret": (None, secret_of(session, study).hex()),
         },
     )
     return study
@@ -168,14 +176,15 @@ def get_study(
     return study
 
 
-def describe(study: Study, *, user: Principal) -> StudyDescription:
+def describe(session: Session, *, study: Study, user: Principal) -> StudyDescription:
     """The study and what this user may see of it."""
     definition = definition_of(study)
     view = blinding.view_of(user.role, definition.blinding.arm_visible_to)
     # Revealed at lock, to those who may see the design: with it, anyone who knows
     # participants' strata and order could re-derive their arms.
     revealed = view.design and study.status == StudyStatus.locked
-    return StudyDescription(study, definition, view, secret_of(study) if revealed else None)
+    secret = secret_of(session, study) if revealed else None
+    return StudyDescription(study, definition, view, secret)
 
 
 def ensure_arms_visible(study: Study, *, user: Principal) -> None:

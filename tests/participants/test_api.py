@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sqlalchemy as sa
-
 from app.demo import demo_definition
 from tests.helpers import ELIGIBLE, STUDY, bearer, enrollment
 
@@ -285,18 +283,3 @@ def test_duplicate_site_code_and_study_slug_are_409(api):
     assert site.status_code == 409
     study = api.client.post("/api/v1/studies", json=demo_definition(), headers=admin)
     assert study.status_code == 409
-
-
-def test_a_study_record_never_shows_its_secret(api, db):
-    with db.engine.connect() as connection:
-        secret = connection.execute(sa.text("SELECT secret FROM studies")).scalar_one()
-    shown = api.client.get(f"/api/v1/studies/{STUDY}", headers=bearer(api.admin_token)).text
-    assert secret.hex() not in shown
-    assert (
-        len(
-            api.client.get(f"/api/v1/studies/{STUDY}", headers=bearer(api.admin_token)).json()[
-                "commitment"
-            ]
-        )
-        == 64
-    )
