@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 import time
@@ -58,6 +59,10 @@ class Settings(BaseSettings):
     idempotency_ttl_hours: int = Field(
         default=24, ge=1, le=24 * 30, description="how long an Idempotency-Key is remembered"
     )
+    metrics_allowed_from: list[str] = Field(
+        default=["127.0.0.1/32", "::1/128"],
+        description='networks (CIDR) that may read /metrics; ["*"] for anyone',
+    )
     db_connect_timeout_s: int = Field(default=5, ge=1, description="opening a connection")
     request_slot_timeout_s: float = Field(
         default=30.0, gt=0, description="how long a request waits for a slot before a 503"
@@ -76,6 +81,14 @@ class Settings(BaseSettings):
     def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and len(value.get_secret_value()) < MIN_SECRET_KEY_LENGTH:
             raise ValueError(f"must be at least {MIN_SECRET_KEY_LENGTH} characters")
+        return value
+
+    @field_validator("metrics_allowed_from")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for network in value:
+            if network != "*":
+                ipaddress.ip_network(network, strict=False)  # ValueError names it
         return value
 
     @property

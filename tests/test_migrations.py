@@ -76,7 +76,7 @@ def test_allocations_made_before_their_ledger_named_participants_get_the_codes(s
     for code in codes:
         assert api.randomize(coordinator, code).status_code == 200
     db.dispose()
-    config = alembic_config(settings.database_url)
+    config = alembic_config(settings.database_url, server_key=settings.server_key)
     command.downgrade(config, "2494a9cbf658")  # the ledger before it named participants
     command.upgrade(config, "head")
     with db.engine.connect() as connection:

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from app.db.engine import Database
 from app.errors import Busy
+from app.metrics import WAITS
 
 
 async def request_slot(request: Request) -> AsyncIterator[None]:
@@ -31,8 +32,9 @@ async def request_slot(request: Request) -> AsyncIterator[None]:
     """
     slots: asyncio.Semaphore = request.app.state.request_slots
     try:
-        async with asyncio.timeout(request.app.state.settings.request_slot_timeout_s):
-            await slots.acquire()
+        with WAITS.labels("request_slot").time():
+            async with asyncio.timeout(request.app.state.settings.request_slot_timeout_s):
+                await slots.acquire()
     except TimeoutError:
         raise Busy("every request slot of this process is taken; try again") from None
     try:

@@ -1,12 +1,15 @@
-"""`/healthz` and `/readyz`: for load balancers and orchestrators, never queued behind
-the requests (no request slot, no pooled connection), and always answered in seconds."""
+"""`/healthz`, `/readyz` and `/metrics`: for load balancers, orchestrators and
+Prometheus. Never queued behind the requests (no request slot, no pooled connection),
+always answered in seconds."""
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 
-from fastapi import APIRouter
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse, PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 
@@ -55,4 +58,31 @@ def operations_router(db: Database) -> APIRouter:
         body = {"status": "ready" if ready else "not ready", "revision": revision, "head": head}
         return JSONResponse(body, status_code=200 if ready else 503)
 
+    @router.get(
+        "/metrics",
+        response_class=PlainTextResponse,
+        responses={
+            200: {"content": {"text/plain": {}}, "description": "Prometheus text format"},
+            404: {"description": "the caller's address is not allowed to read metrics"},
+        },
+    )
+    async def metrics(request: Request) -> Response:
+        """Prometheus metrics of this process, for the addresses
+        `TRIALDESK_METRICS_ALLOWED_FROM` lists (by default this host only)."""
+        allowed: list[str] = request.app.state.settings.metrics_allowed_from
+        address = request.client.host if request.client else ""
+        if not _allowed(address, allowed):
+            return JSONResponse({"detail": "Not Found"}, status_code=404)
+        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
     return router
+
+
+def _allowed(address: str, networks: list[str]) -> bool:
+    if "*" in networks:
+        return True
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in ipaddress.ip_network(network, strict=False) for network in networks)

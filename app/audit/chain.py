@@ -34,8 +34,12 @@ def canonical(value: Any) -> Any:
 
 
 def record_hash(fields: Mapping[str, Any], prev_hash: str) -> str:
-    """SHA-256 over the canonical JSON of the record's fields and the previous hash."""
-    payload = dict(fields)
+    """SHA-256 over the canonical JSON of the record's fields and the previous hash.
+
+    Fields added after the first records (`OPTIONAL_FIELDS`) are hashed only when they
+    have a value, so records made before them keep their hashes.
+    """
+    payload = {k: v for k, v in fields.items() if not (k in OPTIONAL_FIELDS and v is None)}
     payload["at"] = canonical_time(payload["at"])
     payload["prev_hash"] = prev_hash
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
@@ -53,7 +57,9 @@ HASHED_FIELDS = (
     "entity_id",
     "reason",
     "changes",
+    "request_id",
 )
+OPTIONAL_FIELDS = frozenset({"request_id"})
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,8 @@ class AuditRecord(Base):
     entity_id: Mapped[str] = mapped_column(String(200))
     reason: Mapped[str | None] = mapped_column(String(2000))
     changes: Mapped[dict[str, Any]]
+    # The id of the request that made the change (`X-Request-ID`), also in its log lines.
+    request_id: Mapped[str | None] = mapped_column(String(64))
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64), unique=True)
 

@@ -20,6 +20,7 @@ class AuditRead(BaseModel):
     entity_id: str
     reason: str | None
     changes: dict[str, Any]
+    request_id: str | None
     prev_hash: str
     hash: str
 

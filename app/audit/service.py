@@ -16,6 +16,8 @@ from app.audit.models import AuditChainHead, AuditRecord
 from app.auth.principal import Principal
 from app.db.base import utcnow
 from app.errors import StudyNotFound
+from app.logging import request_id
+from app.metrics import PENDING_EVENTS, WAITS
 
 SYSTEM_ACTOR = "system"
 
@@ -52,11 +54,13 @@ def record(
         "changes": canonical(
             {name: {"old": old, "new": new} for name, (old, new) in (changes or {}).items()}
         ),
+        "request_id": request_id.get(),
     }
     digest = record_hash(fields, head.hash)
     session.execute(_INSERT_RECORD, {**fields, "prev_hash": head.hash, "hash": digest})
     session.execute(_UPDATE_HEAD, {"new_seq": head.seq + 1, "new_hash": digest})
     session.info[_HEAD_KEY] = (_transaction(session), ChainHead(head.seq + 1, digest, head.at))
+    session.info.setdefault(PENDING_EVENTS, []).append(action.value)  # counted at commit
     return digest
 
 
@@ -89,7 +93,8 @@ def lock_chain_head(session: Session) -> ChainHead:
     if cached is not None and cached[0] is transaction:
         held: ChainHead = cached[1]  # this transaction already holds the head's lock
         return held
-    seq, prev_hash = session.execute(_SELECT_HEAD).one()
+    with WAITS.labels("audit_chain_head").time():
+        seq, prev_hash = session.execute(_SELECT_HEAD).one()
     at = utcnow()
     if seq:
         last = session.scalar(_SELECT_RECORD_AT, {"seq": seq})

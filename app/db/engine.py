@@ -17,6 +17,7 @@ from sqlalchemy.pool import NullPool
 from app.config import Settings
 from app.db.server_key import KEYS_INFO, check_server_key
 from app.keys import Keys
+from app.metrics import EVENTS, PENDING_EVENTS, WAITS
 
 WRITE_OPTION = "trialdesk_write"
 MAX_CONCURRENT_REQUESTS = 32  # below anyio's default of 40 worker threads
@@ -40,6 +41,7 @@ class Database:
         )
         if self.is_sqlite:
             _gate_write_transactions(self._write, timeout_s=settings.db_lock_timeout_ms / 1000)
+        _count_committed_events(self._write)
 
     @property
     def request_slots(self) -> int:
@@ -86,8 +88,9 @@ def _gate_write_transactions(factory: sessionmaker[Session], *, timeout_s: float
     def _take(session: Session, transaction: SessionTransaction) -> None:
         if transaction.parent is not None or _GATE in session.info:
             return  # a savepoint within a transaction that holds the gate already
-        if not gate.acquire(timeout=timeout_s):
-            raise TimeoutError("timed out waiting for the database write lock")
+        with WAITS.labels("sqlite_write_gate").time():
+            if not gate.acquire(timeout=timeout_s):
+                raise TimeoutError("timed out waiting for the database write lock")
         session.info[_GATE] = transaction
 
     @event.listens_for(factory, "after_transaction_end")
@@ -95,6 +98,19 @@ def _gate_write_transactions(factory: sessionmaker[Session], *, timeout_s: float
         if session.info.get(_GATE) is transaction:
             del session.info[_GATE]
             gate.release()
+
+
+def _count_committed_events(factory: sessionmaker[Session]) -> None:
+    """Count the audit actions of a transaction once it has committed, not before."""
+
+    @event.listens_for(factory, "after_commit")
+    def _count(session: Session) -> None:
+        for action in session.info.pop(PENDING_EVENTS, ()):
+            EVENTS.labels(action).inc()
+
+    @event.listens_for(factory, "after_rollback")
+    def _forget(session: Session) -> None:
+        session.info.pop(PENDING_EVENTS, None)
 
 
 def make_engine(settings: Settings, *, probe: bool = False) -> Engine:

@@ -14,11 +14,17 @@ from sqlalchemy import Connection
 PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
 
 
-def alembic_config(database_url: str) -> Config:
-    """Alembic's configuration for this project and database."""
+SERVER_KEY = "trialdesk_server_key"
+
+
+def alembic_config(database_url: str, *, server_key: bytes | None = None) -> Config:
+    """Alembic's configuration for this project and database. Revisions that seal or
+    unseal secrets use `server_key` (else the settings' key, as `Settings` finds it)."""
     config = Config(str(PROJECT_ROOT / "alembic.ini"))
     config.set_main_option("script_location", str(PROJECT_ROOT / "migrations"))
     config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
+    if server_key is not None:
+        config.attributes[SERVER_KEY] = server_key
     return config
 
 

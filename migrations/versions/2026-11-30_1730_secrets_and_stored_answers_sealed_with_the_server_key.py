@@ -23,6 +23,7 @@ from alembic import op
 import app.db.base
 from app.config import Settings
 from app.db.base import utcnow
+from app.db.schema import SERVER_KEY
 from app.keys import Keys, Use
 
 revision: str = "9a4b7e2c5d10"
@@ -78,8 +79,11 @@ def _rewrite_secrets(change: Callable[[Keys, bytes, str], bytes]) -> Keys | None
     rows = connection.execute(sa.select(studies.c.id, studies.c.slug, studies.c.secret)).all()
     if not rows:
         return None
-    url = connection.engine.url.render_as_string(hide_password=False)
-    keys = Keys(Settings(database_url=url).server_key)
+    key = op.get_context().config.attributes.get(SERVER_KEY)
+    if key is None:
+        url = connection.engine.url.render_as_string(hide_password=False)
+        key = Settings(database_url=url).server_key
+    keys = Keys(key)
     for study_id, slug, secret in rows:
         connection.execute(
             studies.update()

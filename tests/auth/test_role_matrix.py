@@ -64,6 +64,8 @@ _MATRIX: dict[tuple[str, str], tuple[int, int, int, int, int, int, int]] = {
     ("PUT",  "/api/v1/studies/{slug}/allocation-table"):       (401, 401, 200, 403, 403, 403, 403),
     ("GET",  "/healthz"):                                      (200, 200, 200, 200, 200, 200, 200),
     ("GET",  "/readyz"):                                       (200, 200, 200, 200, 200, 200, 200),
+    # the test client's address is not among those allowed (this host by default)
+    ("GET",  "/metrics"):                                      (404, 404, 404, 404, 404, 404, 404),
 }
 # fmt: on
 
@@ -222,6 +224,7 @@ REQUESTS: dict[tuple[str, str], Callable[[Ctx], Call]] = {
     ),
     ("GET", "/healthz"): lambda ctx: Call("/healthz"),
     ("GET", "/readyz"): lambda ctx: Call("/readyz"),
+    ("GET", "/metrics"): lambda ctx: Call("/metrics"),
 }
 
 HTTP_METHODS = frozenset({"get", "put", "post", "delete", "patch", "head", "options", "trace"})

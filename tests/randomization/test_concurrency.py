@@ -26,7 +26,14 @@ DIAGNOSES = ("bipolar", "depressive")  # 4 sites x 2 levels = 8 strata
 
 
 def _server_env(settings) -> dict[str, str]:
-    env = {"TRIALDESK_DATABASE_URL": settings.database_url}
+    # What is tested is that no slot is lost or given twice, not how long a writer may
+    # wait: two processes on one SQLite file wait for each other in SQLite's busy handler,
+    # which is not fair, so on a loaded machine a writer may wait longer than the default
+    # lock timeout (and get a 503, correctly, but then this test would not see its slot).
+    env = {
+        "TRIALDESK_DATABASE_URL": settings.database_url,
+        "TRIALDESK_DB_LOCK_TIMEOUT_MS": "120000",
+    }
     if settings.secret_key is not None:
         env["TRIALDESK_SECRET_KEY"] = settings.secret_key.get_secret_value()
     return env
