@@ -211,6 +211,45 @@ def verify(study: Annotated[str, typer.Option("--study", help="study slug")]) ->
     typer.echo(f"ok: {count} allocations re-derived, audit chain intact")
 
 
+@app.command("backup")
+def backup_command(
+    out: Annotated[Path, typer.Argument(help="the backup file to write (never overwritten)")],
+) -> None:
+    """Write a consistent copy of the live database (and what its server key needs)."""
+    from app.backup import BackupError, backup
+
+    try:
+        manifest = backup(Settings(), out)
+    except BackupError as exc:
+        _fail(str(exc))
+        return
+    rows = sum(manifest.counts.values())
+    typer.echo(f"backup of {len(manifest.counts)} tables, {rows} rows written to {out}")
+    if manifest.with_key:
+        typer.echo("it carries the server key file: keep it as safe as the database", err=True)
+    else:
+        typer.echo(f"restoring it needs the server key {manifest.fingerprint[:12]}...", err=True)
+
+
+@app.command("restore")
+def restore_command(
+    archive: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="a backup file")],
+) -> None:
+    """Restore a backup into the (empty) database of TRIALDESK_DATABASE_URL."""
+    from app.backup import BackupError, restore
+
+    try:
+        manifest = restore(Settings(), archive)
+    except BackupError as exc:
+        _fail(str(exc))
+        return
+    rows = sum(manifest.counts.values())
+    typer.echo(
+        f"restored {len(manifest.counts)} tables, {rows} rows, at revision {manifest.revision}"
+    )
+    typer.echo("then: trialdesk db upgrade (if this release is newer), trialdesk verify", err=True)
+
+
 def _safe_url(url: str) -> str:
     from sqlalchemy.engine import make_url
 
