@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
-from fastapi.testclient import TestClient
+
+if TYPE_CHECKING:
+    from fastapi.testclient import TestClient
 
 STUDY = "peer-support"
 ELIGIBLE = {"age_18_plus": True, "smi_diagnosis": True, "internet_access": True}

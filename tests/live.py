@@ -31,6 +31,35 @@ def free_port() -> int:
         return port
 
 
+class Server:
+    """One uvicorn process of the app factory, on a loopback port."""
+
+    def __init__(self, env: Mapping[str, str], app: str, output: IO[bytes]) -> None:
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        self.output = output
+        self.process = subprocess.Popen(
+            _uvicorn(app, port),
+            cwd=PROJECT_ROOT,
+            env={"TRIALDESK_LOG_LEVEL": "WARNING", **os.environ, **env},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=output,
+            start_new_session=True,  # Ctrl-C reaches us; we stop it ourselves
+        )
+
+    def wait_until_up(self) -> None:
+        _wait_until_up(self.process, self.url, self.output)
+
+    def kill(self) -> None:
+        """SIGKILL: the process dies at once, mid-request, as in a crash."""
+        self.process.kill()
+        self.process.wait(timeout=STOP_TIMEOUT_S)
+
+    def stop(self) -> None:
+        stop(self.process)
+
+
 @contextlib.contextmanager
 def running_servers(
     env: Mapping[str, str],
@@ -42,32 +71,30 @@ def running_servers(
     (also on error or Ctrl-C). Their output goes to `log` when given, else to a temporary
     file, kept for the error message of a server that fails to start (a pipe nobody reads
     would stall a server that logs a lot)."""
-    processes: list[subprocess.Popen[bytes]] = []
-    urls: list[str] = []
+    with running_server_processes(env, count, app, log) as servers:
+        yield [server.url for server in servers]
+
+
+@contextlib.contextmanager
+def running_server_processes(
+    env: Mapping[str, str],
+    count: int = 1,
+    app: str = "app.main:create_app",
+    log: Path | None = None,
+) -> Iterator[list[Server]]:
+    """As `running_servers`, yielding the servers themselves (to kill one, say)."""
+    servers: list[Server] = []
     with contextlib.ExitStack() as stack:
         opened = log.open("a+b") if log else tempfile.TemporaryFile()  # noqa: SIM115
         output = stack.enter_context(opened)
         try:
-            for _ in range(count):
-                port = free_port()
-                processes.append(
-                    subprocess.Popen(
-                        _uvicorn(app, port),
-                        cwd=PROJECT_ROOT,
-                        env={"TRIALDESK_LOG_LEVEL": "WARNING", **os.environ, **env},
-                        stdin=subprocess.DEVNULL,
-                        stdout=subprocess.DEVNULL,
-                        stderr=output,
-                        start_new_session=True,  # Ctrl-C reaches us; we stop them ourselves
-                    )
-                )
-                urls.append(f"http://127.0.0.1:{port}")
-            for process, url in zip(processes, urls, strict=True):
-                _wait_until_up(process, url, output)
-            yield urls
+            servers.extend(Server(env, app, output) for _ in range(count))
+            for server in servers:
+                server.wait_until_up()
+            yield servers
         finally:
-            for process in processes:
-                stop(process)
+            for server in servers:
+                server.stop()
 
 
 def _uvicorn(app: str, port: int) -> list[str]:
