@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from app import logging as app_logging
 from app.api import errors
-from app.api.middleware import NoStore, RequestLog, TooLargeAsProblem
+from app.api.middleware import HttpEdge
 from app.api.operations import operations_router
 from app.api.ratelimit import FailureLimiter
 from app.audit.router import router as audit_router
@@ -52,7 +52,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router)
 
     app.include_router(operations_router(db))
-    app.add_middleware(NoStore)
-    app.add_middleware(TooLargeAsProblem)
-    app.add_middleware(RequestLog)
+    app.add_middleware(HttpEdge)
     return app

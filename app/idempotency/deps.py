@@ -18,10 +18,11 @@ import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 from fastapi import Depends, FastAPI, Header, Request, Response
-from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -32,7 +33,6 @@ from app.idempotency import service
 from app.idempotency.service import StoredResponse
 
 MAX_KEY_LENGTH = 255
-T = TypeVar("T")
 
 
 class IdempotentReplay(Exception):
@@ -52,21 +52,24 @@ class Idempotency:
         self.status_code = status_code
         self.remembered = False
 
-    def remember(self, answer: T) -> T:
-        """Keep the answer for replays (in the request's transaction); return it.
+    def remember(self, answer: BaseModel) -> Response:
+        """Keep the answer for replays (in the request's transaction); answer it.
 
         Fields a schema lists in `shown_once` (a new token) are not kept: a replay
-        answers them as null.
+        answers them as null. The answer is encoded here, once, and sent as it is:
+        FastAPI then has no response to serialize in another thread while the request
+        still holds its transaction (and, with SQLite, the write lock).
         """
+        content = answer.model_dump(mode="json")
         if self.claim_id is not None:
-            content = jsonable_encoder(answer)
+            kept = dict(content)
             for name in getattr(type(answer), "shown_once", ()):
-                content[name] = None
-            body = json.dumps(content, ensure_ascii=False, separators=(",", ":"))
+                kept[name] = None
+            body = json.dumps(kept, ensure_ascii=False, separators=(",", ":"))
             stored = StoredResponse(self.status_code, body, "application/json")
             service.complete(self.session, claim_id=self.claim_id, response=stored, now=utcnow())
         self.remembered = True
-        return answer
+        return JSONResponse(content, status_code=self.status_code)
 
 
 async def _raw_body(request: Request) -> bytes:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Response
 
 from app.api.body import JSON_BODY_LIMIT, CheckedJsonRoute
 from app.api.deps import ReadSessionDep, SessionDep
@@ -55,7 +55,7 @@ def enroll(
     session: SessionDep,
     idempotency: IdempotencyDep,
     actor: Annotated[Principal, Depends(require(Permission.enroll))],
-) -> ParticipantCreated:
+) -> Response:
     """Screen a person; enroll them when eligible (ineligible screenings are kept)."""
     study = get_study(session, slug=slug, user=actor, lock=RowLock.for_no_key_update)
     participant = service.enroll(session, study=study, data=body, actor=actor)
@@ -108,7 +108,7 @@ def withdraw(
     session: SessionDep,
     idempotency: IdempotencyDep,
     actor: Annotated[Principal, Depends(require(Permission.withdraw))],
-) -> AnyParticipantRead:
+) -> Response:
     """Record a withdrawal; a randomized participant keeps the allocation (ITT)."""
     study = get_study(session, slug=slug, user=actor, lock=RowLock.for_no_key_update)
     participant = service.withdraw(session, study=study, code=code, reason=body.reason, actor=actor)
@@ -123,7 +123,7 @@ def randomize(
     session: SessionDep,
     idempotency: IdempotencyDep,
     actor: Annotated[Principal, Depends(require(Permission.randomize))],
-) -> RandomizeResultUnblinded | RandomizeResult:
+) -> Response:
     """Allocate the next slot of the participant's stratum; 409 if already randomized."""
     study = get_study(session, slug=slug, user=actor, lock=RowLock.for_no_key_update)
     randomized = service.randomize(session, study=study, code=code, actor=actor)
@@ -138,7 +138,7 @@ def unblind(
     session: SessionDep,
     idempotency: IdempotencyDep,
     actor: Annotated[Principal, Depends(require(Permission.unblind))],
-) -> UnblindResult:
+) -> Response:
     """Reveal one participant's arm; the reason is written to the audit trail."""
     study = get_study(session, slug=slug, user=actor, lock=RowLock.for_no_key_update)
     participant, arm, label = service.unblind(

@@ -27,6 +27,7 @@ from app.participants.schemas import ParticipantCreate, ParticipantDetail, Shown
 from app.participants.screening import screen
 from app.randomization import blinding
 from app.randomization import service as randomization
+from app.randomization.models import Allocation
 from app.randomization.verification import Finding, ParticipantFacts
 from app.studies import service as studies
 from app.studies.lifecycle import ensure_enrolling, ensure_not_locked
@@ -180,12 +181,17 @@ def detail(
 
 
 def _shown_arm(
-    session: Session, study: Study, participant: Participant, user: Principal
+    session: Session,
+    study: Study,
+    participant: Participant,
+    user: Principal,
+    allocation: Allocation | None = None,
 ) -> ShownArm | None:
     definition = studies.definition_of(study)
     if not blinding.may_see_arms(user.role, definition.blinding.arm_visible_to):
         return None
-    allocation = randomization.allocation_of(session, participant_id=participant.id)
+    if allocation is None:
+        allocation = randomization.allocation_of(session, participant_id=participant.id)
     if allocation is None:
         return ShownArm(None, None)
     return ShownArm(allocation.arm, definition.arm_label(allocation.arm))
@@ -260,7 +266,7 @@ def randomize(session: Session, *, study: Study, code: str, actor: Principal) ->
             "position": (None, allocation.position),
         },
     )
-    return Randomized(participant, _shown_arm(session, study, participant, actor))
+    return Randomized(participant, _shown_arm(session, study, participant, actor, allocation))
 
 
 def unblind(

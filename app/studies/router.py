@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends
+from fastapi import APIRouter, Body, Depends, Response
 
 from app.api.body import JSON_BODY_LIMIT, CheckedJsonRoute
 from app.api.deps import ReadSessionDep, SessionDep
@@ -55,7 +55,7 @@ def create_study(
     session: SessionDep,
     idempotency: IdempotencyDep,
     actor: Admin,
-) -> AnyStudyRead:
+) -> Response:
     """Create a draft study from a complete definition (validated before anything is stored)."""
     study = service.create_study(session, definition=definition, actor=actor)
     return idempotency.remember(study_read(service.describe(session, study=study, user=actor)))
@@ -81,7 +81,7 @@ def get_study(slug: SlugPath, session: ReadSessionDep, user: Reader) -> AnyStudy
 @router.post("/{slug}/activate", response_model=StudyActivated)
 def activate_study(
     slug: SlugPath, session: SessionDep, idempotency: IdempotencyDep, actor: Admin
-) -> StudyActivated:
+) -> Response:
     """Open enrollment; randomization settings are fixed and the commitment published."""
     study = service.get_study(session, slug=slug, user=actor, lock=RowLock.for_update)
     study = service.activate_study(session, study=study, actor=actor)
@@ -99,7 +99,7 @@ def activate_study(
 @router.post("/{slug}/lock", response_model=StudyLockRead)
 def lock_study(
     slug: SlugPath, session: SessionDep, idempotency: IdempotencyDep, actor: Admin
-) -> StudyLockRead:
+) -> Response:
     """Database lock: enrollment and randomization end, and the secret is revealed so
     anyone can re-derive the sequence and check it against the commitment."""
     study = service.get_study(session, slug=slug, user=actor, lock=RowLock.for_update)
@@ -123,7 +123,7 @@ def add_site(
     session: SessionDep,
     idempotency: IdempotencyDep,
     actor: Admin,
-) -> SiteRead:
+) -> Response:
     """Add a site (its code is unique within the study)."""
     study = service.get_study(session, slug=slug, user=actor, lock=RowLock.for_no_key_update)
     site = service.add_site(session, study=study, code=body.code, name=body.name, actor=actor)

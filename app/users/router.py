@@ -45,7 +45,7 @@ def create_user(
     idempotency: IdempotencyDep,
     lifetime: TokenLifetime,
     actor: Admin,
-) -> UserCreated:
+) -> Response:
     """Create a user; the token is in this answer only."""
     user, token = service.create_user(
         session,
@@ -75,7 +75,7 @@ def issue_token(
     idempotency: IdempotencyDep,
     lifetime: TokenLifetime,
     actor: Admin,
-) -> TokenIssued:
+) -> Response:
     """A new token for the user (rotation); older ones stay valid until revoked or expired."""
     user = auth.get_user(session, user_id=user_id)
     token = service.issue_token(session, user=user, actor=actor, token_lifetime=lifetime)
@@ -96,7 +96,7 @@ def deactivate(
     session: SessionDep,
     idempotency: IdempotencyDep,
     actor: Admin,
-) -> UserRead:
+) -> Response:
     """Refuse the user's tokens (401) at once and from now on; the reason is audited."""
     user = auth.get_user(session, user_id=user_id)
     user = service.deactivate(session, user=user, actor=actor, reason=body.reason)
