@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     bad_tokens_per_minute: int = Field(
         default=20, ge=1, description="unknown tokens from one address before 429s"
     )
+    unknown_links_per_minute: int = Field(
+        default=20, ge=1, description="unknown survey links from one address before 429s"
+    )
     idempotency_ttl_hours: int = Field(
         default=24, ge=1, le=24 * 30, description="how long an Idempotency-Key is remembered"
     )

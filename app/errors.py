@@ -163,6 +163,41 @@ class NotRandomized(Conflict):
     code, title = "not-randomized", "The participant has no allocation"
 
 
+# --- surveys ---------------------------------------------------------------------------
+class UnknownSurveyLink(NotFound):
+    code, title = "unknown-survey-link", "This survey link does not exist"
+
+
+class SurveyNotOpenYet(Conflict):
+    code, title = "survey-not-open-yet", "This survey is not open yet"
+
+
+class SurveyAlreadyCompleted(Conflict):
+    code, title = "survey-completed", "This survey was already completed"
+
+
+class SurveyLinkGone(DomainError):
+    """The window closed, the participant withdrew, or the link was replaced (410)."""
+
+    code, title = "survey-link-gone", "This survey link can no longer be used"
+
+
+class InvalidAnswers(InvalidInput):
+    code, title = "invalid-answers", "Some answers need correcting"
+
+
+class TimepointNotCompleted(Conflict):
+    code, title = "timepoint-not-completed", "A survey must be completed before randomization"
+
+
+class AlertNotFound(NotFound):
+    code, title = "alert-not-found", "Alert not found"
+
+
+class SurveyNotFound(NotFound):
+    code, title = "survey-not-found", "Survey not found"
+
+
 # --- idempotency -----------------------------------------------------------------------
 class IdempotencyKeyReused(Conflict):
     code, title = "idempotency-key-reused", "Idempotency-Key used before with another request"

@@ -26,6 +26,7 @@ class Use(StrEnum):
     study_secret = "study secret"  # the randomization secret of each study
     blinding_key = "blinding key"  # the per-study key behind pseudonyms and group codes
     idempotency = "idempotency"  # stored answers of requests with an Idempotency-Key
+    survey_link = "survey link"  # the personal links of surveys, and their forms
     fingerprint = "fingerprint"  # recognizing the key without keeping it
 
 
@@ -44,6 +45,10 @@ class Keys:
     def fingerprint(self) -> str:
         """A value that recognizes the server key and reveals nothing of it."""
         return hmac.new(self._derived[Use.fingerprint], b"trialdesk", hashlib.sha256).hexdigest()
+
+    def derived(self, use: Use) -> bytes:
+        """The key derived for `use` (for HMACs: survey links)."""
+        return self._derived[use]
 
     def seal(self, use: Use, plaintext: bytes, *, context: str) -> bytes:
         """Encrypt and authenticate `plaintext` for `use`, bound to `context`."""

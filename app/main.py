@@ -20,6 +20,7 @@ from app.db.engine import Database
 from app.idempotency import deps as idempotency
 from app.participants.router import router as participants_router
 from app.studies.router import router as studies_router
+from app.surveys import router as surveys
 from app.users.router import router as users_router
 
 
@@ -48,7 +49,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.bad_tokens = FailureLimiter(failures=settings.bad_tokens_per_minute, window_s=60)
     errors.install(app)
     idempotency.install(app)
-    for router in (users_router, studies_router, participants_router, audit_router):
+    app.state.unknown_links = FailureLimiter(
+        failures=settings.unknown_links_per_minute, window_s=60
+    )
+    for router in (
+        users_router,
+        studies_router,
+        participants_router,
+        audit_router,
+        surveys.links,
+        surveys.staff,
+    ):
         app.include_router(router)
 
     app.include_router(operations_router(db))

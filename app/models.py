@@ -5,11 +5,14 @@ from app.auth.models import ApiToken, User, UserSite
 from app.db.base import Base
 from app.db.server_key import ServerKey
 from app.idempotency.models import IdempotencyKey
+from app.outbox.models import OutboxMessage
 from app.participants.models import Contact, Participant
 from app.randomization.models import Allocation, AllocationTableRow, Stratum
 from app.studies.models import Site, Study
+from app.surveys.models import Alert, RetiredLink, SurveyInstance
 
 __all__ = [
+    "Alert",
     "Allocation",
     "AllocationTableRow",
     "ApiToken",
@@ -18,11 +21,14 @@ __all__ = [
     "Base",
     "Contact",
     "IdempotencyKey",
+    "OutboxMessage",
     "Participant",
+    "RetiredLink",
     "ServerKey",
     "Site",
     "Stratum",
     "Study",
+    "SurveyInstance",
     "User",
     "UserSite",
 ]

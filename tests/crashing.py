@@ -20,7 +20,8 @@ from app.participants.models import Contact, Participant
 from app.participants.service import verify_allocations
 from app.randomization.models import Allocation
 from app.studies.models import Study
-from tests.helpers import STUDY, bearer, enrollment
+from app.surveys.models import SurveyInstance
+from tests.helpers import STUDY, bearer, complete_baseline, enrollment
 from tests.live import Server, running_server_processes
 
 OPERATIONS = 50
@@ -55,6 +56,8 @@ async def _drive(url: str, token: str, kill_after: int, server: Server) -> Answe
             code = made.json()["code"]
             answers.enrolled.add(code)
             answered()
+            if await complete_baseline(client, "", token, code) != 200:
+                return
             done = await client.post(f"/api/v1/studies/{STUDY}/participants/{code}/randomize")
             if done.status_code == 200:
                 answers.randomized.add(code)
@@ -100,6 +103,11 @@ def check_after_restart(db: Database, answers: Answers) -> list[str]:
     with db.session(write=False) as session:
         participants = {p.code: p for p in session.scalars(select(Participant))}
         contacts = set(session.scalars(select(Contact.participant_id)))
+        surveys: dict[int, set[str]] = {}
+        for participant_id, timepoint in session.execute(
+            select(SurveyInstance.participant_id, SurveyInstance.timepoint)
+        ):
+            surveys.setdefault(participant_id, set()).add(timepoint)
         allocated = set(session.scalars(select(Allocation.participant_id)))
         for code in answers.enrolled - participants.keys():
             problems.append(f"{code} was answered 201 but is not in the database")
@@ -112,6 +120,14 @@ def check_after_restart(db: Database, answers: Answers) -> list[str]:
                 problems.append(f"{p.code} was enrolled without its contact details")
             if (p.status == ParticipantStatus.randomized) != (p.id in allocated):
                 problems.append(f"{p.code}: status and allocation disagree")
+            expected = {
+                ParticipantStatus.enrolled: {"baseline"},
+                ParticipantStatus.randomized: {"baseline", "month_4", "month_12"},
+            }.get(p.status, surveys.get(p.id, set()))
+            if surveys.get(p.id, set()) != expected:
+                problems.append(
+                    f"{p.code} ({p.status}) has surveys {sorted(surveys.get(p.id, []))}"
+                )
         study = session.scalars(select(Study).where(Study.slug == STUDY)).one()
         findings = verify_allocations(session, study=study)
         problems += [f"allocation {f.where}: {f.problem}" for f in findings]

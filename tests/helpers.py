@@ -11,6 +11,10 @@ if TYPE_CHECKING:
 
 STUDY = "peer-support"
 ELIGIBLE = {"age_18_plus": True, "smi_diagnosis": True, "internet_access": True}
+# The demo baseline (WHO-5 and PHQ-9) answered in full, raising no safety alert.
+BASELINE_ANSWERS: dict[str, Any] = (
+    {f"who5_{i}": 3 for i in range(1, 6)} | {f"phq9_{i}": 1 for i in range(1, 10)} | {"phq9_9": 0}
+)
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -64,7 +68,67 @@ class Api:
         assert response.json()["status"] == "enrolled"
         return response.json()["code"]
 
-    def randomize(self, token: str, code: str, study: str = STUDY) -> httpx.Response:
+    def randomize(
+        self, token: str, code: str, study: str = STUDY, *, complete_baseline: bool = True
+    ) -> httpx.Response:
+        """Randomize the participant; first complete its baseline survey (the demo study
+        requires it), unless told not to."""
+        if complete_baseline and self.survey_status(code, study=study) == "open":
+            self.complete_survey(code, study=study)
         return self.client.post(
             f"/api/v1/studies/{study}/participants/{code}/randomize", headers=bearer(token)
         )
+
+    def survey_line(
+        self, code: str, *, study: str = STUDY, timepoint: str = "baseline"
+    ) -> dict[str, Any]:
+        """The participant's survey at the timepoint, as the admin reads it ({} if none)."""
+        shown = self.client.get(
+            f"/api/v1/studies/{study}/participants/{code}", headers=bearer(self.admin_token)
+        )
+        assert shown.status_code == 200, shown.text
+        line: dict[str, Any] = next(
+            (s for s in shown.json()["surveys"] if s["timepoint"] == timepoint), {}
+        )
+        return line
+
+    def survey_status(self, code: str, *, study: str = STUDY, timepoint: str = "baseline") -> str:
+        return str(self.survey_line(code, study=study, timepoint=timepoint).get("status"))
+
+    def survey_token(self, code: str, *, study: str = STUDY, timepoint: str = "baseline") -> str:
+        """The token of the participant's open survey at the timepoint (read by the admin)."""
+        line = self.survey_line(code, study=study, timepoint=timepoint)
+        assert line.get("link"), f"the {timepoint} survey of {code} is {line.get('status')}"
+        return str(line["link"]).rsplit("/", 1)[1]
+
+    def complete_survey(
+        self,
+        code: str,
+        *,
+        study: str = STUDY,
+        timepoint: str = "baseline",
+        answers: dict[str, Any] | None = None,
+    ) -> httpx.Response:
+        """Submit the participant's survey with `answers` (default: the baseline's WHO-5
+        and PHQ-9, every item answered, no safety alert)."""
+        token = self.survey_token(code, study=study, timepoint=timepoint)
+        given = BASELINE_ANSWERS if answers is None else answers
+        done = self.client.post(f"/api/v1/surveys/{token}/submit", json={"answers": given})
+        assert done.status_code == 200, done.text
+        return done
+
+
+async def complete_baseline(client: httpx.AsyncClient, base: str, token: str, code: str) -> int:
+    """Submit the participant's baseline (as a client of a live server does: the link
+    read by staff, then the answers sent to it); the status of the submission."""
+    shown = await client.get(
+        f"{base}/api/v1/studies/{STUDY}/participants/{code}", headers=bearer(token)
+    )
+    if shown.status_code != 200:
+        return shown.status_code
+    link = next(s["link"] for s in shown.json()["surveys"] if s["timepoint"] == "baseline")
+    survey = link.rsplit("/", 1)[1]
+    done = await client.post(
+        f"{base}/api/v1/surveys/{survey}/submit", json={"answers": BASELINE_ANSWERS}
+    )
+    return done.status_code

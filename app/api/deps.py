@@ -71,3 +71,13 @@ def get_read_session(request: Request) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 ReadSessionDep = Annotated[Session, Depends(get_read_session, scope="function")]
 RequestSlot = Depends(request_slot, scope="function")
+
+
+async def get_base_url(request: Request) -> str:
+    """The public address links are built on (`TRIALDESK_BASE_URL`), never the Host the
+    request named."""
+    base: str = request.app.state.settings.base_url
+    return base
+
+
+BaseUrl = Annotated[str, Depends(get_base_url)]

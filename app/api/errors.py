@@ -58,10 +58,17 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     503: _problem_response("A database lock or request slot stayed taken; see Retry-After"),
 }
 
+# Survey links add 410: a link replaced, or whose survey closed or was cancelled.
+SURVEY_LINK_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **PROBLEM_RESPONSES,
+    410: _problem_response("The link was replaced, or its survey closed or was cancelled"),
+}
+
 STATUS_BY_ERROR: list[tuple[type[errors.DomainError], int]] = [
     (errors.NotAuthenticated, 401),
     (errors.Forbidden, 403),
     (errors.NotFound, 404),
+    (errors.SurveyLinkGone, 410),
     (errors.Conflict, 409),
     (errors.InvalidInput, 422),
     (errors.Busy, 503),

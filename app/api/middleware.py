@@ -83,9 +83,16 @@ class HttpEdge:
                     "request",
                     extra={
                         "method": scope["method"],
-                        "path": scope["path"],
+                        "path": _without_secrets(scope),
                         "status": status,
                         "ms": round(elapsed * 1000, 2),
                     },
                 )
             request_id.reset(token)
+
+
+def _without_secrets(scope: Scope) -> str:
+    """The path, with a survey link's token (a secret) shown as `…`."""
+    path: str = scope["path"]
+    token = scope.get("path_params", {}).get("token")
+    return path.replace(token, "…") if isinstance(token, str) and token else path

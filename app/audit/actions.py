@@ -22,6 +22,11 @@ class AuditAction(StrEnum):
     participant_randomized = "participant.randomized"
     participant_withdrawn = "participant.withdrawn"
     participant_unblinded = "participant.unblinded"
+    survey_saved = "survey.saved"
+    survey_submitted = "survey.submitted"
+    survey_link_reissued = "survey.link_reissued"
+    alert_raised = "alert.raised"
+    alert_acknowledged = "alert.acknowledged"
 
     @property
     def entity_type(self) -> str:

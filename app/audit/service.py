@@ -33,10 +33,12 @@ def record(
     study_id: int | None = None,
     reason: str | None = None,
     changes: Mapping[str, Change] | None = None,
+    actor_label: str = SYSTEM_ACTOR,
 ) -> str:
     """Append one record, chained to the last, in the caller's transaction; return its hash.
 
-    `changes` maps each field to its `(old, new)` values. The record's time is the
+    `changes` maps each field to its `(old, new)` values; without a staff `actor`, the
+    record names `actor_label` (the system, or a participant). The record's time is the
     transaction's (see `lock_chain_head`). The chain head's row stays locked until the
     transaction ends, so appends from many processes line up.
     """
@@ -45,7 +47,7 @@ def record(
         "seq": head.seq + 1,
         "at": head.at,
         "actor_id": actor.id if actor else None,
-        "actor": actor.email if actor else SYSTEM_ACTOR,
+        "actor": actor.email if actor else actor_label,
         "action": action.value,
         "study_id": study_id,
         "entity_type": action.entity_type,

@@ -20,6 +20,7 @@ class Permission(StrEnum):
     unblind = "unblind"
     read_allocations = "read_allocations"
     read_audit = "read_audit"
+    acknowledge_alerts = "acknowledge_alerts"
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
@@ -31,6 +32,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.enroll,
             Permission.randomize,
             Permission.withdraw,
+            Permission.acknowledge_alerts,
         }
     ),
     Role.statistician: frozenset({Permission.read_studies}),

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Response
 
 from app.api.body import JSON_BODY_LIMIT, CheckedJsonRoute
-from app.api.deps import ReadSessionDep, SessionDep
+from app.api.deps import BaseUrl, ReadSessionDep, SessionDep
 from app.api.errors import PROBLEM_RESPONSES
 from app.api.paging import PageDep
 from app.api.params import CodePath, SlugPath
@@ -25,6 +25,7 @@ from app.participants.schemas import (
     ParticipantReadUnblinded,
     RandomizeResult,
     RandomizeResultUnblinded,
+    ReissuedLink,
     UnblindRequest,
     UnblindResult,
     Withdrawal,
@@ -32,6 +33,7 @@ from app.participants.schemas import (
     participant_read,
     participant_summary,
     randomize_result,
+    survey_link,
 )
 from app.studies.service import RowLock, get_study
 
@@ -90,14 +92,14 @@ def list_participants(
 
 @router.get("/{code}", response_model=AnyParticipantRead)
 def get_participant(
-    slug: SlugPath, code: CodePath, session: ReadSessionDep, user: Reader
+    slug: SlugPath, code: CodePath, session: ReadSessionDep, user: Reader, base: BaseUrl
 ) -> AnyParticipantRead:
-    """One participant with contact details; the arm only for roles that may see it."""
+    """One participant with contact details and surveys (an open one with its link); the
+    arm only for roles that may see it."""
     study = get_study(session, slug=slug, user=user)
     participant = service.get_participant(session, study=study, code=code, user=user)
-    return participant_read(
-        service.detail(session, study=study, participant=participant, user=user)
-    )
+    detail = service.detail(session, study=study, participant=participant, user=user)
+    return participant_read(detail, base_url=base)
 
 
 @router.post("/{code}/withdraw", response_model=AnyParticipantRead)
@@ -107,13 +109,14 @@ def withdraw(
     body: Withdrawal,
     session: SessionDep,
     idempotency: IdempotencyDep,
+    base: BaseUrl,
     actor: Annotated[Principal, Depends(require(Permission.withdraw))],
 ) -> Response:
     """Record a withdrawal; a randomized participant keeps the allocation (ITT)."""
     study = get_study(session, slug=slug, user=actor, lock=RowLock.for_no_key_update)
     participant = service.withdraw(session, study=study, code=code, reason=body.reason, actor=actor)
     detail = service.detail(session, study=study, participant=participant, user=actor)
-    return idempotency.remember(participant_read(detail))
+    return idempotency.remember(participant_read(detail, base_url=base))
 
 
 @router.post("/{code}/randomize", response_model=RandomizeResultUnblinded | RandomizeResult)
@@ -145,3 +148,19 @@ def unblind(
         session, study=study, code=code, reason=body.reason, actor=actor
     )
     return idempotency.remember(UnblindResult(code=participant.code, arm=arm, arm_label=label))
+
+
+@router.post("/{code}/surveys/{timepoint}/reissue", response_model=ReissuedLink)
+def reissue_link(
+    slug: SlugPath,
+    code: CodePath,
+    timepoint: Annotated[str, Path(max_length=64, description="timepoint code")],
+    session: SessionDep,
+    idempotency: IdempotencyDep,
+    base: BaseUrl,
+    actor: Annotated[Principal, Depends(require(Permission.enroll))],
+) -> Response:
+    """A new personal link for the survey; the old one answers 410 from now on."""
+    study = get_study(session, slug=slug, user=actor, lock=RowLock.for_no_key_update)
+    token = service.reissue_link(session, study=study, code=code, timepoint=timepoint, actor=actor)
+    return idempotency.remember(ReissuedLink(link=survey_link(base, token)))

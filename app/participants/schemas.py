@@ -73,10 +73,14 @@ class ShownArm:
 
 class SurveyLine(BaseModel):
     timepoint: str
-    status: str
-    opens_on: date | None
-    closes_on: date | None
-    link: str | None = None
+    status: str = Field(description="scheduled, open, completed, missed or cancelled")
+    opens_on: date = Field(description="first day of the window, in the study's time zone")
+    closes_on: date = Field(description="last day of the window, in the study's time zone")
+    link: str | None = Field(default=None, description="the personal link, while open")
+
+
+class ReissuedLink(BaseModel):
+    link: str
 
 
 class ParticipantCreated(BaseModel):
@@ -140,12 +144,25 @@ class UnblindResult(BaseModel):
 
 
 @dataclass(frozen=True)
+class SurveyView:
+    """One of a participant's surveys as staff see it (the token only while it is open)."""
+
+    timepoint: str
+    status: str
+    opens_on: date
+    closes_on: date
+    token: str | None
+
+
+@dataclass(frozen=True)
 class ParticipantDetail:
-    """A participant, the contact details, and the arm when the caller may see it."""
+    """A participant, the contact details, the surveys, and the arm when the caller may
+    see it."""
 
     participant: Participant
     contact: Contact | None
     arm: ShownArm | None
+    surveys: list[SurveyView]
 
 
 def participant_summary(p: Participant) -> ParticipantSummary:
@@ -161,7 +178,14 @@ def participant_summary(p: Participant) -> ParticipantSummary:
     )
 
 
-def participant_read(detail: ParticipantDetail) -> ParticipantReadUnblinded | ParticipantRead:
+def survey_link(base_url: str, token: str) -> str:
+    """The personal link of a survey."""
+    return f"{base_url.rstrip('/')}/s/{token}"
+
+
+def participant_read(
+    detail: ParticipantDetail, *, base_url: str
+) -> ParticipantReadUnblinded | ParticipantRead:
     """The full record: the unblinded schema only when the arm was shown."""
     p, contact = detail.participant, detail.contact
     fields = participant_summary(p).model_dump() | {
@@ -175,7 +199,16 @@ def participant_read(detail: ParticipantDetail) -> ParticipantReadUnblinded | Pa
             if contact
             else None
         ),
-        "surveys": [],
+        "surveys": [
+            SurveyLine(
+                timepoint=s.timepoint,
+                status=s.status,
+                opens_on=s.opens_on,
+                closes_on=s.closes_on,
+                link=survey_link(base_url, s.token) if s.token else None,
+            )
+            for s in detail.surveys
+        ],
     }
     if detail.arm is None:
         return ParticipantRead(**fields)

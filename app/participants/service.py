@@ -12,6 +12,7 @@ from app.audit import service as audit
 from app.audit.actions import AuditAction
 from app.auth.permissions import may_access_site, reachable_sites
 from app.auth.principal import Principal
+from app.db.base import utcnow
 from app.errors import (
     FieldProblem,
     Forbidden,
@@ -19,19 +20,23 @@ from app.errors import (
     InvalidInput,
     NotRandomized,
     ParticipantNotFound,
+    TimepointNotCompleted,
 )
 from app.participants import lifecycle
 from app.participants.lifecycle import ParticipantStatus
 from app.participants.models import Contact, Participant
-from app.participants.schemas import ParticipantCreate, ParticipantDetail, ShownArm
+from app.participants.schemas import ParticipantCreate, ParticipantDetail, ShownArm, SurveyView
 from app.participants.screening import screen
 from app.randomization import blinding
 from app.randomization import service as randomization
 from app.randomization.models import Allocation
 from app.randomization.verification import Finding, ParticipantFacts
 from app.studies import service as studies
+from app.studies.definition import Anchor
 from app.studies.lifecycle import ensure_enrolling, ensure_not_locked
 from app.studies.models import Site, Study
+from app.surveys import service as surveys
+from app.surveys.scheduling import SurveyStatus
 
 
 def enroll(
@@ -77,6 +82,16 @@ def enroll(
     participant.site = site
     session.add(participant)
     session.flush()
+    if eligible:
+        surveys.schedule(
+            session,
+            study=study,
+            participant_id=participant.id,
+            participant_code=participant.code,
+            site_id=site.id,
+            anchor=Anchor.enrollment,
+            anchor_at=now,
+        )
     if eligible and data.contact is not None:
         # Identifying details stay out of the research row and out of the audit trail.
         session.add(
@@ -175,9 +190,20 @@ def list_participants(
 def detail(
     session: Session, *, study: Study, participant: Participant, user: Principal
 ) -> ParticipantDetail:
-    """The participant with contact details, and the arm when the user may see it."""
+    """The participant with contact details, surveys (with the link of an open one),
+    and the arm when the user may see it."""
     contact = session.get(Contact, participant.id)
-    return ParticipantDetail(participant, contact, _shown_arm(session, study, participant, user))
+    definition = studies.definition_of(study)
+    now = utcnow()
+    lines = []
+    for instance in surveys.instances_of(session, participant_id=participant.id):
+        current = surveys.status_of(instance, definition=definition, now=now)
+        token = surveys.link_token(session, instance) if current is SurveyStatus.open else None
+        lines.append(
+            SurveyView(instance.timepoint, current, instance.opens_on, instance.closes_on, token)
+        )
+    arm = _shown_arm(session, study, participant, user)
+    return ParticipantDetail(participant, contact, arm, lines)
 
 
 def _shown_arm(
@@ -205,6 +231,7 @@ def withdraw(
     now = audit.lock_chain_head(session).at
     participant = get_participant(session, study=study, code=code, user=actor, for_update=True)
     lifecycle.ensure_can_withdraw(participant.code, participant.status)
+    cancelled = surveys.cancel_pending(session, study=study, participant_id=participant.id, now=now)
     previous = participant.status
     participant.status = ParticipantStatus.withdrawn
     participant.withdrawn_from = previous
@@ -218,7 +245,10 @@ def withdraw(
         entity_id=participant.code,
         study_id=study.id,
         reason=reason,
-        changes={"status": (previous, ParticipantStatus.withdrawn)},
+        changes={
+            "status": (previous, ParticipantStatus.withdrawn),
+            "surveys_cancelled": (None, cancelled),
+        },
     )
     return participant
 
@@ -237,6 +267,7 @@ def randomize(session: Session, *, study: Study, code: str, actor: Principal) ->
     participant = get_participant(session, study=study, code=code, user=actor, for_update=True)
     lifecycle.ensure_can_randomize(participant.code, participant.status, participant.withdrawn_from)
     ensure_enrolling(study.status)
+    _ensure_required_surveys_completed(session, study=study, participant=participant)
     assert participant.stratum is not None
     allocation = randomization.allocate(
         session,
@@ -250,6 +281,16 @@ def randomize(session: Session, *, study: Study, code: str, actor: Principal) ->
     )
     participant.status = ParticipantStatus.randomized
     participant.randomized_at = now
+    surveys.schedule(
+        session,
+        study=study,
+        participant_id=participant.id,
+        participant_code=participant.code,
+        site_id=participant.site_id,
+        anchor=Anchor.randomization,
+        anchor_at=now,
+        arm=allocation.arm,
+    )
     session.flush()
     audit.record(
         session,
@@ -267,6 +308,31 @@ def randomize(session: Session, *, study: Study, code: str, actor: Principal) ->
         },
     )
     return Randomized(participant, _shown_arm(session, study, participant, actor, allocation))
+
+
+def _ensure_required_surveys_completed(
+    session: Session, *, study: Study, participant: Participant
+) -> None:
+    """The study's `requires_completed` timepoints must be completed first (409 naming
+    them; no slot is taken)."""
+    required = studies.definition_of(study).randomization.requires_completed
+    done = surveys.completed_timepoints(session, participant_id=participant.id)
+    missing = [timepoint for timepoint in required if timepoint not in done]
+    if missing:
+        raise TimepointNotCompleted(
+            f"{participant.code} must complete the {', '.join(missing)} survey first"
+        )
+
+
+def reissue_link(
+    session: Session, *, study: Study, code: str, timepoint: str, actor: Principal
+) -> str:
+    """A new link for one of the participant's surveys (the old one is dead); its token."""
+    participant = get_participant(session, study=study, code=code, user=actor)
+    instance = surveys.reissue(
+        session, study=study, participant_id=participant.id, timepoint=timepoint, actor=actor
+    )
+    return surveys.link_token(session, instance)
 
 
 def unblind(

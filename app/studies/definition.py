@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -199,12 +200,28 @@ class StudyDefinition(Document):
     reminders: Reminders = Reminders()
     instruments: Annotated[list[Instrument], bounded(50)] = []
     alerts: Annotated[list[AlertRule], bounded(50)] = []
-    crisis_text: Text | None = None
+    crisis_text: Text | None = Field(
+        default=None, description="shown after a safety alert (phone numbers become links)"
+    )
+    support_text: Text | None = Field(
+        default=None, description="shown on every thank-you page: whom to contact"
+    )
+    timezone: Annotated[str, Field(min_length=1, max_length=64)] = Field(
+        default="UTC", description="IANA time zone of the dates people see (windows)"
+    )
 
     def participant_code_prefix(self) -> str:
         """`code_prefix`, or the initials of the slug's words (`peer-support` → `PS`)."""
         initials = "".join(word[0] for word in self.slug.split("-") if word).upper()[:6]
         return self.code_prefix or initials
+
+    def instrument(self, code: str) -> Instrument:
+        """The instrument with this code."""
+        return next(i for i in self.instruments if i.code == code)
+
+    def zone(self) -> ZoneInfo:
+        """The study's time zone (validated when the definition was)."""
+        return ZoneInfo(self.timezone)
 
     def arm_label(self, code: str) -> str:
         """The label of the arm with this code."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import ValidationError
 
@@ -101,6 +102,17 @@ def definition_problems(d: StudyDefinition) -> Iterator[FieldProblem]:
                 f"timepoint {code!r} is anchored to randomization, so it cannot precede it",
             )
 
+    if not _is_zone(d.timezone):
+        yield FieldProblem(("timezone",), f"{d.timezone!r} is not an IANA time zone name")
+    for i, tp in enumerate(d.schedule):
+        if tp.anchor is Anchor.enrollment:
+            for j, code in enumerate(tp.instruments):
+                if code in instruments and instruments[code].arms:
+                    yield FieldProblem(
+                        ("schedule", i, "instruments", j),
+                        f"{code!r} is for some arms only, and no arm is known before randomization",
+                    )
+
     items = {it.code: it for ins in d.instruments for it in ins.items}
     scores = {s.code for ins in d.instruments for s in ins.scores}
     for i, alert in enumerate(d.alerts):
@@ -192,6 +204,14 @@ def _bounds(item: Item) -> tuple[float, float] | None:
     if item.min is not None and item.max is not None:
         return (item.min, item.max)
     return None
+
+
+def _is_zone(name: str) -> bool:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
 
 
 def _duplicates(

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from app.demo import demo_definition
-from tests.helpers import STUDY, Api, bearer, enrollment
+from tests.helpers import BASELINE_ANSWERS, STUDY, Api, bearer, enrollment
 
 CALLERS = (
     "anonymous",  # no Authorization header
@@ -62,6 +62,17 @@ _MATRIX: dict[tuple[str, str], tuple[int, int, int, int, int, int, int]] = {
     ("POST", "/api/v1/studies/{slug}/simulate"):               (401, 401, 200, 403, 403, 403, 403),
     ("POST", "/api/v1/studies/{slug}/lock"):                   (401, 401, 200, 403, 403, 403, 403),
     ("PUT",  "/api/v1/studies/{slug}/allocation-table"):       (401, 401, 200, 403, 403, 403, 403),
+    ("POST", "/api/v1/studies/{slug}/participants/{code}/surveys/{timepoint}/reissue"):
+                                                               (401, 401, 200, 200, 404, 403, 403),
+    ("GET",  "/api/v1/studies/{slug}/schedule"):               (401, 401, 200, 200, 200, 403, 403),
+    ("GET",  "/api/v1/studies/{slug}/alerts"):                 (401, 401, 200, 200, 200, 403, 403),
+    ("POST", "/api/v1/studies/{slug}/alerts/{alert_id}/acknowledge"):
+                                                               (401, 401, 200, 200, 404, 403, 403),
+    ("GET",  "/api/v1/studies/{slug}/messages"):               (401, 401, 200, 200, 200, 403, 403),
+    # a survey link needs no account: whoever holds it reaches the survey
+    ("GET",  "/api/v1/surveys/{token}"):                       (200, 200, 200, 200, 200, 200, 200),
+    ("PUT",  "/api/v1/surveys/{token}/answers"):               (200, 200, 200, 200, 200, 200, 200),
+    ("POST", "/api/v1/surveys/{token}/submit"):                (200, 200, 200, 200, 200, 200, 200),
     ("GET",  "/healthz"):                                      (200, 200, 200, 200, 200, 200, 200),
     ("GET",  "/readyz"):                                       (200, 200, 200, 200, 200, 200, 200),
     # the test client's address is not among those allowed (this host by default)
@@ -126,6 +137,26 @@ class Ctx:
     def enrolled(self) -> str:
         """A new participant enrolled at PHL (by the admin); its code."""
         return self.api.enroll(self.api.admin_token, site="PHL")
+
+    def baseline_done(self) -> str:
+        """A new participant (PHL) whose baseline survey is completed; its code."""
+        code = self.enrolled()
+        self.api.complete_survey(code)
+        return code
+
+    def survey(self) -> str:
+        """The token of a new participant's open baseline survey."""
+        return self.api.survey_token(self.enrolled())
+
+    def alert(self) -> int:
+        """A new safety alert at PHL (a baseline answered with thoughts of self-harm)."""
+        code = self.enrolled()
+        self.api.complete_survey(code, answers=BASELINE_ANSWERS | {"phq9_9": 2})
+        alerts = self.api.client.get(f"{S}/alerts", headers=bearer(self.api.admin_token)).json()[
+            "items"
+        ]
+        alert_id: int = next(a["id"] for a in alerts if a["participant"] == code)
+        return alert_id
 
     def randomized(self) -> str:
         code = self.enrolled()
@@ -204,7 +235,23 @@ REQUESTS: dict[tuple[str, str], Callable[[Ctx], Call]] = {
         f"{S}/participants/{ctx.enrolled()}/withdraw", {"reason": "moved away"}
     ),
     ("POST", "/api/v1/studies/{slug}/participants/{code}/randomize"): lambda ctx: Call(
-        f"{S}/participants/{ctx.enrolled()}/randomize"
+        f"{S}/participants/{ctx.baseline_done()}/randomize"
+    ),
+    ("POST", "/api/v1/studies/{slug}/participants/{code}/surveys/{timepoint}/reissue"): (
+        lambda ctx: Call(f"{S}/participants/{ctx.enrolled()}/surveys/baseline/reissue")
+    ),
+    ("GET", "/api/v1/studies/{slug}/schedule"): lambda ctx: Call(f"{S}/schedule"),
+    ("GET", "/api/v1/studies/{slug}/alerts"): lambda ctx: Call(f"{S}/alerts"),
+    ("POST", "/api/v1/studies/{slug}/alerts/{alert_id}/acknowledge"): lambda ctx: Call(
+        f"{S}/alerts/{ctx.alert()}/acknowledge", {"note": "called the participant"}
+    ),
+    ("GET", "/api/v1/studies/{slug}/messages"): lambda ctx: Call(f"{S}/messages"),
+    ("GET", "/api/v1/surveys/{token}"): lambda ctx: Call(f"/api/v1/surveys/{ctx.survey()}"),
+    ("PUT", "/api/v1/surveys/{token}/answers"): lambda ctx: Call(
+        f"/api/v1/surveys/{ctx.survey()}/answers", {"who5_1": 2}
+    ),
+    ("POST", "/api/v1/surveys/{token}/submit"): lambda ctx: Call(
+        f"/api/v1/surveys/{ctx.survey()}/submit", {"answers": BASELINE_ANSWERS}
     ),
     ("POST", "/api/v1/studies/{slug}/participants/{code}/unblind"): lambda ctx: Call(
         f"{S}/participants/{ctx.randomized()}/unblind", {"reason": "serious adverse event"}

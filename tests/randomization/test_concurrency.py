@@ -18,7 +18,7 @@ from app.participants.service import verify_allocations
 from app.randomization.models import Allocation, Stratum
 from app.studies import service as studies
 from app.studies.models import Study
-from tests.helpers import STUDY, bearer, enrollment
+from tests.helpers import STUDY, bearer, complete_baseline, enrollment
 from tests.live import running_servers
 
 SITES = ("PHL", "PIT", "NYC", "BOS")
@@ -60,6 +60,8 @@ async def _enroll_and_randomize(
     if enrolled.status_code != 201:
         return enrolled.status_code, 0
     code = enrolled.json()["code"]
+    if await complete_baseline(client, base, token, code) != 200:  # the study requires it
+        return enrolled.status_code, 0
     randomized = await client.post(
         f"{base}/api/v1/studies/{STUDY}/participants/{code}/randomize", headers=bearer(token)
     )
@@ -112,6 +114,11 @@ def test_200_concurrent_enroll_and_randomize_leave_no_duplicate_or_skipped_slot(
             assert all(a <= b for a, b in itertools.pairwise(ordered))
 
 
+async def _complete(base: str, token: str, code: str) -> None:
+    async with httpx.AsyncClient(timeout=60) as client:
+        assert await complete_baseline(client, base, token, code) == 200
+
+
 async def _same_participant(urls: list[str], token: str, code: str) -> list[int]:
     servers = itertools.cycle(urls)
     async with httpx.AsyncClient(timeout=60) as client:
@@ -137,6 +144,7 @@ def test_10_simultaneous_randomizations_of_one_participant_use_one_slot(
                 json=enrollment("PHL", "bipolar"),
                 headers=bearer(admin_token),
             ).json()["code"]
+        asyncio.run(_complete(urls[0], admin_token, code))
         statuses = asyncio.run(_same_participant(urls, admin_token, code))
     assert sorted(statuses) == [200] + [409] * 9
     with db.session(write=False) as session:

@@ -1,0 +1,47 @@
+"""Messages to send, written in the same transaction as the change that calls for them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import ForeignKey, Index, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db.base import Base
+
+
+class MessageKind(StrEnum):
+    invitation = "invitation"  # a survey's window opened
+    reminder = "reminder"  # still not answered, on the study's reminder days
+    alert = "alert"  # a submitted survey met a safety rule: to the site's coordinators
+
+
+class MessageStatus(StrEnum):
+    pending = "pending"
+    sent = "sent"
+    failed = "failed"  # tried MAX_ATTEMPTS times: shown to the coordinators
+
+
+class OutboxMessage(Base):
+    """One message. What it says is written when it is sent (from `subject_id`), so that
+    no link, address or answer is ever stored here."""
+
+    __tablename__ = "outbox_messages"
+    __table_args__ = (Index("ix_outbox_messages_due", "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[MessageKind] = mapped_column(String(32))
+    # One message per key, however many scheduler passes run at once.
+    dedupe_key: Mapped[str] = mapped_column(String(200), unique=True)
+    subject_id: Mapped[int]  # the survey instance or the alert the message is about
+    study_id: Mapped[int | None] = mapped_column(ForeignKey("studies.id"), index=True)
+    site_id: Mapped[int | None] = mapped_column(ForeignKey("sites.id"))
+    participant_code: Mapped[str | None] = mapped_column(String(32))
+    status: Mapped[MessageStatus] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime]
+    lease_until: Mapped[datetime | None]  # claimed by a sender until then
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]

@@ -1,0 +1,115 @@
+"""The outbox: enqueue in the caller's transaction; claim, then mark sent or failed.
+
+A message is enqueued once (its `dedupe_key` is unique) and sent by one sender at a
+time: a sender claims a batch of due messages with a lease, committed before it sends,
+so concurrent senders (several processes) take different messages. A sender that dies
+after sending and before marking leaves a message that is sent again once its lease
+runs out: at least once, and exactly once unless a process crashes mid-send.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from app.outbox.models import MessageKind, MessageStatus, OutboxMessage
+from app.outbox.retry import next_attempt
+
+LEASE = timedelta(minutes=5)
+
+
+def enqueue(
+    session: Session,
+    *,
+    kind: MessageKind,
+    dedupe_key: str,
+    subject_id: int,
+    now: datetime,
+    study_id: int | None = None,
+    site_id: int | None = None,
+    participant_code: str | None = None,
+) -> bool:
+    """Add the message unless one with its key exists; whether it was added."""
+    insert: Any = (
+        postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    )
+    added = session.execute(
+        insert(OutboxMessage)
+        .values(
+            kind=kind,
+            dedupe_key=dedupe_key,
+            subject_id=subject_id,
+            study_id=study_id,
+            site_id=site_id,
+            participant_code=participant_code,
+            status=MessageStatus.pending,
+            attempts=0,
+            next_attempt_at=now,
+            created_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=["dedupe_key"])
+        .returning(OutboxMessage.id)
+    ).first()
+    return added is not None
+
+
+def claim_due(session: Session, *, now: datetime, limit: int) -> list[OutboxMessage]:
+    """Take up to `limit` due messages for this sender (a lease); commit before sending."""
+    query = (
+        select(OutboxMessage)
+        .where(
+            OutboxMessage.status == MessageStatus.pending,
+            OutboxMessage.next_attempt_at <= now,
+            or_(OutboxMessage.lease_until.is_(None), OutboxMessage.lease_until < now),
+        )
+        .order_by(OutboxMessage.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    messages = list(session.scalars(query))
+    for message in messages:
+        message.lease_until = now + LEASE
+    session.flush()
+    return messages
+
+
+def mark_sent(session: Session, *, message_id: int, now: datetime) -> None:
+    session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == message_id)
+        .values(status=MessageStatus.sent, sent_at=now, lease_until=None, last_error=None)
+    )
+
+
+def mark_failed(session: Session, *, message: OutboxMessage, error: str, now: datetime) -> None:
+    """Record a failed try: again later, or failed for good after the last try."""
+    attempts = message.attempts + 1
+    retry_at = next_attempt(attempts=attempts, now=now)
+    session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == message.id)
+        .values(
+            attempts=attempts,
+            lease_until=None,
+            last_error=error[:500],
+            status=MessageStatus.pending if retry_at else MessageStatus.failed,
+            next_attempt_at=retry_at or now,
+        )
+    )
+
+
+def failed_messages(
+    session: Session, *, study_id: int, site_ids: frozenset[int] | None, limit: int
+) -> Sequence[OutboxMessage]:
+    """Messages given up on, newest first (those of the given sites only, when given)."""
+    query = select(OutboxMessage).where(
+        OutboxMessage.study_id == study_id, OutboxMessage.status == MessageStatus.failed
+    )
+    if site_ids is not None:
+        query = query.where(OutboxMessage.site_id.in_(site_ids))
+    return session.scalars(query.order_by(OutboxMessage.id.desc()).limit(limit)).all()

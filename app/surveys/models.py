@@ -1,0 +1,70 @@
+"""Survey instances (one per participant and timepoint), retired links, safety alerts."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db.base import Base
+
+
+class SurveyInstance(Base):
+    """A timepoint of one participant: its window, its link, its answers.
+
+    Its status is derived (see `surveys.scheduling.status`) from the window and two
+    events, `completed_at` and `cancelled_at`; the participant's code and site are kept
+    here too, so that worklists and messages need no other table.
+    """
+
+    __tablename__ = "survey_instances"
+    __table_args__ = (UniqueConstraint("participant_id", "timepoint"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id"), index=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"))
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id"))
+    participant_code: Mapped[str] = mapped_column(String(32))
+    timepoint: Mapped[str] = mapped_column(String(64))
+    instruments: Mapped[list[Any]]  # instrument codes, arm-limited ones already chosen
+    anchor_at: Mapped[datetime]
+    opens_on: Mapped[date] = mapped_column(index=True)
+    closes_on: Mapped[date]
+    issue: Mapped[int] = mapped_column(default=1)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    answers: Mapped[dict[str, Any]]
+    scores: Mapped[dict[str, Any] | None]
+    messages_enqueued: Mapped[int] = mapped_column(default=0)  # invitation, then reminders
+    saved_at: Mapped[datetime | None]
+    completed_at: Mapped[datetime | None]
+    cancelled_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+
+
+class RetiredLink(Base):
+    """The hash of a link replaced by a new one: it answers 410, not 404."""
+
+    __tablename__ = "survey_retired_links"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    instance_id: Mapped[int] = mapped_column(ForeignKey("survey_instances.id"))
+
+
+class Alert(Base):
+    """A safety rule a submitted survey met: on the site's worklist until acknowledged."""
+
+    __tablename__ = "survey_alerts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id"), index=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"))
+    instance_id: Mapped[int] = mapped_column(ForeignKey("survey_instances.id"))
+    participant_code: Mapped[str] = mapped_column(String(32))
+    rule: Mapped[str] = mapped_column(String(64))
+    text: Mapped[str] = mapped_column(String(2000))
+    raised_at: Mapped[datetime]
+    acknowledged_at: Mapped[datetime | None]
+    acknowledged_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    note: Mapped[str | None] = mapped_column(String(2000))

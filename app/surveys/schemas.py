@@ -1,0 +1,189 @@
+"""Survey API schemas: a survey as its participant's link shows it, and the staff's
+worklist, alerts and messages."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from app.outbox.models import OutboxMessage
+from app.studies.definition import Instrument
+from app.surveys.models import Alert, SurveyInstance
+from app.surveys.service import OpenedSurvey
+
+Answer = Any  # a JSON value; checked against its item by surveys.scoring
+AnswersIn = Annotated[dict[Annotated[str, Field(max_length=64)], Answer], Field(max_length=1000)]
+
+
+class OptionRead(BaseModel):
+    value: int | str
+    label: str
+
+
+class ItemRead(BaseModel):
+    code: str
+    text: str
+    type: str
+    required: bool
+    options: list[OptionRead] | None
+    min: float | None
+    max: float | None
+
+
+class InstrumentRead(BaseModel):
+    code: str
+    title: str
+    items: list[ItemRead]
+
+
+class SurveyRead(BaseModel):
+    """A survey as its personal link shows it (never anything else of the participant)."""
+
+    study: str = Field(description="the study's title")
+    timepoint: str
+    status: str = Field(description="open, or completed")
+    opens_on: date
+    closes_on: date
+    instruments: list[InstrumentRead]
+    answers: dict[str, Answer]
+
+
+class SubmitBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    answers: AnswersIn = {}
+
+
+class Submitted(BaseModel):
+    status: str
+    support_text: str | None = None
+    crisis_text: str | None = Field(
+        default=None, description="present when the answers raised a safety alert"
+    )
+
+
+def instrument_read(instrument: Instrument) -> InstrumentRead:
+    return InstrumentRead(
+        code=instrument.code,
+        title=instrument.title,
+        items=[
+            ItemRead(
+                code=item.code,
+                text=item.text,
+                type=item.type,
+                required=item.required,
+                options=[OptionRead(value=o.value, label=o.label) for o in item.options]
+                if item.options
+                else None,
+                min=item.min,
+                max=item.max,
+            )
+            for item in instrument.items
+        ],
+    )
+
+
+def survey_read(opened: OpenedSurvey) -> SurveyRead:
+    instance = opened.instance
+    return SurveyRead(
+        study=opened.definition.title,
+        timepoint=instance.timepoint,
+        status=opened.status,
+        opens_on=instance.opens_on,
+        closes_on=instance.closes_on,
+        instruments=[instrument_read(i) for i in opened.instruments],
+        answers=instance.answers,
+    )
+
+
+class WorkItem(BaseModel):
+    participant: str
+    site: str
+    timepoint: str
+    status: str = Field(description="scheduled, open, completed, missed or cancelled")
+    overdue: bool = Field(description="open, and past the last reminder")
+    opens_on: date
+    closes_on: date
+
+
+class Worklist(BaseModel):
+    items: list[WorkItem]
+    next: str | None
+    alerts_open: int = Field(description="safety alerts of these sites not yet acknowledged")
+    messages_failed: int = Field(description="emails of these sites that could not be sent")
+
+
+def work_item(instance: SurveyInstance, *, site: str, status: str, overdue: bool) -> WorkItem:
+    return WorkItem(
+        participant=instance.participant_code,
+        site=site,
+        timepoint=instance.timepoint,
+        status=status,
+        overdue=overdue,
+        opens_on=instance.opens_on,
+        closes_on=instance.closes_on,
+    )
+
+
+class AlertRead(BaseModel):
+    id: int
+    participant: str
+    site: str
+    rule: str
+    text: str
+    raised_at: datetime
+    acknowledged_at: datetime | None
+    note: str | None
+
+
+class AlertList(BaseModel):
+    items: list[AlertRead]
+    next: str | None
+
+
+class Acknowledgement(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    note: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+
+
+def alert_read(alert: Alert, *, site: str) -> AlertRead:
+    return AlertRead(
+        id=alert.id,
+        participant=alert.participant_code,
+        site=site,
+        rule=alert.rule,
+        text=alert.text,
+        raised_at=alert.raised_at,
+        acknowledged_at=alert.acknowledged_at,
+        note=alert.note,
+    )
+
+
+class MessageRead(BaseModel):
+    id: int
+    kind: str
+    participant: str | None
+    status: str
+    attempts: int
+    last_error: str | None
+    created_at: datetime
+
+
+class MessageList(BaseModel):
+    items: list[MessageRead]
+    next: str | None
+
+
+def message_read(message: OutboxMessage) -> MessageRead:
+    return MessageRead(
+        id=message.id,
+        kind=message.kind,
+        participant=message.participant_code,
+        status=message.status,
+        attempts=message.attempts,
+        last_error=message.last_error,
+        created_at=message.created_at,
+    )

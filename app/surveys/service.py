@@ -1,0 +1,356 @@
+"""Surveys: scheduled from a participant's enrollment and randomization, filled in
+through a personal link, submitted, scored, and screened for safety alerts."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.audit import service as audit
+from app.audit.actions import AuditAction
+from app.auth.principal import Principal
+from app.db.base import utcnow
+from app.db.server_key import keys_of
+from app.errors import (
+    FieldProblem,
+    InvalidAnswers,
+    SurveyAlreadyCompleted,
+    SurveyLinkGone,
+    SurveyNotFound,
+    SurveyNotOpenYet,
+    UnknownSurveyLink,
+)
+from app.keys import Use
+from app.outbox import service as outbox
+from app.outbox.models import MessageKind
+from app.studies.definition import Anchor, Instrument, Item, StudyDefinition
+from app.studies.models import Study
+from app.studies.service import definition_of
+from app.surveys.models import Alert, RetiredLink, SurveyInstance
+from app.surveys.scheduling import SurveyStatus, Window, status, window
+from app.surveys.scoring import MAX_ANSWERS, check, raised_alerts, scores
+from app.surveys.tokens import looks_like_token, survey_token, token_hash
+
+PARTICIPANT = "participant"  # who saves and submits, in the audit trail
+
+
+def schedule(
+    session: Session,
+    *,
+    study: Study,
+    participant_id: int,
+    participant_code: str,
+    site_id: int,
+    anchor: Anchor,
+    anchor_at: datetime,
+    arm: str | None = None,
+) -> list[SurveyInstance]:
+    """Create the participant's surveys of the timepoints anchored to this event
+    (enrollment: baseline; randomization: the follow-ups, with the arm's instruments)."""
+    definition = definition_of(study)
+    zone = definition.zone()
+    created = []
+    for timepoint in definition.schedule:
+        if timepoint.anchor is not anchor:
+            continue
+        span = window(
+            anchor_at,
+            zone,
+            day=timepoint.day,
+            open_before=timepoint.open_before,
+            close_after=timepoint.close_after,
+        )
+        instruments = [
+            code for code in timepoint.instruments if _for_arm(definition.instrument(code), arm)
+        ]
+        instance = SurveyInstance(
+            study_id=study.id,
+            site_id=site_id,
+            participant_id=participant_id,
+            participant_code=participant_code,
+            timepoint=timepoint.code,
+            instruments=instruments,
+            anchor_at=anchor_at,
+            opens_on=span.opens_on,
+            closes_on=span.closes_on,
+            issue=1,
+            token_hash=token_hash(_token(session, participant_id, timepoint.code, 1)),
+            answers={},
+            created_at=anchor_at,
+        )
+        session.add(instance)
+        created.append(instance)
+    session.flush()
+    return created
+
+
+def _for_arm(instrument: Instrument, arm: str | None) -> bool:
+    return instrument.arms is None or (arm is not None and arm in instrument.arms)
+
+
+def _token(session: Session, participant_id: int, timepoint: str, issue: int) -> str:
+    key = keys_of(session).derived(Use.survey_link)
+    return survey_token(key, participant_id=participant_id, timepoint=timepoint, issue=issue)
+
+
+def link_token(session: Session, instance: SurveyInstance) -> str:
+    """The current token of the survey's link (derived again: never stored)."""
+    return _token(session, instance.participant_id, instance.timepoint, instance.issue)
+
+
+def instances_of(session: Session, *, participant_id: int) -> Sequence[SurveyInstance]:
+    """The participant's surveys, in the order they open."""
+    return session.scalars(
+        select(SurveyInstance)
+        .where(SurveyInstance.participant_id == participant_id)
+        .order_by(SurveyInstance.opens_on, SurveyInstance.id)
+    ).all()
+
+
+def status_of(
+    instance: SurveyInstance, *, definition: StudyDefinition, now: datetime
+) -> SurveyStatus:
+    """The survey's status at `now`, derived from its window and events."""
+    return status(
+        _span(instance),
+        now=now,
+        zone=definition.zone(),
+        completed_at=instance.completed_at,
+        cancelled_at=instance.cancelled_at,
+    )
+
+
+def _span(instance: SurveyInstance) -> Window:
+    return Window(instance.opens_on, instance.closes_on)
+
+
+def completed_timepoints(session: Session, *, participant_id: int) -> set[str]:
+    """The timepoints the participant has completed."""
+    return set(
+        session.scalars(
+            select(SurveyInstance.timepoint).where(
+                SurveyInstance.participant_id == participant_id,
+                SurveyInstance.completed_at.is_not(None),
+            )
+        )
+    )
+
+
+def cancel_pending(session: Session, *, study: Study, participant_id: int, now: datetime) -> int:
+    """Cancel the participant's surveys that are scheduled or open (a withdrawal);
+    completed and missed ones stay as they are. How many were cancelled."""
+    definition = definition_of(study)
+    count = 0
+    for instance in instances_of(session, participant_id=participant_id):
+        if status_of(instance, definition=definition, now=now) in (
+            SurveyStatus.scheduled,
+            SurveyStatus.open,
+        ):
+            instance.cancelled_at = now
+            count += 1
+    session.flush()
+    return count
+
+
+def reissue(
+    session: Session, *, study: Study, participant_id: int, timepoint: str, actor: Principal
+) -> SurveyInstance:
+    """Give the survey a new link; the old one answers 410 from now on."""
+    now = audit.lock_chain_head(session).at
+    instance = session.scalars(
+        select(SurveyInstance)
+        .where(
+            SurveyInstance.participant_id == participant_id,
+            SurveyInstance.timepoint == timepoint,
+        )
+        .with_for_update()
+    ).first()
+    if instance is None:
+        raise SurveyNotFound(f"no survey {timepoint!r} for this participant")
+    current = status_of(instance, definition=definition_of(study), now=now)
+    if current not in (SurveyStatus.scheduled, SurveyStatus.open):
+        raise SurveyLinkGone(f"the survey is {current}: its link cannot be replaced")
+    session.add(RetiredLink(token_hash=instance.token_hash, instance_id=instance.id))
+    instance.issue += 1
+    instance.token_hash = token_hash(_token(session, participant_id, timepoint, instance.issue))
+    session.flush()
+    audit.record(
+        session,
+        AuditAction.survey_link_reissued,
+        actor=actor,
+        entity_id=f"{instance.participant_code}:{timepoint}",
+        study_id=study.id,
+        changes={"issue": (instance.issue - 1, instance.issue)},
+    )
+    return instance
+
+
+@dataclass(frozen=True)
+class OpenedSurvey:
+    """A survey reached through its link, with its study's definition."""
+
+    instance: SurveyInstance
+    study: Study
+    definition: StudyDefinition
+    status: SurveyStatus
+
+    @property
+    def instruments(self) -> list[Instrument]:
+        return [self.definition.instrument(code) for code in self.instance.instruments]
+
+    @property
+    def items(self) -> list[Item]:
+        return [item for instrument in self.instruments for item in instrument.items]
+
+
+def find(session: Session, *, token: str, now: datetime, for_update: bool = False) -> OpenedSurvey:
+    """The survey of a link, whatever its status; UnknownSurveyLink (404) for a link
+    that never existed, SurveyLinkGone (410) for one that was replaced."""
+    if not looks_like_token(token):
+        raise UnknownSurveyLink("no survey has this link")
+    hashed = token_hash(token)
+    query = select(SurveyInstance).where(SurveyInstance.token_hash == hashed)
+    if for_update:
+        query = query.with_for_update().execution_options(populate_existing=True)
+    instance = session.scalars(query).first()
+    if instance is None:
+        if session.get(RetiredLink, hashed) is not None:
+            raise SurveyLinkGone("this link was replaced by a newer one")
+        raise UnknownSurveyLink("no survey has this link")
+    study = session.get_one(Study, instance.study_id)
+    definition = definition_of(study)
+    return OpenedSurvey(
+        instance, study, definition, status_of(instance, definition=definition, now=now)
+    )
+
+
+def ensure_answerable(opened: OpenedSurvey) -> None:
+    """Answers may be saved and submitted only while the survey is open."""
+    match opened.status:
+        case SurveyStatus.scheduled:
+            raise SurveyNotOpenYet(f"this survey opens on {opened.instance.opens_on.isoformat()}")
+        case SurveyStatus.completed:
+            raise SurveyAlreadyCompleted("this survey was already completed: thank you")
+        case SurveyStatus.missed:
+            raise SurveyLinkGone("this survey closed")
+        case SurveyStatus.cancelled:
+            raise SurveyLinkGone("this survey was cancelled")
+
+
+def save(session: Session, *, token: str, answers: Mapping[str, Any]) -> OpenedSurvey:
+    """Keep answers given so far (merged over those kept before); each must be valid,
+    none is required yet. Nothing is kept if any is wrong."""
+    now = audit.lock_chain_head(session).at
+    opened = find(session, token=token, now=now, for_update=True)
+    ensure_answerable(opened)
+    _refuse(check(opened.items, answers, complete=False), len(answers))
+    instance = opened.instance
+    instance.answers = {**instance.answers, **_without_empty(answers)}
+    instance.saved_at = now
+    session.flush()
+    audit.record(
+        session,
+        AuditAction.survey_saved,
+        actor=None,
+        actor_label=PARTICIPANT,
+        entity_id=f"{instance.participant_code}:{instance.timepoint}",
+        study_id=instance.study_id,
+        changes={code: (None, value) for code, value in answers.items()},
+    )
+    return opened
+
+
+@dataclass(frozen=True)
+class Submitted:
+    survey: OpenedSurvey
+    alerts: list[Alert]
+
+
+def submit(session: Session, *, token: str, answers: Mapping[str, Any]) -> Submitted:
+    """Complete the survey: the answers (merged over those saved) must all be valid and
+    every required item answered; scores are computed and kept, and every safety rule
+    met raises an alert that is emailed to the site's coordinators at once."""
+    now = audit.lock_chain_head(session).at
+    opened = find(session, token=token, now=now, for_update=True)
+    ensure_answerable(opened)
+    instance = opened.instance
+    merged = {**instance.answers, **_without_empty(answers)}
+    _refuse(check(opened.items, merged, complete=True), len(answers))
+    computed: dict[str, float | None] = {}
+    for instrument in opened.instruments:
+        computed |= scores(instrument, merged)
+    instance.answers = merged
+    instance.scores = computed
+    instance.completed_at = now
+    session.flush()
+    entity = f"{instance.participant_code}:{instance.timepoint}"
+    audit.record(
+        session,
+        AuditAction.survey_submitted,
+        actor=None,
+        actor_label=PARTICIPANT,
+        entity_id=entity,
+        study_id=instance.study_id,
+        changes={code: (None, value) for code, value in merged.items()},
+    )
+    alerts = [
+        _raise_alert(session, instance=instance, rule=rule.code, text=rule.text, now=now)
+        for rule in raised_alerts(opened.definition.alerts, merged, computed)
+    ]
+    return Submitted(opened, alerts)
+
+
+def _raise_alert(
+    session: Session, *, instance: SurveyInstance, rule: str, text: str, now: datetime
+) -> Alert:
+    alert = Alert(
+        study_id=instance.study_id,
+        site_id=instance.site_id,
+        instance_id=instance.id,
+        participant_code=instance.participant_code,
+        rule=rule,
+        text=text,
+        raised_at=now,
+    )
+    session.add(alert)
+    session.flush()
+    outbox.enqueue(
+        session,
+        kind=MessageKind.alert,
+        dedupe_key=f"alert:{alert.id}",
+        subject_id=alert.id,
+        now=now,
+        study_id=instance.study_id,
+        site_id=instance.site_id,
+        participant_code=instance.participant_code,
+    )
+    audit.record(
+        session,
+        AuditAction.alert_raised,
+        actor=None,
+        entity_id=alert.id,
+        study_id=instance.study_id,
+        changes={"participant": (None, instance.participant_code), "rule": (None, rule)},
+    )
+    return alert
+
+
+def _refuse(problems: list[FieldProblem], given: int) -> None:
+    if given > MAX_ANSWERS:
+        problems = [FieldProblem((), f"at most {MAX_ANSWERS} answers at once"), *problems]
+    if problems:
+        raise InvalidAnswers(problems)
+
+
+def _without_empty(answers: Mapping[str, Any]) -> dict[str, Any]:
+    return {code: value for code, value in answers.items() if value not in (None, "", [])}
+
+
+def view(session: Session, *, token: str) -> OpenedSurvey:
+    """The survey of a link as it is now (for reading: the page, the JSON API)."""
+    return find(session, token=token, now=utcnow())

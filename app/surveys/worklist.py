@@ -1,0 +1,167 @@
+"""What coordinators work from: surveys due, overdue or missed at their sites, safety
+alerts to acknowledge, and emails that could not be sent."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from sqlalchemy import ColumnElement, and_, func, select
+from sqlalchemy.orm import Session
+
+from app.audit import service as audit
+from app.audit.actions import AuditAction
+from app.auth.permissions import may_access_site, reachable_sites
+from app.auth.principal import Principal
+from app.errors import AlertNotFound, Conflict
+from app.outbox.models import MessageStatus, OutboxMessage
+from app.outbox.service import failed_messages
+from app.studies.models import Study
+from app.studies.service import definition_of
+from app.surveys.models import Alert, SurveyInstance
+from app.surveys.scheduling import Window, local_date, overdue, status
+
+
+class WorkStatus(StrEnum):
+    open = "open"
+    overdue = "overdue"  # open, and past the last reminder
+    missed = "missed"
+
+
+@dataclass(frozen=True)
+class WorkRow:
+    instance: SurveyInstance
+    status: str
+    overdue: bool
+
+
+@dataclass(frozen=True)
+class Worklist:
+    rows: list[WorkRow]
+    alerts_open: int
+    messages_failed: int
+
+
+def worklist(
+    session: Session,
+    *,
+    study: Study,
+    user: Principal,
+    wanted: WorkStatus | None,
+    after_id: int,
+    limit: int,
+    now: datetime,
+) -> Worklist:
+    """The study's surveys at the user's sites, oldest first, with how many alerts and
+    failed emails wait there."""
+    definition = definition_of(study)
+    zone = definition.zone()
+    today = local_date(now, zone)
+    reminders = definition.reminders.after_days
+    pending = and_(SurveyInstance.completed_at.is_(None), SurveyInstance.cancelled_at.is_(None))
+    is_open = and_(pending, SurveyInstance.opens_on <= today, SurveyInstance.closes_on >= today)
+    conditions: dict[WorkStatus, ColumnElement[bool]] = {
+        WorkStatus.open: is_open,
+        WorkStatus.overdue: and_(
+            is_open, SurveyInstance.opens_on <= today - timedelta(days=max(reminders, default=0))
+        )
+        if reminders
+        else SurveyInstance.id.is_(None),
+        WorkStatus.missed: and_(pending, SurveyInstance.closes_on < today),
+    }
+    query = select(SurveyInstance).where(
+        SurveyInstance.study_id == study.id, SurveyInstance.id > after_id
+    )
+    sites = reachable_sites(user)
+    if sites is not None:
+        query = query.where(SurveyInstance.site_id.in_(sites))
+    if wanted is not None:
+        query = query.where(conditions[wanted])
+    rows = []
+    for instance in session.scalars(query.order_by(SurveyInstance.id).limit(limit)):
+        span = Window(instance.opens_on, instance.closes_on)
+        current = status(
+            span,
+            now=now,
+            zone=zone,
+            completed_at=instance.completed_at,
+            cancelled_at=instance.cancelled_at,
+        )
+        late = current == "open" and overdue(span, now=now, zone=zone, reminder_days=reminders)
+        rows.append(WorkRow(instance, current, late))
+    return Worklist(
+        rows,
+        alerts_open=_count(session, study, sites, Alert, Alert.acknowledged_at.is_(None)),
+        messages_failed=_count(
+            session, study, sites, OutboxMessage, OutboxMessage.status == MessageStatus.failed
+        ),
+    )
+
+
+def _count(
+    session: Session,
+    study: Study,
+    sites: frozenset[int] | None,
+    table: type[Alert] | type[OutboxMessage],
+    condition: ColumnElement[bool],
+) -> int:
+    query = select(func.count()).select_from(table).where(table.study_id == study.id, condition)
+    if sites is not None:
+        query = query.where(table.site_id.in_(sites))
+    return session.scalar(query) or 0
+
+
+def alerts(
+    session: Session,
+    *,
+    study: Study,
+    user: Principal,
+    open_only: bool,
+    after_id: int,
+    limit: int,
+) -> Sequence[Alert]:
+    """The study's safety alerts at the user's sites, oldest first."""
+    query = select(Alert).where(Alert.study_id == study.id, Alert.id > after_id)
+    sites = reachable_sites(user)
+    if sites is not None:
+        query = query.where(Alert.site_id.in_(sites))
+    if open_only:
+        query = query.where(Alert.acknowledged_at.is_(None))
+    return session.scalars(query.order_by(Alert.id).limit(limit)).all()
+
+
+def acknowledge(
+    session: Session, *, study: Study, alert_id: int, note: str, actor: Principal
+) -> Alert:
+    """Record that a coordinator has seen to the alert, with a note (audited)."""
+    now = audit.lock_chain_head(session).at
+    alert = session.scalars(
+        select(Alert).where(Alert.id == alert_id, Alert.study_id == study.id).with_for_update()
+    ).first()
+    if alert is None or not may_access_site(actor, alert.site_id):
+        raise AlertNotFound(f"no alert {alert_id}")
+    if alert.acknowledged_at is not None:
+        raise Conflict("the alert was already acknowledged")
+    alert.acknowledged_at = now
+    alert.acknowledged_by = actor.id
+    alert.note = note
+    session.flush()
+    audit.record(
+        session,
+        AuditAction.alert_acknowledged,
+        actor=actor,
+        entity_id=alert.id,
+        study_id=study.id,
+        reason=note,
+        changes={"acknowledged": (False, True)},
+    )
+    return alert
+
+
+def messages_failed(
+    session: Session, *, study: Study, user: Principal, limit: int
+) -> Sequence[OutboxMessage]:
+    """Emails of the study (the user's sites) that could not be sent, newest first."""
+    return failed_messages(session, study_id=study.id, site_ids=reachable_sites(user), limit=limit)
