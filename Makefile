@@ -5,6 +5,11 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
+# The browser tests drive Debian's Chromium (never a downloaded browser) and inject
+# axe-core from npm; `make test` installs both where missing.
+CHROMIUM := /usr/bin/chromium
+AXE := tests/browser/node_modules/axe-core/axe.min.js
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test lint bench clean
 
@@ -30,7 +35,15 @@ run: $(VENV)/.installed-run
 	  echo ""
 	$(BIN)/trialdesk serve --host $(HOST) --port $(PORT)
 
-test: $(VENV)/.installed-test
+$(CHROMIUM):
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium
+
+$(AXE): tests/browser/package.json tests/browser/package-lock.json
+	cd tests/browser && npm ci --no-audit --no-fund --silent
+	touch $@
+
+test: $(VENV)/.installed-test $(CHROMIUM) $(AXE)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Static checks, as CI runs them: style, formatting, types (strict on app/), and the

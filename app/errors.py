@@ -176,10 +176,29 @@ class SurveyAlreadyCompleted(Conflict):
     code, title = "survey-completed", "This survey was already completed"
 
 
+class SurveyClosed(Conflict):
+    """The survey's window closed before it was completed (409)."""
+
+    code, title = "survey-closed", "This survey has closed"
+
+
+class SurveyLinkNotReplaceable(Conflict):
+    code, title = "survey-link-not-replaceable", "Only a pending survey's link can be replaced"
+
+
 class SurveyLinkGone(DomainError):
-    """The window closed, the participant withdrew, or the link was replaced (410)."""
+    """The participant withdrew (the survey was cancelled), or the link was replaced
+    by a newer one (410)."""
 
     code, title = "survey-link-gone", "This survey link can no longer be used"
+
+
+class SurveyLinkReplaced(SurveyLinkGone):
+    code, title = "survey-link-replaced", "This survey link was replaced by a newer one"
+
+
+class SurveyCancelled(SurveyLinkGone):
+    code, title = "survey-cancelled", "This survey was cancelled"
 
 
 class InvalidAnswers(InvalidInput):

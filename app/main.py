@@ -20,8 +20,10 @@ from app.db.engine import Database
 from app.idempotency import deps as idempotency
 from app.participants.router import router as participants_router
 from app.studies.router import router as studies_router
+from app.surveys import pages as survey_pages
 from app.surveys import router as surveys
 from app.users.router import router as users_router
+from app.web.pages import mount_static
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -59,9 +61,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         audit_router,
         surveys.links,
         surveys.staff,
+        survey_pages.router,
     ):
         app.include_router(router)
 
     app.include_router(operations_router(db))
+    mount_static(app)
     app.add_middleware(HttpEdge)
     return app

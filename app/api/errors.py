@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
@@ -58,10 +59,11 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     503: _problem_response("A database lock or request slot stayed taken; see Retry-After"),
 }
 
-# Survey links add 410: a link replaced, or whose survey closed or was cancelled.
+# Survey links add 410: a link replaced by a newer one, or whose survey was cancelled
+# (the participant withdrew). A survey completed, closed or not open yet is 409.
 SURVEY_LINK_RESPONSES: dict[int | str, dict[str, Any]] = {
     **PROBLEM_RESPONSES,
-    410: _problem_response("The link was replaced, or its survey closed or was cancelled"),
+    410: _problem_response("The link was replaced, or its survey was cancelled"),
 }
 
 STATUS_BY_ERROR: list[tuple[type[errors.DomainError], int]] = [
@@ -164,14 +166,37 @@ def _reason(status: int) -> str:
         return "Error"
 
 
+Handler = Callable[[Request, Exception], Response]
+
+
+def _for_route(handler: Handler) -> Handler:
+    """The handler, giving the route the last word: a route with an `error_page` method
+    (the survey pages) turns the problem into a page a person can read, with the same
+    status and headers. Handlers run after the request's dependencies have exited, so a
+    failed request's transaction is rolled back whichever way its error is shown."""
+
+    def handle(request: Request, exc: Exception) -> Response:
+        response = handler(request, exc)
+        error_page = getattr(request.scope.get("route"), "error_page", None)
+        if error_page is None:
+            return response
+        rendered: Response = error_page(request, exc, response)
+        return rendered
+
+    return handle
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers on the application."""
-    app.add_exception_handler(errors.DomainError, _domain_error)
-    app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(IntegrityError, _integrity_error)
-    app.add_exception_handler(DataError, _data_error)
-    app.add_exception_handler(OperationalError, _database_busy)
-    app.add_exception_handler(TimeoutError, _database_busy)
-    app.add_exception_handler(PoolTimeout, _database_busy)
-    app.add_exception_handler(Exception, _unexpected)
+    for kind, handler in (
+        (errors.DomainError, _domain_error),
+        (RequestValidationError, _validation_error),
+        (StarletteHTTPException, _http_error),
+        (IntegrityError, _integrity_error),
+        (DataError, _data_error),
+        (OperationalError, _database_busy),
+        (TimeoutError, _database_busy),
+        (PoolTimeout, _database_busy),
+        (Exception, _unexpected),
+    ):
+        app.add_exception_handler(kind, _for_route(handler))

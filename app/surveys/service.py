@@ -3,7 +3,7 @@ through a personal link, submitted, scored, and screened for safety alerts."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -20,7 +20,10 @@ from app.errors import (
     FieldProblem,
     InvalidAnswers,
     SurveyAlreadyCompleted,
-    SurveyLinkGone,
+    SurveyCancelled,
+    SurveyClosed,
+    SurveyLinkNotReplaceable,
+    SurveyLinkReplaced,
     SurveyNotFound,
     SurveyNotOpenYet,
     UnknownSurveyLink,
@@ -68,6 +71,8 @@ def schedule(
         instruments = [
             code for code in timepoint.instruments if _for_arm(definition.instrument(code), arm)
         ]
+        if not instruments:
+            continue  # every instrument of the timepoint is for other arms
         instance = SurveyInstance(
             study_id=study.id,
             site_id=site_id,
@@ -174,7 +179,7 @@ def reissue(
         raise SurveyNotFound(f"no survey {timepoint!r} for this participant")
     current = status_of(instance, definition=definition_of(study), now=now)
     if current not in (SurveyStatus.scheduled, SurveyStatus.open):
-        raise SurveyLinkGone(f"the survey is {current}: its link cannot be replaced")
+        raise SurveyLinkNotReplaceable(f"the survey is {current}: its link cannot be replaced")
     session.add(RetiredLink(token_hash=instance.token_hash, instance_id=instance.id))
     instance.issue += 1
     instance.token_hash = token_hash(_token(session, participant_id, timepoint, instance.issue))
@@ -220,7 +225,7 @@ def find(session: Session, *, token: str, now: datetime, for_update: bool = Fals
     instance = session.scalars(query).first()
     if instance is None:
         if session.get(RetiredLink, hashed) is not None:
-            raise SurveyLinkGone("this link was replaced by a newer one")
+            raise SurveyLinkReplaced("this link was replaced by a newer one")
         raise UnknownSurveyLink("no survey has this link")
     study = session.get_one(Study, instance.study_id)
     definition = definition_of(study)
@@ -237,20 +242,29 @@ def ensure_answerable(opened: OpenedSurvey) -> None:
         case SurveyStatus.completed:
             raise SurveyAlreadyCompleted("this survey was already completed: thank you")
         case SurveyStatus.missed:
-            raise SurveyLinkGone("this survey closed")
+            raise SurveyClosed(f"this survey closed on {opened.instance.closes_on.isoformat()}")
         case SurveyStatus.cancelled:
-            raise SurveyLinkGone("this survey was cancelled")
+            raise SurveyCancelled("this survey was cancelled")
 
 
-def save(session: Session, *, token: str, answers: Mapping[str, Any]) -> OpenedSurvey:
-    """Keep answers given so far (merged over those kept before); each must be valid,
-    none is required yet. Nothing is kept if any is wrong."""
+def save(
+    session: Session,
+    *,
+    token: str,
+    answers: Mapping[str, Any],
+    clear: Collection[str] = (),
+) -> OpenedSurvey:
+    """Keep answers given so far (merged over those kept before, after forgetting those
+    of the items in `clear`: a page's questions left empty); each must be valid, none is
+    required yet. Nothing is kept if any is wrong."""
     now = audit.lock_chain_head(session).at
     opened = find(session, token=token, now=now, for_update=True)
     ensure_answerable(opened)
     _refuse(check(opened.items, answers, complete=False), len(answers))
     instance = opened.instance
-    instance.answers = {**instance.answers, **_without_empty(answers)}
+    cleared = {code: instance.answers[code] for code in clear if code in instance.answers}
+    kept = {code: value for code, value in instance.answers.items() if code not in cleared}
+    instance.answers = {**kept, **_without_empty(answers)}
     instance.saved_at = now
     session.flush()
     audit.record(
@@ -260,7 +274,10 @@ def save(session: Session, *, token: str, answers: Mapping[str, Any]) -> OpenedS
         actor_label=PARTICIPANT,
         entity_id=f"{instance.participant_code}:{instance.timepoint}",
         study_id=instance.study_id,
-        changes={code: (None, value) for code, value in answers.items()},
+        changes={
+            **{code: (value, None) for code, value in cleared.items()},
+            **{code: (None, value) for code, value in answers.items()},
+        },
     )
     return opened
 

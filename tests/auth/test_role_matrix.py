@@ -73,6 +73,8 @@ _MATRIX: dict[tuple[str, str], tuple[int, int, int, int, int, int, int]] = {
     ("GET",  "/api/v1/surveys/{token}"):                       (200, 200, 200, 200, 200, 200, 200),
     ("PUT",  "/api/v1/surveys/{token}/answers"):               (200, 200, 200, 200, 200, 200, 200),
     ("POST", "/api/v1/surveys/{token}/submit"):                (200, 200, 200, 200, 200, 200, 200),
+    ("GET",  "/s/{token}"):                                    (200, 200, 200, 200, 200, 200, 200),
+    ("POST", "/s/{token}"):                                    (200, 200, 200, 200, 200, 200, 200),
     ("GET",  "/healthz"):                                      (200, 200, 200, 200, 200, 200, 200),
     ("GET",  "/readyz"):                                       (200, 200, 200, 200, 200, 200, 200),
     # the test client's address is not among those allowed (this host by default)
@@ -95,6 +97,7 @@ class Call:
     url: str
     json: Any = None
     csv: str | None = None
+    form: dict[str, str] | None = None
 
 
 @dataclass
@@ -147,6 +150,16 @@ class Ctx:
     def survey(self) -> str:
         """The token of a new participant's open baseline survey."""
         return self.api.survey_token(self.enrolled())
+
+    def survey_form(self) -> Call:
+        """Saving one answer through a new participant's survey page (with its form's
+        csrf token, read from the page)."""
+        token = self.survey()
+        page = self.api.client.get(f"/s/{token}").text
+        found = re.search(r'name="csrf_token" value="([0-9a-f]+)"', page)
+        assert found, page[:300]
+        form = {"csrf_token": found.group(1), "part": "1", "action": "save", "who5_1": "2"}
+        return Call(f"/s/{token}", form=form)
 
     def alert(self) -> int:
         """A new safety alert at PHL (a baseline answered with thoughts of self-harm)."""
@@ -269,6 +282,8 @@ REQUESTS: dict[tuple[str, str], Callable[[Ctx], Call]] = {
     ("POST", "/api/v1/studies/{slug}/simulate"): lambda ctx: Call(
         f"{S}/simulate", {"participants": 30, "runs": 5}
     ),
+    ("GET", "/s/{token}"): lambda ctx: Call(f"/s/{ctx.survey()}"),
+    ("POST", "/s/{token}"): lambda ctx: ctx.survey_form(),
     ("GET", "/healthz"): lambda ctx: Call("/healthz"),
     ("GET", "/readyz"): lambda ctx: Call("/readyz"),
     ("GET", "/metrics"): lambda ctx: Call("/metrics"),
@@ -334,7 +349,7 @@ def test_role_matrix(api: Api, route: tuple[str, str], callers: tuple[str, ...])
         if call.csv is not None:
             headers = {**headers, "content-type": "text/csv"}
         response = api.client.request(
-            method, call.url, json=call.json, content=call.csv, headers=headers
+            method, call.url, json=call.json, content=call.csv, data=call.form, headers=headers
         )
         expected = EXPECTED[route][caller]
         if response.status_code != expected:

@@ -1,0 +1,89 @@
+"""What every page shares: one Jinja2 environment (autoescaped), the base layout, the
+static files, and the headers every page is sent with."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup, escape
+
+APP = Path(__file__).resolve().parent.parent
+STATIC = Path(__file__).resolve().parent / "static"
+
+# No inline script or style anywhere: everything comes from /static.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
+)
+
+environment = Environment(
+    loader=ChoiceLoader(
+        [
+            FileSystemLoader(APP / "web" / "templates"),
+            FileSystemLoader(APP / "surveys" / "templates"),
+        ]
+    ),
+    autoescape=select_autoescape(default=True, default_for_string=True),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+def longdate(day: date) -> str:
+    """A date as people write it: `Monday 12 April 2027`."""
+    return f"{day:%A} {day.day} {day:%B %Y}"
+
+
+# Phone numbers of 3 digits (988, 911) or of 7 and more (215-555-0100, +44 20 7946 0000).
+_PHONE = re.compile(r"(?<![\w+])(\+?\d[\d\- ]{5,}\d|\b\d{3}\b)(?![\w-])")
+
+
+def phone_links(text: str) -> Markup:
+    """The text, escaped, with phone numbers as `tel:` links a phone can call."""
+
+    def link(match: re.Match[str]) -> str:
+        number = match.group(0)
+        digits = re.sub(r"[^\d+]", "", number)
+        return f'<a class="link" href="tel:{digits}">{number}</a>'
+
+    return Markup(_PHONE.sub(link, str(escape(text))))
+
+
+environment.filters["longdate"] = longdate
+environment.filters["phone_links"] = phone_links
+
+
+def page(
+    request: Request,
+    template: str,
+    context: dict[str, Any],
+    *,
+    status_code: int = 200,
+    personal: bool = True,
+    secret_url: bool = False,
+) -> HTMLResponse:
+    """Render a page with the headers every page gets: a strict Content-Security-Policy,
+    no sniffing, no framing; `Cache-Control: no-store` on anything `personal`; no
+    referrer at all when the page's address is itself a secret (a survey link)."""
+    html = environment.get_template(template).render(request=request, **context)
+    response = HTMLResponse(html, status_code=status_code)
+    headers = response.headers
+    headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+    headers["X-Content-Type-Options"] = "nosniff"
+    headers["X-Frame-Options"] = "DENY"
+    headers["Referrer-Policy"] = "no-referrer" if secret_url else "same-origin"
+    if personal:
+        headers["Cache-Control"] = "no-store"
+    return response
+
+
+def mount_static(app: FastAPI) -> None:
+    """Serve the stylesheet and scripts at /static."""
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
