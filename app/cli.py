@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -27,6 +27,11 @@ studies_app = typer.Typer(help="Study definitions.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 app.add_typer(studies_app, name="studies")
+scheduler_app = typer.Typer(
+    help="Invitations, reminders and alert emails (also run inside `serve`).",
+    no_args_is_help=True,
+)
+app.add_typer(scheduler_app, name="scheduler")
 
 
 def _database() -> Database:
@@ -158,16 +163,26 @@ def serve(
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port")] = 8000,
     workers: Annotated[int, typer.Option(help="processes (use PostgreSQL for more than one)")] = 1,
+    scheduler: Annotated[
+        bool, typer.Option(help="send invitations, reminders and alerts every minute")
+    ] = True,
 ) -> None:
-    """Run the API with uvicorn."""
+    """Run the API with uvicorn (and the scheduler, unless --no-scheduler)."""
+    import os
+
     import uvicorn
 
     from app.config import ConfigurationError
 
+    settings = Settings()
     try:
-        Settings().server_key  # noqa: B018 - refuse to start without a key, with a clear word
+        settings.server_key  # noqa: B018 - refuse to start without a key, with a clear word
     except ConfigurationError as exc:
         _fail(str(exc))
+    if not scheduler:
+        os.environ["TRIALDESK_SCHEDULER"] = "false"  # read by the app in each worker
+    elif settings.scheduler:
+        typer.echo(_mail_words(settings), err=True)
 
     uvicorn.run(
         "app.main:create_app",
@@ -178,6 +193,69 @@ def serve(
         access_log=False,
         log_level="warning",
     )
+
+
+def _mail_words(settings: Settings) -> str:
+    if settings.smtp_host:
+        return f"emails go to the SMTP server {settings.smtp_host}:{settings.smtp_port}"
+    return f"emails are written as files into {settings.mail_folder.resolve()}/"
+
+
+def _when(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        _fail(f"--now: not an ISO date and time: {text!r}")
+        raise
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
+@scheduler_app.command("run-once")
+def scheduler_run_once(
+    now: Annotated[
+        str | None,
+        typer.Option(help="act as if it were this instant (ISO 8601; UTC unless it says)"),
+    ] = None,
+) -> None:
+    """One pass: enqueue the invitations and reminders due, send what is due; print what
+    was done (JSON)."""
+    from app.scheduler.runner import run_pass
+
+    at = _when(now)
+    db = _database()
+    try:
+        db.check_server_key()
+        report = run_pass(db, now=at)
+    finally:
+        db.dispose()
+    typer.echo(_mail_words(db.settings), err=True)
+    typer.echo(json.dumps(report.__dict__))
+
+
+@scheduler_app.command("run")
+def scheduler_run(
+    interval: Annotated[
+        float | None, typer.Option(help="seconds between passes (default: the setting)")
+    ] = None,
+) -> None:
+    """A pass every interval until stopped (Ctrl-C or SIGTERM)."""
+    import signal
+    import threading
+
+    from app.scheduler.runner import run_forever
+
+    db = _database()
+    stop = threading.Event()
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, lambda *_: stop.set())
+    typer.echo(_mail_words(db.settings), err=True)
+    try:
+        db.check_server_key()
+        run_forever(db, interval_s=interval or db.settings.scheduler_interval_s, stop=stop)
+    finally:
+        db.dispose()
 
 
 @app.command()
@@ -258,3 +336,7 @@ def _safe_url(url: str) -> str:
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()

@@ -33,9 +33,27 @@ class Settings(BaseSettings):
         default=None, description="Server key (32+ characters); required with PostgreSQL"
     )
     base_url: str = Field(default="http://127.0.0.1:8000", description="Public URL, for links")
-    smtp_host: str = "127.0.0.1"
-    smtp_port: int = 25
-    smtp_from: str = "trialdesk@localhost"
+    smtp_host: str | None = Field(
+        default=None,
+        description="SMTP server for emails; unset: each email is written to mail_dir instead",
+    )
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_from: str = Field(default="trialdesk@localhost", max_length=320)
+    smtp_user: str | None = Field(default=None, description="SMTP login (with smtp_password)")
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = Field(default=False, description="upgrade the connection with STARTTLS")
+    smtp_timeout_s: float = Field(default=30.0, gt=0, le=600, description="each SMTP step")
+    mail_dir: Path | None = Field(
+        default=None,
+        description="where emails are written without smtp_host (default: mail/ beside the "
+        "SQLite database, or ./mail)",
+    )
+    scheduler: bool = Field(
+        default=True, description="run the scheduler (emails) inside the server"
+    )
+    scheduler_interval_s: float = Field(
+        default=60.0, ge=1, le=86_400, description="between two scheduler passes"
+    )
     log_level: str = "INFO"
     db_pool_size: int = Field(default=10, ge=1, le=1000)
     db_max_overflow: int = Field(default=20, ge=0, le=1000)
@@ -106,6 +124,14 @@ class Settings(BaseSettings):
         if not database or database == ":memory:":
             return None
         return Path(database)
+
+    @property
+    def mail_folder(self) -> Path:
+        """Where emails are written when no SMTP server is set."""
+        if self.mail_dir is not None:
+            return self.mail_dir
+        path = self.sqlite_path
+        return (path.parent if path is not None else Path()) / "mail"
 
     @cached_property
     def server_key(self) -> bytes:

@@ -19,6 +19,7 @@ from app.config import Settings
 from app.db.engine import Database
 from app.idempotency import deps as idempotency
 from app.participants.router import router as participants_router
+from app.scheduler.runner import BackgroundScheduler
 from app.studies.router import router as studies_router
 from app.surveys import pages as survey_pages
 from app.surveys import router as surveys
@@ -36,7 +37,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Fail at start, not at first use, with a missing or wrong server key.
         await run_in_threadpool(db.check_server_key)
+        scheduler = BackgroundScheduler(db) if settings.scheduler else None
+        if scheduler is not None:
+            scheduler.start()
         yield
+        if scheduler is not None:
+            await run_in_threadpool(scheduler.shutdown)
         db.dispose()
 
     app = FastAPI(

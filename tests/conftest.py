@@ -80,7 +80,9 @@ def database_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -
 def settings(database_url: str) -> Settings:
     # With SQLite no key is set, so the key file beside the database is exercised.
     key = None if database_url.startswith("sqlite") else TEST_SECRET_KEY
-    return Settings(database_url=database_url, secret_key=key, base_url="http://testserver")
+    return Settings(
+        database_url=database_url, secret_key=key, base_url="http://testserver", scheduler=False
+    )
 
 
 @pytest.fixture

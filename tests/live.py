@@ -41,7 +41,13 @@ class Server:
         self.process = subprocess.Popen(
             _uvicorn(app, port),
             cwd=PROJECT_ROOT,
-            env={"TRIALDESK_LOG_LEVEL": "WARNING", **os.environ, **env},
+            # No scheduler unless a test asks for one: its emails are not what most test.
+            env={
+                "TRIALDESK_LOG_LEVEL": "WARNING",
+                "TRIALDESK_SCHEDULER": "false",
+                **os.environ,
+                **env,
+            },
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=output,

@@ -20,7 +20,8 @@ class MessageKind(StrEnum):
 class MessageStatus(StrEnum):
     pending = "pending"
     sent = "sent"
-    failed = "failed"  # tried MAX_ATTEMPTS times: shown to the coordinators
+    failed = "failed"  # tried MAX_ATTEMPTS times, or cannot be sent: shown to coordinators
+    skipped = "skipped"  # no longer needed when its turn came (the survey was completed)
 
 
 class OutboxMessage(Base):

@@ -20,8 +20,6 @@ from sqlalchemy.orm import Session
 from app.outbox.models import MessageKind, MessageStatus, OutboxMessage
 from app.outbox.retry import next_attempt
 
-LEASE = timedelta(minutes=5)
-
 
 def enqueue(
     session: Session,
@@ -58,8 +56,11 @@ def enqueue(
     return added is not None
 
 
-def claim_due(session: Session, *, now: datetime, limit: int) -> list[OutboxMessage]:
-    """Take up to `limit` due messages for this sender (a lease); commit before sending."""
+def claim_due(
+    session: Session, *, now: datetime, limit: int, lease: timedelta
+) -> list[OutboxMessage]:
+    """Take up to `limit` due messages for this sender until `now + lease` (longer than
+    sending them all can take); commit before sending."""
     query = (
         select(OutboxMessage)
         .where(
@@ -73,7 +74,7 @@ def claim_due(session: Session, *, now: datetime, limit: int) -> list[OutboxMess
     )
     messages = list(session.scalars(query))
     for message in messages:
-        message.lease_until = now + LEASE
+        message.lease_until = now + lease
     session.flush()
     return messages
 
@@ -100,6 +101,18 @@ def mark_failed(session: Session, *, message: OutboxMessage, error: str, now: da
             status=MessageStatus.pending if retry_at else MessageStatus.failed,
             next_attempt_at=retry_at or now,
         )
+    )
+
+
+def mark_given_up(
+    session: Session, *, message_id: int, status: MessageStatus, reason: str, now: datetime
+) -> None:
+    """Settle a message without sending it: `skipped` (no longer needed) or `failed`
+    (it can never be sent, such as to a participant without an email address)."""
+    session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == message_id)
+        .values(status=status, lease_until=None, last_error=reason[:500], next_attempt_at=now)
     )
 
 

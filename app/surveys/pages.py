@@ -71,6 +71,7 @@ async def read_form(request: Request) -> Form:
 
 FormDep = Annotated[Form, Depends(read_form)]
 
+
 def _html(description: str) -> dict[str, Any]:
     return {"description": description, "content": {"text/html": {}}}
 
@@ -231,14 +232,9 @@ def _part_page(
 def _common(opened: OpenedSurvey) -> dict[str, Any]:
     return {
         "study_title": opened.definition.title,
-        "timepoint_name": _timepoint_name(opened.instance.timepoint),
+        "timepoint_name": service.timepoint_name(opened.instance.timepoint),
         "support_text": opened.definition.support_text,
     }
-
-
-def _timepoint_name(code: str) -> str:
-    words = code.replace("_", " ").replace("-", " ").strip()
-    return f"{words[:1].upper()}{words[1:]} survey"
 
 
 def _csrf_token(session: Session, opened: OpenedSurvey) -> str:

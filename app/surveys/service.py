@@ -94,6 +94,12 @@ def schedule(
     return created
 
 
+def timepoint_name(code: str) -> str:
+    """A timepoint as a person reads it: `month_4` is the "Month 4 survey"."""
+    words = code.replace("_", " ").replace("-", " ").strip()
+    return f"{words[:1].upper()}{words[1:]} survey"
+
+
 def _for_arm(instrument: Instrument, arm: str | None) -> bool:
     return instrument.arms is None or (arm is not None and arm in instrument.arms)
 

@@ -1,0 +1,182 @@
+"""Sending what the outbox holds: claim a batch (a lease, committed), write each email
+from what the database holds now, hand it over, record the outcome.
+
+A message no longer needed when its turn comes (a reminder for a survey completed
+since) is skipped; one that can never be sent (no address) fails at once; one the
+server refuses is tried again with backoff, then shown as failed. Either way the
+coordinators see it on their worklist: nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.auth.models import User, UserSite
+from app.auth.principal import Role
+from app.config import Settings
+from app.db.engine import Database
+from app.outbox import service as outbox
+from app.outbox.models import MessageKind, MessageStatus, OutboxMessage
+from app.participants.models import Contact
+from app.scheduler import mail
+from app.scheduler.mail import Letter, SendFailed, Transport
+from app.studies.models import Site, Study
+from app.studies.service import definition_of
+from app.surveys import service as surveys
+from app.surveys.models import Alert, SurveyInstance
+from app.surveys.scheduling import SurveyStatus
+
+log = logging.getLogger("trialdesk.scheduler")
+
+BATCH = 20  # messages claimed at once
+
+
+@dataclass(frozen=True)
+class Claimed:
+    id: int
+    kind: MessageKind
+    subject_id: int
+    attempts: int
+
+
+@dataclass(frozen=True)
+class NotSent:
+    """Why a message is settled without sending: `skipped` or `failed`."""
+
+    status: MessageStatus
+    reason: str
+
+
+@dataclass
+class Sent:
+    sent: int = 0
+    failed: int = 0  # this try failed (retried later, or given up)
+    skipped: int = 0
+
+
+def dispatch(
+    db: Database,
+    transport: Transport,
+    *,
+    now: datetime,
+    stop: threading.Event | None = None,
+) -> Sent:
+    """Send every message due at `now`, batch by batch, until none is left (or `stop`)."""
+    settings = db.settings
+    # Longer than a batch can take, however slow the server: no other sender takes a
+    # message while this one may still be sending it.
+    lease = timedelta(seconds=BATCH * settings.smtp_timeout_s * 4 + 60)
+    done = Sent()
+    try:
+        while stop is None or not stop.is_set():
+            with db.begin() as session:
+                claimed = [
+                    Claimed(m.id, MessageKind(m.kind), m.subject_id, m.attempts)
+                    for m in outbox.claim_due(session, now=now, limit=BATCH, lease=lease)
+                ]
+            if not claimed:
+                break
+            for message in claimed:
+                _send_one(db, transport, settings, message, now=now, done=done)
+    finally:
+        transport.close()
+    return done
+
+
+def _send_one(
+    db: Database,
+    transport: Transport,
+    settings: Settings,
+    message: Claimed,
+    *,
+    now: datetime,
+    done: Sent,
+) -> None:
+    with db.session(write=False) as session:
+        letter = compose(session, settings, message, now=now)
+    if isinstance(letter, NotSent):
+        with db.begin() as session:
+            outbox.mark_given_up(
+                session, message_id=message.id, status=letter.status, reason=letter.reason, now=now
+            )
+        if letter.status is MessageStatus.skipped:
+            done.skipped += 1
+        else:
+            done.failed += 1
+            log.warning("message %s cannot be sent: %s", message.id, letter.reason)
+        return
+    email = mail.email_message(letter, sender=settings.smtp_from, now=now)
+    try:
+        transport.send(email)
+    except SendFailed as error:
+        with db.begin() as session:
+            row = session.get_one(OutboxMessage, message.id)
+            outbox.mark_failed(session, message=row, error=str(error), now=now)
+        done.failed += 1
+        log.warning("message %s not sent (try %s): %s", message.id, message.attempts + 1, error)
+        return
+    with db.begin() as session:
+        outbox.mark_sent(session, message_id=message.id, now=now)
+    done.sent += 1
+
+
+def compose(
+    session: Session, settings: Settings, message: Claimed, *, now: datetime
+) -> Letter | NotSent:
+    """The email the message is, written now; or why it is not to be sent."""
+    if message.kind is MessageKind.alert:
+        return _alert_letter(session, settings, message.subject_id)
+    instance = session.get(SurveyInstance, message.subject_id)
+    if instance is None:
+        return NotSent(MessageStatus.failed, "the survey no longer exists")
+    study = session.get_one(Study, instance.study_id)
+    definition = definition_of(study)
+    current = surveys.status_of(instance, definition=definition, now=now)
+    if current is not SurveyStatus.open:
+        return NotSent(MessageStatus.skipped, f"the survey is {current}")
+    contact = session.get(Contact, instance.participant_id)
+    if contact is None or not contact.email:
+        return NotSent(MessageStatus.failed, "the participant has no email address")
+    write = mail.invitation if message.kind is MessageKind.invitation else mail.reminder
+    subject, body = write(
+        study_title=definition.title,
+        survey_name=surveys.timepoint_name(instance.timepoint),
+        link=f"{settings.base_url}/s/{surveys.link_token(session, instance)}",
+        closes_on=instance.closes_on,
+        support=definition.support_text,
+    )
+    return Letter([contact.email], subject, body)
+
+
+def _alert_letter(session: Session, settings: Settings, alert_id: int) -> Letter | NotSent:
+    alert = session.get(Alert, alert_id)
+    if alert is None:
+        return NotSent(MessageStatus.failed, "the alert no longer exists")
+    study = session.get_one(Study, alert.study_id)
+    site = session.get_one(Site, alert.site_id)
+    coordinators = session.scalars(
+        select(User.email)
+        .join(UserSite, UserSite.user_id == User.id)
+        .where(
+            UserSite.site_id == site.id,
+            User.role == Role.coordinator,
+            User.deactivated_at.is_(None),
+        )
+        .order_by(User.id)
+    ).all()
+    if not coordinators:
+        return NotSent(MessageStatus.failed, f"site {site.code} has no active coordinator")
+    subject, body = mail.alert(
+        study_title=definition_of(study).title,
+        participant=alert.participant_code,
+        site=site.code,
+        link=f"{settings.base_url}/api/v1/studies/{study.slug}/participants/"
+        f"{alert.participant_code}",
+    )
+    return Letter(list(coordinators), subject, body)

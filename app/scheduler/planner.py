@@ -1,0 +1,90 @@
+"""Which surveys are owed a message now, enqueued in the outbox.
+
+A survey open today and not completed or cancelled is owed its invitation once its
+window opens, and reminder `k` once `reminders.after_days[k]` days have passed since.
+`messages_enqueued` counts how many of those it was given; a pass enqueues only the
+latest one owed (a scheduler that was down for a week sends one reminder, not three),
+and an invitation first if none was sent yet.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import case, select, update
+from sqlalchemy.orm import Session
+
+from app.outbox import service as outbox
+from app.outbox.models import MessageKind
+from app.studies.models import Study
+from app.studies.service import definition_of
+from app.surveys.models import SurveyInstance
+from app.surveys.scheduling import local_date
+
+BATCH = 1000
+
+
+def owed_surveys(session: Session, *, study: Study, now: datetime, limit: int) -> list[Any]:
+    """(id, site, participant code, messages enqueued, messages owed) of the study's
+    surveys owed a message at `now`, at most `limit`."""
+    definition = definition_of(study)
+    today = local_date(now, definition.zone())
+    offsets = sorted(set(definition.reminders.after_days), reverse=True)
+    count = len(offsets) + 1
+    # Owed: 1 (the invitation) + every reminder whose day has come. The window is open
+    # today, so every such day lies inside it.
+    owed = case(
+        *[
+            (SurveyInstance.opens_on <= today - timedelta(days=days), count - k)
+            for k, days in enumerate(offsets)
+        ],
+        else_=1,
+    )
+    query = (
+        select(
+            SurveyInstance.id,
+            SurveyInstance.site_id,
+            SurveyInstance.participant_code,
+            SurveyInstance.messages_enqueued,
+            owed,
+        )
+        .where(
+            SurveyInstance.study_id == study.id,
+            SurveyInstance.opens_on <= today,
+            SurveyInstance.closes_on >= today,
+            SurveyInstance.completed_at.is_(None),
+            SurveyInstance.cancelled_at.is_(None),
+            SurveyInstance.messages_enqueued < owed,
+        )
+        .order_by(SurveyInstance.id)
+        .limit(limit)
+    )
+    return list(session.execute(query).all())
+
+
+def enqueue(session: Session, *, study: Study, now: datetime, rows: list[Any]) -> int:
+    """Enqueue the message each of these surveys is owed (unless a concurrent pass did);
+    how many were enqueued."""
+    added = 0
+    for instance_id, site_id, code, given, owed in rows:
+        claimed = session.execute(
+            update(SurveyInstance)
+            .where(SurveyInstance.id == instance_id, SurveyInstance.messages_enqueued == given)
+            .values(messages_enqueued=owed)
+            .execution_options(synchronize_session=False)
+        )
+        if claimed.rowcount != 1:  # type: ignore[attr-defined]
+            continue  # another pass took it
+        kind = MessageKind.invitation if given == 0 else MessageKind.reminder
+        added += outbox.enqueue(
+            session,
+            kind=kind,
+            dedupe_key=f"survey:{instance_id}:{owed - 1}",
+            subject_id=instance_id,
+            now=now,
+            study_id=study.id,
+            site_id=site_id,
+            participant_code=code,
+        )
+    return added
