@@ -5,6 +5,9 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
+# The suite runs in two processes (pytest-xdist): each has its own databases, servers
+# and ports, and the machines have two cores. `make test PYTEST_WORKERS=0` runs it in one.
+PYTEST_WORKERS ?= 2
 # The browser tests drive Debian's Chromium (never a downloaded browser) and inject
 # axe-core from npm; `make test` installs both where missing.
 CHROMIUM := /usr/bin/chromium
@@ -44,7 +47,7 @@ $(AXE): tests/browser/package.json tests/browser/package-lock.json
 	touch $@
 
 test: $(VENV)/.installed-test $(CHROMIUM) $(AXE)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 # Static checks, as CI runs them: style, formatting, types (strict on app/), and the
 # import contracts of pyproject.toml (layers, no cycles, pure rules).

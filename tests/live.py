@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -24,11 +26,30 @@ class ServerFailed(RuntimeError):
     """A server did not start, or exited."""
 
 
+# Ports are handed out below the kernel's ephemeral range (32768 and up on Linux, where
+# outgoing connections take theirs), each pytest-xdist worker in a range of its own and
+# in turn, so that two servers (of two test processes, or a server and the one started
+# just before it, not yet listening) are never given the same port.
+PORTS_PER_PROCESS = 1500
+_worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+_first_port = 20000 + (int(_worker) % 8 if _worker.isdigit() else 0) * PORTS_PER_PROCESS
+_start = random.randrange(PORTS_PER_PROCESS)
+_next_ports = itertools.cycle(
+    _first_port + (_start + k) % PORTS_PER_PROCESS for k in range(PORTS_PER_PROCESS)
+)
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """A loopback port nobody listens on, not handed out by this process before."""
+    for _ in range(PORTS_PER_PROCESS):
+        port = next(_next_ports)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise ServerFailed("no free loopback port")
 
 
 class Server:
@@ -108,6 +129,10 @@ def _uvicorn(app: str, port: int) -> list[str]:
         *(sys.executable, "-m", "uvicorn", app, "--factory"),
         *("--host", "127.0.0.1", "--port", str(port)),
         *("--log-level", "warning", "--no-access-log"),
+        # Longer than httpx keeps an idle connection (5 s, uvicorn's default too): with
+        # equal timeouts a client may reuse a connection at the instant the server closes
+        # it, and the request fails with "Server disconnected without sending a response".
+        *("--timeout-keep-alive", "30"),
     ]
 
 
