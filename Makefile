@@ -28,6 +28,8 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e '.[test]'
 	touch $@ $(VENV)/.installed-run
 
+# Links in emails point at this server unless TRIALDESK_BASE_URL says otherwise.
+run: export TRIALDESK_BASE_URL ?= http://$(HOST):$(PORT)
 run: $(VENV)/.installed-run
 	$(BIN)/trialdesk db upgrade
 	@token=$$($(BIN)/trialdesk demo) && \
@@ -59,6 +61,7 @@ lint: $(VENV)/.installed-test
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/enroll.py
+	$(BIN)/python benchmarks/surveys.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

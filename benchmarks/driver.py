@@ -135,6 +135,52 @@ def measure(base_url: str, operation: Operation, load: Load, headers: dict[str, 
     return asyncio.run(run())
 
 
+Request = Callable[[httpx.AsyncClient, int], Awaitable[httpx.Response]]
+
+
+def open_loop(
+    base_url: str, request: Request, *, rate: float, count: int, expect: Callable[[int], bool]
+) -> Recorder:
+    """Send `count` requests at a fixed arrival rate (`rate` per second) whatever the
+    answers' pace (an open loop), and record each latency from its scheduled start: a
+    server that falls behind shows it as latency, not as a lower rate."""
+
+    async def run() -> Recorder:
+        recorder = Recorder()
+        limits = httpx.Limits(max_connections=256, max_keepalive_connections=64)
+        async with httpx.AsyncClient(
+            base_url=base_url, limits=limits, timeout=REQUEST_TIMEOUT_S
+        ) as client:
+            for index in range(min(count, 20)):  # connect and warm up, not counted
+                await request(client, 1_000_000 + index)
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+
+            async def one(index: int) -> None:
+                scheduled = started + index / rate
+                await asyncio.sleep(max(0.0, scheduled - loop.time()))
+                try:
+                    response = await request(client, index)
+                except httpx.HTTPError as exc:
+                    recorder.fail("request", f"{type(exc).__name__}: {exc}")
+                    return
+                if not expect(response.status_code):
+                    recorder.fail("request", f"HTTP {response.status_code}")
+                    return
+                recorder.ok("request", (loop.time() - scheduled) * 1000)
+
+            try:
+                async with asyncio.timeout(PHASE_TIMEOUT_S), asyncio.TaskGroup() as group:
+                    for index in range(count):
+                        group.create_task(one(index))
+            except TimeoutError as exc:
+                raise BenchError(f"a run did not finish within {PHASE_TIMEOUT_S:.0f} s") from exc
+            recorder.wall_s = loop.time() - started
+        return recorder
+
+    return asyncio.run(run())
+
+
 def percentile(values: list[float], q: float) -> float:
     """The q-quantile (0..1) with linear interpolation between closest ranks."""
     if not values:
