@@ -54,8 +54,8 @@ test: $(VENV)/.installed-test $(CHROMIUM) $(AXE)
 # Static checks, as CI runs them: style, formatting, types (strict on app/), and the
 # import contracts of pyproject.toml (layers, no cycles, pure rules).
 lint: $(VENV)/.installed-test
-	$(BIN)/ruff check app tests benchmarks migrations
-	$(BIN)/ruff format --check app tests benchmarks migrations
+	$(BIN)/ruff check app tests benchmarks migrations tools
+	$(BIN)/ruff format --check app tests benchmarks migrations tools
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 

@@ -17,8 +17,10 @@ from app.api.ratelimit import FailureLimiter
 from app.audit.router import router as audit_router
 from app.config import Settings
 from app.db.engine import Database
+from app.exports.router import router as exports_router
 from app.idempotency import deps as idempotency
 from app.participants.router import router as participants_router
+from app.reports.router import router as reports_router
 from app.scheduler.runner import BackgroundScheduler
 from app.studies.router import router as studies_router
 from app.surveys import pages as survey_pages
@@ -68,6 +70,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         surveys.links,
         surveys.staff,
         survey_pages.router,
+        exports_router,
+        reports_router,
     ):
         app.include_router(router)
 

@@ -8,7 +8,7 @@ from app.idempotency.models import IdempotencyKey
 from app.outbox.models import OutboxMessage
 from app.participants.models import Contact, Participant
 from app.randomization.models import Allocation, AllocationTableRow, Stratum
-from app.studies.models import Site, Study
+from app.studies.models import BlindingKey, Site, Study
 from app.surveys.models import Alert, RetiredLink, SurveyInstance
 
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
     "AuditChainHead",
     "AuditRecord",
     "Base",
+    "BlindingKey",
     "Contact",
     "IdempotencyKey",
     "OutboxMessage",

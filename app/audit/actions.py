@@ -27,6 +27,8 @@ class AuditAction(StrEnum):
     survey_link_reissued = "survey.link_reissued"
     alert_raised = "alert.raised"
     alert_acknowledged = "alert.acknowledged"
+    export_started = "export.started"
+    export_completed = "export.completed"
 
     @property
     def entity_type(self) -> str:

@@ -21,6 +21,9 @@ class Permission(StrEnum):
     read_allocations = "read_allocations"
     read_audit = "read_audit"
     acknowledge_alerts = "acknowledge_alerts"
+    export_blinded = "export_blinded"  # the blinded dataset, its codebook and package
+    export_unblinded = "export_unblinded"  # with arms (and the study must show them)
+    read_reports = "read_reports"  # CONSORT, retention, balance: groups coded if blind
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
@@ -33,11 +36,21 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.randomize,
             Permission.withdraw,
             Permission.acknowledge_alerts,
+            Permission.read_reports,
         }
     ),
-    Role.statistician: frozenset({Permission.read_studies}),
+    Role.statistician: frozenset(
+        {Permission.read_studies, Permission.export_blinded, Permission.read_reports}
+    ),
     Role.unblinded_statistician: frozenset(
-        {Permission.read_studies, Permission.unblind, Permission.read_allocations}
+        {
+            Permission.read_studies,
+            Permission.unblind,
+            Permission.read_allocations,
+            Permission.export_blinded,
+            Permission.export_unblinded,
+            Permission.read_reports,
+        }
     ),
 }
 

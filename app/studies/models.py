@@ -34,6 +34,19 @@ class Study(Base):
     sites: Mapped[list[Site]] = relationship(back_populates="study", order_by="Site.id")
 
 
+class BlindingKey(Base):
+    """The study's blinding key: 256 random bits behind the pseudonyms and the order of
+    the group codes of blinded exports and reports. Made with the study, sealed with the
+    server key, kept apart from the randomization secret and never shown, not even at
+    lock: revealing the secret must not unblind the statistician."""
+
+    __tablename__ = "blinding_keys"
+
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id"), primary_key=True)
+    sealed: Mapped[bytes] = mapped_column(LargeBinary(128))
+    created_at: Mapped[datetime]
+
+
 class Site(Base):
     __tablename__ = "sites"
     __table_args__ = (UniqueConstraint("study_id", "code"),)

@@ -85,6 +85,10 @@ class StudyReadWithDesign(StudyRead):
 class StudyReadUnblinded(StudyReadWithArms, StudyReadWithDesign):
     """Arms and design both."""
 
+    # Named again: the first base's plain `randomization` would otherwise win, and the
+    # block sizes would be dropped from the answer.
+    randomization: RandomizationDesignRead
+
 
 AnyStudyRead = StudyReadUnblinded | StudyReadWithArms | StudyReadWithDesign | StudyRead
 

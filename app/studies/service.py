@@ -32,7 +32,7 @@ from app.randomization.simulation import SimulationResult
 from app.randomization.strata import MAX_STRATA, count_strata
 from app.studies.definition import StudyDefinition
 from app.studies.lifecycle import StudyStatus, ensure_draft, ensure_enrolling, ensure_not_locked
-from app.studies.models import Site, Study
+from app.studies.models import BlindingKey, Site, Study
 from app.studies.schemas import SimulationRequest, StudyDescription
 from app.studies.simulation import Scenario, simulate_design
 from app.studies.validation import check_definition
@@ -72,6 +72,12 @@ def plan_of(study: Study) -> Plan:
     return definition_of(study).plan()
 
 
+def blinding_key_of(session: Session, study: Study) -> bytes:
+    """The study's blinding key (pseudonyms, group codes), unsealed: never shown."""
+    sealed = session.get_one(BlindingKey, study.id).sealed
+    return keys_of(session).open(Use.blinding_key, sealed, context=study.slug)
+
+
 def secret_of(session: Session, study: Study) -> bytes:
     """The study's 256-bit randomization secret (never shown before lock), unsealed.
 
@@ -102,6 +108,15 @@ def create_study(
     )
     session.add(study)
     session.flush()
+    session.add(
+        BlindingKey(
+            study_id=study.id,
+            sealed=sealing_keys_of(session).seal(
+                Use.blinding_key, secrets.token_bytes(SECRET_BYTES), context=study.slug
+            ),
+            created_at=now,
+        )
+    )
     audit.record(
         session,
         AuditAction.study_created,

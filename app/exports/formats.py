@@ -1,0 +1,121 @@
+"""How a dataset is written: CSV and JSON in chunks, the codebook, the data package's
+descriptor (pure).
+
+CSV: UTF-8, a header row of column names, an empty cell for a missing value, `true` and
+`false` for booleans. JSON: an array of objects, `null` for a missing value. Both are
+written as a stream of chunks of about `CHUNK_CHARS`, so an export of any size is
+written in constant memory.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+from app.exports.dataset import Column, Shape
+
+CHUNK_CHARS = 64 * 1024
+MISSING = ""
+
+
+def cell(value: Any) -> Any:
+    """A value as CSV writes it."""
+    if value is None:
+        return MISSING
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value
+
+
+def csv_chunks(cols: Sequence[Column], rows: Iterable[Sequence[Any]]) -> Iterator[str]:
+    """The header, then the rows, as CSV text in chunks."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow([c.name for c in cols])
+    for row in rows:
+        writer.writerow([cell(v) for v in row])
+        if buffer.tell() >= CHUNK_CHARS:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
+
+
+def json_chunks(cols: Sequence[Column], rows: Iterable[Sequence[Any]]) -> Iterator[str]:
+    """The rows as a JSON array of objects, in chunks."""
+    names = [c.name for c in cols]
+    parts: list[str] = ["["]
+    size = 1
+    first = True
+    for row in rows:
+        text = ("\n" if first else ",\n") + json.dumps(
+            dict(zip(names, row, strict=True)), ensure_ascii=False
+        )
+        first = False
+        parts.append(text)
+        size += len(text)
+        if size >= CHUNK_CHARS:
+            yield "".join(parts)
+            parts, size = [], 0
+    parts.append("\n]\n")
+    yield "".join(parts)
+
+
+CODEBOOK_FIELDS = ("name", "label", "type", "unit", "values", "instrument", "timepoint")
+
+
+def codebook_csv(cols: Sequence[Column]) -> str:
+    """The codebook as CSV: one row per column; values as `value=label` joined by `; `."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(CODEBOOK_FIELDS)
+    for col in cols:
+        described = col.describe()
+        described["values"] = "; ".join(f"{v}={label}" for v, label in col.values)
+        writer.writerow([cell(described[name]) for name in CODEBOOK_FIELDS])
+    return buffer.getvalue()
+
+
+def table_schema(cols: Sequence[Column], *, shape: Shape) -> dict[str, Any]:
+    """The Frictionless Table Schema of a dataset (types, allowed values, missing values,
+    primary key)."""
+    fields = []
+    for col in cols:
+        spec: dict[str, Any] = {"name": col.name, "title": col.label, "type": col.type}
+        if col.unit:
+            spec["description"] = f"unit: {col.unit}"
+        if col.closed and col.values:
+            spec["constraints"] = {"enum": [v for v, _ in col.values]}
+        if col.type == "boolean":
+            spec["trueValues"], spec["falseValues"] = ["true"], ["false"]
+        fields.append(spec)
+    key = ["pseudonym", "timepoint"] if shape is Shape.long else ["pseudonym"]
+    return {"fields": fields, "missingValues": [MISSING], "primaryKey": key}
+
+
+def data_package(
+    *, name: str, title: str, resources: Sequence[tuple[str, str, Shape, Sequence[Column]]]
+) -> dict[str, Any]:
+    """The `datapackage.json` of the export: one tabular resource per (name, path,
+    shape, columns)."""
+    return {
+        "name": name,
+        "title": title,
+        "profile": "tabular-data-package",
+        "resources": [
+            {
+                "name": resource,
+                "path": path,
+                "profile": "tabular-data-resource",
+                "format": "csv",
+                "mediatype": "text/csv",
+                "encoding": "utf-8",
+                "dialect": {"delimiter": ",", "lineTerminator": "\r\n", "header": True},
+                "schema": table_schema(cols, shape=shape),
+            }
+            for resource, path, shape, cols in resources
+        ],
+    }

@@ -1,0 +1,152 @@
+"""Exports of a study's data: the blinded dataset (CSV or JSON, long or wide), its
+codebook, the data package, and the unblinded dataset (with a reason). Data files are
+streamed; each export is audited when it starts and when its last byte is sent."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import StreamingResponse
+
+from app.api.body import JSON_BODY_LIMIT, CheckedJsonRoute
+from app.api.deps import ReadSessionDep, SessionDep
+from app.api.errors import PROBLEM_RESPONSES
+from app.api.params import SlugPath
+from app.auth.deps import STAFF_ROUTES, require
+from app.auth.permissions import Permission
+from app.auth.principal import Principal
+from app.db.engine import Database
+from app.exports import service
+from app.exports.dataset import Shape, columns
+from app.exports.formats import codebook_csv
+from app.exports.schemas import Codebook, codebook
+from app.exports.service import Format, Kind
+from app.studies import service as studies
+
+router = APIRouter(
+    prefix="/api/v1/studies/{slug}/exports",
+    tags=["exports"],
+    responses=PROBLEM_RESPONSES,
+    route_class=CheckedJsonRoute,
+    max_body_size=JSON_BODY_LIMIT,
+    dependencies=STAFF_ROUTES,
+)
+Blinded = Annotated[Principal, Depends(require(Permission.export_blinded))]
+Unblinded = Annotated[Principal, Depends(require(Permission.export_unblinded))]
+FormatQuery = Annotated[
+    Format, Query(alias="format", description="csv (UTF-8, header row) or json")
+]
+ShapeQuery = Annotated[
+    Shape, Query(description="long: a row per participant and timepoint; wide: per participant")
+]
+Reason = Annotated[
+    str,
+    Query(min_length=1, max_length=2000, description="why the arms are needed (audited)"),
+]
+MEDIA = {Format.csv: "text/csv; charset=utf-8", Format.json: "application/json"}
+FILE_RESPONSES: dict[int | str, dict[str, object]] = {
+    200: {
+        "description": "the dataset, streamed",
+        "content": {"text/csv": {}, "application/json": {}},
+    }
+}
+
+
+@router.get("/blinded", response_class=StreamingResponse, responses=FILE_RESPONSES)
+def blinded_export(
+    slug: SlugPath,
+    request: Request,
+    session: SessionDep,
+    user: Blinded,
+    fmt: FormatQuery = Format.csv,
+    shape: ShapeQuery = Shape.long,
+) -> StreamingResponse:
+    """The blinded dataset: pseudonyms, coded groups, strata, statuses, days from
+    randomization, every exported item and score; no identifying data, dates or arms."""
+    study = studies.get_study(session, slug=slug, user=user)
+    export = service.prepare(session, study=study, kind=Kind.blinded, shape=shape)
+    service.started(session, export, parameters={"format": fmt, "shape": shape}, actor=user)
+    return _file(request, export, fmt, user)
+
+
+@router.get("/unblinded", response_class=StreamingResponse, responses=FILE_RESPONSES)
+def unblinded_export(
+    slug: SlugPath,
+    request: Request,
+    session: SessionDep,
+    user: Unblinded,
+    reason: Reason,
+    fmt: FormatQuery = Format.csv,
+    shape: ShapeQuery = Shape.long,
+) -> StreamingResponse:
+    """The blinded dataset plus each participant's arm, arm label, stratum, block, block
+    size and position; for roles the study shows arms to, with a reason (audited)."""
+    study = studies.get_study(session, slug=slug, user=user)
+    studies.ensure_arms_visible(study, user=user)
+    export = service.prepare(session, study=study, kind=Kind.unblinded, shape=shape)
+    parameters = {"format": fmt, "shape": shape}
+    service.started(session, export, parameters=parameters, actor=user, reason=reason.strip())
+    return _file(request, export, fmt, user)
+
+
+@router.get(
+    "/codebook",
+    response_model=Codebook,
+    responses={200: {"content": {"application/json": {}, "text/csv": {}}}},
+)
+def export_codebook(
+    slug: SlugPath,
+    session: ReadSessionDep,
+    user: Blinded,
+    fmt: Annotated[Format, Query(alias="format", description="json or csv")] = Format.json,
+    shape: ShapeQuery = Shape.long,
+) -> Codebook | Response:
+    """Every column of the blinded export of that shape: name, label, type, unit, allowed
+    values and their labels, instrument and timepoint; nothing else."""
+    study = studies.get_study(session, slug=slug, user=user)
+    cols = columns(studies.definition_of(study), shape=shape, unblinded=False)
+    if fmt is Format.csv:
+        return Response(
+            codebook_csv(cols),
+            media_type=MEDIA[Format.csv],
+            headers=_attachment(f"{slug}-codebook-{shape}.csv"),
+        )
+    return codebook(slug, shape, cols)
+
+
+@router.get(
+    "/package",
+    response_class=StreamingResponse,
+    responses={200: {"description": "a zip", "content": {"application/zip": {}}}},
+)
+def export_package(
+    slug: SlugPath, request: Request, session: SessionDep, user: Blinded
+) -> StreamingResponse:
+    """A Frictionless data package (zip): `datapackage.json`, the blinded dataset long
+    and wide as CSV, and their codebooks."""
+    study = studies.get_study(session, slug=slug, user=user)
+    long = service.prepare(session, study=study, kind=Kind.blinded, shape=Shape.long)
+    wide = service.prepare(session, study=study, kind=Kind.blinded, shape=Shape.wide)
+    service.started(session, long, parameters={"format": "package"}, actor=user)
+    db: Database = request.app.state.db
+    return StreamingResponse(
+        service.package(db, wide, long, actor=user),
+        media_type="application/zip",
+        headers=_attachment(f"{slug}-blinded-package.zip"),
+    )
+
+
+def _file(
+    request: Request, export: service.Export, fmt: Format, user: Principal
+) -> StreamingResponse:
+    db: Database = request.app.state.db
+    return StreamingResponse(
+        service.stream(db, export, fmt=fmt, actor=user),
+        media_type=MEDIA[fmt],
+        headers=_attachment(f"{export.slug}-{export.kind}-{export.shape}.{fmt}"),
+    )
+
+
+def _attachment(filename: str) -> dict[str, str]:
+    return {"Content-Disposition": f'attachment; filename="{filename}"'}

@@ -1,0 +1,111 @@
+"""The answers of the report routes."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from app.reports.flow import ConsortFlow
+from app.reports.service import Balance, Retention
+
+
+class TimepointCounts(BaseModel):
+    timepoint: str
+    completed: int
+    missed: int
+    pending: int = Field(description="scheduled or open")
+
+
+class GroupCounts(BaseModel):
+    group: str = Field(description="the arm, or its blinded code (G1...) for blind roles")
+    label: str
+    randomized: int
+    withdrawn: int = Field(description="withdrawn after randomization")
+    timepoints: list[TimepointCounts]
+
+
+class ConsortReport(BaseModel):
+    screened: int
+    ineligible: int
+    ineligible_by_reason: dict[str, int]
+    enrolled: int
+    withdrawn_before_randomization: int
+    awaiting_randomization: int
+    randomized: int
+    groups: list[GroupCounts]
+
+
+def consort_report(flow: ConsortFlow) -> ConsortReport:
+    return ConsortReport(
+        screened=flow.screened,
+        ineligible=flow.ineligible,
+        ineligible_by_reason=flow.ineligible_by_reason,
+        enrolled=flow.enrolled,
+        withdrawn_before_randomization=flow.withdrawn_before_randomization,
+        awaiting_randomization=flow.awaiting_randomization,
+        randomized=flow.randomized,
+        groups=[
+            GroupCounts(
+                group=g.code,
+                label=g.label,
+                randomized=g.randomized,
+                withdrawn=g.withdrawn,
+                timepoints=[
+                    TimepointCounts(
+                        timepoint=t.timepoint,
+                        completed=t.completed,
+                        missed=t.missed,
+                        pending=t.pending,
+                    )
+                    for t in g.timepoints
+                ],
+            )
+            for g in flow.groups
+        ],
+    )
+
+
+class RetentionRow(BaseModel):
+    timepoint: str
+    group: str
+    completed: int
+    missed: int
+    pending: int
+    cancelled: int
+    rate: float | None = Field(description="completed / (completed + missed)")
+
+
+class RetentionReport(BaseModel):
+    items: list[RetentionRow]
+
+
+def retention_report(rows: list[Retention]) -> RetentionReport:
+    return RetentionReport(
+        items=[
+            RetentionRow(
+                timepoint=r.timepoint,
+                group=r.group,
+                completed=r.completed,
+                missed=r.missed,
+                pending=r.pending,
+                cancelled=r.cancelled,
+                rate=r.rate,
+            )
+            for r in rows
+        ]
+    )
+
+
+class BalanceRow(BaseModel):
+    factor: str
+    level: str
+    counts: dict[str, int] = Field(description="group → randomized participants")
+
+
+class BalanceReport(BaseModel):
+    items: list[BalanceRow]
+
+
+def balance_report(rows: list[Balance]) -> BalanceReport:
+    return BalanceReport(
+        items=[BalanceRow(factor=r.factor, level=r.level, counts=r.counts) for r in rows]
+    )

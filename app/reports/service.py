@@ -1,0 +1,240 @@
+"""The trial's progress counted from the database: CONSORT flow, retention per
+timepoint, balance of strata across groups. Groups are the arms for roles the study
+shows arms to, and the blinded group codes (`G1`...) for the others."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.auth.principal import Principal
+from app.db.base import utcnow
+from app.exports.pseudonyms import group_codes
+from app.participants.lifecycle import ParticipantStatus
+from app.participants.models import Participant
+from app.randomization import blinding
+from app.randomization.models import Allocation
+from app.reports.flow import ConsortFlow, GroupFlow, TimepointFlow
+from app.studies import service as studies
+from app.studies.definition import StudyDefinition
+from app.studies.models import Site, Study
+from app.surveys.models import SurveyInstance
+from app.surveys.scheduling import SurveyStatus, Window, status
+from app.surveys.service import timepoint_name
+
+
+@dataclass(frozen=True)
+class Group:
+    code: str
+    label: str
+
+
+def groups_for(session: Session, *, study: Study, user: Principal) -> dict[str, Group]:
+    """Arm → how the caller sees its group: the arm itself, or its blinded code."""
+    definition = studies.definition_of(study)
+    if blinding.may_see_arms(user.role, definition.blinding.arm_visible_to):
+        return {a.code: Group(a.code, a.label) for a in definition.arms}
+    codes = group_codes(studies.blinding_key_of(session, study), [a.code for a in definition.arms])
+    return {arm: Group(code, code) for arm, code in sorted(codes.items(), key=lambda i: i[1])}
+
+
+def consort(session: Session, *, study: Study, user: Principal) -> ConsortFlow:
+    """Screened → ineligible (by reason) → enrolled → randomized → per group, with each
+    timepoint's completed, missed and pending surveys."""
+    definition = studies.definition_of(study)
+    groups = groups_for(session, study=study, user=user)
+    by_status = dict(
+        session.execute(
+            select(Participant.status, func.count())
+            .where(Participant.study_id == study.id)
+            .group_by(Participant.status)
+        ).all()
+    )
+    reasons = _ineligible_reasons(session, study=study, definition=definition)
+    withdrawn_early = session.scalar(
+        select(func.count()).where(
+            Participant.study_id == study.id,
+            Participant.status == ParticipantStatus.withdrawn,
+            Participant.randomized_at.is_(None),
+        )
+    )
+    randomized = dict(
+        session.execute(
+            select(Allocation.arm, func.count())
+            .where(Allocation.study_id == study.id)
+            .group_by(Allocation.arm)
+        ).all()
+    )
+    withdrawn = dict(
+        session.execute(
+            select(Allocation.arm, func.count())
+            .join(Participant, Participant.id == Allocation.participant_id)
+            .where(
+                Allocation.study_id == study.id,
+                Participant.status == ParticipantStatus.withdrawn,
+            )
+            .group_by(Allocation.arm)
+        ).all()
+    )
+    surveys = _survey_counts(session, study=study, definition=definition)
+    ineligible = by_status.get(ParticipantStatus.ineligible, 0)
+    screened = sum(by_status.values())
+    group_flows = [
+        GroupFlow(
+            code=group.code,
+            label=group.label,
+            randomized=randomized.get(arm, 0),
+            withdrawn=withdrawn.get(arm, 0),
+            timepoints=[
+                TimepointFlow(
+                    timepoint=t.code,
+                    label=timepoint_name(t.code),
+                    completed=surveys[arm, t.code][SurveyStatus.completed],
+                    missed=surveys[arm, t.code][SurveyStatus.missed],
+                    pending=surveys[arm, t.code][SurveyStatus.scheduled]
+                    + surveys[arm, t.code][SurveyStatus.open],
+                )
+                for t in definition.schedule
+            ],
+        )
+        for arm, group in groups.items()
+    ]
+    return ConsortFlow(
+        study_title=study.title,
+        screened=screened,
+        ineligible=ineligible,
+        ineligible_by_reason=reasons,
+        enrolled=screened - ineligible,
+        withdrawn_before_randomization=withdrawn_early or 0,
+        awaiting_randomization=by_status.get(ParticipantStatus.enrolled, 0),
+        randomized=sum(randomized.values()),
+        groups=group_flows,
+    )
+
+
+def _ineligible_reasons(
+    session: Session, *, study: Study, definition: StudyDefinition
+) -> dict[str, int]:
+    texts = {c.code: c.text for c in definition.eligibility}
+    counted: Counter[str] = Counter()
+    lists = session.scalars(
+        select(Participant.ineligible_reasons)
+        .where(
+            Participant.study_id == study.id,
+            Participant.status == ParticipantStatus.ineligible,
+        )
+        .execution_options(yield_per=1000)
+    )
+    for reasons in lists:
+        counted.update(texts.get(code, code) for code in reasons or ())
+    order = {text: n for n, text in enumerate(texts.values())}
+    return dict(sorted(counted.items(), key=lambda i: (order.get(i[0], len(order)), i[0])))
+
+
+def _survey_counts(
+    session: Session, *, study: Study, definition: StudyDefinition
+) -> defaultdict[tuple[str, str], Counter[SurveyStatus]]:
+    """(arm, timepoint) → surveys of randomized participants by status, now."""
+    zone, now = definition.zone(), utcnow()
+    counts: defaultdict[tuple[str, str], Counter[SurveyStatus]] = defaultdict(Counter)
+    lines = session.execute(
+        select(
+            Allocation.arm,
+            SurveyInstance.timepoint,
+            SurveyInstance.opens_on,
+            SurveyInstance.closes_on,
+            SurveyInstance.completed_at,
+            SurveyInstance.cancelled_at,
+        )
+        .join(SurveyInstance, SurveyInstance.participant_id == Allocation.participant_id)
+        .where(Allocation.study_id == study.id)
+        .execution_options(yield_per=1000)
+    )
+    for line in lines:
+        state = status(
+            Window(line.opens_on, line.closes_on),
+            now=now,
+            zone=zone,
+            completed_at=line.completed_at,
+            cancelled_at=line.cancelled_at,
+        )
+        counts[line.arm, line.timepoint][state] += 1
+    return counts
+
+
+@dataclass(frozen=True)
+class Retention:
+    timepoint: str
+    group: str
+    completed: int
+    missed: int
+    pending: int
+    cancelled: int
+
+    @property
+    def rate(self) -> float | None:
+        """Completed among the surveys whose outcome is known (completed or missed)."""
+        known = self.completed + self.missed
+        return round(self.completed / known, 4) if known else None
+
+
+def retention(session: Session, *, study: Study, user: Principal) -> list[Retention]:
+    """Per timepoint and group: completed, missed, pending and cancelled surveys."""
+    definition = studies.definition_of(study)
+    groups = groups_for(session, study=study, user=user)
+    counts = _survey_counts(session, study=study, definition=definition)
+    return [
+        Retention(
+            timepoint=t.code,
+            group=group.code,
+            completed=counts[arm, t.code][SurveyStatus.completed],
+            missed=counts[arm, t.code][SurveyStatus.missed],
+            pending=counts[arm, t.code][SurveyStatus.scheduled]
+            + counts[arm, t.code][SurveyStatus.open],
+            cancelled=counts[arm, t.code][SurveyStatus.cancelled],
+        )
+        for t in definition.schedule
+        for arm, group in groups.items()
+    ]
+
+
+@dataclass(frozen=True)
+class Balance:
+    factor: str  # `site`, or a stratification factor's code
+    level: str
+    counts: dict[str, int]  # group code → randomized participants
+
+
+def balance(session: Session, *, study: Study, user: Principal) -> list[Balance]:
+    """Randomized participants per level of each stratification factor (the site
+    first, when the study stratifies by site), per group."""
+    definition = studies.definition_of(study)
+    groups = groups_for(session, study=study, user=user)
+    tallies: defaultdict[tuple[str, str], Counter[str]] = defaultdict(Counter)
+    lines = session.execute(
+        select(Allocation.arm, Site.code, Participant.strata)
+        .join(Participant, Participant.id == Allocation.participant_id)
+        .join(Site, Site.id == Participant.site_id)
+        .where(Allocation.study_id == study.id)
+        .execution_options(yield_per=1000)
+    )
+    for arm, site, strata in lines:
+        group = groups[arm].code if arm in groups else arm
+        tallies["site", site][group] += 1
+        for factor, level in (strata or {}).items():
+            tallies[factor, level][group] += 1
+    levels: list[tuple[str, str]] = []
+    if definition.randomization.stratify_by_site:
+        levels += [("site", s.code) for s in study.sites]
+    levels += [(f.code, level) for f in definition.randomization.strata for level in f.levels]
+    return [
+        Balance(
+            factor=factor,
+            level=level,
+            counts={g.code: tallies[factor, level][g.code] for g in groups.values()},
+        )
+        for factor, level in levels
+    ]
