@@ -13,6 +13,9 @@ from alembic.script import ScriptDirectory
 from app.config import Settings
 from app.db.engine import make_engine
 from app.db.schema import alembic_config
+from app.exports.pseudonyms import pseudonym
+from app.studies import service as studies
+from app.studies.models import Study
 from tests import pg
 
 
@@ -90,3 +93,16 @@ def test_allocations_made_before_their_ledger_named_participants_get_the_codes(s
     assert all(filled == code for filled, code in pairs)
     with pytest.raises(sa.exc.DatabaseError, match="append-only"), db.engine.begin() as conn:
         conn.exec_driver_sql("UPDATE allocations SET participant_code = 'X'")
+
+
+def test_studies_made_before_blinding_keys_get_one_that_opens(settings, db, api):
+    db.dispose()
+    config = alembic_config(settings.database_url, server_key=settings.server_key)
+    command.downgrade(config, "b6c1d2e3f4a5")  # before blinding keys
+    command.upgrade(config, "head")
+    with db.session(write=False) as session:
+        study = session.scalars(sa.select(Study)).one()
+        key = studies.blinding_key_of(session, study)
+        secret = studies.secret_of(session, study)
+    assert len(key) == 32 and key != secret
+    assert pseudonym(key, "PS-PHL-0001").startswith("P")
