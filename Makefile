@@ -62,6 +62,7 @@ lint: $(VENV)/.installed-test
 bench: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/enroll.py
 	$(BIN)/python benchmarks/surveys.py
+	$(BIN)/python benchmarks/export.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -249,3 +249,19 @@ def run_cli(args: list[str], *, env: dict[str, str]) -> str:
     if done.returncode != 0:
         raise BenchError(f"trialdesk {' '.join(args)} failed ({done.returncode}):\n{done.stderr}")
     return done.stdout
+
+
+def create_active_study(
+    url: str, admin_token: str, document: dict[str, Any], sites: Sequence[str]
+) -> None:
+    """Create the study of `document`, add its sites and activate it, through the API as
+    the admin."""
+    slug = document["slug"]
+    headers = {"Authorization": f"Bearer {admin_token}"}
+    steps: list[tuple[str, Any]] = [("/api/v1/studies", document)]
+    steps += [(f"/api/v1/studies/{slug}/sites", {"code": s, "name": s}) for s in sites]
+    steps.append((f"/api/v1/studies/{slug}/activate", None))
+    for path, body in steps:
+        response = httpx.post(f"{url}{path}", json=body, headers=headers, timeout=60)
+        if response.status_code not in (200, 201):
+            raise BenchError(f"POST {path}: {response.status_code} {response.text[:300]}")

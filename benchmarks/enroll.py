@@ -44,6 +44,7 @@ from benchmarks.driver import (
     BenchError,
     Load,
     Recorder,
+    create_active_study,
     figures,
     measure,
     print_table,
@@ -196,14 +197,7 @@ def create_study(url: str, admin_token: str) -> None:
     definition = demo_definition()
     definition["slug"] = STUDY
     definition["randomization"].pop("requires_completed", None)
-    headers = {"Authorization": f"Bearer {admin_token}"}
-    steps: list[tuple[str, Any]] = [("/api/v1/studies", definition)]
-    steps += [(f"/api/v1/studies/{STUDY}/sites", {"code": s, "name": s}) for s in SITES]
-    steps.append((f"/api/v1/studies/{STUDY}/activate", None))
-    for path, body in steps:
-        response = httpx.post(f"{url}{path}", json=body, headers=headers, timeout=60)
-        if response.status_code not in (200, 201):
-            raise BenchError(f"POST {path}: {response.status_code} {response.text[:300]}")
+    create_active_study(url, admin_token, definition, SITES)
 
 
 def bench_sqlite(load: Load) -> BackendResult:

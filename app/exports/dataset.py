@@ -80,6 +80,12 @@ class Column:
     # multi_choice item, or none)
     instrument: str | None = None
     timepoint: str | None = None
+    # How `RowMaker` reads it fast: an item's answer or a score of the row's survey (the
+    # one of `timepoint`, or of the row in the long shape); a value of the row's survey
+    # (`per_row`); else a value of the participant.
+    item: Item | None = field(default=None, repr=False, compare=False)
+    score: str | None = field(default=None, repr=False, compare=False)
+    per_row: bool = field(default=False, repr=False, compare=False)
 
     def describe(self) -> dict[str, Any]:
         """The codebook's entry for this column."""
@@ -128,11 +134,59 @@ def rows(
     record: ParticipantRecord, cols: Sequence[Column], definition: StudyDefinition, shape: Shape
 ) -> Iterator[list[Any]]:
     """The participant's rows: one per timepoint of the schedule (long), or one (wide)."""
-    if shape is Shape.wide:
-        yield [c.get(record, None) for c in cols]
-        return
-    for timepoint in definition.schedule:
-        yield [c.get(record, timepoint.code) for c in cols]
+    return RowMaker(cols, definition, shape)(record)
+
+
+class RowMaker:
+    """Makes the rows of a list of columns, participant after participant: values of the
+    participant once, then per row one survey lookup and a plain `get` per answer (only
+    multiple choices and dates are converted). Equivalent to calling each column's
+    getter, several times faster on a large export."""
+
+    def __init__(self, cols: Sequence[Column], definition: StudyDefinition, shape: Shape):
+        self.width = len(cols)
+        self.timepoints: list[str | None] = (
+            [t.code for t in definition.schedule] if shape is Shape.long else [None]
+        )
+        self.of_participant = [(i, c.get) for i, c in enumerate(cols) if _of_participant(c)]
+        self.of_row = [(i, c.get) for i, c in enumerate(cols) if c.per_row]
+        self.answers: dict[str | None, list[tuple[int, str]]] = {}
+        self.converted: dict[str | None, list[tuple[int, Item]]] = {}
+        self.scores: dict[str | None, list[tuple[int, str]]] = {}
+        for i, col in enumerate(cols):
+            if col.item is not None and col.item.type in (ItemType.multi_choice, ItemType.date):
+                self.converted.setdefault(col.timepoint, []).append((i, col.item))
+            elif col.item is not None:
+                self.answers.setdefault(col.timepoint, []).append((i, col.item.code))
+            elif col.score is not None:
+                self.scores.setdefault(col.timepoint, []).append((i, col.score))
+        self.surveys = set(self.answers) | set(self.converted) | set(self.scores)
+
+    def __call__(self, record: ParticipantRecord) -> Iterator[list[Any]]:
+        fixed: list[Any] = [None] * self.width
+        for i, get in self.of_participant:
+            fixed[i] = get(record, None)
+        for timepoint in self.timepoints:
+            row = fixed.copy()
+            for i, get in self.of_row:
+                row[i] = get(record, timepoint)
+            for key in self.surveys:
+                survey = record.surveys.get(key or timepoint or "")
+                if survey is None:
+                    continue
+                answers = survey.answers
+                for i, code in self.answers.get(key, ()):
+                    row[i] = answers.get(code)
+                for i, item in self.converted.get(key, ()):
+                    row[i] = _value(item, answers.get(item.code), record.randomized_on)
+                scores = survey.scores
+                for i, code in self.scores.get(key, ()):
+                    row[i] = scores.get(code)
+            yield row
+
+
+def _of_participant(col: Column) -> bool:
+    return col.item is None and col.score is None and not col.per_row
 
 
 def _participant_columns(definition: StudyDefinition) -> list[Column]:
@@ -170,7 +224,15 @@ def _timepoint_columns(definition: StudyDefinition, *, prefix: str | None) -> li
     if prefix is None:
         codes = tuple((t.code, t.code) for t in definition.schedule)
         return [
-            Column("timepoint", "Timepoint", "string", _timepoint, values=codes, closed=True),
+            Column(
+                "timepoint",
+                "Timepoint",
+                "string",
+                _timepoint,
+                values=codes,
+                closed=True,
+                per_row=True,
+            ),
             Column(
                 "status",
                 "Survey status",
@@ -178,6 +240,7 @@ def _timepoint_columns(definition: StudyDefinition, *, prefix: str | None) -> li
                 _status(None),
                 values=status_values,
                 closed=True,
+                per_row=True,
             ),
             Column(
                 "days_from_randomization",
@@ -185,6 +248,7 @@ def _timepoint_columns(definition: StudyDefinition, *, prefix: str | None) -> li
                 "integer",
                 _days(None),
                 unit=DAYS,
+                per_row=True,
             ),
         ]
     return [
@@ -196,6 +260,7 @@ def _timepoint_columns(definition: StudyDefinition, *, prefix: str | None) -> li
             values=status_values,
             closed=True,
             timepoint=prefix,
+            per_row=True,
         ),
         Column(
             f"{prefix}_days_from_randomization",
@@ -204,6 +269,7 @@ def _timepoint_columns(definition: StudyDefinition, *, prefix: str | None) -> li
             _days(prefix),
             unit=DAYS,
             timepoint=prefix,
+            per_row=True,
         ),
     ]
 
@@ -224,6 +290,7 @@ def _instrument_columns(instrument: Instrument, *, timepoint: str | None) -> lis
                 closed=item.type is ItemType.choice,
                 instrument=instrument.code,
                 timepoint=timepoint,
+                item=item,
             )
         )
     for score in instrument.scores:
@@ -235,6 +302,7 @@ def _instrument_columns(instrument: Instrument, *, timepoint: str | None) -> lis
                 _score(score.code, timepoint),
                 instrument=instrument.code,
                 timepoint=timepoint,
+                score=score.code,
             )
         )
     return out

@@ -91,7 +91,7 @@ def consort(session: Session, *, study: Study, user: Principal) -> ConsortFlow:
             timepoints=[
                 TimepointFlow(
                     timepoint=t.code,
-                    label=timepoint_name(t.code),
+                    label=timepoint_name(t.code).removesuffix(" survey"),
                     completed=surveys[arm, t.code][SurveyStatus.completed],
                     missed=surveys[arm, t.code][SurveyStatus.missed],
                     pending=surveys[arm, t.code][SurveyStatus.scheduled]
