@@ -293,18 +293,12 @@ def verify(study: Annotated[str, typer.Option("--study", help="study slug")]) ->
 def export_command(
     study: Annotated[str, typer.Option("--study", help="study slug")],
     out: Annotated[
-        Path | None, typer.Option("--out", help="file to write (never overwritten); default stdout")
-    ] = None,
-    shape: Annotated[str, typer.Option("--shape", help="long or wide")] = "long",
-    fmt: Annotated[str, typer.Option("--format", help="csv or json")] = "csv",
-    unblinded: Annotated[
-        bool, typer.Option("--unblinded", help="add the arms (needs --reason)")
-    ] = False,
-    reason: Annotated[str | None, typer.Option("--reason", help="why the arms are needed")] = None,
+        Path, typer.Option("--out", help="directory to write into (created; must be empty)")
+    ],
 ) -> None:
-    """Write the study's blinded dataset (or, with --unblinded and a reason, the unblinded
-    one); audited like an export through the API. Shows progress on a terminal."""
-    import os
+    """Write the study's blinded data package (datapackage.json, the long and wide CSV,
+    their codebooks) into a directory; audited like an export through the API. Shows
+    progress on a terminal."""
     import sys
 
     from sqlalchemy import select
@@ -313,11 +307,8 @@ def export_command(
     from app.exports.dataset import Shape
     from app.studies.models import Study
 
-    if shape not in Shape.__members__ or fmt not in exports.Format.__members__:
-        _fail("--shape is long or wide, --format csv or json")
-    if unblinded and not (reason and reason.strip()):
-        _fail("an unblinded export needs --reason")
-    kind = exports.Kind.unblinded if unblinded else exports.Kind.blinded
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        _fail(f"{out} exists and is not an empty directory: choose another")
     db = _database()
     try:
         db.check_server_key()
@@ -326,29 +317,19 @@ def export_command(
             if row is None:
                 _fail(f"no study {study!r}")
                 return
-            export = exports.prepare(session, study=row, kind=kind, shape=Shape(shape))
-            parameters = {"format": fmt, "shape": shape, "via": "command line"}
-            exports.started(session, export, parameters=parameters, actor=None, reason=reason)
-            total = exports.count_participants(session, export)
-        if out is None:
-            sink = sys.stdout.buffer
-        else:
-            sink = os.fdopen(os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb")
-        with (
-            sink,
-            typer.progressbar(length=total, label=f"{study}: participants", file=sys.stderr) as bar,
-        ):
+            kind = exports.Kind.blinded
+            long = exports.prepare(session, study=row, kind=kind, shape=Shape.long)
+            wide = exports.prepare(session, study=row, kind=kind, shape=Shape.wide)
+            parameters = {"format": "package", "via": "command line"}
+            exports.started(session, long, parameters=parameters, actor=None)
+            total = exports.count_participants(session, long)
+        with typer.progressbar(length=2 * total, label=study, file=sys.stderr) as bar:
             show = bar.update if sys.stderr.isatty() else None
-            for chunk in exports.stream(
-                db, export, fmt=exports.Format(fmt), actor=None, progress=show
-            ):
-                sink.write(chunk)
-    except FileExistsError:
-        _fail(f"{out} exists: choose another file")
+            written = exports.write_package(db, wide, long, out, progress=show)
     finally:
         db.dispose()
-    if out is not None:
-        typer.echo(f"{total} participants written to {out}", err=True)
+    typer.echo(f"{total} participants ({written.rows} rows) written to {out}/", err=True)
+    typer.echo(str(out / "datapackage.json"))
 
 
 @app.command("backup")

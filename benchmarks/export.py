@@ -68,13 +68,15 @@ from sqlalchemy import Connection, Engine, insert, select, text, update
 
 from app.auth.models import User
 from app.config import Settings
-from app.db.engine import make_engine
+from app.db.engine import Database, make_engine
 from app.demo import DEMO_ADMIN_EMAIL, demo_definition
 from app.participants.lifecycle import ParticipantStatus
 from app.participants.models import Participant
 from app.randomization.models import Allocation, Stratum
 from app.randomization.strata import stratum_key
+from app.studies import service as studies
 from app.studies.models import Site, Study
+from app.studies.pseudonyms import pseudonym
 from app.surveys.models import SurveyInstance
 from app.surveys.scheduling import window
 from benchmarks.driver import REQUEST_TIMEOUT_S, BenchError, create_active_study, run_cli
@@ -198,6 +200,7 @@ def fill(database_url: str, *, participants: int, zone: ZoneInfo) -> None:
             first_id = (connection.scalar(text("SELECT MAX(id) FROM participants")) or 0) + 1
         if study_id is None or admin_id is None or set(sites) != set(SITES):
             raise BenchError(f"the study {STUDY}, its sites or the demo admin are missing")
+        key = _blinding_key(database_url)
         now = datetime.now(UTC)
         everyone = people(participants, first_id=first_id, start=now - timedelta(days=800))
         with engine.begin() as connection:
@@ -212,11 +215,22 @@ def fill(database_url: str, *, participants: int, zone: ZoneInfo) -> None:
             with engine.begin() as connection:
                 _insert_batch(
                     connection, batch, study_id=study_id, admin_id=admin_id,
-                    sites=sites, strata=strata, zone=zone, now=now,
+                    sites=sites, strata=strata, zone=zone, now=now, key=key,
                 )  # fmt: skip
         _settle(engine)
     finally:
         engine.dispose()
+
+
+def _blinding_key(database_url: str) -> bytes:
+    """The study's blinding key, which its participants' pseudonyms come from."""
+    db = Database(Settings(database_url=database_url))
+    try:
+        with db.session(write=False) as session:
+            study = session.scalars(select(Study).where(Study.slug == STUDY)).one()
+            return studies.blinding_key_of(session, study)
+    finally:
+        db.dispose()
 
 
 def _insert_strata(connection: Connection, study_id: int, everyone: list[Person]) -> dict[str, int]:
@@ -253,6 +267,7 @@ def _insert_batch(
     strata: dict[str, int],
     zone: ZoneInfo,
     now: datetime,
+    key: bytes,
 ) -> None:
     screening = {"age_18_plus": True, "smi_diagnosis": True, "internet_access": True}
     participants, allocations, surveys = [], [], []
@@ -260,6 +275,7 @@ def _insert_batch(
         participants.append(
             {
                 "id": p.id, "study_id": study_id, "site_id": sites[p.site], "code": p.code,
+                "pseudonym": pseudonym(key, p.code),
                 "status": ParticipantStatus.randomized.value, "screening": screening,
                 "ineligible_reasons": None, "strata": {"diagnosis": p.diagnosis},
                 "stratum": p.stratum, "consent_version": "1.0", "screened_at": p.enrolled_at,

@@ -329,7 +329,9 @@ def _fill(database_url: str, *, instances: int, due: int, secret_key: str | None
     from app.db.schema import alembic_config
     from app.demo import load_demo
     from app.participants.models import Contact, Participant
+    from app.studies import service as studies
     from app.studies.models import Site, Study
+    from app.studies.pseudonyms import pseudonym
     from app.surveys.models import SurveyInstance
 
     command.upgrade(alembic_config(database_url), "head")
@@ -343,6 +345,7 @@ def _fill(database_url: str, *, instances: int, due: int, secret_key: str | None
             admin_id = session.execute(text("SELECT MIN(id) FROM users")).scalar_one()
             assert site is not None
             study_id, site_id = study.id, site.id
+            key = studies.blinding_key_of(session, study)
         now = datetime.now(UTC)
         today = now.date()
         chunk = 10_000
@@ -354,7 +357,8 @@ def _fill(database_url: str, *, instances: int, due: int, secret_key: str | None
                     [
                         {
                             "id": n + 1, "study_id": study_id, "site_id": site_id,
-                            "code": f"B{n:07d}", "status": "enrolled", "screening": {},
+                            "code": f"B{n:07d}", "pseudonym": pseudonym(key, f"B{n:07d}"),
+                            "status": "enrolled", "screening": {},
                             "screened_at": now, "enrolled_at": now, "created_by": admin_id,
                         }
                         for n in numbers

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import yaml
+from frictionless import validate
 
 from app.demo import demo_definition
 from tests.helpers import bearer
@@ -106,29 +107,36 @@ def test_serve_refuses_to_start_on_postgresql_without_a_server_key():
     assert "TRIALDESK_SECRET_KEY" in result.stderr
 
 
-def test_export_writes_the_blinded_dataset_to_a_new_file_and_is_audited(settings, api, tmp_path):
+def test_export_writes_the_blinded_data_package_into_a_new_directory_and_is_audited(
+    settings, api, tmp_path
+):
     for n in range(3):
         code = api.enroll(api.admin_token, site=("PHL", "PIT")[n % 2])
         assert api.randomize(api.admin_token, code).status_code == 200
-    out = tmp_path / "blinded.csv"
+    out = tmp_path / "package"
     done = trialdesk(settings, "export", "--study", "peer-support", "--out", str(out))
     assert done.returncode == 0, done.stderr
-    assert "3 participants written" in done.stderr
-    lines = out.read_text().splitlines()
-    assert lines[0].startswith("pseudonym,group,site,diagnosis,timepoint,status")
-    assert len(lines) == 1 + 3 * 3  # a row per participant and timepoint
-    assert (out.stat().st_mode & 0o777) == 0o600
+    assert done.stdout.strip().splitlines()[-1] == str(out / "datapackage.json")
+    assert "3 participants (12 rows) written" in done.stderr
+    assert sorted(p.name for p in out.iterdir()) == [
+        "blinded_long.csv",
+        "blinded_wide.csv",
+        "codebook_long.csv",
+        "codebook_wide.csv",
+        "datapackage.json",
+    ]
+    assert len((out / "blinded_long.csv").read_text().splitlines()) == 1 + 3 * 3
+    assert all((p.stat().st_mode & 0o777) == 0o600 for p in out.iterdir())
+    assert validate(str(out / "datapackage.json")).valid
     again = trialdesk(settings, "export", "--study", "peer-support", "--out", str(out))
-    assert again.returncode == 1 and "exists" in again.stderr
-    refused = trialdesk(settings, "export", "--study", "peer-support", "--unblinded")
-    assert refused.returncode == 1 and "--reason" in refused.stderr
-    wide = trialdesk(settings, "export", "--study", "peer-support", "--shape", "wide")
-    assert len(wide.stdout.splitlines()) == 1 + 3
+    assert again.returncode == 1 and "not an empty directory" in again.stderr
     audit = api.client.get(
         "/api/v1/studies/peer-support/audit",
         params={"limit": 1000},
         headers=bearer(api.admin_token),
     ).json()["items"]
+    started = [r for r in audit if r["action"] == "export.started"]
     completed = [r for r in audit if r["action"] == "export.completed"]
-    assert [r["changes"]["rows"]["new"] for r in completed] == [9, 3]
-    assert all(r["actor"] == "system" for r in completed)
+    assert len(started) == len(completed) == 1  # the refused second run audits nothing
+    assert completed[0]["changes"]["export"] == started[0]["changes"]["export"]
+    assert completed[0]["changes"]["rows"]["new"] == 12 and completed[0]["actor"] == "system"

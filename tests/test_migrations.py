@@ -13,9 +13,9 @@ from alembic.script import ScriptDirectory
 from app.config import Settings
 from app.db.engine import make_engine
 from app.db.schema import alembic_config
-from app.exports.pseudonyms import pseudonym
 from app.studies import service as studies
 from app.studies.models import Study
+from app.studies.pseudonyms import pseudonym
 from tests import pg
 
 

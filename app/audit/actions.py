@@ -29,6 +29,7 @@ class AuditAction(StrEnum):
     alert_acknowledged = "alert.acknowledged"
     export_started = "export.started"
     export_completed = "export.completed"
+    export_aborted = "export.aborted"
 
     @property
     def entity_type(self) -> str:

@@ -20,7 +20,7 @@ from datetime import date
 from enum import StrEnum
 from typing import Any
 
-from app.studies.definition import Instrument, Item, ItemType, StudyDefinition
+from app.studies.definition import Instrument, Item, ItemType, StudyDefinition, Timepoint
 from app.surveys.scheduling import SurveyStatus
 
 NOT_SCHEDULED = "not_scheduled"  # the timepoint was never scheduled for the participant
@@ -106,6 +106,14 @@ def exported_instruments(definition: StudyDefinition) -> list[Instrument]:
     return [i for i in definition.instruments if i.arms is None or i.released_in_blinded_export]
 
 
+def exported_timepoints(definition: StudyDefinition) -> list[Timepoint]:
+    """Timepoints of the blinded dataset: those with an exported instrument. A timepoint
+    made only of instruments limited to some arms is scheduled for those arms alone, so
+    even its status would tell the arms apart."""
+    exported = {i.code for i in exported_instruments(definition)}
+    return [t for t in definition.schedule if exported.intersection(t.instruments)]
+
+
 def exported_items(instrument: Instrument) -> list[Item]:
     """Items of the dataset: free text only where the study marks it `export: true`."""
     return [i for i in instrument.items if i.type is not ItemType.text or i.export]
@@ -120,7 +128,7 @@ def columns(definition: StudyDefinition, *, shape: Shape, unblinded: bool) -> li
         for instrument in instruments:
             out += _instrument_columns(instrument, timepoint=None)
     else:
-        for timepoint in definition.schedule:
+        for timepoint in exported_timepoints(definition):
             out += _timepoint_columns(definition, prefix=timepoint.code)
             for instrument in instruments:
                 if instrument.code in timepoint.instruments:
@@ -146,7 +154,9 @@ class RowMaker:
     def __init__(self, cols: Sequence[Column], definition: StudyDefinition, shape: Shape):
         self.width = len(cols)
         self.timepoints: list[str | None] = (
-            [t.code for t in definition.schedule] if shape is Shape.long else [None]
+            [t.code for t in exported_timepoints(definition)] or [None]
+            if shape is Shape.long
+            else [None]
         )
         self.of_participant = [(i, c.get) for i, c in enumerate(cols) if _of_participant(c)]
         self.of_row = [(i, c.get) for i, c in enumerate(cols) if c.per_row]
@@ -222,7 +232,7 @@ def _timepoint_columns(definition: StudyDefinition, *, prefix: str | None) -> li
     statuses = (*(s.value for s in SurveyStatus), NOT_SCHEDULED)
     status_values = tuple((s, s.replace("_", " ")) for s in statuses)
     if prefix is None:
-        codes = tuple((t.code, t.code) for t in definition.schedule)
+        codes = tuple((t.code, t.code) for t in exported_timepoints(definition))
         return [
             Column(
                 "timepoint",

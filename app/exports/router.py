@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
+from pydantic import StringConstraints
 
 from app.api.body import JSON_BODY_LIMIT, CheckedJsonRoute
 from app.api.deps import ReadSessionDep, SessionDep
@@ -21,7 +22,7 @@ from app.exports import service
 from app.exports.dataset import Shape, columns
 from app.exports.formats import codebook_csv
 from app.exports.schemas import Codebook, codebook
-from app.exports.service import Format, Kind
+from app.exports.service import Format, Kind, StreamSlot
 from app.studies import service as studies
 
 router = APIRouter(
@@ -42,7 +43,8 @@ ShapeQuery = Annotated[
 ]
 Reason = Annotated[
     str,
-    Query(min_length=1, max_length=2000, description="why the arms are needed (audited)"),
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=2000),
+    Query(description="why the arms are needed (audited)"),
 ]
 MEDIA = {Format.csv: "text/csv; charset=utf-8", Format.json: "application/json"}
 FILE_RESPONSES: dict[int | str, dict[str, object]] = {
@@ -65,9 +67,10 @@ def blinded_export(
     """The blinded dataset: pseudonyms, coded groups, strata, statuses, days from
     randomization, every exported item and score; no identifying data, dates or arms."""
     study = studies.get_study(session, slug=slug, user=user)
+    slot = service.StreamSlot()
     export = service.prepare(session, study=study, kind=Kind.blinded, shape=shape)
     service.started(session, export, parameters={"format": fmt, "shape": shape}, actor=user)
-    return _file(request, export, fmt, user)
+    return _file(request, export, fmt, user, slot)
 
 
 @router.get("/unblinded", response_class=StreamingResponse, responses=FILE_RESPONSES)
@@ -84,10 +87,11 @@ def unblinded_export(
     size and position; for roles the study shows arms to, with a reason (audited)."""
     study = studies.get_study(session, slug=slug, user=user)
     studies.ensure_arms_visible(study, user=user)
+    slot = service.StreamSlot()
     export = service.prepare(session, study=study, kind=Kind.unblinded, shape=shape)
     parameters = {"format": fmt, "shape": shape}
-    service.started(session, export, parameters=parameters, actor=user, reason=reason.strip())
-    return _file(request, export, fmt, user)
+    service.started(session, export, parameters=parameters, actor=user, reason=reason)
+    return _file(request, export, fmt, user, slot)
 
 
 @router.get(
@@ -126,23 +130,24 @@ def export_package(
     """A Frictionless data package (zip): `datapackage.json`, the blinded dataset long
     and wide as CSV, and their codebooks."""
     study = studies.get_study(session, slug=slug, user=user)
+    slot = service.StreamSlot()
     long = service.prepare(session, study=study, kind=Kind.blinded, shape=Shape.long)
     wide = service.prepare(session, study=study, kind=Kind.blinded, shape=Shape.wide)
     service.started(session, long, parameters={"format": "package"}, actor=user)
     db: Database = request.app.state.db
     return StreamingResponse(
-        service.package(db, wide, long, actor=user),
+        service.package(db, wide, long, actor=user, slot=slot),
         media_type="application/zip",
         headers=_attachment(f"{slug}-blinded-package.zip"),
     )
 
 
 def _file(
-    request: Request, export: service.Export, fmt: Format, user: Principal
+    request: Request, export: service.Export, fmt: Format, user: Principal, slot: StreamSlot
 ) -> StreamingResponse:
     db: Database = request.app.state.db
     return StreamingResponse(
-        service.stream(db, export, fmt=fmt, actor=user),
+        service.stream(db, export, fmt=fmt, actor=user, slot=slot),
         media_type=MEDIA[fmt],
         headers=_attachment(f"{export.slug}-{export.kind}-{export.shape}.{fmt}"),
     )

@@ -6,12 +6,17 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
+import os
+import secrets
+import threading
 import zipfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
 from itertools import groupby
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Row, func, select
@@ -21,6 +26,7 @@ from app.audit import service as audit
 from app.audit.actions import AuditAction
 from app.auth.principal import Principal
 from app.db.engine import Database
+from app.errors import Busy
 from app.exports import formats
 from app.exports.dataset import (
     Allocated,
@@ -31,17 +37,19 @@ from app.exports.dataset import (
     SurveyRecord,
     columns,
 )
-from app.exports.pseudonyms import group_codes, pseudonym
 from app.participants.lifecycle import ParticipantStatus
 from app.participants.models import Participant
 from app.randomization.models import Allocation, Stratum
 from app.studies import service as studies
 from app.studies.definition import StudyDefinition
 from app.studies.models import Site, Study
+from app.studies.pseudonyms import group_codes
 from app.surveys.models import SurveyInstance
 from app.surveys.scheduling import Window, local_date, status
 
 YIELD_PER = 500
+MAX_STREAMS = 4  # export downloads at once, per process
+log = logging.getLogger("trialdesk.exports")
 
 
 class Format(StrEnum):
@@ -65,9 +73,9 @@ class Export:
     kind: Kind
     shape: Shape
     columns: list[Column]
-    pseudonym_key: bytes
     groups: dict[str, str]  # arm → group code
     now: datetime
+    id: str = field(default_factory=lambda: secrets.token_hex(8))  # pairs its audit records
 
 
 def prepare(session: Session, *, study: Study, kind: Kind, shape: Shape) -> Export:
@@ -82,7 +90,6 @@ def prepare(session: Session, *, study: Study, kind: Kind, shape: Shape) -> Expo
         kind=kind,
         shape=shape,
         columns=columns(definition, shape=shape, unblinded=kind is Kind.unblinded),
-        pseudonym_key=key,
         groups=group_codes(key, [a.code for a in definition.arms]),
         now=audit.lock_chain_head(session).at,
     )
@@ -105,22 +112,60 @@ def started(
         entity_id=f"{export.slug}:{export.kind}",
         study_id=export.study_id,
         reason=reason,
-        changes={"parameters": (None, parameters)},
+        changes={"export": (None, export.id), "parameters": (None, parameters)},
     )
 
 
 def finished(
-    db: Database, export: Export, *, actor: Principal | None, rows: int, sha256: str
+    db: Database,
+    export: Export,
+    *,
+    actor: Principal | None,
+    counter: Counter,
+    complete: bool,
 ) -> None:
-    with db.begin() as session:
-        audit.record(
-            session,
-            AuditAction.export_completed,
-            actor=actor,
-            entity_id=f"{export.slug}:{export.kind}",
-            study_id=export.study_id,
-            changes={"rows": (None, rows), "sha256": (None, sha256)},
-        )
+    """`export.completed` with the rows and the SHA-256 of the bytes sent; or
+    `export.aborted` with what was sent before the client went away or a fault."""
+    action = AuditAction.export_completed if complete else AuditAction.export_aborted
+    try:
+        with db.begin() as session:
+            audit.record(
+                session,
+                action,
+                actor=actor,
+                entity_id=f"{export.slug}:{export.kind}",
+                study_id=export.study_id,
+                changes={
+                    "export": (None, export.id),
+                    "rows": (None, counter.rows),
+                    "bytes": (None, counter.size),
+                    "sha256": (None, counter.digest.hexdigest()),
+                },
+            )
+    except Exception:  # the bytes are out: say so loudly, never hide the first fault
+        log.exception("the end of export %s could not be audited", export.id)
+
+
+class StreamSlot:
+    """One of the process's `MAX_STREAMS` export streams. A stream holds a pooled
+    connection and a read transaction until its client has read the last byte, outside
+    the request slots: without a bound, slow downloads could take every connection."""
+
+    _free = threading.BoundedSemaphore(MAX_STREAMS)
+
+    def __init__(self) -> None:
+        self._held = False
+        if not self._free.acquire(blocking=False):
+            raise Busy(f"{MAX_STREAMS} exports are being downloaded; try again shortly")
+        self._held = True
+
+    def release(self) -> None:
+        if self._held:
+            self._held = False
+            self._free.release()
+
+    def __del__(self) -> None:  # a response never sent: its stream never started
+        self.release()
 
 
 def records(session: Session, export: Export) -> Iterator[ParticipantRecord]:
@@ -132,7 +177,7 @@ def records(session: Session, export: Export) -> Iterator[ParticipantRecord]:
     query = (
         select(
             Participant.id,
-            Participant.code,
+            Participant.pseudonym,
             Participant.strata,
             Participant.randomized_at,
             Site.code.label("site"),
@@ -157,7 +202,8 @@ def records(session: Session, export: Export) -> Iterator[ParticipantRecord]:
             Participant.study_id == export.study_id,
             Participant.status != ParticipantStatus.ineligible,
         )
-        .order_by(Participant.id, SurveyInstance.id)
+        # By pseudonym: the order of enrollment would give codes and allocations away.
+        .order_by(Participant.pseudonym, Participant.id, SurveyInstance.id)
         .execution_options(yield_per=YIELD_PER)
     )
     result = session.connection().execute(query)  # rows, not entities: no ORM work
@@ -181,7 +227,7 @@ def records(session: Session, export: Export) -> Iterator[ParticipantRecord]:
                 position=first.position,
             )
         yield ParticipantRecord(
-            pseudonym=pseudonym(export.pseudonym_key, first.code),
+            pseudonym=first.pseudonym,
             group=export.groups.get(first.arm) if first.arm is not None else None,
             site=first.site,
             strata=first.strata or {},
@@ -238,6 +284,7 @@ class Counter:
 
     def __init__(self) -> None:
         self.rows = 0
+        self.size = 0
         self.digest = hashlib.sha256()
 
     def count(self, source: Iterable[list[Any]]) -> Iterator[list[Any]]:
@@ -247,6 +294,7 @@ class Counter:
 
     def sent(self, chunk: bytes) -> bytes:
         self.digest.update(chunk)
+        self.size += len(chunk)
         return chunk
 
 
@@ -256,21 +304,61 @@ def stream(
     *,
     fmt: Format,
     actor: Principal | None,
+    slot: StreamSlot | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> Iterator[bytes]:
-    """The export's bytes, read in one read-only transaction; `export.completed` once
-    the last byte is out."""
+    """The export's bytes, read in one read-only transaction; audited at the end."""
     counter = Counter()
-    with db.session(write=False) as session:
-        source = counter.count(dataset_rows(session, export, progress))
-        chunks = (
-            formats.csv_chunks(export.columns, source)
-            if fmt is Format.csv
-            else formats.json_chunks(export.columns, source)
-        )
-        for chunk in chunks:
-            yield counter.sent(chunk.encode())
-    finished(db, export, actor=actor, rows=counter.rows, sha256=counter.digest.hexdigest())
+    complete = False
+    try:
+        with db.session(write=False) as session:
+            source = counter.count(dataset_rows(session, export, progress))
+            chunks = (
+                formats.csv_chunks(export.columns, source)
+                if fmt is Format.csv
+                else formats.json_chunks(export.columns, source)
+            )
+            for chunk in chunks:
+                yield counter.sent(chunk.encode())
+        complete = True
+    finally:
+        if slot is not None:
+            slot.release()
+        finished(db, export, actor=actor, counter=counter, complete=complete)
+
+
+def package_files(
+    session: Session,
+    wide: Export,
+    long: Export,
+    counter: Counter,
+    progress: Callable[[int], None] | None = None,
+) -> Iterator[tuple[str, Iterator[bytes]]]:
+    """The files of the blinded data package, each as (name, its bytes in chunks):
+    `datapackage.json`, the codebooks, the long and the wide CSV (read in `session`)."""
+    descriptor = formats.data_package(
+        name=long.slug,
+        title=long.title,
+        resources=[
+            ("blinded_long", "blinded_long.csv", Shape.long, long.columns),
+            ("blinded_wide", "blinded_wide.csv", Shape.wide, wide.columns),
+        ],
+    )
+    yield "datapackage.json", iter([(json.dumps(descriptor, indent=2) + "\n").encode()])
+    for export in (long, wide):
+        yield f"codebook_{export.shape}.csv", iter([formats.codebook_csv(export.columns).encode()])
+    for export in (long, wide):
+        rows = counter.count(dataset_rows(session, export, progress))
+        chunks = formats.csv_chunks(export.columns, rows)
+        yield f"blinded_{export.shape}.csv", (chunk.encode() for chunk in chunks)
+
+
+def snapshot(session: Session) -> Session:
+    """The session, reading one snapshot for all its statements (PostgreSQL reads each
+    statement's own by default; a SQLite transaction is one snapshot already)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+    return session
 
 
 class _Pipe(io.RawIOBase):
@@ -291,32 +379,57 @@ class _Pipe(io.RawIOBase):
         return out
 
 
-def package(db: Database, wide: Export, long: Export, *, actor: Principal) -> Iterator[bytes]:
-    """A zip of `datapackage.json`, the long and the wide CSV, and the codebooks;
-    streamed (the zip's entries are written as they are read)."""
+def package(
+    db: Database, wide: Export, long: Export, *, actor: Principal, slot: StreamSlot | None = None
+) -> Iterator[bytes]:
+    """The data package as a zip, streamed: each entry is written as it is read, both
+    datasets from one snapshot."""
     counter = Counter()
+    complete = False
     pipe = _Pipe()
-    descriptor = formats.data_package(
-        name=long.slug,
-        title=long.title,
-        resources=[
-            ("blinded_long", "blinded_long.csv", Shape.long, long.columns),
-            ("blinded_wide", "blinded_wide.csv", Shape.wide, wide.columns),
-        ],
-    )
-    with zipfile.ZipFile(pipe, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr("datapackage.json", json.dumps(descriptor, indent=2) + "\n")
-        for name, export in (("codebook_long.csv", long), ("codebook_wide.csv", wide)):
-            archive.writestr(name, formats.codebook_csv(export.columns))
+    try:
+        with (
+            db.session(write=False) as session,
+            zipfile.ZipFile(pipe, "w", compression=zipfile.ZIP_DEFLATED) as archive,
+        ):
+            for name, chunks in package_files(snapshot(session), wide, long, counter):
+                with archive.open(name, "w", force_zip64=True) as entry:
+                    for chunk in chunks:
+                        entry.write(chunk)
+                        yield counter.sent(pipe.take())
         yield counter.sent(pipe.take())
-        for export in (long, wide):
-            with (
-                db.session(write=False) as session,
-                archive.open(f"blinded_{export.shape}.csv", "w", force_zip64=True) as entry,
-            ):
-                source = counter.count(dataset_rows(session, export))
-                for chunk in formats.csv_chunks(export.columns, source):
-                    entry.write(chunk.encode())
-                    yield counter.sent(pipe.take())
-    yield counter.sent(pipe.take())
-    finished(db, long, actor=actor, rows=counter.rows, sha256=counter.digest.hexdigest())
+        complete = True
+    finally:
+        if slot is not None:
+            slot.release()
+        finished(db, long, actor=actor, counter=counter, complete=complete)
+
+
+def write_package(
+    db: Database,
+    wide: Export,
+    long: Export,
+    directory: Path,
+    *,
+    progress: Callable[[int], None] | None = None,
+) -> Counter:
+    """Write the data package's files into `directory` (which must not exist, or be
+    empty); each file readable by its owner only. Audited as an export; `progress(1)`
+    after each participant of each dataset."""
+    counter = Counter()
+    complete = False
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if any(directory.iterdir()):
+        raise FileExistsError(f"{directory} is not empty")
+    try:
+        with db.session(write=False) as session:
+            files = package_files(snapshot(session), wide, long, counter, progress)
+            for name, chunks in files:
+                descriptor = os.open(directory / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(descriptor, "wb") as out:
+                    for chunk in chunks:
+                        out.write(counter.sent(chunk))
+        complete = True
+    finally:
+        finished(db, long, actor=None, counter=counter, complete=complete)
+    return counter

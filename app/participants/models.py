@@ -23,6 +23,9 @@ class Participant(Base):
     study_id: Mapped[int] = mapped_column(ForeignKey("studies.id"), index=True)
     site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"), index=True)
     code: Mapped[str] = mapped_column(String(32))
+    # From the study's blinding key (studies.pseudonyms): exports show it, and are ordered
+    # by it, so that a row's place tells nothing of when or where someone enrolled.
+    pseudonym: Mapped[str] = mapped_column(String(16), index=True)
     status: Mapped[ParticipantStatus] = mapped_column(String(16), index=True)
     screening: Mapped[dict[str, Any]]
     ineligible_reasons: Mapped[list[Any] | None]

@@ -63,10 +63,12 @@ def enroll(
     eligible = outcome.eligible
     now = audit.lock_chain_head(session).at  # before the site's row: see its lock order
     number = _next_participant_number(session, site=site)
+    code = f"{study.code_prefix}-{site.code}-{number:04d}"
     participant = Participant(
         study_id=study.id,
         site_id=site.id,
-        code=f"{study.code_prefix}-{site.code}-{number:04d}",
+        code=code,
+        pseudonym=studies.pseudonym_of(session, study, code),
         status=lifecycle.screened(eligible=eligible),
         screening=dict(data.screening),
         ineligible_reasons=outcome.ineligible_reasons or None,

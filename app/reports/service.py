@@ -5,22 +5,25 @@ shows arms to, and the blinded group codes (`G1`...) for the others."""
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from app.auth.permissions import Permission, has_permission
 from app.auth.principal import Principal
 from app.db.base import utcnow
-from app.exports.pseudonyms import group_codes
+from app.exports.dataset import exported_timepoints
 from app.participants.lifecycle import ParticipantStatus
 from app.participants.models import Participant
 from app.randomization import blinding
 from app.randomization.models import Allocation
 from app.reports.flow import ConsortFlow, GroupFlow, TimepointFlow
 from app.studies import service as studies
-from app.studies.definition import StudyDefinition
+from app.studies.definition import StudyDefinition, Timepoint
 from app.studies.models import Site, Study
+from app.studies.pseudonyms import group_codes
 from app.surveys.models import SurveyInstance
 from app.surveys.scheduling import SurveyStatus, Window, status
 from app.surveys.service import timepoint_name
@@ -30,15 +33,55 @@ from app.surveys.service import timepoint_name
 class Group:
     code: str
     label: str
+    arms: tuple[str, ...]  # the arms counted in it
 
 
-def groups_for(session: Session, *, study: Study, user: Principal) -> dict[str, Group]:
-    """Arm → how the caller sees its group: the arm itself, or its blinded code."""
+POOLED = "all"
+
+
+@dataclass(frozen=True)
+class Groups:
+    """How the caller sees the randomized: by arm, by blinded code, or pooled."""
+
+    groups: list[Group]
+    blind: bool  # the caller may not see arms
+
+    def of(self, arm: str) -> str:
+        return next(g.code for g in self.groups if arm in g.arms)
+
+
+def groups_for(session: Session, *, study: Study, user: Principal) -> Groups:
+    """The arms themselves for a role the study shows arms to; the blinded codes
+    (`G1`...) for a blind role that never sees who a participant is (a statistician);
+    one pooled group for a blind role that does (a coordinator), who could otherwise
+    tie the person just randomized to the group whose count went up."""
     definition = studies.definition_of(study)
+    arms = [a.code for a in definition.arms]
     if blinding.may_see_arms(user.role, definition.blinding.arm_visible_to):
-        return {a.code: Group(a.code, a.label) for a in definition.arms}
-    codes = group_codes(studies.blinding_key_of(session, study), [a.code for a in definition.arms])
-    return {arm: Group(code, code) for arm, code in sorted(codes.items(), key=lambda i: i[1])}
+        return Groups([Group(a.code, a.label, (a.code,)) for a in definition.arms], blind=False)
+    if has_permission(user.role, Permission.read_participants):
+        return Groups([Group(POOLED, "All randomized", tuple(arms))], blind=True)
+    codes = group_codes(studies.blinding_key_of(session, study), arms)
+    ordered = sorted(codes.items(), key=lambda item: int(item[1][1:]))
+    return Groups([Group(code, code, (arm,)) for arm, code in ordered], blind=True)
+
+
+def _timepoints(definition: StudyDefinition, groups: Groups) -> list[Timepoint]:
+    """Timepoints shown: for a blind caller, not those scheduled only for some arms."""
+    return exported_timepoints(definition) if groups.blind else list(definition.schedule)
+
+
+def _sum(counts: Mapping[str, int], group: Group) -> int:
+    return sum(counts.get(arm, 0) for arm in group.arms)
+
+
+def _surveys(
+    counts: Mapping[tuple[str, str], Counter[SurveyStatus]], group: Group, timepoint: str
+) -> Counter[SurveyStatus]:
+    total: Counter[SurveyStatus] = Counter()
+    for arm in group.arms:
+        total.update(counts.get((arm, timepoint), Counter()))
+    return total
 
 
 def consort(session: Session, *, study: Study, user: Principal) -> ConsortFlow:
@@ -82,26 +125,29 @@ def consort(session: Session, *, study: Study, user: Principal) -> ConsortFlow:
     surveys = _survey_counts(session, study=study, definition=definition)
     ineligible = by_status.get(ParticipantStatus.ineligible, 0)
     screened = sum(by_status.values())
-    group_flows = [
-        GroupFlow(
-            code=group.code,
-            label=group.label,
-            randomized=randomized.get(arm, 0),
-            withdrawn=withdrawn.get(arm, 0),
-            timepoints=[
+    group_flows = []
+    for group in groups.groups:
+        flows = []
+        for t in _timepoints(definition, groups):
+            counted = _surveys(surveys, group, t.code)
+            flows.append(
                 TimepointFlow(
                     timepoint=t.code,
                     label=timepoint_name(t.code).removesuffix(" survey"),
-                    completed=surveys[arm, t.code][SurveyStatus.completed],
-                    missed=surveys[arm, t.code][SurveyStatus.missed],
-                    pending=surveys[arm, t.code][SurveyStatus.scheduled]
-                    + surveys[arm, t.code][SurveyStatus.open],
+                    completed=counted[SurveyStatus.completed],
+                    missed=counted[SurveyStatus.missed],
+                    pending=counted[SurveyStatus.scheduled] + counted[SurveyStatus.open],
                 )
-                for t in definition.schedule
-            ],
+            )
+        group_flows.append(
+            GroupFlow(
+                code=group.code,
+                label=group.label,
+                randomized=_sum(randomized, group),
+                withdrawn=_sum(withdrawn, group),
+                timepoints=flows,
+            )
         )
-        for arm, group in groups.items()
-    ]
     return ConsortFlow(
         study_title=study.title,
         screened=screened,
@@ -186,19 +232,21 @@ def retention(session: Session, *, study: Study, user: Principal) -> list[Retent
     definition = studies.definition_of(study)
     groups = groups_for(session, study=study, user=user)
     counts = _survey_counts(session, study=study, definition=definition)
-    return [
-        Retention(
-            timepoint=t.code,
-            group=group.code,
-            completed=counts[arm, t.code][SurveyStatus.completed],
-            missed=counts[arm, t.code][SurveyStatus.missed],
-            pending=counts[arm, t.code][SurveyStatus.scheduled]
-            + counts[arm, t.code][SurveyStatus.open],
-            cancelled=counts[arm, t.code][SurveyStatus.cancelled],
-        )
-        for t in definition.schedule
-        for arm, group in groups.items()
-    ]
+    out = []
+    for t in _timepoints(definition, groups):
+        for group in groups.groups:
+            counted = _surveys(counts, group, t.code)
+            out.append(
+                Retention(
+                    timepoint=t.code,
+                    group=group.code,
+                    completed=counted[SurveyStatus.completed],
+                    missed=counted[SurveyStatus.missed],
+                    pending=counted[SurveyStatus.scheduled] + counted[SurveyStatus.open],
+                    cancelled=counted[SurveyStatus.cancelled],
+                )
+            )
+    return out
 
 
 @dataclass(frozen=True)
@@ -222,7 +270,7 @@ def balance(session: Session, *, study: Study, user: Principal) -> list[Balance]
         .execution_options(yield_per=1000)
     )
     for arm, site, strata in lines:
-        group = groups[arm].code if arm in groups else arm
+        group = groups.of(arm)
         tallies["site", site][group] += 1
         for factor, level in (strata or {}).items():
             tallies[factor, level][group] += 1
@@ -234,7 +282,7 @@ def balance(session: Session, *, study: Study, user: Principal) -> list[Balance]
         Balance(
             factor=factor,
             level=level,
-            counts={g.code: tallies[factor, level][g.code] for g in groups.values()},
+            counts={g.code: tallies[factor, level][g.code] for g in groups.groups},
         )
         for factor, level in levels
     ]

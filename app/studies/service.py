@@ -33,6 +33,7 @@ from app.randomization.strata import MAX_STRATA, count_strata
 from app.studies.definition import StudyDefinition
 from app.studies.lifecycle import StudyStatus, ensure_draft, ensure_enrolling, ensure_not_locked
 from app.studies.models import BlindingKey, Site, Study
+from app.studies.pseudonyms import pseudonym
 from app.studies.schemas import SimulationRequest, StudyDescription
 from app.studies.simulation import Scenario, simulate_design
 from app.studies.validation import check_definition
@@ -76,6 +77,11 @@ def blinding_key_of(session: Session, study: Study) -> bytes:
     """The study's blinding key (pseudonyms, group codes), unsealed: never shown."""
     sealed = session.get_one(BlindingKey, study.id).sealed
     return keys_of(session).open(Use.blinding_key, sealed, context=study.slug)
+
+
+def pseudonym_of(session: Session, study: Study, code: str) -> str:
+    """The participant's pseudonym in the study's exports (from the blinding key)."""
+    return pseudonym(blinding_key_of(session, study), code)
 
 
 def secret_of(session: Session, study: Study) -> bytes:

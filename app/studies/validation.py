@@ -16,6 +16,12 @@ from app.studies.definition import Anchor, Item, ItemType, StudyDefinition
 
 MAX_SITE_CODE = 12
 MAX_STRATUM_KEY = 500  # the width of the stratum columns
+# Columns every export has (SPEC section 5), or the unblinded one adds: no factor, item
+# or score may take their names.
+FIXED_COLUMNS = (
+    *("pseudonym", "group", "timepoint", "status", "days_from_randomization"),
+    *("arm", "arm_label", "stratum", "block", "block_size", "position"),
+)
 NUMERIC_TYPES = frozenset({ItemType.choice, ItemType.integer, ItemType.number, ItemType.boolean})
 
 
@@ -84,6 +90,7 @@ def definition_problems(d: StudyDefinition) -> Iterator[FieldProblem]:
     instruments = {ins.code: ins for ins in d.instruments}
     yield from _duplicates(("instruments",), (ins.code for ins in d.instruments))
     yield from _instrument_problems(d, arm_codes)
+    yield from _export_column_problems(d)
 
     timepoints = {t.code: t for t in d.schedule}
     yield from _duplicates(("schedule",), (t.code for t in d.schedule))
@@ -130,8 +137,7 @@ def definition_problems(d: StudyDefinition) -> Iterator[FieldProblem]:
 def _instrument_problems(d: StudyDefinition, arm_codes: set[str]) -> Iterator[FieldProblem]:
     # Item and score codes become export columns, so they must be unique study-wide.
     seen: dict[str, tuple[str | int, ...]] = {}
-    reserved = {"pseudonym", "group", "timepoint", "status", "days_from_randomization", "arm"}
-    reserved |= {f.code for f in d.randomization.strata} | {SITE}
+    reserved = set(FIXED_COLUMNS) | {f.code for f in d.randomization.strata} | {SITE}
     for i, ins in enumerate(d.instruments):
         for j, arm in enumerate(ins.arms or []):
             if arm not in arm_codes:
@@ -156,6 +162,30 @@ def _instrument_problems(d: StudyDefinition, arm_codes: set[str]) -> Iterator[Fi
                     yield FieldProblem((*loc, "reverse", k), f"{code!r} has no min and max")
             if score.min_answered is not None and score.min_answered > len(score.items):
                 yield FieldProblem((*loc, "min_answered"), "more than the number of items")
+
+
+def _export_column_problems(d: StudyDefinition) -> Iterator[FieldProblem]:
+    """Stratification factors are export columns too; and in the wide export each
+    timepoint prefixes its columns (`month_4_who5_1`), which must not meet another's."""
+    for i, factor in enumerate(d.randomization.strata):
+        if factor.code in FIXED_COLUMNS or factor.code == SITE:
+            yield FieldProblem(("randomization", "strata", i, "code"), "a name exports use")
+    by_code = {ins.code: ins for ins in d.instruments}
+    seen: dict[str, str] = {}
+    for i, timepoint in enumerate(d.schedule):
+        names = [f"{timepoint.code}_{suffix}" for suffix in ("status", "days_from_randomization")]
+        for code in timepoint.instruments:
+            ins = by_code.get(code)
+            if ins is not None:
+                codes = [x.code for x in ins.items] + [x.code for x in ins.scores]
+                names += [f"{timepoint.code}_{code}" for code in codes]
+        for name in names:
+            if seen.setdefault(name, timepoint.code) != timepoint.code:
+                yield FieldProblem(
+                    ("schedule", i, "code"),
+                    f"the wide export would have two columns {name!r} "
+                    f"(timepoints {seen[name]!r} and {timepoint.code!r})",
+                )
 
 
 def _item_problems(loc: tuple[str | int, ...], item: Item) -> Iterator[FieldProblem]:

@@ -1,10 +1,12 @@
-"""Blinding keys: one per study, behind the pseudonyms and group codes of exports.
+"""Blinding keys: one per study, behind the pseudonyms and group codes of exports;
+each participant's pseudonym stored, so that exports can be ordered by it.
 
 Each study gets 256 random bits, sealed with the server key (bound to the study's
 slug), in a table of its own: apart from the randomization secret, which is revealed
 at lock, while the blinding key never is. Studies made before this revision get theirs
 now, so migrating a database that has studies needs the server key, as the revision
-that sealed the secrets did.
+that sealed the secrets did. Downgrading drops the keys and pseudonyms: upgrading
+again makes new ones, so exports made before and after would not match.
 
 Revision ID: c7d2e8f1a903
 Revises: b6c1d2e3f4a5
@@ -22,6 +24,7 @@ from app.config import Settings
 from app.db.base import utcnow
 from app.db.schema import SERVER_KEY
 from app.keys import Keys, Use
+from app.studies.pseudonyms import pseudonym
 
 revision: str = "c7d2e8f1a903"
 down_revision: str | None = "b6c1d2e3f4a5"
@@ -40,23 +43,55 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["study_id"], ["studies.id"]),
         sa.PrimaryKeyConstraint("study_id"),
     )
+    with op.batch_alter_table("participants") as batch_op:
+        batch_op.add_column(sa.Column("pseudonym", sa.String(length=16), nullable=True))
     connection = op.get_bind()
     studies = sa.table("studies", sa.column("id", sa.Integer), sa.column("slug"))
+    participants = sa.table(
+        "participants",
+        sa.column("id", sa.Integer),
+        sa.column("study_id", sa.Integer),
+        sa.column("code"),
+        sa.column("pseudonym"),
+    )
     rows = connection.execute(sa.select(studies.c.id, studies.c.slug)).all()
-    if not rows:
-        return
-    key = op.get_context().config.attributes.get(SERVER_KEY)
-    if key is None:
+    if rows:
+        _make_keys(connection, blinding_keys, participants, rows)
+    with op.batch_alter_table("participants") as batch_op:
+        batch_op.alter_column("pseudonym", existing_type=sa.String(length=16), nullable=False)
+        batch_op.create_index("ix_participants_pseudonym", ["pseudonym"])
+
+
+def _make_keys(
+    connection: sa.Connection, blinding_keys: sa.Table, participants: sa.TableClause, rows: list
+) -> None:
+    server_key = op.get_context().config.attributes.get(SERVER_KEY)
+    if server_key is None:
         url = connection.engine.url.render_as_string(hide_password=False)
-        key = Settings(database_url=url).server_key
-    keys = Keys(key)
+        server_key = Settings(database_url=url).server_key
+    keys = Keys(server_key)
     now = utcnow()
     for study_id, slug in rows:
-        sealed = keys.seal(Use.blinding_key, secrets.token_bytes(KEY_BYTES), context=slug)
+        key = secrets.token_bytes(KEY_BYTES)
+        sealed = keys.seal(Use.blinding_key, key, context=slug)
         connection.execute(
             blinding_keys.insert().values(study_id=study_id, sealed=sealed, created_at=now)
         )
+        codes = connection.execute(
+            sa.select(participants.c.id, participants.c.code).where(
+                participants.c.study_id == study_id
+            )
+        ).all()
+        for participant_id, code in codes:
+            connection.execute(
+                participants.update()
+                .where(participants.c.id == participant_id)
+                .values(pseudonym=pseudonym(key, code))
+            )
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("participants") as batch_op:
+        batch_op.drop_index("ix_participants_pseudonym")
+        batch_op.drop_column("pseudonym")
     op.drop_table("blinding_keys")

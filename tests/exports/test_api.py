@@ -54,6 +54,17 @@ def _definition() -> dict[str, Any]:
             ],
         }
     )
+    # A timepoint made only of the arm-limited instrument: scheduled for two arms alone.
+    document["schedule"].append(
+        {
+            "code": "sessions",
+            "anchor": "randomization",
+            "day": 30,
+            "close_after": 7,
+            "instruments": ["group_experience"],
+        }
+    )
+    document["blinding"]["arm_visible_to"] = ["admin", "unblinded_statistician"]
     for timepoint in document["schedule"]:
         if timepoint["code"] == "baseline":
             timepoint["instruments"].append("background")
@@ -158,6 +169,7 @@ def test_a_statistician_never_receives_a_name_email_phone_code_date_free_text_or
     forbidden += [p["code"] for p in trial]
     forbidden += list(ARM_LABELS) + list(ARM_LABELS.values())
     forbidden += ["group_experience", "gx_"]  # limited to two arms: it would reveal them
+    forbidden += ["sessions"]  # a timepoint scheduled for those arms alone
     for name, content in pulled.items():
         for needle in forbidden:
             assert needle.encode() not in content, (name, needle)
@@ -288,3 +300,29 @@ def test_a_blind_role_sees_group_codes_in_reports_and_an_open_one_the_arms(api, 
     balance = _get(api, "/reports/balance", statistician).json()["items"]
     assert all(set(b["counts"]) == {"G1", "G2", "G3"} for b in balance)
     assert json.dumps(coded).count("Label-") == 0
+
+
+def test_rows_come_in_pseudonym_order_not_in_the_order_of_enrollment(api, trial):
+    statistician = api.user("statistician")
+    wide = _csv(_get(api, "/exports/blinded", statistician, shape="wide").text)
+    pseudonyms = [r["pseudonym"] for r in wide]
+    assert pseudonyms == sorted(pseudonyms) and len(set(pseudonyms)) == PEOPLE
+    long = _csv(_get(api, "/exports/blinded", statistician).text)
+    assert [r["pseudonym"] for r in long[::3]] == pseudonyms
+
+
+def test_a_blind_coordinator_sees_the_randomized_pooled_never_split_by_group(api, trial):
+    coordinator = api.user("coordinator", "PHL", study=STUDY)
+    consort = _get(api, "/reports/consort", coordinator).json()
+    assert [(g["group"], g["randomized"]) for g in consort["groups"]] == [("all", PEOPLE)]
+    assert [t["timepoint"] for t in consort["groups"][0]["timepoints"]] == [
+        "baseline",
+        "month_4",
+        "month_12",
+    ]  # not "sessions": only two arms have it
+    balance = _get(api, "/reports/balance", coordinator).json()["items"]
+    assert all(list(b["counts"]) == ["all"] for b in balance)
+    retention = _get(api, "/reports/retention", coordinator).json()["items"]
+    assert {r["group"] for r in retention} == {"all"}
+    admin = _get(api, "/reports/consort", api.admin_token).json()
+    assert "sessions" in [t["timepoint"] for t in admin["groups"][0]["timepoints"]]

@@ -19,8 +19,8 @@ from app.exports.dataset import (
     columns,
     rows,
 )
-from app.exports.pseudonyms import group_codes, pseudonym
 from app.studies.definition import StudyDefinition
+from app.studies.pseudonyms import group_codes, pseudonym
 
 ARMS = ["listserv", "bulletin_board", "control"]
 

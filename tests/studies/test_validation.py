@@ -116,3 +116,26 @@ def test_activation_publishes_the_commitment_in_the_record_and_the_trail(api):
     assert trail[1]["changes"]["commitment"]["new"] == commitment
     again = api.client.post("/api/v1/studies/second-trial/activate", headers=admin)
     assert again.status_code == 409
+
+
+def test_names_the_exports_use_are_reserved_and_wide_columns_never_meet():
+    document = demo_definition()
+    document["instruments"][0]["items"][0]["code"] = "position"  # an unblinded column
+    document["randomization"]["strata"][0]["code"] = "status"
+    document["instruments"].append(
+        {
+            "code": "extra",
+            "title": "Extra",
+            "items": [{"code": "who5_status", "text": "?", "type": "integer"}],
+        }
+    )
+    document["schedule"][1]["instruments"].append("extra")  # month_4_who5_status...
+    document["schedule"].append(  # ...and the status column of a timepoint month_4_who5
+        {"code": "month_4_who5", "anchor": "randomization", "day": 30, "close_after": 7,
+         "instruments": ["phq9"]}
+    )  # fmt: skip
+    problems = _problems(document)
+    assert "position" in problems[("instruments", 0, "items", 0, "code")]
+    assert ("randomization", "strata", 0, "code") in problems
+    wide = [m for loc, m in problems.items() if loc[0] == "schedule" and "wide" in m]
+    assert wide and "'month_4_who5_status'" in wide[0]
