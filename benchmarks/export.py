@@ -187,7 +187,7 @@ def people(count: int, *, first_id: int, start: datetime) -> list[Person]:
     return out
 
 
-def fill(database_url: str, *, participants: int, zone: ZoneInfo) -> None:
+def fill(database_url: str, *, participants: int, zone: ZoneInfo, secret_key: str | None) -> None:
     """Write `participants` randomized participants, each with three completed surveys,
     straight into the database (the server must not be running on SQLite)."""
     engine = make_engine(Settings(database_url=database_url))
@@ -200,7 +200,7 @@ def fill(database_url: str, *, participants: int, zone: ZoneInfo) -> None:
             first_id = (connection.scalar(text("SELECT MAX(id) FROM participants")) or 0) + 1
         if study_id is None or admin_id is None or set(sites) != set(SITES):
             raise BenchError(f"the study {STUDY}, its sites or the demo admin are missing")
-        key = _blinding_key(database_url)
+        key = _blinding_key(database_url, secret_key)
         now = datetime.now(UTC)
         everyone = people(participants, first_id=first_id, start=now - timedelta(days=800))
         with engine.begin() as connection:
@@ -222,9 +222,9 @@ def fill(database_url: str, *, participants: int, zone: ZoneInfo) -> None:
         engine.dispose()
 
 
-def _blinding_key(database_url: str) -> bytes:
+def _blinding_key(database_url: str, secret_key: str | None) -> bytes:
     """The study's blinding key, which its participants' pseudonyms come from."""
-    db = Database(Settings(database_url=database_url))
+    db = Database(Settings(database_url=database_url, secret_key=secret_key))
     try:
         with db.session(write=False) as session:
             study = session.scalars(select(Study).where(Study.slug == STUDY)).one()
@@ -487,7 +487,12 @@ def bench_size(
     with running_servers(env, log=log) as (url,):
         create_active_study(url, admin_token, document, SITES)
     started = time.perf_counter()
-    fill(database_url, participants=participants, zone=ZoneInfo(document["timezone"]))
+    fill(
+        database_url,
+        participants=participants,
+        zone=ZoneInfo(document["timezone"]),
+        secret_key=env.get("TRIALDESK_SECRET_KEY"),
+    )
     print(f"  filled in {time.perf_counter() - started:.1f} s; exporting ...", flush=True)
     result = SizeResult(participants)
     engine = make_engine(Settings(database_url=database_url))
