@@ -91,8 +91,15 @@ class HttpEdge:
             request_id.reset(token)
 
 
+# Where a survey link's token sits in a path: hidden whether or not a route matched
+# (`/s/<token>/`, `/api/v1/surveys/<token>/nonsense` are secrets in a log as well).
+_TOKEN_IN_PATH = re.compile(r"^(/s/|/api/v1/surveys/)[^/]+")
+
+
 def _without_secrets(scope: Scope) -> str:
     """The path, with a survey link's token (a secret) shown as `…`."""
     path: str = scope["path"]
     token = scope.get("path_params", {}).get("token")
-    return path.replace(token, "…") if isinstance(token, str) and token else path
+    if isinstance(token, str) and token:
+        path = path.replace(token, "…")
+    return _TOKEN_IN_PATH.sub(r"\1…", path)

@@ -13,6 +13,7 @@ import logging
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from email.message import EmailMessage
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -20,12 +21,13 @@ from sqlalchemy.orm import Session
 from app.auth.models import User, UserSite
 from app.auth.principal import Role
 from app.config import Settings
+from app.db.base import utcnow
 from app.db.engine import Database
 from app.outbox import service as outbox
 from app.outbox.models import MessageKind, MessageStatus, OutboxMessage
 from app.participants.models import Contact
 from app.scheduler import mail
-from app.scheduler.mail import Letter, SendFailed, Transport
+from app.scheduler.mail import Letter, PartlySent, SendFailed, Transport
 from app.studies.models import Site, Study
 from app.studies.service import definition_of
 from app.surveys import service as surveys
@@ -67,8 +69,16 @@ def dispatch(
     now: datetime,
     stop: threading.Event | None = None,
 ) -> Sent:
-    """Send every message due at `now`, batch by batch, until none is left (or `stop`)."""
+    """Send every message due, batch by batch, until none is left (or `stop`). The
+    clock runs on from `now` (the pass's time, maybe given for a test or a replay): each
+    batch is claimed, and each message written, at the time it really is, so that a
+    survey answered while the pass runs gets no reminder and no lease starts old."""
     settings = db.settings
+    started = utcnow()
+
+    def clock() -> datetime:
+        return now + (utcnow() - started)
+
     # Longer than a batch can take, however slow the server: no other sender takes a
     # message while this one may still be sending it.
     lease = timedelta(seconds=BATCH * settings.smtp_timeout_s * 4 + 60)
@@ -78,12 +88,12 @@ def dispatch(
             with db.begin() as session:
                 claimed = [
                     Claimed(m.id, MessageKind(m.kind), m.subject_id, m.attempts)
-                    for m in outbox.claim_due(session, now=now, limit=BATCH, lease=lease)
+                    for m in outbox.claim_due(session, now=clock(), limit=BATCH, lease=lease)
                 ]
             if not claimed:
                 break
             for message in claimed:
-                _send_one(db, transport, settings, message, now=now, done=done)
+                _send_one(db, transport, settings, message, now=clock(), done=done)
     finally:
         transport.close()
     return done
@@ -98,22 +108,36 @@ def _send_one(
     now: datetime,
     done: Sent,
 ) -> None:
-    with db.session(write=False) as session:
-        letter = compose(session, settings, message, now=now)
-    if isinstance(letter, NotSent):
+    outcome = _write(db, settings, message, now=now)
+    if isinstance(outcome, NotSent):
         with db.begin() as session:
             outbox.mark_given_up(
-                session, message_id=message.id, status=letter.status, reason=letter.reason, now=now
+                session,
+                message_id=message.id,
+                status=outcome.status,
+                reason=outcome.reason,
+                now=now,
             )
-        if letter.status is MessageStatus.skipped:
+        if outcome.status is MessageStatus.skipped:
             done.skipped += 1
         else:
             done.failed += 1
-            log.warning("message %s cannot be sent: %s", message.id, letter.reason)
+            log.warning("message %s cannot be sent: %s", message.id, outcome.reason)
         return
-    email = mail.email_message(letter, sender=settings.smtp_from, now=now)
     try:
-        transport.send(email)
+        transport.send(outcome)
+    except PartlySent as error:
+        with db.begin() as session:
+            outbox.mark_given_up(
+                session,
+                message_id=message.id,
+                status=MessageStatus.failed,
+                reason=str(error),
+                now=now,
+            )
+        done.failed += 1
+        log.warning("message %s partly refused: %s", message.id, error)
+        return
     except SendFailed as error:
         with db.begin() as session:
             row = session.get_one(OutboxMessage, message.id)
@@ -124,6 +148,22 @@ def _send_one(
     with db.begin() as session:
         outbox.mark_sent(session, message_id=message.id, now=now)
     done.sent += 1
+
+
+def _write(
+    db: Database, settings: Settings, message: Claimed, *, now: datetime
+) -> EmailMessage | NotSent:
+    """The email, ready to send; or why not. One message that cannot be written (a
+    fault, not a rule) is given up with its reason and stops no other."""
+    try:
+        with db.session(write=False) as session:
+            letter = compose(session, settings, message, now=now)
+        if isinstance(letter, NotSent):
+            return letter
+        return mail.email_message(letter, sender=settings.smtp_from, now=now)
+    except Exception as error:
+        log.exception("message %s cannot be written", message.id)
+        return NotSent(MessageStatus.failed, f"cannot be written: {type(error).__name__}")
 
 
 def compose(

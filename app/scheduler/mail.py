@@ -90,7 +90,7 @@ def email_message(letter: Letter, *, sender: str, now: datetime) -> EmailMessage
     message = EmailMessage()
     message["From"] = sender
     message["To"] = ", ".join(letter.to)
-    message["Subject"] = letter.subject
+    message["Subject"] = " ".join(letter.subject.split())  # a title's line breaks: one line
     message["Date"] = format_datetime(now)
     domain = sender.rpartition("@")[2] or "trialdesk.local"
     message["Message-ID"] = make_msgid(domain=domain)
@@ -101,6 +101,11 @@ def email_message(letter: Letter, *, sender: str, now: datetime) -> EmailMessage
 
 class SendFailed(Exception):
     """The message could not be handed over (it is retried later)."""
+
+
+class PartlySent(SendFailed):
+    """Some recipients took the message, others were refused: it is not sent again
+    (those who have it would get it twice), but shown as failed with the reason."""
 
 
 class Transport(Protocol):
@@ -142,7 +147,7 @@ class SmtpTransport:
             raise SendFailed(_describe(error)) from error
         if refused:
             # Some recipients took it: sending again would repeat it to them.
-            raise SendFailed(f"refused for {len(refused)} of the recipients") from None
+            raise PartlySent(f"refused for {len(refused)} of the recipients") from None
 
     def close(self) -> None:
         smtp, self._smtp = self._smtp, None

@@ -38,7 +38,9 @@ from app.surveys.service import OpenedSurvey
 from app.surveys.tokens import form_token
 from app.web.pages import longdate, page
 
-FORM_BODY_LIMIT = 64 * 1024  # one page of answers, typed by a person
+# One page of answers, typed by a person: up to 200 items, text answers of up to 5,000
+# characters, which a form encodes in up to 12 bytes each in some scripts.
+FORM_BODY_LIMIT = 1024 * 1024
 MAX_FORM_FIELDS = 1000
 
 Form = dict[str, list[str]]

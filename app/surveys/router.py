@@ -49,10 +49,11 @@ links = APIRouter(
 
 @links.get("/{token}", response_model=SurveyRead)
 def get_survey(token: Token, session: ReadSessionDep) -> SurveyRead:
-    """The survey of a personal link: its questions and the answers saved so far."""
+    """The survey of a personal link while it is open: its questions and the answers
+    saved so far. A completed survey is 409 and shows no answers: a link in an old email
+    must not keep showing them."""
     opened = service.view(session, token=token)
-    if opened.status != "completed":
-        service.ensure_answerable(opened)
+    service.ensure_answerable(opened)
     return survey_read(opened)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import operator
+import re
 from collections.abc import Callable, Iterable, Mapping
 from datetime import date
 from typing import Any
@@ -145,12 +146,21 @@ def _bounds(item: Item) -> tuple[float, float]:
     return item.min, item.max
 
 
+# No answer is larger than a study definition's own numbers may be: a 400-digit integer
+# would overflow the float arithmetic of scores (and `math.isfinite` itself).
+LARGEST_ANSWER = 1e12
+
+
 def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+    return _is_number(value) and isinstance(value, int)
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and -LARGEST_ANSWER <= value <= LARGEST_ANSWER  # False for NaN and infinities
+    )
 
 
 def _within(item: Item, value: float) -> bool:
@@ -171,8 +181,12 @@ def _range(item: Item) -> str:
 
 
 def _date(text: str) -> date | None:
+    """A calendar date written YYYY-MM-DD, and nothing else (Python also reads week
+    dates such as 2027-W01-1)."""
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        return None
     try:
-        return date.fromisoformat(text) if len(text) == 10 else None
+        return date.fromisoformat(text)
     except ValueError:
         return None
 

@@ -153,17 +153,19 @@ def completed_timepoints(session: Session, *, participant_id: int) -> set[str]:
 
 
 def cancel_pending(session: Session, *, study: Study, participant_id: int, now: datetime) -> int:
-    """Cancel the participant's surveys that are scheduled or open (a withdrawal);
-    completed and missed ones stay as they are. How many were cancelled."""
+    """Cancel the participant's surveys that are scheduled or open (a withdrawal), and
+    kill the links of completed ones (they stay completed: their answers are kept for
+    the analysis, but no link shows them again); missed ones stay as they are. How many
+    were cancelled."""
     definition = definition_of(study)
     count = 0
     for instance in instances_of(session, participant_id=participant_id):
-        if status_of(instance, definition=definition, now=now) in (
-            SurveyStatus.scheduled,
-            SurveyStatus.open,
-        ):
+        state = status_of(instance, definition=definition, now=now)
+        if state in (SurveyStatus.scheduled, SurveyStatus.open):
             instance.cancelled_at = now
             count += 1
+        elif state is SurveyStatus.completed:
+            instance.cancelled_at = now
     session.flush()
     return count
 
@@ -235,9 +237,10 @@ def find(session: Session, *, token: str, now: datetime, for_update: bool = Fals
         raise UnknownSurveyLink("no survey has this link")
     study = session.get_one(Study, instance.study_id)
     definition = definition_of(study)
-    return OpenedSurvey(
-        instance, study, definition, status_of(instance, definition=definition, now=now)
-    )
+    state = status_of(instance, definition=definition, now=now)
+    if instance.cancelled_at is not None:  # withdrawn: the link is dead, answered or not
+        state = SurveyStatus.cancelled
+    return OpenedSurvey(instance, study, definition, state)
 
 
 def ensure_answerable(opened: OpenedSurvey) -> None:

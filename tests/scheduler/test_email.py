@@ -11,7 +11,7 @@ import subprocess
 import sys
 from collections import Counter
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -126,6 +126,9 @@ def test_no_message_after_a_withdrawal_or_once_the_window_has_closed(api, mailer
     assert inbox.messages == []
 
 
+SLACK = timedelta(seconds=30)
+
+
 def test_a_refused_message_is_retried_with_backoff_then_shown_as_failed(api, mailer, inbox):
     inbox.refuse.add("refused@example.org")
     code = _enroll(api, "refused@example.org")
@@ -134,7 +137,7 @@ def test_a_refused_message_is_retried_with_backoff_then_shown_as_failed(api, mai
         assert run_pass(mailer, now=at).failed == 1, attempt
         wait = FIRST_WAIT * 2 ** (attempt - 1)
         assert run_pass(mailer, now=at + wait - timedelta(seconds=1)) == NOTHING  # backing off
-        at += wait
+        at += wait + SLACK  # the pass's clock ran on a little while it sent
     assert run_pass(mailer, now=at + timedelta(hours=3)) == NOTHING  # given up
     coordinator = api.user("coordinator", "PHL")
     [failed] = _messages(api, coordinator)
@@ -155,7 +158,7 @@ def test_a_message_the_server_could_not_take_is_sent_on_a_later_try(api, setting
         down.dispose()
     up = _mailer(settings, smtp_host="127.0.0.1", smtp_port=inbox.port)
     try:
-        assert run_pass(up, now=at + FIRST_WAIT).sent == 1
+        assert run_pass(up, now=at + FIRST_WAIT + SLACK).sent == 1
     finally:
         up.dispose()
     assert len(inbox.to("ann@example.org")) == 1
@@ -277,3 +280,18 @@ def test_the_server_runs_the_scheduler_and_stops_it_cleanly(api, settings):
             assert inbox.received.wait(timeout=120), "the server's scheduler sent nothing"
     [message] = inbox.to("ann@example.org")
     assert re.search(r"/s/[\w-]{43}\s", body(message))
+
+
+def test_an_alert_some_coordinators_refuse_is_failed_once_and_never_repeated(api, mailer, inbox):
+    api.user("coordinator", "PHL", email="phl-one@example.org")
+    api.user("coordinator", "PHL", email="phl-two@example.org")
+    inbox.refuse.add("phl-two@example.org")
+    code = _enroll(api, "ann@example.org")
+    run_pass(mailer)  # the invitation
+    api.complete_survey(code, answers={**_baseline(), "phq9_9": 2})
+    assert run_pass(mailer) == PassReport(enqueued=0, sent=0, failed=1, skipped=0)
+    [failed] = _messages(api)
+    assert failed["kind"] == "alert" and "refused for 1 of the recipients" in failed["last_error"]
+    later = datetime.now(UTC) + timedelta(hours=3)  # past every retry
+    assert run_pass(mailer, now=later).failed == 0
+    assert len(inbox.to("phl-one@example.org")) == 1  # once, not once per retry

@@ -84,7 +84,9 @@ def test_a_link_shows_only_its_own_survey_saves_and_then_submits(api):
         "support_text": done.json()["support_text"],
         "crisis_text": None,
     }
-    assert _survey(api, token).json()["status"] == "completed"
+    after = _survey(api, token)  # done: the link shows the answers no more
+    assert after.status_code == 409 and "who5_1" not in after.text
+    assert after.json()["type"].endswith("survey-completed")
     again = api.client.post(f"/api/v1/surveys/{token}/submit", json={"answers": {}})
     assert again.status_code == 409
     assert api.client.put(f"/api/v1/surveys/{token}/answers", json={}).status_code == 409
@@ -167,6 +169,8 @@ def test_the_database_and_the_logs_hold_no_raw_token(api, db):
         token = api.survey_token(api.enroll(api.user("coordinator", "PHL")))
         _survey(api, token)
         api.client.put(f"/api/v1/surveys/{token}/answers", json={"who5_1": 1})
+        for near_miss in (f"/s/{token}/", f"/s/{token}/x", f"/api/v1/surveys/{token}/answerz"):
+            assert api.client.get(near_miss, follow_redirects=False).status_code in (307, 404, 405)
     finally:
         logging.getLogger("trialdesk").removeHandler(keeper)
     assert handler_logs and not any(token in line for line in handler_logs)
@@ -220,3 +224,19 @@ def test_a_safety_alert_is_listed_until_acknowledged_with_a_note(api):
     actions = [r["action"] for r in trail.json()["items"]]
     assert "alert.raised" in actions and "alert.acknowledged" in actions
     assert "survey.submitted" in actions
+
+
+def test_after_withdrawal_even_a_completed_surveys_link_is_gone(api):
+    coordinator = api.user("coordinator", "PHL")
+    code = api.enroll(coordinator)
+    token = api.survey_token(code)
+    api.complete_survey(code)
+    withdrawn = api.client.post(
+        f"{PARTICIPANTS}/{code}/withdraw", json={"reason": "asked"}, headers=bearer(coordinator)
+    )
+    assert withdrawn.status_code == 200
+    for response in (_survey(api, token), api.client.get(f"/s/{token}")):
+        assert response.status_code == 410
+        assert "who5_1" not in response.text
+    shown = api.client.get(f"{PARTICIPANTS}/{code}", headers=bearer(coordinator)).json()
+    assert shown["surveys"][0]["status"] == "completed"  # kept for the analysis

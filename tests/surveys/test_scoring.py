@@ -81,3 +81,15 @@ def test_the_demo_alerts_on_self_harm_thoughts_and_on_a_severe_total():
     assert [r.code for r in raised_alerts(DEMO.alerts, severe, scores(PHQ9, severe))] == [
         "phq9_severe"
     ]
+
+
+def test_numbers_too_large_to_score_and_week_dates_are_refused_not_a_fault():
+    huge = 10**400  # JSON reads it as an int; float() of it overflows
+    for kind in (ItemType.integer, ItemType.number):
+        unbounded = Item(code="q", text="Q", type=kind)
+        assert answer_problem(unbounded, huge) is not None
+        assert answer_problem(unbounded, -huge) is not None
+        assert answer_problem(unbounded, 10**12) is None
+    assert answer_problem(Item(code="q", text="Q", type=ItemType.number), float("inf"))
+    assert answer_problem(Item(code="d", text="D", type=ItemType.date), "2027-W01-1")
+    assert answer_problem(Item(code="d", text="D", type=ItemType.date), "2027-01-04") is None
