@@ -160,7 +160,8 @@ def _write(
             letter = compose(session, settings, message, now=now)
         if isinstance(letter, NotSent):
             return letter
-        return mail.email_message(letter, sender=settings.smtp_from, now=now)
+        key = f"trialdesk-outbox-{message.id}"
+        return mail.email_message(letter, sender=settings.smtp_from, now=now, key=key)
     except Exception as error:
         log.exception("message %s cannot be written", message.id)
         return NotSent(MessageStatus.failed, f"cannot be written: {type(error).__name__}")

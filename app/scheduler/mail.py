@@ -86,14 +86,19 @@ def _signature(support: str | None) -> str:
     return f"\n{support}\n" if support else ""
 
 
-def email_message(letter: Letter, *, sender: str, now: datetime) -> EmailMessage:
+def email_message(
+    letter: Letter, *, sender: str, now: datetime, key: str | None = None
+) -> EmailMessage:
+    """The email of a letter. With `key` (the outbox message's), its Message-ID is the
+    same on every try: should a crash between sending and recording it make the
+    scheduler send it again, mail systems can tell it is one message."""
     message = EmailMessage()
     message["From"] = sender
     message["To"] = ", ".join(letter.to)
     message["Subject"] = " ".join(letter.subject.split())  # a title's line breaks: one line
     message["Date"] = format_datetime(now)
     domain = sender.rpartition("@")[2] or "trialdesk.local"
-    message["Message-ID"] = make_msgid(domain=domain)
+    message["Message-ID"] = f"<{key}@{domain}>" if key else make_msgid(domain=domain)
     message["Auto-Submitted"] = "auto-generated"
     message.set_content(letter.body)
     return message

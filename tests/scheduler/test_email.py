@@ -292,6 +292,8 @@ def test_an_alert_some_coordinators_refuse_is_failed_once_and_never_repeated(api
     assert run_pass(mailer) == PassReport(enqueued=0, sent=0, failed=1, skipped=0)
     [failed] = _messages(api)
     assert failed["kind"] == "alert" and "refused for 1 of the recipients" in failed["last_error"]
+    [received] = inbox.to("phl-one@example.org")
+    assert re.fullmatch(r"<trialdesk-outbox-\d+@localhost>", received["Message-ID"])
     later = datetime.now(UTC) + timedelta(hours=3)  # past every retry
     assert run_pass(mailer, now=later).failed == 0
     assert len(inbox.to("phl-one@example.org")) == 1  # once, not once per retry
