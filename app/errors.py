@@ -176,12 +176,6 @@ class SurveyAlreadyCompleted(Conflict):
     code, title = "survey-completed", "This survey was already completed"
 
 
-class SurveyClosed(Conflict):
-    """The survey's window closed before it was completed (409)."""
-
-    code, title = "survey-closed", "This survey has closed"
-
-
 class SurveyLinkNotReplaceable(Conflict):
     code, title = "survey-link-not-replaceable", "Only a pending survey's link can be replaced"
 
@@ -195,6 +189,13 @@ class SurveyLinkGone(DomainError):
 
 class SurveyLinkReplaced(SurveyLinkGone):
     code, title = "survey-link-replaced", "This survey link was replaced by a newer one"
+
+
+class SurveyClosed(SurveyLinkGone):
+    """The survey's window closed before it was completed: the link has expired (410;
+    SPEC section 4: a closed link gets a 404/410, never data)."""
+
+    code, title = "survey-closed", "This survey has closed"
 
 
 class SurveyCancelled(SurveyLinkGone):

@@ -59,11 +59,12 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     503: _problem_response("A database lock or request slot stayed taken; see Retry-After"),
 }
 
-# Survey links add 410: a link replaced by a newer one, or whose survey was cancelled
-# (the participant withdrew). A survey completed, closed or not open yet is 409.
+# Survey links add 410: a link replaced by a newer one, whose survey closed, or whose
+# survey was cancelled (the participant withdrew). A survey completed or not open yet
+# is 409.
 SURVEY_LINK_RESPONSES: dict[int | str, dict[str, Any]] = {
     **PROBLEM_RESPONSES,
-    410: _problem_response("The link was replaced, or its survey was cancelled"),
+    410: _problem_response("The link was replaced, its survey closed or was cancelled"),
 }
 
 STATUS_BY_ERROR: list[tuple[type[errors.DomainError], int]] = [

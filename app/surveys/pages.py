@@ -85,8 +85,8 @@ PAGE_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: _html("The address is malformed"),
     403: _html("The form did not come from this link's page (csrf token)"),
     404: _html("No survey has this link"),
-    409: _html("The survey is not open yet, was completed, or closed"),
-    410: _html("The link was replaced, or the survey cancelled"),
+    409: _html("The survey is not open yet, or was completed"),
+    410: _html("The link was replaced, the survey closed, or it was cancelled"),
     413: _html("The form is larger than a page of answers"),
     422: _html("Some answers need correcting: the page with the errors beside them"),
     429: _html("Too many unknown links from this address; see Retry-After"),
@@ -411,7 +411,7 @@ def _state_page(request: Request, opened: OpenedSurvey) -> Response:
                     " You do not need to do anything.",
                 ),
             )
-            return _status_page(request, text, opened=opened, status_code=409)
+            return _status_page(request, text, opened=opened, status_code=410)
         case _:
             return _status_page(request, _CANCELLED, opened=opened, status_code=410)
 

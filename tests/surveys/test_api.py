@@ -144,14 +144,14 @@ def test_withdrawal_cancels_open_and_scheduled_surveys_and_their_links(api):
     assert _survey(api, token).status_code == 410
 
 
-def test_a_survey_not_open_yet_or_closed_is_409(api, db):
+def test_a_survey_not_open_yet_is_409_and_a_closed_one_410(api, db):
     coordinator = api.user("coordinator", "PHL")
     later, closed = api.enroll(coordinator), api.enroll(coordinator)
     token_later, token_closed = api.survey_token(later), api.survey_token(closed)
     _shift_window(db, later, "baseline", days=5)
     _shift_window(db, closed, "baseline", days=-30)
     assert _survey(api, token_later).status_code == 409
-    assert _survey(api, token_closed).status_code == 409
+    assert _survey(api, token_closed).status_code == 410
     assert _survey(api, token_closed).json()["type"].endswith("survey-closed")
     assert api.survey_status(closed) == "missed"
 

@@ -223,7 +223,7 @@ def test_every_status_page_is_friendly_and_accessible(site: Site, browser: Brows
     site.post(f"{participants}/{reissued}/surveys/baseline/reissue")
     pages = {
         later_link: (409, "This survey is not open yet"),
-        closed_link: (409, "This survey has closed"),
+        closed_link: (410, "This survey has closed"),
         withdrawn_link: (410, "You do not need to fill in this survey"),
         reissued_link: (410, "This link is no longer used"),
         f"{site.url}/s/{secrets.token_urlsafe(32)}": (404, "We cannot find this survey"),

@@ -204,7 +204,7 @@ def test_links_that_cannot_be_answered_get_a_friendly_page_with_the_apis_status(
     )
     expected = {
         tokens[later]: (409, "This survey is not open yet"),
-        tokens[closed]: (409, "This survey has closed"),
+        tokens[closed]: (410, "This survey has closed"),
         tokens[withdrawn]: (410, "You do not need to fill in this survey"),
         tokens[reissued]: (410, "This link is no longer used"),
         secrets.token_urlsafe(32): (404, "We cannot find this survey"),
