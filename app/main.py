@@ -77,5 +77,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(operations_router(db))
     mount_static(app)
-    app.add_middleware(HttpEdge)
+    app.add_middleware(HttpEdge, too_large_page=survey_pages.too_large_page)
     return app

@@ -8,8 +8,10 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Callable
 
 from starlette.datastructures import Headers, MutableHeaders
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.errors import ProblemResponse
@@ -38,9 +40,14 @@ class HttpEdge:
       application had made): clients of this API get a problem document instead.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(
+        self, app: ASGIApp, too_large_page: Callable[[Scope], Response | None] | None = None
+    ) -> None:
         self.app = app
         self.log = logging.getLogger("trialdesk.http")
+        # A page to answer a body too large with, where the path is a page's (a survey's):
+        # the person who typed the answers gets a page, not a problem document.
+        self.too_large_page = too_large_page
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -58,11 +65,12 @@ class HttpEdge:
             nonlocal status, replaced
             if message["type"] == "http.response.start":
                 status = message["status"]
-                if status == 413:
+                if status == 413:  # Starlette's own is plain text
                     replaced = True
-                    problem = ProblemResponse(_TOO_LARGE, status_code=413)
-                    problem.headers[REQUEST_ID_HEADER] = rid
-                    await problem(scope, receive, send)
+                    page = self.too_large_page(scope) if self.too_large_page else None
+                    answer = page or ProblemResponse(_TOO_LARGE, status_code=413)
+                    answer.headers[REQUEST_ID_HEADER] = rid
+                    await answer(scope, receive, send)
                     return
                 headers = MutableHeaders(scope=message)
                 headers[REQUEST_ID_HEADER] = rid

@@ -21,6 +21,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
 from sqlalchemy.orm import Session
+from starlette.types import Scope
 
 from app import errors
 from app.api.deps import ReadSessionDep, RequestSlot, SessionDep
@@ -380,6 +381,13 @@ _PAGE_EXPIRED: Text = (
     "This page has expired",
     ("Open the survey again from the link in your email. Any answers you saved are kept.",),
 )
+_TOO_LONG: Text = (
+    "Your answers are too long to send",
+    (
+        "Please go back, make your longest answer shorter, and send the page again."
+        " Any answers you saved before are kept.",
+    ),
+)
 _BROKEN: Text = (
     "Sorry, something went wrong",
     ("Please try again later. Any answers you saved are kept.",),
@@ -439,6 +447,13 @@ def _error_page(request: Request, error: Exception, status_code: int) -> Respons
         case _:
             text = _BROKEN
     return _status_page(request, text, status_code=status_code)
+
+
+def too_large_page(scope: Scope) -> Response | None:
+    """The page for a form too large to take, on a survey's address (else None)."""
+    if not str(scope.get("path", "")).startswith("/s/"):
+        return None
+    return _status_page(Request(scope), _TOO_LONG, status_code=413)
 
 
 def _status_page(

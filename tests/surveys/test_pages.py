@@ -227,3 +227,18 @@ def test_an_address_guessing_links_is_slowed_down_with_a_page_saying_so(api):
     slowed = api.client.get(f"/s/{token}")  # even a real link, for a minute
     assert slowed.status_code == 429 and int(slowed.headers["retry-after"]) >= 1
     assert "Please wait a minute" in slowed.text
+
+
+def test_a_page_too_large_to_take_is_answered_with_a_page(api):
+    token = api.survey_token(api.enroll(api.user("coordinator", "PHL")))
+    response = api.client.post(f"/s/{token}", data={"who5_1": "x" * (2 * 1024 * 1024)})
+    assert response.status_code == 413
+    assert response.headers["content-type"].startswith("text/html")
+    assert "Your answers are too long to send" in response.text
+    api_answer = api.client.put(
+        f"/api/v1/surveys/{token}/answers",
+        content=b'{"who5_1": "' + b"x" * (2 * 1024 * 1024) + b'"}',
+        headers={"content-type": "application/json"},
+    )
+    assert api_answer.status_code == 413
+    assert api_answer.headers["content-type"] == "application/problem+json"
