@@ -54,6 +54,13 @@ class Settings(BaseSettings):
     scheduler_interval_s: float = Field(
         default=60.0, ge=1, le=86_400, description="between two scheduler passes"
     )
+    export_time_limit_s: float = Field(
+        default=1800.0,
+        ge=0,
+        le=86_400,
+        description="an export download still going after this is cut short (and audited "
+        "as aborted): it holds a database connection and a read transaction",
+    )
     log_level: str = "INFO"
     db_pool_size: int = Field(default=10, ge=1, le=1000)
     db_max_overflow: int = Field(default=20, ge=0, le=1000)

@@ -10,6 +10,7 @@ import logging
 import os
 import secrets
 import threading
+import time
 import zipfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -310,6 +311,7 @@ def stream(
     """The export's bytes, read in one read-only transaction; audited at the end."""
     counter = Counter()
     complete = False
+    deadline = time.monotonic() + db.settings.export_time_limit_s
     try:
         with db.session(write=False) as session:
             source = counter.count(dataset_rows(session, export, progress))
@@ -319,6 +321,9 @@ def stream(
                 else formats.json_chunks(export.columns, source)
             )
             for chunk in chunks:
+                if time.monotonic() > deadline:
+                    log.warning("export %s cut short after its time limit", export.id)
+                    return
                 yield counter.sent(chunk.encode())
         complete = True
     finally:
@@ -384,9 +389,11 @@ def package(
 ) -> Iterator[bytes]:
     """The data package as a zip, streamed: each entry is written as it is read, both
     datasets from one snapshot."""
+    export_id = long.id
     counter = Counter()
     complete = False
     pipe = _Pipe()
+    deadline = time.monotonic() + db.settings.export_time_limit_s
     try:
         with (
             db.session(write=False) as session,
@@ -395,6 +402,9 @@ def package(
             for name, chunks in package_files(snapshot(session), wide, long, counter):
                 with archive.open(name, "w", force_zip64=True) as entry:
                     for chunk in chunks:
+                        if time.monotonic() > deadline:
+                            log.warning("export %s cut short after its time limit", export_id)
+                            return
                         entry.write(chunk)
                         yield counter.sent(pipe.take())
         yield counter.sent(pipe.take())

@@ -6,6 +6,7 @@ import gc
 
 from sqlalchemy import select
 
+from app.db.engine import Database
 from app.exports import service
 from app.exports.dataset import Shape
 from app.exports.formats import CHUNK_CHARS
@@ -55,3 +56,18 @@ def test_a_download_cut_short_is_audited_as_aborted_with_what_was_sent(api, db):
     aborted = records[1]["changes"]
     assert aborted["export"]["new"] == records[0]["changes"]["export"]["new"] == export.id
     assert aborted["bytes"]["new"] == len(first) and 0 < aborted["rows"]["new"] < 210
+
+
+def test_a_download_past_its_time_limit_is_cut_short_and_audited(api, settings):
+    impatient = Database(settings.model_copy(update={"export_time_limit_s": 0}))
+    try:
+        with impatient.begin() as session:
+            study = session.scalars(select(Study).where(Study.slug == STUDY)).one()
+            export = service.prepare(
+                session, study=study, kind=service.Kind.blinded, shape=Shape.long
+            )
+        assert list(service.stream(impatient, export, fmt=service.Format.csv, actor=None)) == []
+    finally:
+        impatient.dispose()
+    [aborted] = _actions(api)
+    assert aborted["action"] == "export.aborted" and aborted["changes"]["bytes"]["new"] == 0
