@@ -12,7 +12,7 @@ import secrets
 import threading
 import time
 import zipfile
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
@@ -46,7 +46,7 @@ from app.studies.definition import StudyDefinition
 from app.studies.models import Site, Study
 from app.studies.pseudonyms import group_codes
 from app.surveys.models import SurveyInstance
-from app.surveys.scheduling import Window, local_date, status
+from app.surveys.scheduling import local_date, status_of
 
 YIELD_PER = 500
 MAX_STREAMS = 4  # export downloads at once, per process
@@ -240,13 +240,7 @@ def records(session: Session, export: Export) -> Iterator[ParticipantRecord]:
 
 
 def _survey(line: Row[Any], now: datetime, zone: Any) -> SurveyRecord:
-    state = status(
-        Window(line.opens_on, line.closes_on),
-        now=now,
-        zone=zone,
-        completed_at=line.completed_at,
-        cancelled_at=line.cancelled_at,
-    )
+    state = status_of(line, now=now, zone=zone)
     completed_on: date | None = local_date(line.completed_at, zone) if line.completed_at else None
     return SurveyRecord(
         status=state.value,
@@ -309,24 +303,41 @@ def stream(
     progress: Callable[[int], None] | None = None,
 ) -> Iterator[bytes]:
     """The export's bytes, read in one read-only transaction; audited at the end."""
+
+    def body(counter: Counter) -> Generator[bytes]:
+        with db.session(write=False) as session:
+            source = counter.count(dataset_rows(session, export, progress))
+            write = formats.csv_chunks if fmt is Format.csv else formats.json_chunks
+            for chunk in write(export.columns, source):
+                yield chunk.encode()
+
+    return _audited(db, export, body, actor=actor, slot=slot)
+
+
+def _audited(
+    db: Database,
+    export: Export,
+    body: Callable[[Counter], Generator[bytes]],
+    *,
+    actor: Principal | None,
+    slot: StreamSlot | None,
+) -> Iterator[bytes]:
+    """The bytes of `body`, counted and hashed as they go; cut short after the time
+    limit; `export.completed` after the last, `export.aborted` if the client went away,
+    a fault or the limit stopped it. The stream's slot is given back either way."""
     counter = Counter()
     complete = False
     deadline = time.monotonic() + db.settings.export_time_limit_s
+    chunks = body(counter)
     try:
-        with db.session(write=False) as session:
-            source = counter.count(dataset_rows(session, export, progress))
-            chunks = (
-                formats.csv_chunks(export.columns, source)
-                if fmt is Format.csv
-                else formats.json_chunks(export.columns, source)
-            )
-            for chunk in chunks:
-                if time.monotonic() > deadline:
-                    log.warning("export %s cut short after its time limit", export.id)
-                    return
-                yield counter.sent(chunk.encode())
+        for chunk in chunks:
+            if time.monotonic() > deadline:
+                log.warning("export %s cut short after its time limit", export.id)
+                return
+            yield counter.sent(chunk)
         complete = True
     finally:
+        chunks.close()  # its read transaction ends now, not when it is collected
         if slot is not None:
             slot.release()
         finished(db, export, actor=actor, counter=counter, complete=complete)
@@ -389,12 +400,9 @@ def package(
 ) -> Iterator[bytes]:
     """The data package as a zip, streamed: each entry is written as it is read, both
     datasets from one snapshot."""
-    export_id = long.id
-    counter = Counter()
-    complete = False
-    pipe = _Pipe()
-    deadline = time.monotonic() + db.settings.export_time_limit_s
-    try:
+
+    def body(counter: Counter) -> Generator[bytes]:
+        pipe = _Pipe()
         with (
             db.session(write=False) as session,
             zipfile.ZipFile(pipe, "w", compression=zipfile.ZIP_DEFLATED) as archive,
@@ -402,17 +410,11 @@ def package(
             for name, chunks in package_files(snapshot(session), wide, long, counter):
                 with archive.open(name, "w", force_zip64=True) as entry:
                     for chunk in chunks:
-                        if time.monotonic() > deadline:
-                            log.warning("export %s cut short after its time limit", export_id)
-                            return
                         entry.write(chunk)
-                        yield counter.sent(pipe.take())
-        yield counter.sent(pipe.take())
-        complete = True
-    finally:
-        if slot is not None:
-            slot.release()
-        finished(db, long, actor=actor, counter=counter, complete=complete)
+                        yield pipe.take()
+        yield pipe.take()
+
+    return _audited(db, long, body, actor=actor, slot=slot)
 
 
 def write_package(

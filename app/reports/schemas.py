@@ -80,18 +80,7 @@ class RetentionReport(BaseModel):
 
 def retention_report(rows: list[Retention]) -> RetentionReport:
     return RetentionReport(
-        items=[
-            RetentionRow(
-                timepoint=r.timepoint,
-                group=r.group,
-                completed=r.completed,
-                missed=r.missed,
-                pending=r.pending,
-                cancelled=r.cancelled,
-                rate=r.rate,
-            )
-            for r in rows
-        ]
+        items=[RetentionRow.model_validate(r, from_attributes=True) for r in rows]
     )
 
 
@@ -106,6 +95,4 @@ class BalanceReport(BaseModel):
 
 
 def balance_report(rows: list[Balance]) -> BalanceReport:
-    return BalanceReport(
-        items=[BalanceRow(factor=r.factor, level=r.level, counts=r.counts) for r in rows]
-    )
+    return BalanceReport(items=[BalanceRow.model_validate(r, from_attributes=True) for r in rows])

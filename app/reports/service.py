@@ -25,7 +25,7 @@ from app.studies.definition import StudyDefinition, Timepoint
 from app.studies.models import Site, Study
 from app.studies.pseudonyms import group_codes
 from app.surveys.models import SurveyInstance
-from app.surveys.scheduling import SurveyStatus, Window, status
+from app.surveys.scheduling import SurveyStatus, status_of
 from app.surveys.service import timepoint_name
 
 
@@ -200,14 +200,7 @@ def _survey_counts(
         .execution_options(yield_per=1000)
     )
     for line in lines:
-        state = status(
-            Window(line.opens_on, line.closes_on),
-            now=now,
-            zone=zone,
-            completed_at=line.completed_at,
-            cancelled_at=line.cancelled_at,
-        )
-        counts[line.arm, line.timepoint][state] += 1
+        counts[line.arm, line.timepoint][status_of(line, now=now, zone=zone)] += 1
     return counts
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import StrEnum
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 
@@ -67,6 +68,26 @@ def status(
     if today > span.closes_on:
         return SurveyStatus.missed
     return SurveyStatus.open
+
+
+class Dated(Protocol):
+    """Whatever carries a survey's window and events: an instance, or a row of them."""
+
+    opens_on: date
+    closes_on: date
+    completed_at: datetime | None
+    cancelled_at: datetime | None
+
+
+def status_of(survey: Dated, *, now: datetime, zone: ZoneInfo) -> SurveyStatus:
+    """The status of a survey (an instance or a row of its columns) at `now`."""
+    return status(
+        Window(survey.opens_on, survey.closes_on),
+        now=now,
+        zone=zone,
+        completed_at=survey.completed_at,
+        cancelled_at=survey.cancelled_at,
+    )
 
 
 def overdue(span: Window, *, now: datetime, zone: ZoneInfo, reminder_days: list[int]) -> bool:

@@ -34,8 +34,9 @@ from app.outbox.models import MessageKind
 from app.studies.definition import Anchor, Instrument, Item, StudyDefinition
 from app.studies.models import Study
 from app.studies.service import definition_of
+from app.surveys import scheduling
 from app.surveys.models import Alert, RetiredLink, SurveyInstance
-from app.surveys.scheduling import SurveyStatus, Window, status, window
+from app.surveys.scheduling import SurveyStatus, window
 from app.surveys.scoring import MAX_ANSWERS, check, raised_alerts, scores
 from app.surveys.tokens import looks_like_token, survey_token, token_hash
 
@@ -127,17 +128,7 @@ def status_of(
     instance: SurveyInstance, *, definition: StudyDefinition, now: datetime
 ) -> SurveyStatus:
     """The survey's status at `now`, derived from its window and events."""
-    return status(
-        _span(instance),
-        now=now,
-        zone=definition.zone(),
-        completed_at=instance.completed_at,
-        cancelled_at=instance.cancelled_at,
-    )
-
-
-def _span(instance: SurveyInstance) -> Window:
-    return Window(instance.opens_on, instance.closes_on)
+    return scheduling.status_of(instance, now=now, zone=definition.zone())
 
 
 def completed_timepoints(session: Session, *, participant_id: int) -> set[str]:
