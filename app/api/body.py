@@ -114,6 +114,7 @@ async def refuse_bad_input(request: Request) -> None:
     problem = request.scope.get(_PROBLEM)
     if problem is not None:
         raise InvalidInput([FieldProblem((), problem)], part="body")
-    target = request.url.path + "?" + request.url.query
-    if "\x00" in target:
+    # Decoded: a NUL sent as %00 is a NUL all the same (PostgreSQL refuses it in text).
+    decoded = [request.scope["path"], *(f"{k}={v}" for k, v in request.query_params.multi_items())]
+    if any("\x00" in part for part in decoded):
         raise InvalidInput([FieldProblem((), "NUL characters are not accepted")], part="query")

@@ -27,6 +27,13 @@ def test_nul_characters_are_refused_in_bodies_and_paths(api):
     assert body.status_code == 422
     path = api.client.get(f"{PARTICIPANTS}/PS%00X", headers=bearer(coordinator))
     assert path.status_code == 422
+    query = api.client.get(f"{PARTICIPANTS}?site=P%00HL", headers=bearer(coordinator))
+    assert query.status_code == 422
+    unblinded = api.client.get(
+        f"/api/v1/studies/{STUDY}/exports/unblinded?reason=why%00",
+        headers=bearer(api.admin_token),
+    )
+    assert unblinded.status_code == 422  # never a NUL into the audit trail
 
 
 def test_out_of_range_numbers_are_4xx(api):
