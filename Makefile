@@ -33,7 +33,10 @@ run: export TRIALDESK_BASE_URL ?= http://$(HOST):$(PORT)
 run: $(VENV)/.installed-run
 	$(BIN)/trialdesk db upgrade
 	@token=$$($(BIN)/trialdesk demo) && \
+	  link=$$($(BIN)/trialdesk users sign-in-link admin@demo.trialdesk.org 2>/dev/null | tail -n 1) && \
 	  echo "" && \
+	  echo "  Staff console:    open this one-time sign-in link (valid 15 minutes):" && \
+	  echo "                    $$link" && \
 	  echo "  Demo admin token: $$token" && \
 	  echo "  API docs:         http://$(HOST):$(PORT)/docs" && \
 	  echo "  Try:              curl -H 'Authorization: Bearer $$token' http://$(HOST):$(PORT)/api/v1/studies/peer-support" && \

@@ -105,6 +105,36 @@ def users_create(
     typer.echo(token.token)
 
 
+@users_app.command("sign-in-link")
+def users_sign_in_link(
+    email: Annotated[str, typer.Argument(help="the user's email")],
+) -> None:
+    """Print a one-time sign-in link of the staff console for the user, alone on the last
+    line (valid TRIALDESK_SIGN_IN_LINK_MINUTES, used once; audited)."""
+    from app.auth import service as auth
+    from app.users import sign_in
+
+    db = _database()
+    settings = db.settings
+    minutes = settings.sign_in_link_minutes
+    try:
+        with db.begin() as session:
+            user = auth.find_user(session, email=email)
+            if user is None or user.deactivated_at is not None:
+                _fail(f"no active user {email.strip().lower()!r}")
+                return
+            _, token = sign_in.issue_link(
+                session,
+                user=user,
+                lifetime=timedelta(minutes=minutes),
+                actor_label="trialdesk users sign-in-link",
+            )
+    finally:
+        db.dispose()
+    typer.echo(f"sign-in link for {user.email}, valid {minutes} minutes, once:", err=True)
+    typer.echo(sign_in.sign_in_url(settings.base_url, token))
+
+
 @studies_app.command("create")
 def studies_create(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="YAML or JSON")],

@@ -78,6 +78,19 @@ class Settings(BaseSettings):
     token_lifetime_days: int = Field(
         default=90, ge=1, le=3650, description="how long a new staff API token is valid"
     )
+    sign_in_link_minutes: int = Field(
+        default=15, ge=1, le=24 * 60, description="how long a console sign-in link works"
+    )
+    console_idle_minutes: int = Field(
+        default=30, ge=1, le=24 * 60, description="a console session unused this long ends"
+    )
+    console_session_hours: int = Field(
+        default=12, ge=1, le=24 * 14, description="a console session ends this long after sign-in"
+    )
+    cookie_secure: bool | None = Field(
+        default=None,
+        description="send the console's cookie over HTTPS only (default: when base_url is https)",
+    )
     bad_tokens_per_minute: int = Field(
         default=20, ge=1, description="unknown tokens from one address before 429s"
     )
@@ -118,6 +131,13 @@ class Settings(BaseSettings):
             if network != "*":
                 ipaddress.ip_network(network, strict=False)  # ValueError names it
         return value
+
+    @property
+    def secure_cookies(self) -> bool:
+        """Whether the console's cookies carry `Secure` (only sent over HTTPS)."""
+        if self.cookie_secure is not None:
+            return self.cookie_secure
+        return self.base_url.startswith("https://")
 
     @property
     def is_sqlite(self) -> bool:

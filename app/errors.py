@@ -176,6 +176,10 @@ class SurveyAlreadyCompleted(Conflict):
     code, title = "survey-completed", "This survey was already completed"
 
 
+class SurveyNotOpen(Conflict):
+    code, title = "survey-not-open", "The survey is not open"
+
+
 class SurveyLinkNotReplaceable(Conflict):
     code, title = "survey-link-not-replaceable", "Only a pending survey's link can be replaced"
 

@@ -28,6 +28,7 @@ class Use(StrEnum):
     idempotency = "idempotency"  # stored answers of requests with an Idempotency-Key
     survey_link = "survey link"  # the personal links of surveys, and their forms
     fingerprint = "fingerprint"  # recognizing the key without keeping it
+    console = "console"  # sign-in links and the forms of the staff console
 
 
 class WrongKey(Exception):

@@ -16,6 +16,9 @@ from app.api.operations import operations_router
 from app.api.ratelimit import FailureLimiter
 from app.audit.router import router as audit_router
 from app.config import Settings
+from app.console import admin as console_admin
+from app.console import router as console
+from app.console import signin as console_signin
 from app.db.engine import Database
 from app.exports.router import router as exports_router
 from app.idempotency import deps as idempotency
@@ -42,6 +45,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         scheduler = BackgroundScheduler(db) if settings.scheduler else None
         if scheduler is not None:
             scheduler.start()
+            app.state.wake_scheduler = scheduler.wake.set  # a sign-in link to send now
         yield
         if scheduler is not None:
             await run_in_threadpool(scheduler.shutdown)
@@ -72,6 +76,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         survey_pages.router,
         exports_router,
         reports_router,
+        console_signin.router,
+        console.router,
+        console_admin.router,
     ):
         app.include_router(router)
 

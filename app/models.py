@@ -1,7 +1,7 @@
 """Every table, imported in one place for Alembic (autogenerate, `alembic check`)."""
 
 from app.audit.models import AuditChainHead, AuditRecord
-from app.auth.models import ApiToken, User, UserSite
+from app.auth.models import ApiToken, ConsoleSession, SignInLink, User, UserSite
 from app.db.base import Base
 from app.db.server_key import ServerKey
 from app.idempotency.models import IdempotencyKey
@@ -20,12 +20,14 @@ __all__ = [
     "AuditRecord",
     "Base",
     "BlindingKey",
+    "ConsoleSession",
     "Contact",
     "IdempotencyKey",
     "OutboxMessage",
     "Participant",
     "RetiredLink",
     "ServerKey",
+    "SignInLink",
     "Site",
     "Stratum",
     "Study",

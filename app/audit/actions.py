@@ -10,6 +10,9 @@ class AuditAction(StrEnum):
 
     user_created = "user.created"
     user_deactivated = "user.deactivated"
+    sign_in_link_issued = "user.sign_in_link_issued"
+    signed_in = "user.signed_in"
+    signed_out = "user.signed_out"
     token_issued = "token.issued"
     tokens_revoked = "token.revoked"
     study_created = "study.created"
@@ -25,6 +28,7 @@ class AuditAction(StrEnum):
     survey_saved = "survey.saved"
     survey_submitted = "survey.submitted"
     survey_link_reissued = "survey.link_reissued"
+    survey_invitation_resent = "survey.invitation_resent"
     alert_raised = "alert.raised"
     alert_acknowledged = "alert.acknowledged"
     export_started = "export.started"

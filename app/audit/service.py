@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy import Table, bindparam, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from app.audit.actions import AuditAction
@@ -129,12 +129,33 @@ _SELECT_RECORD_AT = select(AuditRecord.at).where(AuditRecord.seq == bindparam("s
 
 
 def list_records(
-    session: Session, *, study_id: int | None, after_seq: int, limit: int
+    session: Session,
+    *,
+    study_id: int | None,
+    after_seq: int,
+    limit: int,
+    entity: str | None = None,
+    action: str | None = None,
+    actor: str | None = None,
 ) -> Sequence[AuditRecord]:
-    """Records oldest first, after a cursor; those of one study when `study_id` is given."""
+    """Records oldest first, after a cursor; those of one study when `study_id` is given,
+    of one entity (`PS-PHL-001`, and its parts such as `PS-PHL-001:baseline`), of one
+    action, or by one actor when those are."""
     query = select(AuditRecord).where(AuditRecord.seq > after_seq)
     if study_id is not None:
         query = query.where(AuditRecord.study_id == study_id)
+    if entity is not None:
+        escaped = entity.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = query.where(
+            or_(
+                AuditRecord.entity_id == entity,
+                AuditRecord.entity_id.like(f"{escaped}:%", escape="\\"),
+            )
+        )
+    if action is not None:
+        query = query.where(AuditRecord.action == action)
+    if actor is not None:
+        query = query.where(AuditRecord.actor == actor)
     return session.scalars(query.order_by(AuditRecord.seq).limit(limit)).all()
 
 

@@ -17,12 +17,10 @@ from app.api.params import SlugPath
 from app.auth.deps import STAFF_ROUTES, require
 from app.auth.permissions import Permission
 from app.auth.principal import Principal
-from app.db.engine import Database
-from app.exports import service
+from app.exports import downloads
 from app.exports.dataset import Shape, columns
-from app.exports.formats import codebook_csv
 from app.exports.schemas import Codebook, codebook
-from app.exports.service import Format, Kind, StreamSlot
+from app.exports.service import Format
 from app.studies import service as studies
 
 router = APIRouter(
@@ -67,10 +65,9 @@ def blinded_export(
     """The blinded dataset: pseudonyms, coded groups, strata, statuses, days from
     randomization, every exported item and score; no identifying data, dates or arms."""
     study = studies.get_study(session, slug=slug, user=user)
-    slot = service.StreamSlot()
-    export = service.prepare(session, study=study, kind=Kind.blinded, shape=shape)
-    service.started(session, export, parameters={"format": fmt, "shape": shape}, actor=user)
-    return _file(request, export, fmt, user, slot)
+    return downloads.dataset(
+        request.app.state.db, session, study=study, user=user, fmt=fmt, shape=shape
+    )
 
 
 @router.get("/unblinded", response_class=StreamingResponse, responses=FILE_RESPONSES)
@@ -86,12 +83,9 @@ def unblinded_export(
     """The blinded dataset plus each participant's arm, arm label, stratum, block, block
     size and position; for roles the study shows arms to, with a reason (audited)."""
     study = studies.get_study(session, slug=slug, user=user)
-    studies.ensure_arms_visible(study, user=user)
-    slot = service.StreamSlot()
-    export = service.prepare(session, study=study, kind=Kind.unblinded, shape=shape)
-    parameters = {"format": fmt, "shape": shape}
-    service.started(session, export, parameters=parameters, actor=user, reason=reason)
-    return _file(request, export, fmt, user, slot)
+    return downloads.dataset(
+        request.app.state.db, session, study=study, user=user, fmt=fmt, shape=shape, reason=reason
+    )
 
 
 @router.get(
@@ -111,11 +105,7 @@ def export_codebook(
     study = studies.get_study(session, slug=slug, user=user)
     cols = columns(studies.definition_of(study), shape=shape, unblinded=False)
     if fmt is Format.csv:
-        return Response(
-            codebook_csv(cols),
-            media_type=MEDIA[Format.csv],
-            headers=_attachment(f"{slug}-codebook-{shape}.csv"),
-        )
+        return downloads.codebook_csv_file(study, shape=shape)
     return codebook(slug, shape, cols)
 
 
@@ -130,28 +120,4 @@ def export_package(
     """A Frictionless data package (zip): `datapackage.json`, the blinded dataset long
     and wide as CSV, and their codebooks."""
     study = studies.get_study(session, slug=slug, user=user)
-    slot = service.StreamSlot()
-    long = service.prepare(session, study=study, kind=Kind.blinded, shape=Shape.long)
-    wide = service.prepare(session, study=study, kind=Kind.blinded, shape=Shape.wide)
-    service.started(session, long, parameters={"format": "package"}, actor=user)
-    db: Database = request.app.state.db
-    return StreamingResponse(
-        service.package(db, wide, long, actor=user, slot=slot),
-        media_type="application/zip",
-        headers=_attachment(f"{slug}-blinded-package.zip"),
-    )
-
-
-def _file(
-    request: Request, export: service.Export, fmt: Format, user: Principal, slot: StreamSlot
-) -> StreamingResponse:
-    db: Database = request.app.state.db
-    return StreamingResponse(
-        service.stream(db, export, fmt=fmt, actor=user, slot=slot),
-        media_type=MEDIA[fmt],
-        headers=_attachment(f"{export.slug}-{export.kind}-{export.shape}.{fmt}"),
-    )
-
-
-def _attachment(filename: str) -> dict[str, str]:
-    return {"Content-Disposition": f'attachment; filename="{filename}"'}
+    return downloads.package(request.app.state.db, session, study=study, user=user)

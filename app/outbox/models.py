@@ -15,6 +15,7 @@ class MessageKind(StrEnum):
     invitation = "invitation"  # a survey's window opened
     reminder = "reminder"  # still not answered, on the study's reminder days
     alert = "alert"  # a submitted survey met a safety rule: to the site's coordinators
+    sign_in = "sign_in"  # a one-time link to the staff console, to its user
 
 
 class MessageStatus(StrEnum):

@@ -18,6 +18,7 @@ from app.idempotency.deps import IdempotencyDep
 from app.participants import service
 from app.participants.lifecycle import ParticipantStatus
 from app.participants.schemas import (
+    InvitationResent,
     ParticipantCreate,
     ParticipantCreated,
     ParticipantList,
@@ -164,3 +165,19 @@ def reissue_link(
     study = get_study(session, slug=slug, user=actor, lock=RowLock.for_no_key_update)
     token = service.reissue_link(session, study=study, code=code, timepoint=timepoint, actor=actor)
     return idempotency.remember(ReissuedLink(link=survey_link(base, token)))
+
+
+@router.post("/{code}/surveys/{timepoint}/resend", status_code=202, response_model=InvitationResent)
+def resend_invitation(
+    slug: SlugPath,
+    code: CodePath,
+    timepoint: Annotated[str, Path(max_length=64, description="timepoint code")],
+    session: SessionDep,
+    idempotency: IdempotencyDep,
+    actor: Annotated[Principal, Depends(require(Permission.enroll))],
+) -> Response:
+    """Email the invitation of an open survey again, with its current link; 409 unless the
+    survey is open."""
+    study = get_study(session, slug=slug, user=actor, lock=RowLock.for_no_key_update)
+    service.resend_invitation(session, study=study, code=code, timepoint=timepoint, actor=actor)
+    return idempotency.remember(InvitationResent(timepoint=timepoint))

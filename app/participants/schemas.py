@@ -57,6 +57,11 @@ class Withdrawal(BaseModel):
     reason: Reason
 
 
+class InvitationResent(BaseModel):
+    timepoint: str
+    queued: bool = Field(default=True, description="the email is in the outbox")
+
+
 class UnblindRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

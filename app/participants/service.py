@@ -337,6 +337,16 @@ def reissue_link(
     return surveys.link_token(session, instance)
 
 
+def resend_invitation(
+    session: Session, *, study: Study, code: str, timepoint: str, actor: Principal
+) -> None:
+    """Send the invitation of one of the participant's open surveys again."""
+    participant = get_participant(session, study=study, code=code, user=actor)
+    surveys.resend_invitation(
+        session, study=study, participant_id=participant.id, timepoint=timepoint, actor=actor
+    )
+
+
 def unblind(
     session: Session, *, study: Study, code: str, reason: str, actor: Principal
 ) -> tuple[Participant, str, str]:

@@ -279,3 +279,56 @@ def balance(session: Session, *, study: Study, user: Principal) -> list[Balance]
         )
         for factor, level in levels
     ]
+
+
+@dataclass(frozen=True)
+class SiteRecruitment:
+    code: str
+    name: str
+    screened: int
+    enrolled: int  # ever enrolled: enrolled now, randomized, or withdrawn after enrolling
+    randomized: int  # ever randomized (withdrawn ones included: intention to treat)
+    withdrawn: int
+    target: int | None
+
+
+def recruitment(session: Session, *, study: Study) -> list[SiteRecruitment]:
+    """Per site: screened, enrolled, randomized and withdrawn, beside the site's target
+    (aggregate counts: no arm, no participant)."""
+    definition = studies.definition_of(study)
+    targets = definition.recruitment.per_site if definition.recruitment else {}
+    counts: dict[int, Counter[str]] = defaultdict(Counter)
+    rows = session.execute(
+        select(
+            Participant.site_id,
+            Participant.status,
+            Participant.enrolled_at.is_not(None),
+            Participant.randomized_at.is_not(None),
+            func.count(),
+        )
+        .where(Participant.study_id == study.id)
+        .group_by(
+            Participant.site_id,
+            Participant.status,
+            Participant.enrolled_at.is_not(None),
+            Participant.randomized_at.is_not(None),
+        )
+    )
+    for site_id, status, enrolled, randomized, n in rows:
+        tally = counts[site_id]
+        tally["screened"] += n
+        tally["enrolled"] += n if enrolled else 0
+        tally["randomized"] += n if randomized else 0
+        tally["withdrawn"] += n if status == ParticipantStatus.withdrawn else 0
+    return [
+        SiteRecruitment(
+            site.code,
+            site.name,
+            counts[site.id]["screened"],
+            counts[site.id]["enrolled"],
+            counts[site.id]["randomized"],
+            counts[site.id]["withdrawn"],
+            targets.get(site.code),
+        )
+        for site in sorted(study.sites, key=lambda s: s.code)
+    ]

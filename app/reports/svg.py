@@ -479,7 +479,7 @@ def _defs() -> str:
     )
 
 
-def _description(flow: ConsortFlow) -> str:
+def description(flow: ConsortFlow) -> str:
     """The numbers of the diagram as sentences, for screen readers and search."""
     excluded = flow.ineligible + flow.withdrawn_before_randomization
     reasons = "".join(
@@ -517,7 +517,7 @@ def consort_svg(flow: ConsortFlow) -> str:
         f'height="{height}" role="img" aria-labelledby="{TITLE_ID} {DESC_ID}" '
         f'font-family="{FONT_FAMILY}" font-size="{FONT_SIZE}">',
         f'<title id="{TITLE_ID}">{escape(title)}</title>',
-        f'<desc id="{DESC_ID}">{escape(_description(flow))}</desc>',
+        f'<desc id="{DESC_ID}">{escape(description(flow))}</desc>',
         _defs(),
         f'<rect x="0" y="0" width="{width}" height="{height}" fill="white"/>',
     ]

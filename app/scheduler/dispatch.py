@@ -18,11 +18,14 @@ from email.message import EmailMessage
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.auth.models import User, UserSite
+from app.auth import service as auth
+from app.auth.models import SignInLink, User, UserSite
 from app.auth.principal import Role
 from app.config import Settings
 from app.db.base import utcnow
 from app.db.engine import Database
+from app.db.server_key import keys_of
+from app.keys import Use
 from app.outbox import service as outbox
 from app.outbox.models import MessageKind, MessageStatus, OutboxMessage
 from app.participants.models import Contact
@@ -33,6 +36,7 @@ from app.studies.service import definition_of
 from app.surveys import service as surveys
 from app.surveys.models import Alert, SurveyInstance
 from app.surveys.scheduling import SurveyStatus
+from app.users.sign_in import sign_in_url
 
 log = logging.getLogger("trialdesk.scheduler")
 
@@ -173,6 +177,8 @@ def compose(
     """The email the message is, written now; or why it is not to be sent."""
     if message.kind is MessageKind.alert:
         return _alert_letter(session, settings, message.subject_id)
+    if message.kind is MessageKind.sign_in:
+        return _sign_in_letter(session, settings, message.subject_id, now=now)
     instance = session.get(SurveyInstance, message.subject_id)
     if instance is None:
         return NotSent(MessageStatus.failed, "the survey no longer exists")
@@ -193,6 +199,24 @@ def compose(
         support=definition.support_text,
     )
     return Letter([contact.email], subject, body)
+
+
+def _sign_in_letter(
+    session: Session, settings: Settings, link_id: int, *, now: datetime
+) -> Letter | NotSent:
+    link = session.get(SignInLink, link_id)
+    if link is None:
+        return NotSent(MessageStatus.failed, "the sign-in link no longer exists")
+    if link.used_at is not None or link.expires_at <= now:
+        return NotSent(MessageStatus.skipped, "the sign-in link was used or has expired")
+    user = session.get_one(User, link.user_id)
+    if user.deactivated_at is not None:
+        return NotSent(MessageStatus.skipped, "the user was deactivated")
+    token = auth.sign_in_token(keys_of(session).derived(Use.console), link_id=link.id)
+    subject, body = mail.sign_in(
+        link=sign_in_url(settings.base_url, token), minutes=settings.sign_in_link_minutes
+    )
+    return Letter([user.email], subject, body)
 
 
 def _alert_letter(session: Session, settings: Settings, alert_id: int) -> Letter | NotSent:
@@ -217,7 +241,7 @@ def _alert_letter(session: Session, settings: Settings, alert_id: int) -> Letter
         study_title=definition_of(study).title,
         participant=alert.participant_code,
         site=site.code,
-        link=f"{settings.base_url}/api/v1/studies/{study.slug}/participants/"
+        link=f"{settings.base_url}/console/studies/{study.slug}/participants/"
         f"{alert.participant_code}",
     )
     return Letter(list(coordinators), subject, body)

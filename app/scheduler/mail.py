@@ -82,6 +82,19 @@ def alert(*, study_title: str, participant: str, site: str, link: str) -> tuple[
     return subject, body
 
 
+def sign_in(*, link: str, minutes: int) -> tuple[str, str]:
+    """(subject, body) of a one-time sign-in link to the staff console."""
+    subject = "Your Trialdesk sign-in link"
+    body = (
+        f"Hello,\n\n"
+        f"Here is your link to sign in to Trialdesk:\n{link}\n\n"
+        f"It works once, for {minutes} minutes from when you asked for it.\n\n"
+        f"If you did not ask to sign in, you can ignore this email: nobody can sign in "
+        f"without the link.\n"
+    )
+    return subject, body
+
+
 def _signature(support: str | None) -> str:
     return f"\n{support}\n" if support else ""
 

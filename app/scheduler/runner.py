@@ -59,15 +59,19 @@ def run_pass(
     return report
 
 
-def run_forever(db: Database, *, interval_s: float, stop: threading.Event) -> None:
-    """A pass every `interval_s` seconds until `stop` is set; a failed pass is logged
-    and the next one runs as planned."""
+def run_forever(
+    db: Database, *, interval_s: float, stop: threading.Event, wake: threading.Event | None = None
+) -> None:
+    """A pass every `interval_s` seconds (or as soon as `wake` is set) until `stop` is
+    set; a failed pass is logged and the next one runs as planned."""
     while not stop.is_set():
+        if wake is not None:
+            wake.clear()  # before the pass: a message queued during it is sent by the next
         try:
             run_pass(db, stop=stop)
         except Exception:
             log.exception("scheduler pass failed")
-        stop.wait(interval_s)
+        (wake or stop).wait(interval_s)
 
 
 class BackgroundScheduler:
@@ -76,9 +80,15 @@ class BackgroundScheduler:
     def __init__(self, db: Database) -> None:
         self.db = db
         self.stop = threading.Event()
+        self.wake = threading.Event()  # a message to send now (a sign-in link)
         self.thread = threading.Thread(
             target=run_forever,
-            kwargs={"db": db, "interval_s": db.settings.scheduler_interval_s, "stop": self.stop},
+            kwargs={
+                "db": db,
+                "interval_s": db.settings.scheduler_interval_s,
+                "stop": self.stop,
+                "wake": self.wake,
+            },
             name="trialdesk-scheduler",
             daemon=True,
         )
@@ -89,4 +99,5 @@ class BackgroundScheduler:
     def shutdown(self) -> None:
         """Stop after the message being sent (at most one SMTP timeout)."""
         self.stop.set()
+        self.wake.set()
         self.thread.join(timeout=self.db.settings.smtp_timeout_s + 5)

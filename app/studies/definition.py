@@ -181,6 +181,17 @@ class AlertRule(Document):
     value: Number
 
 
+SiteCode = Annotated[str, Field(min_length=1, max_length=12)]
+Target = Annotated[int, Field(ge=1, le=10_000_000)]
+
+
+class Recruitment(Document):
+    target: Target = Field(description="participants to randomize, in the whole study")
+    per_site: dict[SiteCode, Target] = Field(
+        default={}, max_length=1000, description="site code → participants to randomize there"
+    )
+
+
 class StudyDefinition(Document):
     """A whole study, as one document; validated completely before anything is stored."""
 
@@ -205,6 +216,9 @@ class StudyDefinition(Document):
     )
     support_text: Text | None = Field(
         default=None, description="shown on every thank-you page: whom to contact"
+    )
+    recruitment: Recruitment | None = Field(
+        default=None, description="recruitment targets, shown against progress"
     )
     timezone: Annotated[str, Field(min_length=1, max_length=64)] = Field(
         default="UTC", description="IANA time zone of the dates people see (windows)"

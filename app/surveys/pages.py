@@ -15,7 +15,7 @@ from __future__ import annotations
 import hmac
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from typing import Annotated, Any
+from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -37,14 +37,12 @@ from app.surveys.scheduling import SurveyStatus
 from app.surveys.scoring import check
 from app.surveys.service import OpenedSurvey
 from app.surveys.tokens import form_token
+from app.web.forms import FormDep, first
 from app.web.pages import longdate, page
 
 # One page of answers, typed by a person: up to 200 items, text answers of up to 5,000
 # characters, which a form encodes in up to 12 bytes each in some scripts.
 FORM_BODY_LIMIT = 1024 * 1024
-MAX_FORM_FIELDS = 1000
-
-Form = dict[str, list[str]]
 
 
 class LinkPageRoute(APIRoute):
@@ -57,22 +55,6 @@ class LinkPageRoute(APIRoute):
         if retry_after is not None:
             response.headers["Retry-After"] = retry_after
         return response
-
-
-async def read_form(request: Request) -> Form:
-    """The posted form's fields (files are refused), each with every value sent."""
-    content_type = request.headers.get("content-type", "")
-    if not content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
-        return {}
-    fields: Form = defaultdict(list)
-    async with request.form(max_files=0, max_fields=MAX_FORM_FIELDS) as form:
-        for name, value in form.multi_items():
-            if isinstance(value, str):
-                fields[name].append(value)
-    return dict(fields)
-
-
-FormDep = Annotated[Form, Depends(read_form)]
 
 
 def _html(description: str) -> dict[str, Any]:
@@ -127,10 +109,10 @@ def answer_survey(request: Request, token: str, session: SessionDep, form: FormD
     if opened.status is not SurveyStatus.open:
         return _state_page(request, opened)
     expected = _csrf_token(session, opened)
-    if not hmac.compare_digest(_first(form, "csrf_token").encode(), expected.encode()):
+    if not hmac.compare_digest(first(form, "csrf_token").encode(), expected.encode()):
         return _status_page(request, _PAGE_EXPIRED, opened=opened, status_code=403)
-    number = _part_number(_first(form, "part"), opened) or 1
-    action = _first(form, "action")
+    number = _part_number(first(form, "part"), opened) or 1
+    action = first(form, "action")
     instrument = opened.instruments[number - 1]
     parsed = parse_form(instrument.items, form)
     finishing = action in ("next", "submit")
@@ -243,11 +225,6 @@ def _common(opened: OpenedSurvey) -> dict[str, Any]:
 def _csrf_token(session: Session, opened: OpenedSurvey) -> str:
     key = keys_of(session).derived(Use.survey_link)
     return form_token(key, hashed_token=opened.instance.token_hash, issue=opened.instance.issue)
-
-
-def _first(form: Form, name: str) -> str:
-    values = form.get(name)
-    return values[0] if values else ""
 
 
 def _part_number(raw: str | None, opened: OpenedSurvey) -> int | None:

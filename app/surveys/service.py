@@ -25,6 +25,7 @@ from app.errors import (
     SurveyLinkNotReplaceable,
     SurveyLinkReplaced,
     SurveyNotFound,
+    SurveyNotOpen,
     SurveyNotOpenYet,
     UnknownSurveyLink,
 )
@@ -161,11 +162,7 @@ def cancel_pending(session: Session, *, study: Study, participant_id: int, now: 
     return count
 
 
-def reissue(
-    session: Session, *, study: Study, participant_id: int, timepoint: str, actor: Principal
-) -> SurveyInstance:
-    """Give the survey a new link; the old one answers 410 from now on."""
-    now = audit.lock_chain_head(session).at
+def _locked_instance(session: Session, *, participant_id: int, timepoint: str) -> SurveyInstance:
     instance = session.scalars(
         select(SurveyInstance)
         .where(
@@ -176,6 +173,15 @@ def reissue(
     ).first()
     if instance is None:
         raise SurveyNotFound(f"no survey {timepoint!r} for this participant")
+    return instance
+
+
+def reissue(
+    session: Session, *, study: Study, participant_id: int, timepoint: str, actor: Principal
+) -> SurveyInstance:
+    """Give the survey a new link; the old one answers 410 from now on."""
+    now = audit.lock_chain_head(session).at
+    instance = _locked_instance(session, participant_id=participant_id, timepoint=timepoint)
     current = status_of(instance, definition=definition_of(study), now=now)
     if current not in (SurveyStatus.scheduled, SurveyStatus.open):
         raise SurveyLinkNotReplaceable(f"the survey is {current}: its link cannot be replaced")
@@ -190,6 +196,36 @@ def reissue(
         entity_id=f"{instance.participant_code}:{timepoint}",
         study_id=study.id,
         changes={"issue": (instance.issue - 1, instance.issue)},
+    )
+    return instance
+
+
+def resend_invitation(
+    session: Session, *, study: Study, participant_id: int, timepoint: str, actor: Principal
+) -> SurveyInstance:
+    """Email the participant the invitation to an open survey again (through the outbox,
+    with its current link); audited. 409 unless the survey is open."""
+    now = audit.lock_chain_head(session).at
+    instance = _locked_instance(session, participant_id=participant_id, timepoint=timepoint)
+    current = status_of(instance, definition=definition_of(study), now=now)
+    if current is not SurveyStatus.open:
+        raise SurveyNotOpen(f"the survey is {current}: only an open survey's invitation is sent")
+    outbox.enqueue(
+        session,
+        kind=MessageKind.invitation,
+        dedupe_key=f"survey:{instance.id}:resent:{now.isoformat()}",
+        subject_id=instance.id,
+        study_id=study.id,
+        site_id=instance.site_id,
+        participant_code=instance.participant_code,
+        now=now,
+    )
+    audit.record(
+        session,
+        AuditAction.survey_invitation_resent,
+        actor=actor,
+        entity_id=f"{instance.participant_code}:{timepoint}",
+        study_id=study.id,
     )
     return instance
 

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import ColumnElement, and_, func, select
 from sqlalchemy.orm import Session
@@ -44,6 +45,23 @@ class Worklist:
     messages_failed: int
 
 
+class WorkSort(StrEnum):
+    """Orders of the console's worklist (the API's is by id, for its cursor)."""
+
+    closes_on = "closes_on"  # the most urgent first
+    opens_on = "opens_on"
+    participant = "participant"
+    timepoint = "timepoint"
+
+
+_ORDER: dict[WorkSort, tuple[ColumnElement[Any], ...]] = {
+    WorkSort.closes_on: (SurveyInstance.closes_on.asc(), SurveyInstance.id.asc()),
+    WorkSort.opens_on: (SurveyInstance.opens_on.asc(), SurveyInstance.id.asc()),
+    WorkSort.participant: (SurveyInstance.participant_code.asc(), SurveyInstance.opens_on.asc()),
+    WorkSort.timepoint: (SurveyInstance.timepoint.asc(), SurveyInstance.closes_on.asc()),
+}
+
+
 def worklist(
     session: Session,
     *,
@@ -53,9 +71,13 @@ def worklist(
     after_id: int,
     limit: int,
     now: datetime,
+    sort: WorkSort | None = None,
+    offset: int = 0,
+    site_id: int | None = None,
+    timepoint: str | None = None,
 ) -> Worklist:
-    """The study's surveys at the user's sites, oldest first, with how many alerts and
-    failed emails wait there."""
+    """The study's surveys at the user's sites, oldest first (or in `sort` order, from
+    `offset`), with how many alerts and failed emails wait there."""
     definition = definition_of(study)
     zone = definition.zone()
     today = local_date(now, zone)
@@ -77,10 +99,15 @@ def worklist(
     sites = reachable_sites(user)
     if sites is not None:
         query = query.where(SurveyInstance.site_id.in_(sites))
+    if site_id is not None:
+        query = query.where(SurveyInstance.site_id == site_id)
+    if timepoint is not None:
+        query = query.where(SurveyInstance.timepoint == timepoint)
     if wanted is not None:
         query = query.where(conditions[wanted])
+    order = _ORDER[sort] if sort is not None else (SurveyInstance.id.asc(),)
     rows = []
-    for instance in session.scalars(query.order_by(SurveyInstance.id).limit(limit)):
+    for instance in session.scalars(query.order_by(*order).offset(offset).limit(limit)):
         span = Window(instance.opens_on, instance.closes_on)
         current = status(
             span,
@@ -121,9 +148,12 @@ def alerts(
     open_only: bool,
     after_id: int,
     limit: int,
+    participant_code: str | None = None,
 ) -> Sequence[Alert]:
-    """The study's safety alerts at the user's sites, oldest first."""
+    """The study's safety alerts at the user's sites (of one participant), oldest first."""
     query = select(Alert).where(Alert.study_id == study.id, Alert.id > after_id)
+    if participant_code is not None:
+        query = query.where(Alert.participant_code == participant_code)
     sites = reachable_sites(user)
     if sites is not None:
         query = query.where(Alert.site_id.in_(sites))

@@ -94,15 +94,18 @@ def issue_token(
 
 
 def revoke_tokens(session: Session, *, user: User, actor: Principal | None) -> int:
-    """Refuse every token of the user from now on; return how many were valid."""
+    """Refuse every token of the user from now on, and end their console sessions;
+    return how many tokens were valid."""
     now = audit.lock_chain_head(session).at
     count = auth.revoke_tokens(session, user=user, now=now)
+    # Revoking signs the user out of the console too: a lost laptop is dealt with at once.
+    sessions = auth.end_sessions(session, user=user, now=now)
     audit.record(
         session,
         AuditAction.tokens_revoked,
         actor=actor,
         entity_id=user.id,
-        changes={"valid_tokens": (count, 0)},
+        changes={"valid_tokens": (count, 0), "console_sessions": (sessions, 0)},
     )
     return count
 

@@ -28,6 +28,7 @@ environment = Environment(
         [
             FileSystemLoader(APP / "web" / "templates"),
             FileSystemLoader(APP / "surveys" / "templates"),
+            FileSystemLoader(APP / "console" / "templates"),
         ]
     ),
     autoescape=select_autoescape(default=True, default_for_string=True),
@@ -56,7 +57,19 @@ def phone_links(text: str) -> Markup:
     return Markup(_PHONE.sub(link, str(escape(text))))
 
 
+def pairs(values: Any) -> list[tuple[str, str]]:
+    """Each value as (value, label) for a list of choices: `1.0` is shown as `1.0`."""
+    return [(str(v), str(v)) for v in values]
+
+
+def level_pairs(values: Any) -> list[tuple[str, str]]:
+    """Codes as choices, labelled in words: `bipolar_ii` is shown as `Bipolar ii`."""
+    return [(str(v), str(v).replace("_", " ").capitalize()) for v in values]
+
+
 environment.filters["longdate"] = longdate
+environment.filters["zip_pairs"] = pairs
+environment.filters["level_pairs"] = level_pairs
 environment.filters["phone_links"] = phone_links
 
 

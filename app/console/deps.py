@@ -1,0 +1,171 @@
+"""Who is signed in to the console, and whether a posted form is theirs.
+
+A session lives in an HttpOnly, SameSite=Lax cookie (Secure over HTTPS) that holds a
+random token; the database keeps its hash, so ending a session, revoking a user's
+tokens or deactivating the user signs them out at the next request. Every form carries
+a `csrf_token` bound to the session, and posts from another origin are refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Annotated
+from urllib.parse import quote, urlsplit
+
+from fastapi import Depends, Request, Response
+from fastapi.responses import RedirectResponse
+from fastapi.routing import APIRoute
+
+from app.auth import service as auth
+from app.auth.permissions import Permission, has_permission
+from app.auth.principal import Principal
+from app.auth.service import SignedIn
+from app.config import Settings
+from app.db.base import utcnow
+from app.db.engine import Database
+from app.errors import Forbidden, NotAuthenticated
+from app.keys import Use
+from app.web.forms import Form, FormDep, csrf_ok, csrf_token, first
+from app.web.pages import page
+
+COOKIE = "trialdesk_session"
+PREFIX = "/console"
+# A session's last use is written at most this often (idle time is counted in minutes).
+TOUCH_EVERY = timedelta(minutes=1)
+MAX_COOKIE_LENGTH = 128
+
+
+@dataclass(frozen=True)
+class Staff:
+    """The signed-in user of a console request, and their form token."""
+
+    signed_in: SignedIn
+    csrf: str
+
+    @property
+    def user(self) -> Principal:
+        return self.signed_in.principal
+
+    def may(self, permission: Permission) -> bool:
+        return has_permission(self.user.role, permission)
+
+
+def console_key(request: Request) -> bytes:
+    db: Database = request.app.state.db
+    return db.keys.derived(Use.console)
+
+
+def signed_in(request: Request) -> Staff:
+    """The signed-in user; `NotAuthenticated` (a redirect to the sign-in page) if the
+    cookie is missing, unknown, ended or idle, or the user was deactivated."""
+    token = request.cookies.get(COOKIE, "")
+    if not token or len(token) > MAX_COOKIE_LENGTH:
+        raise NotAuthenticated("sign in to continue")
+    db: Database = request.app.state.db
+    settings: Settings = request.app.state.settings
+    now = utcnow()
+    with db.session(write=False) as session:
+        who = auth.session_user(
+            session, token=token, now=now, idle=timedelta(minutes=settings.console_idle_minutes)
+        )
+    if now - who.last_seen_at >= TOUCH_EVERY:
+        with db.begin() as session:
+            auth.touch_session(session, session_id=who.session_id, now=now)
+    staff = Staff(who, csrf_token(console_key(request), bound_to=f"session:{who.session_id}"))
+    request.state.staff = staff
+    return staff
+
+
+StaffDep = Annotated[Staff, Depends(signed_in)]
+
+
+def needs(permission: Permission) -> object:
+    """A dependency: the signed-in user, if their role has the permission (else 403)."""
+
+    def check(staff: StaffDep) -> Staff:
+        if not staff.may(permission):
+            raise Forbidden(f"the {staff.user.role} role may not {permission.replace('_', ' ')}")
+        return staff
+
+    return Depends(check)
+
+
+def same_origin(request: Request) -> bool:
+    """Whether a post comes from this site's own pages (Origin, Sec-Fetch-Site)."""
+    if request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
+        return False
+    origin = request.headers.get("origin")
+    if origin is None or origin == "null":
+        return origin is None
+    host = request.headers.get("host", "")
+    return urlsplit(origin).netloc == host
+
+
+def checked_form(request: Request, staff: StaffDep, form: FormDep) -> Form:
+    """The posted form, if it came from a page rendered for this session (403 else)."""
+    if not same_origin(request) or not csrf_ok(
+        console_key(request),
+        bound_to=f"session:{staff.signed_in.session_id}",
+        given=first(form, "csrf_token"),
+    ):
+        raise FormExpired()
+    return form
+
+
+CheckedForm = Annotated[Form, Depends(checked_form)]
+
+
+class FormExpired(Forbidden):
+    code, title = "form-expired", "The form did not come from this session's pages"
+
+
+def view(
+    request: Request, template: str, context: Mapping[str, object], *, status_code: int = 200
+) -> Response:
+    """A console page: the signed-in user and their form token go to every template."""
+    staff: Staff | None = getattr(request.state, "staff", None)
+    return page(
+        request, template, {"staff": staff, **context}, status_code=status_code, personal=True
+    )
+
+
+class ConsoleRoute(APIRoute):
+    """Console routes answer every failure with a page: a sign-in redirect for 401, a
+    page that says what happened (with the problem's status) for the rest."""
+
+    def error_page(self, request: Request, error: Exception, problem: Response) -> Response:
+        status = problem.status_code
+        if status == 401:
+            target = request.url.path
+            if request.method == "GET" and request.url.query:
+                target += "?" + request.url.query
+            response: Response = RedirectResponse(
+                f"{PREFIX}/sign-in?next={quote(target, safe='')}", status_code=303
+            )
+            response.delete_cookie(COOKIE, path="/")
+            return response
+        detail = getattr(error, "detail", None)
+        response = view(
+            request,
+            "console/message.html",
+            {"heading": _HEADINGS.get(status, "Something went wrong"), "detail": detail},
+            status_code=status,
+        )
+        retry_after = problem.headers.get("Retry-After")
+        if retry_after is not None:
+            response.headers["Retry-After"] = retry_after
+        return response
+
+
+_HEADINGS = {
+    400: "The request could not be read",
+    403: "You cannot do this",
+    404: "Page not found",
+    409: "This cannot be done now",
+    413: "The form is too large",
+    422: "Some of what was sent cannot be used",
+    429: "Too many tries",
+    503: "Trialdesk is busy",
+}

@@ -1,0 +1,72 @@
+"""Export downloads as HTTP answers, the same for the API and the console: each
+started (audited) in the request's transaction, then streamed."""
+
+from __future__ import annotations
+
+from fastapi import Response
+from fastapi.responses import StreamingResponse
+from sqlalchemy.orm import Session
+
+from app.auth.principal import Principal
+from app.db.engine import Database
+from app.exports import service
+from app.exports.dataset import Shape, columns
+from app.exports.formats import codebook_csv
+from app.exports.service import Format, Kind
+from app.studies import service as studies
+from app.studies.models import Study
+
+MEDIA = {Format.csv: "text/csv; charset=utf-8", Format.json: "application/json"}
+
+
+def dataset(
+    db: Database,
+    session: Session,
+    *,
+    study: Study,
+    user: Principal,
+    fmt: Format,
+    shape: Shape,
+    reason: str | None = None,
+) -> StreamingResponse:
+    """The blinded dataset, or with a `reason` the unblinded one (for roles the study
+    shows arms to), audited as started now and as completed at its last byte."""
+    kind = Kind.blinded if reason is None else Kind.unblinded
+    if kind is Kind.unblinded:
+        studies.ensure_arms_visible(study, user=user)
+    slot = service.StreamSlot()
+    export = service.prepare(session, study=study, kind=kind, shape=shape)
+    parameters = {"format": fmt, "shape": shape}
+    service.started(session, export, parameters=parameters, actor=user, reason=reason)
+    return StreamingResponse(
+        service.stream(db, export, fmt=fmt, actor=user, slot=slot),
+        media_type=MEDIA[fmt],
+        headers=attachment(f"{export.slug}-{export.kind}-{export.shape}.{fmt}"),
+    )
+
+
+def package(db: Database, session: Session, *, study: Study, user: Principal) -> StreamingResponse:
+    """The Frictionless data package (zip) of the blinded dataset, long and wide."""
+    slot = service.StreamSlot()
+    long = service.prepare(session, study=study, kind=Kind.blinded, shape=Shape.long)
+    wide = service.prepare(session, study=study, kind=Kind.blinded, shape=Shape.wide)
+    service.started(session, long, parameters={"format": "package"}, actor=user)
+    return StreamingResponse(
+        service.package(db, wide, long, actor=user, slot=slot),
+        media_type="application/zip",
+        headers=attachment(f"{study.slug}-blinded-package.zip"),
+    )
+
+
+def codebook_csv_file(study: Study, *, shape: Shape) -> Response:
+    """The codebook of the blinded export of that shape, as a CSV file."""
+    cols = columns(studies.definition_of(study), shape=shape, unblinded=False)
+    return Response(
+        codebook_csv(cols),
+        media_type=MEDIA[Format.csv],
+        headers=attachment(f"{study.slug}-codebook-{shape}.csv"),
+    )
+
+
+def attachment(filename: str) -> dict[str, str]:
+    return {"Content-Disposition": f'attachment; filename="{filename}"'}
