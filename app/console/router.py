@@ -268,9 +268,9 @@ def _enrollment(definition: StudyDefinition, form: Form) -> tuple[dict[str, Any]
             errors[f"screening-{criterion.code}"] = f"Answer: {_lower_first(criterion.text)}"
     if not first(form, "site"):
         errors["site"] = "Choose the site the participant is enrolled at"
-    eligible = all(screening.get(c.code) == c.must_be for c in definition.eligibility) and len(
-        screening
-    ) == len(definition.eligibility)
+    # Unanswered questions count as met: the eligible person's fields are asked for
+    # until an answer rules the person out.
+    eligible = all(screening.get(c.code, c.must_be) == c.must_be for c in definition.eligibility)
     strata = {
         factor.code: first(form, f"strata-{factor.code}")
         for factor in definition.randomization.strata

@@ -64,6 +64,8 @@ _MATRIX: dict[tuple[str, str], tuple[int, int, int, int, int, int, int]] = {
     ("PUT",  "/api/v1/studies/{slug}/allocation-table"):       (401, 401, 200, 403, 403, 403, 403),
     ("POST", "/api/v1/studies/{slug}/participants/{code}/surveys/{timepoint}/reissue"):
                                                                (401, 401, 200, 200, 404, 403, 403),
+    ("POST", "/api/v1/studies/{slug}/participants/{code}/surveys/{timepoint}/resend"):
+                                                               (401, 401, 202, 202, 404, 403, 403),
     ("GET",  "/api/v1/studies/{slug}/schedule"):               (401, 401, 200, 200, 200, 403, 403),
     ("GET",  "/api/v1/studies/{slug}/alerts"):                 (401, 401, 200, 200, 200, 403, 403),
     ("POST", "/api/v1/studies/{slug}/alerts/{alert_id}/acknowledge"):
@@ -260,6 +262,9 @@ REQUESTS: dict[tuple[str, str], Callable[[Ctx], Call]] = {
     ),
     ("POST", "/api/v1/studies/{slug}/participants/{code}/surveys/{timepoint}/reissue"): (
         lambda ctx: Call(f"{S}/participants/{ctx.enrolled()}/surveys/baseline/reissue")
+    ),
+    ("POST", "/api/v1/studies/{slug}/participants/{code}/surveys/{timepoint}/resend"): (
+        lambda ctx: Call(f"{S}/participants/{ctx.enrolled()}/surveys/baseline/resend")
     ),
     ("GET", "/api/v1/studies/{slug}/schedule"): lambda ctx: Call(f"{S}/schedule"),
     ("GET", "/api/v1/studies/{slug}/alerts"): lambda ctx: Call(f"{S}/alerts"),

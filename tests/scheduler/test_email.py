@@ -182,7 +182,7 @@ def test_a_safety_alert_is_emailed_to_the_sites_coordinators_without_answers(api
     [alert] = inbox.to("phl-coordinator@example.org")
     text = body(alert)
     assert code in alert["Subject"] and code in text
-    assert f"http://testserver/api/v1/studies/{STUDY}/participants/{code}" in text
+    assert f"http://testserver/console/studies/{STUDY}/participants/{code}" in text
     assert "phq9" not in text.lower() and "PHQ" not in text and "ann@" not in text
     assert inbox.to("pit-coordinator@example.org") == []
 
