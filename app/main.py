@@ -17,6 +17,7 @@ from app.api.ratelimit import FailureLimiter
 from app.audit.router import router as audit_router
 from app.config import Settings
 from app.console import admin as console_admin
+from app.console import deps as console_deps
 from app.console import router as console
 from app.console import signin as console_signin
 from app.db.engine import Database
@@ -84,5 +85,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(operations_router(db))
     mount_static(app)
-    app.add_middleware(HttpEdge, too_large_page=survey_pages.too_large_page)
+    app.add_middleware(
+        HttpEdge,
+        too_large_page=lambda scope: (
+            survey_pages.too_large_page(scope) or console_deps.too_large_page(scope)
+        ),
+    )
     return app

@@ -8,15 +8,16 @@ a `csrf_token` bound to the session, and posts from another origin are refused.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import quote, urlsplit
 
 from fastapi import Depends, Request, Response
 from fastapi.responses import RedirectResponse
 from fastapi.routing import APIRoute
+from starlette.types import Scope
 
 from app.auth import service as auth
 from app.auth.permissions import Permission, has_permission
@@ -27,6 +28,8 @@ from app.db.base import utcnow
 from app.db.engine import Database
 from app.errors import Forbidden, NotAuthenticated
 from app.keys import Use
+from app.studies import service as studies
+from app.studies.models import Study
 from app.web.forms import Form, FormDep, csrf_ok, csrf_token, first
 from app.web.pages import page
 
@@ -35,6 +38,9 @@ PREFIX = "/console"
 # A session's last use is written at most this often (idle time is counted in minutes).
 TOUCH_EVERY = timedelta(minutes=1)
 MAX_COOKIE_LENGTH = 128
+# A console form (enrollment, a reason, a note) is a few kilobytes; a definition file,
+# the one upload, says what it takes on its own route.
+FORM_BODY_LIMIT = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -86,19 +92,45 @@ def needs(permission: Permission) -> object:
 
     def check(staff: StaffDep) -> Staff:
         if not staff.may(permission):
-            raise Forbidden(f"the {staff.user.role} role may not {permission.replace('_', ' ')}")
+            role = staff.user.role.replace("_", " ")
+            raise Forbidden(f"your role ({role}) cannot {_MAY.get(permission, permission)}")
         return staff
 
     return Depends(check)
 
 
+_MAY = {
+    Permission.manage_users: "manage users",
+    Permission.manage_studies: "set up studies",
+    Permission.read_studies: "see this study",
+    Permission.read_participants: "see participants",
+    Permission.enroll: "enroll participants",
+    Permission.randomize: "randomize participants",
+    Permission.withdraw: "withdraw participants",
+    Permission.unblind: "unblind participants",
+    Permission.read_allocations: "see allocations",
+    Permission.read_audit: "read the audit trail",
+    Permission.acknowledge_alerts: "acknowledge safety alerts",
+    Permission.export_blinded: "download exports",
+    Permission.export_unblinded: "download the unblinded dataset",
+    Permission.read_reports: "see reports",
+}
+
+
 def same_origin(request: Request) -> bool:
-    """Whether a post comes from this site's own pages (Origin, Sec-Fetch-Site)."""
-    if request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
+    """Whether a post comes from this site's own pages (Origin, Sec-Fetch-Site).
+
+    A page sent with `Referrer-Policy: no-referrer` (the sign-in link's) makes the
+    browser post `Origin: null`; it is taken only with `Sec-Fetch-Site: same-origin`,
+    which browsers set themselves and pages cannot forge."""
+    fetch_site = request.headers.get("sec-fetch-site")
+    if fetch_site is not None and fetch_site not in ("same-origin", "none"):
         return False
     origin = request.headers.get("origin")
-    if origin is None or origin == "null":
-        return origin is None
+    if origin is None:
+        return True
+    if origin == "null":
+        return fetch_site == "same-origin"
     host = request.headers.get("host", "")
     return urlsplit(origin).netloc == host
 
@@ -131,6 +163,41 @@ def view(
     )
 
 
+_STUDY_LINKS: Sequence[tuple[str, str, Permission]] = (
+    ("", "Dashboard", Permission.read_reports),
+    ("/participants", "Participants", Permission.read_participants),
+    ("/enroll", "Enroll", Permission.enroll),
+    ("/worklist", "Worklist", Permission.read_participants),
+    ("/exports", "Exports", Permission.export_blinded),
+    ("/reports", "Reports", Permission.read_reports),
+    ("/setup", "Set-up", Permission.manage_studies),
+)
+
+
+def study_view(
+    request: Request,
+    staff: Staff,
+    study: Study,
+    template: str,
+    context: dict[str, Any],
+    *,
+    status_code: int = 200,
+) -> Response:
+    """A page of one study, with the study's navigation (only the pages the role has)."""
+    base = f"{PREFIX}/studies/{study.slug}"
+    links = [(base + path, label) for path, label, need in _STUDY_LINKS if staff.may(need)]
+    definition = studies.definition_of(study)
+    common = {
+        "study": study,
+        "definition": definition,
+        "base": base,
+        "study_links": links,
+        "here": request.url.path,
+        "today": utcnow().astimezone(definition.zone()).date(),
+    }
+    return view(request, template, common | context, status_code=status_code)
+
+
 class ConsoleRoute(APIRoute):
     """Console routes answer every failure with a page: a sign-in redirect for 401, a
     page that says what happened (with the problem's status) for the rest."""
@@ -147,16 +214,38 @@ class ConsoleRoute(APIRoute):
             response.delete_cookie(COOKIE, path="/")
             return response
         detail = getattr(error, "detail", None)
-        response = view(
-            request,
-            "console/message.html",
-            {"heading": _HEADINGS.get(status, "Something went wrong"), "detail": detail},
-            status_code=status,
-        )
+        context = {
+            "heading": _HEADINGS.get(status, "Something went wrong"),
+            "detail": detail if isinstance(detail, str) else None,
+            "back": _came_from(request),
+        }
+        response = view(request, "console/message.html", context, status_code=status)
         retry_after = problem.headers.get("Retry-After")
         if retry_after is not None:
             response.headers["Retry-After"] = retry_after
         return response
+
+
+def _came_from(request: Request) -> str | None:
+    """The console page a refused form was on (for a link back to it), if any."""
+    referer = urlsplit(request.headers.get("referer", ""))
+    if request.method != "POST" or referer.netloc != request.headers.get("host"):
+        return None
+    if not referer.path.startswith(PREFIX) or referer.path == request.url.path:
+        return None
+    return referer.path
+
+
+def too_large_page(scope: Scope) -> Response | None:
+    """The page for a form too large to take, on a console address (else None)."""
+    if not str(scope.get("path", "")).startswith(PREFIX):
+        return None
+    context = {
+        "heading": _HEADINGS[413],
+        "detail": "what was sent is larger than any form of these pages takes",
+        "back": None,
+    }
+    return view(Request(scope), "console/message.html", context, status_code=413)
 
 
 _HEADINGS = {

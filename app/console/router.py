@@ -21,7 +21,17 @@ from app.api.deps import ReadSessionDep, RequestSlot, SessionDep
 from app.api.params import CodePath, SlugPath
 from app.audit import service as audit
 from app.auth.permissions import Permission, reachable_sites
-from app.console.deps import PREFIX, CheckedForm, ConsoleRoute, Staff, StaffDep, needs, view
+from app.console.deps import (
+    FORM_BODY_LIMIT,
+    PREFIX,
+    CheckedForm,
+    ConsoleRoute,
+    Staff,
+    StaffDep,
+    needs,
+    study_view,
+    view,
+)
 from app.db.base import utcnow
 from app.errors import FieldProblem, IdempotencyKeyInProgress, InvalidInput, NotFound
 from app.exports import downloads
@@ -34,6 +44,7 @@ from app.participants.lifecycle import ParticipantStatus
 from app.participants.schemas import ParticipantCreate
 from app.randomization import blinding
 from app.reports import service as reports
+from app.reports.flow import ConsortFlow
 from app.reports.svg import consort_svg, description
 from app.studies import service as studies
 from app.studies.definition import StudyDefinition
@@ -53,47 +64,14 @@ router = APIRouter(
     route_class=ConsoleRoute,
     default_response_class=HTMLResponse,
     include_in_schema=False,
+    max_body_size=FORM_BODY_LIMIT,
     dependencies=[RequestSlot],
 )
 
 Reader = Annotated[Staff, needs(Permission.read_participants)]
 
 
-# --- what every study page shows ------------------------------------------------------
-
-_STUDY_LINKS: Sequence[tuple[str, str, Permission]] = (
-    ("", "Dashboard", Permission.read_reports),
-    ("/participants", "Participants", Permission.read_participants),
-    ("/enroll", "Enroll", Permission.enroll),
-    ("/worklist", "Worklist", Permission.read_participants),
-    ("/exports", "Exports", Permission.export_blinded),
-    ("/reports", "Reports", Permission.read_reports),
-    ("/setup", "Set-up", Permission.manage_studies),
-)
-
-
-def study_view(
-    request: Request,
-    staff: Staff,
-    study: Study,
-    template: str,
-    context: dict[str, Any],
-    *,
-    status_code: int = 200,
-) -> Response:
-    """A page of one study, with the study's navigation (only the pages the role has)."""
-    base = f"{PREFIX}/studies/{study.slug}"
-    links = [(base + path, label) for path, label, need in _STUDY_LINKS if staff.may(need)]
-    definition = studies.definition_of(study)
-    common = {
-        "study": study,
-        "definition": definition,
-        "base": base,
-        "study_links": links,
-        "here": request.url.path,
-        "today": utcnow().astimezone(definition.zone()).date(),
-    }
-    return view(request, template, common | context, status_code=status_code)
+# --- what the study pages share ------------------------------------------------------
 
 
 def _back(study: Study, path: str, *, done: str | None = None) -> RedirectResponse:
@@ -114,7 +92,12 @@ def _text(form: Form, name: str) -> str:
 def home(request: Request, session: ReadSessionDep, staff: StaffDep) -> Response:
     """The studies the user works on."""
     found = studies.list_studies(session, user=staff.user, after_id=0, limit=1000)
-    return view(request, "console/home.html", {"studies": found})
+    reachable = reachable_sites(staff.user)
+    sites = {
+        s.slug: sorted(x.code for x in s.sites if reachable is None or x.id in reachable)
+        for s in found
+    }
+    return view(request, "console/home.html", {"studies": found, "sites": sites})
 
 
 # --- dashboard ------------------------------------------------------------------------
@@ -136,7 +119,7 @@ def dashboard(
         "recruitment": reports.recruitment(session, study=study),
         "flow": flow,
         "flow_text": description(flow),
-        "retention": _retention_rows(reports.retention(session, study=study, user=user)),
+        "retention": _retention_rows(reports.retention(session, study=study, user=user), flow),
     }
     if staff.may(Permission.read_participants):
         context["alerts"] = work.alerts(
@@ -147,11 +130,12 @@ def dashboard(
     return study_view(request, staff, study, "console/dashboard.html", context)
 
 
-def _retention_rows(rows: Sequence[reports.Retention]) -> list[dict[str, Any]]:
+def _retention_rows(rows: Sequence[reports.Retention], flow: ConsortFlow) -> list[dict[str, Any]]:
+    labels = {g.code: g.label for g in flow.groups}
     return [
         {
             "timepoint": timepoint_name(r.timepoint),
-            "group": r.group,
+            "group": labels.get(r.group, r.group),
             "completed": r.completed,
             "missed": r.missed,
             "pending": r.pending,
@@ -189,11 +173,11 @@ def reports_page(
     study = studies.get_study(session, slug=slug, user=user)
     flow = reports.consort(session, study=study, user=user)
     balance = reports.balance(session, study=study, user=user)
-    groups = [g.code for g in flow.groups]
+    groups = [(g.code, g.label) for g in flow.groups]
     context = {
         "flow": flow,
         "flow_text": description(flow),
-        "retention": _retention_rows(reports.retention(session, study=study, user=user)),
+        "retention": _retention_rows(reports.retention(session, study=study, user=user), flow),
         "balance": balance,
         "groups": groups,
     }
@@ -265,7 +249,9 @@ def _enrollment(definition: StudyDefinition, form: Form) -> tuple[dict[str, Any]
         if answer in ("yes", "no"):
             screening[criterion.code] = answer == "yes"
         else:
-            errors[f"screening-{criterion.code}"] = f"Answer: {_lower_first(criterion.text)}"
+            errors[f"screening-{criterion.code}"] = (
+                f"Select yes or no: {_lower_first(criterion.text)}"
+            )
     if not first(form, "site"):
         errors["site"] = "Choose the site the participant is enrolled at"
     # Unanswered questions count as met: the eligible person's fields are asked for
@@ -290,6 +276,21 @@ def _enrollment(definition: StudyDefinition, form: Form) -> tuple[dict[str, Any]
         document["strata"] = strata
         document["contact"] = {k: v for k, v in contact.items() if v}
     return document, errors
+
+
+def _in_form_order(definition: StudyDefinition, errors: dict[str, str]) -> dict[str, str]:
+    """The errors in the order their fields come on the form (as the summary lists them)."""
+    order = [
+        "site",
+        *(f"screening-{c.code}" for c in definition.eligibility),
+        "consent",
+        *(f"strata-{f.code}" for f in definition.randomization.strata),
+        "contact-name",
+        "contact-email",
+        "contact-phone",
+    ]
+    rank = {field: i for i, field in enumerate(order)}
+    return dict(sorted(errors.items(), key=lambda item: rank.get(item[0], len(order))))
 
 
 def _lower_first(text: str) -> str:
@@ -346,7 +347,7 @@ def enroll(
         data = ParticipantCreate.model_validate(document)
     except ValidationError as invalid:
         found = [FieldProblem(tuple(e["loc"]), e["msg"]) for e in invalid.errors()]
-        errors = _problems(found) | errors  # what is missing is said first
+        errors = _in_form_order(definition, _problems(found) | errors)
     if errors:
         return _enroll_form(request, staff, study, form=form, errors=errors, status_code=422)
     form_id = first(form, "form_id")[:64] or secrets.token_urlsafe(16)
@@ -460,6 +461,7 @@ def participant_page(
     participant = participants.get_participant(session, study=study, code=code, user=user)
     detail = participants.detail(session, study=study, participant=participant, user=user)
     base_url: str = request.app.state.settings.base_url
+    definition = studies.definition_of(study)
     history = audit.list_records(
         session, study_id=study.id, after_seq=0, limit=500, entity=participant.code
     )
@@ -489,8 +491,29 @@ def participant_page(
         "history": history,
         "notice": _DONE.get(done or ""),
         "site": next(s for s in study.sites if s.id == participant.site_id),
+        "waiting_for": [
+            timepoint_name(s.timepoint)
+            for s in detail.surveys
+            if s.timepoint in definition.randomization.requires_completed
+            and s.status != "completed"
+        ],
+        "zone": definition.zone(),
+        "action_words": _ACTION_WORDS,
     }
     return study_view(request, staff, study, "console/participant.html", context)
+
+
+_ACTION_WORDS = {
+    "participant.screened": "Screened",
+    "participant.enrolled": "Enrolled",
+    "participant.randomized": "Randomized",
+    "participant.withdrawn": "Withdrawn",
+    "participant.unblinded": "Arm revealed (unblinded)",
+    "survey.saved": "Survey answers saved",
+    "survey.submitted": "Survey sent",
+    "survey.link_reissued": "New survey link",
+    "survey.invitation_resent": "Invitation emailed again",
+}
 
 
 def _acting(session: Session, slug: str, staff: Staff) -> Study:

@@ -20,6 +20,7 @@ from app.auth.service import hash_token
 from app.config import Settings
 from app.console.deps import (
     COOKIE,
+    FORM_BODY_LIMIT,
     PREFIX,
     CheckedForm,
     ConsoleRoute,
@@ -36,6 +37,7 @@ from app.web.forms import FormDep, csrf_ok, csrf_token, first
 from app.web.pages import page
 
 FORM_COOKIE = "trialdesk_form"  # binds the sign-in form's csrf_token to this browser
+NEXT_COOKIE = "trialdesk_next"  # the page asked for before signing in, to go on to
 MAX_EMAIL_LENGTH = 320
 TOKEN_LENGTH = 43
 
@@ -45,6 +47,7 @@ router = APIRouter(
     route_class=ConsoleRoute,
     default_response_class=HTMLResponse,
     include_in_schema=False,
+    max_body_size=FORM_BODY_LIMIT,
     dependencies=[RequestSlot],
 )
 
@@ -80,13 +83,34 @@ def _email_form(
     return response
 
 
+def _local(path: str) -> str | None:
+    """A console address of this site (where to go after signing in), or None."""
+    plain = all(c.isprintable() and c not in "\\\r\n" for c in path)
+    if plain and path.startswith(PREFIX) and len(path) <= 2000:
+        return path
+    return None
+
+
 @router.get("/sign-in")
 def sign_in_page(request: Request) -> Response:
-    """The sign-in form: an email address, to send a one-time link to."""
+    """The sign-in form: an email address, to send a one-time link to. The page that
+    sent the visitor here (`next`) is remembered in this browser for after sign-in."""
     try:
         signed_in(request)
     except NotAuthenticated:
-        return _email_form(request)
+        response = _email_form(request)
+        target = _local(request.query_params.get("next", ""))
+        if target is not None:
+            response.set_cookie(
+                NEXT_COOKIE,
+                target,
+                path=PREFIX,
+                max_age=3600,
+                httponly=True,
+                samesite="lax",
+                secure=_settings(request).secure_cookies,
+            )
+        return response
     return RedirectResponse(PREFIX, status_code=303)
 
 
@@ -159,7 +183,10 @@ def use_link(request: Request, token: str, session: SessionDep, form: FormDep) -
         )
     except NotAuthenticated:
         return _link_gone(request)
-    response = RedirectResponse(PREFIX, status_code=303)
+    response = RedirectResponse(
+        _local(request.cookies.get(NEXT_COOKIE, "")) or PREFIX, status_code=303
+    )
+    response.delete_cookie(NEXT_COOKIE, path=PREFIX)
     response.set_cookie(
         COOKIE,
         cookie,

@@ -155,3 +155,26 @@ def sites_of(session: Session, *, user: User) -> list[tuple[str, str]]:
         .order_by(Site.id)
     ).all()
     return [(slug, code) for slug, code in rows]
+
+
+def list_users(
+    session: Session, *, after_id: int, limit: int
+) -> list[tuple[User, list[tuple[str, str]]]]:
+    """Users in creation order after a cursor, each with its (study slug, site code) pairs."""
+    users = session.scalars(
+        select(User).where(User.id > after_id).order_by(User.id).limit(limit)
+    ).all()
+    ids = {link.site_id for user in users for link in user.site_links}
+    names: dict[int, tuple[str, str]] = {}
+    if ids:
+        rows = session.execute(
+            select(Site.id, Study.slug, Site.code)
+            .select_from(Site)
+            .join(Site.study)
+            .where(Site.id.in_(ids))
+        ).all()
+        names = {site_id: (slug, code) for site_id, slug, code in rows}
+    return [
+        (user, [names[site_id] for site_id in sorted(link.site_id for link in user.site_links)])
+        for user in users
+    ]

@@ -256,3 +256,42 @@ def test_the_cli_prints_a_working_link_alone_on_the_last_line(api, client, setti
     assert missing.returncode == 1
     with db.session(write=False) as session:
         assert session.scalars(select(SignInLink.used_at)).one() is not None
+
+
+def test_after_signing_in_the_visitor_lands_on_the_page_they_asked_for(api, client, db):
+    _coordinator(api, "next@example.org")
+    browser = Browser(client, "next")
+    wanted = "/console/studies/peer-support/worklist?status=open"
+    sent = browser.get(wanted)
+    assert sent.status_code == 303
+    assert browser.get(sent.headers["location"]).status_code == 200  # the sign-in form
+    landed = browser.open_link(link_for(db, "next@example.org"))
+    assert landed.status_code == 303 and landed.headers["location"] == wanted
+    elsewhere = Browser(client, "evil")
+    elsewhere.get("/console/sign-in?next=https://evil.example/console")
+    again = elsewhere.open_link(link_for(db, "next@example.org"))
+    assert again.headers["location"] == "/console"
+
+
+def test_a_browser_posting_origin_null_is_taken_only_from_its_own_pages(api, client, db):
+    """The link's page has no referrer, so browsers post its form with `Origin: null`."""
+    _coordinator(api, "null@example.org")
+    for fetch_site, status in (("cross-site", 403), (None, 403), ("same-origin", 303)):
+        path = link_for(db, "null@example.org").removeprefix("http://testserver")
+        browser = Browser(client, "null")
+        page = browser.client.get(path)
+        headers = {"Origin": "null", **({"Sec-Fetch-Site": fetch_site} if fetch_site else {})}
+        pressed = browser.client.post(
+            path, data={"csrf_token": csrf_of(page.text)}, headers=headers
+        )
+        assert pressed.status_code == status, fetch_site
+
+
+def test_a_form_larger_than_any_console_form_gets_a_page(signed_in):
+    browser = signed_in("coordinator", "PHL")
+    page = browser.get("/console/studies/peer-support/enroll")
+    huge = {"csrf_token": csrf_of(page.text), "contact-name": "x" * 100_000}
+    refused = browser.client.post("/console/studies/peer-support/enroll", data=huge, headers=ORIGIN)
+    assert refused.status_code == 413
+    assert refused.headers["content-type"].startswith("text/html")
+    assert "The form is too large" in refused.text
