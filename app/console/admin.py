@@ -15,14 +15,14 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 
 import yaml
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi import Depends, Path, Query, Request, Response
+from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 from starlette.datastructures import UploadFile
 
 from app.api.body import MAX_JSON_DEPTH, BadBody, parse_json
-from app.api.deps import ReadSessionDep, RequestSlot, SessionDep
+from app.api.deps import ReadSessionDep, SessionDep
 from app.api.params import SlugPath
 from app.audit import service as audit
 from app.audit.actions import AuditAction
@@ -32,13 +32,12 @@ from app.auth.models import User
 from app.auth.permissions import Permission
 from app.auth.principal import Role
 from app.console.deps import (
-    FORM_BODY_LIMIT,
     PREFIX,
     CheckedForm,
-    ConsoleRoute,
     FormExpired,
     Staff,
     console_key,
+    console_router,
     needs,
     same_origin,
     study_view,
@@ -75,15 +74,7 @@ MAX_PROBLEMS_SHOWN = 100
 USERS_PAGE = 100
 AUDIT_PAGE = 100
 
-router = APIRouter(
-    prefix=PREFIX,
-    tags=["console"],
-    route_class=ConsoleRoute,
-    default_response_class=HTMLResponse,
-    include_in_schema=False,
-    dependencies=[RequestSlot],
-    max_body_size=FORM_BODY_LIMIT,
-)
+router = console_router()
 
 UserAdmin = Annotated[Staff, needs(Permission.manage_users)]
 StudyAdmin = Annotated[Staff, needs(Permission.manage_studies)]

@@ -14,11 +14,13 @@ from datetime import timedelta
 from typing import Annotated, Any
 from urllib.parse import quote, urlsplit
 
-from fastapi import Depends, Request, Response
-from fastapi.responses import RedirectResponse
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
+from starlette.background import BackgroundTask
 from starlette.types import Scope
 
+from app.api.deps import RequestSlot
 from app.auth import service as auth
 from app.auth.permissions import Permission, has_permission
 from app.auth.principal import Principal
@@ -196,6 +198,29 @@ def study_view(
         "today": utcnow().astimezone(definition.zone()).date(),
     }
     return view(request, template, common | context, status_code=status_code)
+
+
+def console_router() -> APIRouter:
+    """A router of console pages: under /console, pages for errors, forms of at most
+    FORM_BODY_LIMIT, a request slot each, and out of the API's OpenAPI document."""
+    return APIRouter(
+        prefix=PREFIX,
+        tags=["console"],
+        route_class=ConsoleRoute,
+        default_response_class=HTMLResponse,
+        include_in_schema=False,
+        max_body_size=FORM_BODY_LIMIT,
+        dependencies=[RequestSlot],
+    )
+
+
+def send_soon(request: Request, response: Response) -> Response:
+    """Have the scheduler send what was just queued (a sign-in link, an invitation) once
+    the response is sent, rather than at its next pass."""
+    wake = getattr(request.app.state, "wake_scheduler", None)
+    if wake is not None:
+        response.background = BackgroundTask(wake)
+    return response
 
 
 class ConsoleRoute(APIRoute):

@@ -11,24 +11,23 @@ from collections.abc import Iterator, Sequence
 from datetime import timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request, Response
-from fastapi.responses import HTMLResponse, RedirectResponse, StreamingResponse
+from fastapi import Path, Query, Request, Response
+from fastapi.responses import RedirectResponse, StreamingResponse
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
-from starlette.background import BackgroundTask
 
-from app.api.deps import ReadSessionDep, RequestSlot, SessionDep
+from app.api.deps import ReadSessionDep, SessionDep
 from app.api.params import CodePath, SlugPath
 from app.audit import service as audit
 from app.auth.permissions import Permission, reachable_sites
 from app.console.deps import (
-    FORM_BODY_LIMIT,
     PREFIX,
     CheckedForm,
-    ConsoleRoute,
     Staff,
     StaffDep,
+    console_router,
     needs,
+    send_soon,
     study_view,
     view,
 )
@@ -58,15 +57,7 @@ PAGE_SIZE = 50
 CSV_LIMIT = 100_000  # rows of one worklist download
 MAX_TEXT = 2000
 
-router = APIRouter(
-    prefix=PREFIX,
-    tags=["console"],
-    route_class=ConsoleRoute,
-    default_response_class=HTMLResponse,
-    include_in_schema=False,
-    max_body_size=FORM_BODY_LIMIT,
-    dependencies=[RequestSlot],
-)
+router = console_router()
 
 Reader = Annotated[Staff, needs(Permission.read_participants)]
 
@@ -607,11 +598,7 @@ def resend(
     participants.resend_invitation(
         session, study=study, code=code, timepoint=timepoint, actor=staff.user
     )
-    response = _back(study, f"/participants/{code}", done="resent")
-    wake = getattr(request.app.state, "wake_scheduler", None)
-    if wake is not None:
-        response.background = BackgroundTask(wake)
-    return response
+    return send_soon(request, _back(study, f"/participants/{code}", done="resent"))
 
 
 @router.post("/studies/{slug}/participants/{code}/alerts/{alert_id}/acknowledge")

@@ -11,22 +11,21 @@ from __future__ import annotations
 import secrets
 from datetime import timedelta
 
-from fastapi import APIRouter, Request, Response
-from fastapi.responses import HTMLResponse, RedirectResponse
-from starlette.background import BackgroundTask
+from fastapi import Request, Response
+from fastapi.responses import RedirectResponse
 
-from app.api.deps import RequestSlot, SessionDep
+from app.api.deps import SessionDep
 from app.auth.service import hash_token
 from app.config import Settings
 from app.console.deps import (
     COOKIE,
-    FORM_BODY_LIMIT,
     PREFIX,
     CheckedForm,
-    ConsoleRoute,
     StaffDep,
     console_key,
+    console_router,
     same_origin,
+    send_soon,
     signed_in,
     view,
 )
@@ -41,15 +40,7 @@ NEXT_COOKIE = "trialdesk_next"  # the page asked for before signing in, to go on
 MAX_EMAIL_LENGTH = 320
 TOKEN_LENGTH = 43
 
-router = APIRouter(
-    prefix=PREFIX,
-    tags=["console"],
-    route_class=ConsoleRoute,
-    default_response_class=HTMLResponse,
-    include_in_schema=False,
-    max_body_size=FORM_BODY_LIMIT,
-    dependencies=[RequestSlot],
-)
+router = console_router()
 
 
 def _settings(request: Request) -> Settings:
@@ -141,11 +132,7 @@ def ask_for_link(request: Request, session: SessionDep, form: FormDep) -> Respon
         "console/link_sent.html",
         {"email": email, "minutes": settings.sign_in_link_minutes},
     )
-    if queued:  # send it now, not at the scheduler's next pass
-        wake = getattr(request.app.state, "wake_scheduler", None)
-        if wake is not None:
-            response.background = BackgroundTask(wake)
-    return response
+    return send_soon(request, response) if queued else response
 
 
 def _link_page(request: Request, token: str, *, status_code: int = 200) -> Response:
