@@ -66,6 +66,7 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/enroll.py
 	$(BIN)/python benchmarks/surveys.py
 	$(BIN)/python benchmarks/export.py
+	$(BIN)/python benchmarks/console.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -108,10 +108,11 @@ def get_user(session: Session, *, user_id: int) -> User:
 # --- the staff console: one-time sign-in links, and browser sessions ------------------
 
 
-def sign_in_token(key: bytes, *, link_id: int) -> str:
-    """The token of a sign-in link: HMAC-SHA256 of the link's id under the console key
-    (256 bits, URL-safe): derivable when the email is written, guessable by nobody."""
-    digest = hmac.new(key, f"sign-in:{link_id}".encode(), hashlib.sha256).digest()
+def sign_in_token(key: bytes, *, link_id: int, salt: str) -> str:
+    """The token of a sign-in link: HMAC-SHA256 of the link's id and random salt under
+    the console key (256 bits, URL-safe): derivable when the email is written, guessable
+    by nobody, and never the same twice (a restored database reuses ids)."""
+    digest = hmac.new(key, f"sign-in:{link_id}:{salt}".encode(), hashlib.sha256).digest()
     return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
 
@@ -119,10 +120,15 @@ def create_sign_in_link(
     session: Session, *, user: User, key: bytes, now: datetime, lifetime: timedelta
 ) -> tuple[SignInLink, str]:
     """A new one-time sign-in link of the user, and its token (only its hash is kept)."""
-    link = SignInLink(user_id=user.id, created_at=now, expires_at=now + lifetime)
+    link = SignInLink(
+        user_id=user.id,
+        salt=secrets.token_urlsafe(16),
+        created_at=now,
+        expires_at=now + lifetime,
+    )
     session.add(link)
     session.flush()
-    token = sign_in_token(key, link_id=link.id)
+    token = sign_in_token(key, link_id=link.id, salt=link.salt)
     link.token_hash = hash_token(token)
     session.flush()
     return link, token
@@ -245,7 +251,14 @@ def end_session(session: Session, *, session_id: int, now: datetime) -> None:
 
 
 def end_sessions(session: Session, *, user: User, now: datetime) -> int:
-    """End every console session of the user; return how many were open."""
+    """End every console session of the user, and use up their unused sign-in links;
+    return how many sessions were open."""
+    session.execute(
+        update(SignInLink)
+        .where(SignInLink.user_id == user.id, SignInLink.used_at.is_(None))
+        .values(used_at=now)
+        .execution_options(synchronize_session=False)
+    )
     ended = session.execute(
         update(ConsoleSession)
         .where(ConsoleSession.user_id == user.id, ConsoleSession.ended_at.is_(None))

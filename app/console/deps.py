@@ -28,7 +28,7 @@ from app.auth.service import SignedIn
 from app.config import Settings
 from app.db.base import utcnow
 from app.db.engine import Database
-from app.errors import Forbidden, NotAuthenticated
+from app.errors import FieldProblem, Forbidden, InvalidInput, NotAuthenticated
 from app.keys import Use
 from app.studies import service as studies
 from app.studies.models import Study
@@ -133,19 +133,46 @@ def same_origin(request: Request) -> bool:
         return True
     if origin == "null":
         return fetch_site == "same-origin"
-    host = request.headers.get("host", "")
-    return urlsplit(origin).netloc == host
+    try:
+        return urlsplit(origin).netloc == request.headers.get("host", "")
+    except ValueError:  # not a URL at all
+        return False
 
 
 def checked_form(request: Request, staff: StaffDep, form: FormDep) -> Form:
-    """The posted form, if it came from a page rendered for this session (403 else)."""
+    """The posted form, if it came from a page rendered for this session (403 else) and
+    holds only text that can be stored (422 else: no NUL, no lone surrogate)."""
     if not same_origin(request) or not csrf_ok(
         console_key(request),
         bound_to=f"session:{staff.signed_in.session_id}",
         given=first(form, "csrf_token"),
     ):
         raise FormExpired()
+    refuse_unstorable(form)
     return form
+
+
+def refuse_unstorable(form: Form) -> None:
+    """InvalidInput for a field with characters no database column can keep."""
+    problems = [
+        FieldProblem((name,), "remove the invisible control characters from this field")
+        for name, values in form.items()
+        if any(not storable(value) for value in values)
+    ]
+    if problems:
+        raise InvalidInput(problems)
+
+
+def storable(text: str) -> bool:
+    """Whether the text has no NUL and no lone surrogate (PostgreSQL takes neither)."""
+    return "\x00" not in text and not any(0xD800 <= ord(c) <= 0xDFFF for c in text)
+
+
+def not_cross_site(request: Request) -> None:
+    """Refuse a download that another site's page started (403): a GET that writes an
+    audit record must come from the console's own pages or the address bar."""
+    if request.headers.get("sec-fetch-site", "none") not in ("same-origin", "none"):
+        raise Forbidden("open this download from the console's own page")
 
 
 CheckedForm = Annotated[Form, Depends(checked_form)]
@@ -253,7 +280,10 @@ class ConsoleRoute(APIRoute):
 
 def _came_from(request: Request) -> str | None:
     """The console page a refused form was on (for a link back to it), if any."""
-    referer = urlsplit(request.headers.get("referer", ""))
+    try:
+        referer = urlsplit(request.headers.get("referer", ""))
+    except ValueError:
+        return None
     if request.method != "POST" or referer.netloc != request.headers.get("host"):
         return None
     if not referer.path.startswith(PREFIX) or referer.path == request.url.path:

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import secrets
 from collections.abc import Iterator, Sequence
 from datetime import timedelta
 from typing import Annotated, Any
 
-from fastapi import Path, Query, Request, Response
+from fastapi import Depends, Path, Query, Request, Response
 from fastapi.responses import RedirectResponse, StreamingResponse
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
@@ -27,12 +28,20 @@ from app.console.deps import (
     StaffDep,
     console_router,
     needs,
+    not_cross_site,
     send_soon,
     study_view,
     view,
 )
 from app.db.base import utcnow
-from app.errors import FieldProblem, IdempotencyKeyInProgress, InvalidInput, NotFound
+from app.errors import (
+    Conflict,
+    FieldProblem,
+    IdempotencyKeyInProgress,
+    IdempotencyKeyReused,
+    InvalidInput,
+    NotFound,
+)
 from app.exports import downloads
 from app.exports.dataset import Shape
 from app.exports.service import Format
@@ -342,7 +351,12 @@ def enroll(
     if errors:
         return _enroll_form(request, staff, study, form=form, errors=errors, status_code=422)
     form_id = first(form, "form_id")[:64] or secrets.token_urlsafe(16)
-    claim = _claim_form(session, user_id=user.id, form_id=form_id, path=request.url.path)
+    content = json.dumps(
+        sorted((k, v) for k, v in form.items() if k != "csrf_token"), ensure_ascii=False
+    ).encode()
+    claim = _claim_form(
+        session, user_id=user.id, form_id=form_id, path=request.url.path, content=content
+    )
     if isinstance(claim, StoredResponse):
         return RedirectResponse(claim.body, status_code=303)
     try:
@@ -370,10 +384,14 @@ def enroll(
 FORM_TTL = timedelta(hours=24)
 
 
-def _claim_form(session: Session, *, user_id: int, form_id: str, path: str) -> int | StoredResponse:
+def _claim_form(
+    session: Session, *, user_id: int, form_id: str, path: str, content: bytes
+) -> int | StoredResponse:
     """Claim this copy of the form, in the request's transaction: a second send of it
-    (a double click, a reload) waits for the first and then finds its answer."""
-    fingerprint = idempotency.fingerprint(method="POST", path=path, body=b"")
+    (a double click, a reload) waits for the first and then finds its answer; the same
+    copy sent again with other answers (a page restored by the browser, then edited) is
+    refused rather than taken for the first."""
+    fingerprint = idempotency.fingerprint(method="POST", path=path, body=content)
     for _ in range(2):
         try:
             return idempotency.claim(
@@ -384,6 +402,11 @@ def _claim_form(session: Session, *, user_id: int, form_id: str, path: str) -> i
                 now=utcnow(),
                 ttl=FORM_TTL,
             )
+        except IdempotencyKeyReused:
+            raise Conflict(
+                "this form was already sent, with other answers: open the enrollment form "
+                "again to enroll another person"
+            ) from None
         except IdempotencyKeyInProgress:
             continue  # the first send committed meanwhile: its answer is there now
     raise IdempotencyKeyInProgress("this form is being sent; look at the participants list")
@@ -453,6 +476,7 @@ def participant_page(
     detail = participants.detail(session, study=study, participant=participant, user=user)
     base_url: str = request.app.state.settings.base_url
     definition = studies.definition_of(study)
+    blind = not blinding.may_see_arms(user.role, definition.blinding.arm_visible_to)
     history = audit.list_records(
         session, study_id=study.id, after_seq=0, limit=500, entity=participant.code
     )
@@ -467,6 +491,7 @@ def participant_page(
                 "opens_on": s.opens_on,
                 "closes_on": s.closes_on,
                 "link": f"{base_url}/s/{s.token}" if s.token else None,
+                "link_withheld": s.link_withheld,
             }
             for s in detail.surveys
         ],
@@ -479,7 +504,16 @@ def participant_page(
             limit=100,
             participant_code=participant.code,
         ),
-        "history": history,
+        "history": [
+            {
+                "at": r.at,
+                "actor": r.actor,
+                "action": r.action,
+                # Written by someone who knows the arm: not for a blind role's eyes.
+                "reason": None if blind and r.action == "participant.unblinded" else r.reason,
+            }
+            for r in history
+        ],
         "notice": _DONE.get(done or ""),
         "site": next(s for s in study.sites if s.id == participant.site_id),
         "waiting_for": [
@@ -617,7 +651,14 @@ def acknowledge(
     note = _text(form, "note")
     if not note:
         return _reason_missing(request, session, staff, study, participant.code, "note")
-    work.acknowledge(session, study=study, alert_id=alert_id, note=note, actor=staff.user)
+    work.acknowledge(
+        session,
+        study=study,
+        alert_id=alert_id,
+        note=note,
+        actor=staff.user,
+        participant_code=participant.code,
+    )
     return _back(study, f"/participants/{code}", done="acknowledged")
 
 
@@ -665,6 +706,8 @@ def worklist_page(
         **filters,
     )
     definition = studies.definition_of(study)
+    blind = not blinding.may_see_arms(user.role, definition.blinding.arm_visible_to)
+    hidden = definition.arm_only_timepoints() if blind else set()
     query = {
         "status": status.value if status else "",
         "site": site or "",
@@ -690,7 +733,11 @@ def worklist_page(
             ("timepoint", "Survey"),
         ],
         "sites": _enroll_sites(study, staff),
-        "timepoints": [(t.code, timepoint_name(t.code)) for t in definition.schedule],
+        "timepoints": [
+            (t.code, timepoint_name(t.code))
+            for t in definition.schedule
+            if t.code not in hidden  # as the rows: a blind role does not see them
+        ],
         "timepoint_name": timepoint_name,
     }
     return study_view(request, staff, study, "console/worklist.html", context)
@@ -778,7 +825,11 @@ def exports_page(
     return study_view(request, staff, study, "console/exports.html", context)
 
 
-@router.get("/studies/{slug}/exports/blinded", response_class=StreamingResponse)
+@router.get(
+    "/studies/{slug}/exports/blinded",
+    response_class=StreamingResponse,
+    dependencies=[Depends(not_cross_site)],
+)
 def blinded_download(
     request: Request,
     slug: SlugPath,
@@ -806,7 +857,11 @@ def codebook_download(
     return downloads.codebook_csv_file(study, shape=shape)
 
 
-@router.get("/studies/{slug}/exports/package", response_class=StreamingResponse)
+@router.get(
+    "/studies/{slug}/exports/package",
+    response_class=StreamingResponse,
+    dependencies=[Depends(not_cross_site)],
+)
 def package_download(
     request: Request,
     slug: SlugPath,

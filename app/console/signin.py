@@ -27,6 +27,7 @@ from app.console.deps import (
     same_origin,
     send_soon,
     signed_in,
+    storable,
     view,
 )
 from app.db.base import utcnow
@@ -76,7 +77,7 @@ def _email_form(
 
 def _local(path: str) -> str | None:
     """A console address of this site (where to go after signing in), or None."""
-    plain = all(c.isprintable() and c not in "\\\r\n" for c in path)
+    plain = path.isascii() and all(c.isprintable() and c not in "\\;" for c in path)
     if plain and path.startswith(PREFIX) and len(path) <= 2000:
         return path
     return None
@@ -117,7 +118,7 @@ def ask_for_link(request: Request, session: SessionDep, form: FormDep) -> Respon
             request, error="The page had expired. Enter your email address again.", status_code=403
         )
     email = first(form, "email").strip()
-    if not email or len(email) > MAX_EMAIL_LENGTH or "@" not in email:
+    if not email or len(email) > MAX_EMAIL_LENGTH or "@" not in email or not storable(email):
         message = "Enter your email address, like name@example.org"
         return _email_form(request, email=email[:MAX_EMAIL_LENGTH], error=message, status_code=422)
     settings = _settings(request)

@@ -157,6 +157,7 @@ class SurveyView:
     opens_on: date
     closes_on: date
     token: str | None
+    link_withheld: bool = False  # open, but its pages would show a blind role the arm
 
 
 @dataclass(frozen=True)

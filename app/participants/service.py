@@ -197,12 +197,27 @@ def detail(
     contact = session.get(Contact, participant.id)
     definition = studies.definition_of(study)
     now = utcnow()
+    blind = not blinding.may_see_arms(user.role, definition.blinding.arm_visible_to)
+    # For a blind role: no survey that only some arms have, and no link to a survey whose
+    # pages differ by arm (its invitation still goes by email).
+    hidden = definition.arm_only_timepoints() if blind else set()
+    withheld = definition.timepoints_with_arm_instruments() if blind else set()
     lines = []
     for instance in surveys.instances_of(session, participant_id=participant.id):
+        if instance.timepoint in hidden:
+            continue
         current = surveys.status_of(instance, definition=definition, now=now)
-        token = surveys.link_token(session, instance) if current is SurveyStatus.open else None
+        shows_link = current is SurveyStatus.open and instance.timepoint not in withheld
+        token = surveys.link_token(session, instance) if shows_link else None
         lines.append(
-            SurveyView(instance.timepoint, current, instance.opens_on, instance.closes_on, token)
+            SurveyView(
+                instance.timepoint,
+                current,
+                instance.opens_on,
+                instance.closes_on,
+                token,
+                link_withheld=current is SurveyStatus.open and not shows_link,
+            )
         )
     arm = _shown_arm(session, study, participant, user)
     return ParticipantDetail(participant, contact, arm, lines)

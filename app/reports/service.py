@@ -8,7 +8,7 @@ from collections import Counter, defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from app.auth.permissions import Permission, has_permission
@@ -24,8 +24,9 @@ from app.studies import service as studies
 from app.studies.definition import StudyDefinition, Timepoint
 from app.studies.models import Site, Study
 from app.studies.pseudonyms import group_codes
+from app.surveys import scheduling
 from app.surveys.models import SurveyInstance
-from app.surveys.scheduling import SurveyStatus, status_of
+from app.surveys.scheduling import SurveyStatus, Window
 from app.surveys.service import timepoint_name
 
 
@@ -183,24 +184,38 @@ def _ineligible_reasons(
 def _survey_counts(
     session: Session, *, study: Study, definition: StudyDefinition
 ) -> defaultdict[tuple[str, str], Counter[SurveyStatus]]:
-    """(arm, timepoint) → surveys of randomized participants by status, now."""
+    """(arm, timepoint) → surveys of randomized participants by status, now.
+
+    Surveys with the same window and the same events so far have the same status: the
+    database counts them in groups, and the status rule (`status`) is applied once per
+    group rather than once per survey."""
     zone, now = definition.zone(), utcnow()
+    completed = case((SurveyInstance.completed_at <= now, True), else_=False)
+    cancelled = case((SurveyInstance.cancelled_at <= now, True), else_=False)
+    keys = (
+        Allocation.arm,
+        SurveyInstance.timepoint,
+        SurveyInstance.opens_on,
+        SurveyInstance.closes_on,
+        completed,
+        cancelled,
+    )
     counts: defaultdict[tuple[str, str], Counter[SurveyStatus]] = defaultdict(Counter)
-    lines = session.execute(
-        select(
-            Allocation.arm,
-            SurveyInstance.timepoint,
-            SurveyInstance.opens_on,
-            SurveyInstance.closes_on,
-            SurveyInstance.completed_at,
-            SurveyInstance.cancelled_at,
-        )
+    groups = session.execute(
+        select(*keys, func.count())
         .join(SurveyInstance, SurveyInstance.participant_id == Allocation.participant_id)
         .where(Allocation.study_id == study.id)
-        .execution_options(yield_per=1000)
+        .group_by(*keys)
     )
-    for line in lines:
-        counts[line.arm, line.timepoint][status_of(line, now=now, zone=zone)] += 1
+    for arm, timepoint, opens_on, closes_on, was_completed, was_cancelled, n in groups:
+        current = scheduling.status(
+            Window(opens_on, closes_on),
+            now=now,
+            zone=zone,
+            completed_at=now if was_completed else None,
+            cancelled_at=now if was_cancelled else None,
+        )
+        counts[arm, timepoint][current] += n
     return counts
 
 

@@ -212,7 +212,8 @@ def _sign_in_letter(
     user = session.get_one(User, link.user_id)
     if user.deactivated_at is not None:
         return NotSent(MessageStatus.skipped, "the user was deactivated")
-    token = auth.sign_in_token(keys_of(session).derived(Use.console), link_id=link.id)
+    key = keys_of(session).derived(Use.console)
+    token = auth.sign_in_token(key, link_id=link.id, salt=link.salt)
     subject, body = mail.sign_in(
         link=sign_in_url(settings.base_url, token), minutes=settings.sign_in_link_minutes
     )

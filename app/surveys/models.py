@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db.base import Base
@@ -20,7 +20,18 @@ class SurveyInstance(Base):
     """
 
     __tablename__ = "survey_instances"
-    __table_args__ = (UniqueConstraint("participant_id", "timepoint"),)
+    __table_args__ = (
+        UniqueConstraint("participant_id", "timepoint"),
+        # The console's worklist: surveys still to answer, soonest closing first.
+        Index(
+            "ix_survey_instances_pending_by_closing",
+            "study_id",
+            "closes_on",
+            "id",
+            sqlite_where=text("completed_at IS NULL AND cancelled_at IS NULL"),
+            postgresql_where=text("completed_at IS NULL AND cancelled_at IS NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     study_id: Mapped[int] = mapped_column(ForeignKey("studies.id"), index=True)

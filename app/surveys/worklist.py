@@ -19,6 +19,7 @@ from app.auth.principal import Principal
 from app.errors import AlertNotFound, Conflict
 from app.outbox.models import MessageStatus, OutboxMessage
 from app.outbox.service import failed_messages
+from app.randomization import blinding
 from app.studies.models import Study
 from app.studies.service import definition_of
 from app.surveys.models import Alert, SurveyInstance
@@ -55,10 +56,19 @@ class WorkSort(StrEnum):
 
 
 _ORDER: dict[WorkSort, tuple[ColumnElement[Any], ...]] = {
+    # Each order ends with the id: pages taken by offset then never skip nor repeat a row.
     WorkSort.closes_on: (SurveyInstance.closes_on.asc(), SurveyInstance.id.asc()),
     WorkSort.opens_on: (SurveyInstance.opens_on.asc(), SurveyInstance.id.asc()),
-    WorkSort.participant: (SurveyInstance.participant_code.asc(), SurveyInstance.opens_on.asc()),
-    WorkSort.timepoint: (SurveyInstance.timepoint.asc(), SurveyInstance.closes_on.asc()),
+    WorkSort.participant: (
+        SurveyInstance.participant_code.asc(),
+        SurveyInstance.opens_on.asc(),
+        SurveyInstance.id.asc(),
+    ),
+    WorkSort.timepoint: (
+        SurveyInstance.timepoint.asc(),
+        SurveyInstance.closes_on.asc(),
+        SurveyInstance.id.asc(),
+    ),
 }
 
 
@@ -105,6 +115,11 @@ def worklist(
         query = query.where(SurveyInstance.timepoint == timepoint)
     if wanted is not None:
         query = query.where(conditions[wanted])
+    if not blinding.may_see_arms(user.role, definition.blinding.arm_visible_to):
+        # A survey only some arms have would tell a blind role the participant's arm.
+        hidden = definition.arm_only_timepoints()
+        if hidden:
+            query = query.where(SurveyInstance.timepoint.not_in(hidden))
     order = _ORDER[sort] if sort is not None else (SurveyInstance.id.asc(),)
     rows = []
     for instance in session.scalars(query.order_by(*order).offset(offset).limit(limit)):
@@ -163,15 +178,24 @@ def alerts(
 
 
 def acknowledge(
-    session: Session, *, study: Study, alert_id: int, note: str, actor: Principal
+    session: Session,
+    *,
+    study: Study,
+    alert_id: int,
+    note: str,
+    actor: Principal,
+    participant_code: str | None = None,
 ) -> Alert:
-    """Record that a coordinator has seen to the alert, with a note (audited)."""
+    """Record that a coordinator has seen to the alert (of that participant, when given),
+    with a note (audited)."""
     now = audit.lock_chain_head(session).at
     alert = session.scalars(
         select(Alert).where(Alert.id == alert_id, Alert.study_id == study.id).with_for_update()
     ).first()
     if alert is None or not may_access_site(actor, alert.site_id):
         raise AlertNotFound(f"no alert {alert_id}")
+    if participant_code is not None and alert.participant_code != participant_code:
+        raise AlertNotFound(f"no alert {alert_id} for participant {participant_code}")
     if alert.acknowledged_at is not None:
         raise Conflict("the alert was already acknowledged")
     alert.acknowledged_at = now

@@ -54,6 +54,7 @@ def mail_link(session: Session, *, email: str, lifetime: timedelta, now: datetim
     user = auth.find_user(session, email=email)
     if user is None or user.deactivated_at is not None:
         return False
+    audit.lock_chain_head(session)  # one at a time: the count below holds under a burst
     if auth.sign_in_links_since(session, user=user, since=now - LINKS_WINDOW) >= LINKS_PER_WINDOW:
         return False
     link_id, _ = issue_link(session, user=user, lifetime=lifetime, actor_label="sign-in form")

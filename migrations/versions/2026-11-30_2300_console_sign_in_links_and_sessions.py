@@ -1,8 +1,9 @@
-"""The staff console: one-time sign-in links and browser sessions.
+"""The staff console: one-time sign-in links, browser sessions, and an index for the
+worklist (surveys still to answer, by closing date).
 
-Both keep only a SHA-256 of their token. A sign-in link's token is derived from the
-server key and the link's id, so the outbox writes the email when it sends it; a
-session's is random and lives in the browser's cookie.
+Links and sessions keep only a SHA-256 of their token. A sign-in link's token is derived from the
+server key, the link's id and a random salt, so the outbox writes the email when it
+sends it; a session's is random and lives in the browser's cookie.
 
 Revision ID: fc929eb8918c
 Revises: c7d2e8f1a903
@@ -45,6 +46,7 @@ def upgrade() -> None:
         "sign_in_links",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("user_id", sa.Integer(), nullable=False),
+        sa.Column("salt", sa.String(length=32), nullable=False),
         sa.Column("token_hash", sa.String(length=64), nullable=True),
         sa.Column("created_at", app.db.base.UTCDateTime(timezone=True), nullable=False),
         sa.Column("expires_at", app.db.base.UTCDateTime(timezone=True), nullable=False),
@@ -58,8 +60,18 @@ def upgrade() -> None:
     with op.batch_alter_table("sign_in_links", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_sign_in_links_user_id"), ["user_id"], unique=False)
 
+    # The console's worklist: surveys still to answer, soonest closing first.
+    op.create_index(
+        "ix_survey_instances_pending_by_closing",
+        "survey_instances",
+        ["study_id", "closes_on", "id"],
+        sqlite_where=sa.text("completed_at IS NULL AND cancelled_at IS NULL"),
+        postgresql_where=sa.text("completed_at IS NULL AND cancelled_at IS NULL"),
+    )
+
 
 def downgrade() -> None:
+    op.drop_index("ix_survey_instances_pending_by_closing", table_name="survey_instances")
     with op.batch_alter_table("sign_in_links", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_sign_in_links_user_id"))
 

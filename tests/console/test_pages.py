@@ -167,31 +167,43 @@ def test_a_blinded_coordinator_never_sees_an_arm_on_any_page(api, signed_in, cli
     definition = demo_definition()
     definition["slug"] = "blind-trial"
     definition["blinding"] = {"arm_visible_to": ["admin", "unblinded_statistician"]}
+    # Surveys that differ by arm, open from randomization: one only the online arms
+    # have, one whose pages have the online arms' extra questions.
+    definition["schedule"] += [
+        {"code": "feedback", "anchor": "randomization", "day": 0, "close_after": 14,
+         "instruments": ["group_experience"]},
+        {"code": "week_1", "anchor": "randomization", "day": 0, "close_after": 14,
+         "instruments": ["who5", "group_experience"]},
+    ]  # fmt: skip
     admin = bearer(api.admin_token)
     assert client.post("/api/v1/studies", json=definition, headers=admin).status_code == 201
     site = {"code": "PHL", "name": "Philadelphia"}
-    assert (
-        client.post("/api/v1/studies/blind-trial/sites", json=site, headers=admin).status_code
-        == 201
-    )
+    added = client.post("/api/v1/studies/blind-trial/sites", json=site, headers=admin)
+    assert added.status_code == 201
     assert client.post("/api/v1/studies/blind-trial/activate", headers=admin).status_code == 200
     coordinator = signed_in("coordinator", "PHL", study="blind-trial")
     study_path = "/console/studies/blind-trial"
-    code = _randomize_through_the_console(api, coordinator, study_path)
-    for path in (
-        "/console",
-        study_path,
-        f"{study_path}/participants",
-        f"{study_path}/participants/{code}",
-        f"{study_path}/worklist",
-        f"{study_path}/reports",
-        f"{study_path}/reports/consort.svg",
-    ):
+    codes = [_randomize_through_the_console(api, coordinator, study_path) for _ in range(6)]
+    unblinded = client.post(
+        f"/api/v1/studies/blind-trial/participants/{codes[0]}/unblind",
+        json={"reason": "SAE review: the participant is in Email list-serv"},
+        headers=admin,
+    )
+    assert unblinded.status_code == 200
+    pages = ["/console", study_path, f"{study_path}/participants", f"{study_path}/worklist"]
+    pages += [f"{study_path}/worklist?format=csv", f"{study_path}/reports"]
+    pages += [f"{study_path}/reports/consort.svg"]
+    pages += [f"{study_path}/participants/{code}" for code in codes]
+    for path in pages:
         shown = coordinator.get(path)
         assert shown.status_code == 200, path
-        for word in ARM_WORDS:
+        for word in (*ARM_WORDS, "Feedback survey", "feedback", "Your online group"):
             assert word not in shown.text, (path, word)
-    assert "randomized" in coordinator.get(f"{study_path}/participants/{code}").text
+    page = coordinator.get(f"{study_path}/participants/{codes[0]}").text
+    assert "Week 1 survey" in page and "randomized" in page
+    assert "Arm revealed (unblinded)" in page and "SAE review" not in page
+    assert "the participant gets it by email" in page.lower()
+    assert "/s/" not in page.split("Week 1 survey", 2)[-1].split("</div>")[0]
 
 
 def test_the_participant_page_actions_do_what_they_say(api, signed_in, client, db):
@@ -319,3 +331,70 @@ def test_the_dashboard_counts_recruitment_against_each_sites_target(api, signed_
     cells = re.findall(r'<td class="num">([^<]+)</td>', row)
     assert cells == ["2", "2", "1", "0", "150", "1%"]
     assert "Open safety alerts" not in html  # a statistician sees no participant codes
+
+
+def test_an_alert_is_acknowledged_only_on_its_own_participants_page(api, signed_in):
+    coordinator = signed_in("coordinator", "PHL")
+    alerted = _code(_enroll(coordinator)[0])
+    other = _code(_enroll(coordinator)[0])
+    api.complete_survey(alerted, answers={**BASELINE_ANSWERS, "phq9_9": 1})
+    page = coordinator.get(f"{S}/participants/{alerted}").text
+    alert_id = re.search(r"/alerts/(\d+)/acknowledge", page).group(1)  # type: ignore[union-attr]
+    elsewhere = coordinator.post(
+        f"{S}/participants/{other}/alerts/{alert_id}/acknowledge",
+        {"note": "wrong page"},
+        csrf_from=f"{S}/participants/{other}",
+    )
+    assert elsewhere.status_code == 404
+    assert "Acknowledge the alert" in coordinator.get(f"{S}/participants/{alerted}").text
+
+
+def test_text_no_database_can_keep_is_refused_and_nothing_is_stored(signed_in, db):
+    coordinator = signed_in("coordinator", "PHL")
+    refused, _ = _enroll(coordinator, {**ELIGIBLE, "contact-name": "Ann\x00Example"})
+    assert refused.status_code == 422
+    assert _participants(db) == 0
+    code = _code(_enroll(coordinator)[0])
+    page_path = f"{S}/participants/{code}"
+    nul = coordinator.post(
+        f"{page_path}/withdraw", {"reason": "moved\x00away"}, csrf_from=page_path
+    )
+    assert nul.status_code == 422
+    assert "withdrawn" not in coordinator.get(page_path).text.split("History")[0]
+
+
+def test_a_download_started_by_another_sites_page_is_refused(api, signed_in, db):
+    statistician = signed_in("statistician")
+    for path in ("/exports/blinded?format=csv", "/exports/package"):
+        refused = statistician.get(f"{S}{path}", headers={"Sec-Fetch-Site": "cross-site"})
+        assert refused.status_code == 403, path
+        own = statistician.get(f"{S}{path}", headers={"Sec-Fetch-Site": "same-origin"})
+        assert own.status_code == 200, path
+    with db.session(write=False) as session:
+        started = session.scalars(
+            select(AuditRecord.action).where(AuditRecord.action == "export.started")
+        ).all()
+    assert len(started) == 2
+
+
+def test_a_sent_form_sent_again_with_other_answers_is_refused_not_taken_for_the_first(
+    signed_in, db
+):
+    coordinator = signed_in("coordinator", "PHL")
+    _, form = _enroll(coordinator)
+    edited = {**form, "contact-name": "Bo Other"}
+    again = coordinator.client.post(f"{S}/enroll", data=edited, headers=ORIGIN)
+    assert again.status_code == 409 and "already sent" in again.text
+    assert _participants(db) == 1
+
+
+@pytest.mark.parametrize("sort", ["participant", "timepoint", "closes_on", "opens_on"])
+def test_worklist_pages_show_every_survey_once_in_any_order(api, signed_in, sort):
+    coordinator = signed_in("coordinator", "PHL")
+    token = api.user("coordinator", "PHL")
+    codes = {api.enroll(token) for _ in range(55)}  # same day, same survey: ties
+    seen: list[str] = []
+    for page in (1, 2):
+        html = coordinator.get(f"{S}/worklist?sort={sort}&page={page}").text
+        seen += re.findall(r">(PS-PHL-\d+)</a>", html)
+    assert sorted(seen) == sorted(codes)

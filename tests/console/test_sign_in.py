@@ -295,3 +295,32 @@ def test_a_form_larger_than_any_console_form_gets_a_page(signed_in):
     assert refused.status_code == 413
     assert refused.headers["content-type"].startswith("text/html")
     assert "The form is too large" in refused.text
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "headers"),
+    [
+        ("GET", "/console/sign-in?next=/console/%E2%82%AC", {}),
+        ("GET", "/console/studies/peer-support/participants/%E2%82%AC", {}),
+        ("POST", "/console/sign-in", {"Origin": "http://["}),
+        ("GET", "/console/studies/nope", {"Referer": "http://["}),
+        ("POST", "/console/sign-out", {"Referer": "http://[", **ORIGIN}),
+    ],
+)
+def test_odd_addresses_and_headers_get_an_answer_never_a_500(client, api, method, path, headers):
+    browser = Browser(client, "odd")
+    browser.client = type(browser.client)(client.app, raise_server_exceptions=False)
+    browser.client.follow_redirects = False
+    answered = browser.client.request(method, path, headers=headers)
+    assert answered.status_code < 500, answered.text
+
+
+def test_revoking_a_users_tokens_also_kills_their_unused_sign_in_links(api, client, db):
+    _coordinator(api, "lost@example.org")
+    link = link_for(db, "lost@example.org")
+    revoked = client.delete(
+        f"/api/v1/users/{_user_id(api, 'lost@example.org')}/tokens",
+        headers=bearer(api.admin_token),
+    )
+    assert revoked.status_code == 204
+    assert Browser(client, "thief").open_link(link).status_code == 410

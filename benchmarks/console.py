@@ -1,0 +1,438 @@
+"""The staff console's dashboard and worklist beside the JSON API calls they draw on,
+measured at a fixed arrival rate in the same run.
+
+Run from the project root (see benchmarks/README.md):
+
+    python benchmarks/console.py [--participants 10000] [--rate 1] [--worklist-rate 20]
+        [--seconds 20] [--rounds 2] [--skip-postgres]
+
+For each backend (SQLite always; PostgreSQL when it answers):
+
+1. Setup. A fresh database (`trialdesk db upgrade`, `trialdesk demo` for the admin's
+   token), the study of `export.py` (`export-bench`: three timepoints of 40 items, sites
+   PHL and PIT) created and activated through the API, then filled straight into the
+   database by `export.fill` (`--participants` randomized participants, three completed
+   surveys each). Then, so that the worklist and the dashboard have work to show: the
+   month_12 survey of every tenth participant is made open (its window around today),
+   the month_4 survey of another tenth missed (never completed), and 30 safety alerts
+   (20 open) and 10 failed emails are written.
+2. A server (uvicorn, one process) on that database. The demo admin signs in to the
+   console the way a browser does (a one-time link issued in this process, its page
+   fetched, its form posted back with the csrf token): the `trialdesk_session` cookie.
+   The API calls use the admin's bearer token: the same user, so the same groups (arms)
+   and sites on both sides.
+3. Each of these, one after the other, for `--seconds` in all at a fixed arrival rate
+   (open loop: `driver.open_loop`, latency counted from the scheduled start), in
+   `--rounds` turns (all of them for a share of the time, then again) so that a change
+   in the machine's load weighs on both sides:
+   - at `--rate` a second: `GET /console/studies/{slug}` (the dashboard);
+     `GET .../reports/consort` (JSON), the heaviest call the dashboard draws on; and the
+     four JSON calls a client would make to draw the dashboard, one after the other as
+     one operation (`reports/consort`, `reports/retention`, `alerts?open=true&limit=100`,
+     `messages?limit=100`; the dashboard's recruitment table has no JSON endpoint);
+   - at `--worklist-rate` a second: `GET /console/studies/{slug}/worklist?status=open`
+     (by closing date, 50 a page) and `GET .../schedule?status=open&limit=50` (JSON).
+
+It prints, per backend, p50, p99 and max of each, whether the server kept up with the
+rate, and the ratios console / API (target: the console within 2x of the API).
+
+Exit status: 0 when the measurement ran (whatever the figures); 1 when it could not run;
+2 when some measured requests failed (the figures are then not valid).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import secrets
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+if __package__ in (None, ""):  # run as a script: make the project importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import httpx
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session
+
+from app.auth.models import User
+from app.config import Settings
+from app.db.engine import Database, make_engine
+from app.demo import DEMO_ADMIN_EMAIL
+from app.outbox.models import MessageKind, MessageStatus, OutboxMessage
+from app.studies.models import Study
+from app.surveys.models import Alert, SurveyInstance
+from app.users.sign_in import issue_link
+from benchmarks import export
+from benchmarks.driver import (
+    REQUEST_TIMEOUT_S,
+    BenchError,
+    Figures,
+    Recorder,
+    create_active_study,
+    figures,
+    open_loop,
+    print_table,
+    run_cli,
+)
+from tests import pg
+from tests.live import ServerFailed, running_servers
+
+STUDY = export.STUDY
+CONSOLE = f"/console/studies/{STUDY}"
+API = f"/api/v1/studies/{STUDY}"
+RATIO_TARGET = 2.0
+OPEN_EVERY, OPEN_AT = 10, 0  # participants whose month_12 survey is open now
+MISSED_EVERY, MISSED_AT = 10, 5  # participants whose month_4 survey was missed
+ALERTS, ALERTS_OPEN = 30, 20
+FAILED_EMAILS = 10
+DASHBOARD, WORKLIST = "console dashboard", "console worklist"
+CONSORT, SEQUENCE = "API consort", "API 4 calls in a row"
+SCHEDULE = "API schedule"
+KEEP_UP = 0.9  # answered at least this share of the arrival rate: the server kept up
+
+Call = Callable[[httpx.AsyncClient, int], Awaitable[httpx.Response]]
+
+
+# --- the study's work ----------------------------------------------------------------
+@dataclass(frozen=True)
+class Work:
+    open: int
+    missed: int
+
+
+def add_work(database_url: str) -> Work:
+    """After `export.fill` (every survey completed): open surveys, missed ones, safety
+    alerts (some acknowledged) and emails that could not be sent."""
+    engine = make_engine(Settings(database_url=database_url))
+    try:
+        zone = ZoneInfo(export.definition()["timezone"])
+        now = datetime.now(UTC)
+        today = now.astimezone(zone).date()
+        with Session(engine) as session, session.begin():
+            study_id = session.scalars(select(Study.id).where(Study.slug == STUDY)).one()
+            admin_id = session.scalars(select(User.id).where(User.email == DEMO_ADMIN_EMAIL)).one()
+            found = session.execute(
+                select(
+                    SurveyInstance.id,
+                    SurveyInstance.participant_id,
+                    SurveyInstance.participant_code,
+                    SurveyInstance.site_id,
+                    SurveyInstance.timepoint,
+                )
+                .where(SurveyInstance.study_id == study_id)
+                .order_by(SurveyInstance.id)
+            ).all()
+            undone: dict[str, Any] = {"completed_at": None, "saved_at": None, "answers": {}}
+            opened = [
+                s
+                for s in found
+                if s.timepoint == "month_12" and s.participant_id % OPEN_EVERY == OPEN_AT
+            ]
+            missed = [
+                s
+                for s in found
+                if s.timepoint == "month_4" and s.participant_id % MISSED_EVERY == MISSED_AT
+            ]
+            session.execute(
+                update(SurveyInstance),
+                [
+                    {"id": s.id, "opens_on": today - timedelta(days=n % 10),
+                     "closes_on": today + timedelta(days=n % 28), **undone}
+                    for n, s in enumerate(opened)
+                ],
+            )  # fmt: skip
+            session.execute(update(SurveyInstance), [{"id": s.id, **undone} for s in missed])
+            baselines = [s for s in found if s.timepoint == "baseline"]
+            baselines = baselines[:: max(1, len(baselines) // ALERTS)]
+            session.execute(
+                insert(Alert),
+                [
+                    {
+                        "study_id": study_id, "site_id": s.site_id, "instance_id": s.id,
+                        "participant_code": s.participant_code, "rule": "battery_high",
+                        "text": "The battery total was 150 or more",
+                        "raised_at": now - timedelta(days=k),
+                        "acknowledged_at": None if k < ALERTS_OPEN else now,
+                        "acknowledged_by": None if k < ALERTS_OPEN else admin_id,
+                        "note": None if k < ALERTS_OPEN else "Called; safe",
+                    }
+                    for k, s in enumerate(baselines[:ALERTS])
+                ],
+            )  # fmt: skip
+            session.execute(
+                insert(OutboxMessage),
+                [
+                    {
+                        "kind": MessageKind.invitation, "dedupe_key": f"bench-failed:{s.id}",
+                        "subject_id": s.id, "study_id": study_id, "site_id": s.site_id,
+                        "participant_code": s.participant_code,
+                        "status": MessageStatus.failed, "attempts": 5, "next_attempt_at": now,
+                        "last_error": "550 mailbox unavailable", "created_at": now,
+                    }
+                    for s in opened[:FAILED_EMAILS]
+                ],
+            )  # fmt: skip
+        export._settle(engine)
+    finally:
+        engine.dispose()
+    return Work(open=len(opened), missed=len(missed))
+
+
+def setup(env: dict[str, str], *, participants: int, log: Path) -> str:
+    """The study of `participants`, filled, on the fresh database of `env`; the admin's
+    API token."""
+    database_url = env["TRIALDESK_DATABASE_URL"]
+    run_cli(["db", "upgrade"], env=env)
+    lines = run_cli(["demo"], env=env).strip().splitlines()
+    if not lines:
+        raise BenchError("trialdesk demo printed no token")
+    admin_token = lines[-1].strip()
+    document = export.definition()
+    with running_servers(env, log=log) as (url,):
+        create_active_study(url, admin_token, document, export.SITES)
+    started = time.perf_counter()
+    export.fill(
+        database_url,
+        participants=participants,
+        zone=ZoneInfo(document["timezone"]),
+        secret_key=env.get("TRIALDESK_SECRET_KEY"),
+    )
+    work = add_work(database_url)
+    print(
+        f"  filled {participants} participants ({3 * participants} surveys: {work.open} open, "
+        f"{work.missed} missed) in {time.perf_counter() - started:.1f} s",
+        flush=True,
+    )
+    return admin_token
+
+
+# --- signing in -----------------------------------------------------------------------
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def console_cookie(url: str, env: dict[str, str]) -> str:
+    """Sign the demo admin in to the console as a browser does; the session cookie."""
+    settings = Settings(
+        database_url=env["TRIALDESK_DATABASE_URL"],
+        secret_key=env.get("TRIALDESK_SECRET_KEY"),
+        scheduler=False,
+    )
+    db = Database(settings)
+    try:
+        with db.begin() as session:
+            admin = session.scalars(select(User).where(User.email == DEMO_ADMIN_EMAIL)).one()
+            _, token = issue_link(
+                session, user=admin, lifetime=timedelta(minutes=15), actor_label="benchmark"
+            )
+    finally:
+        db.dispose()
+    with httpx.Client(base_url=url, timeout=REQUEST_TIMEOUT_S) as client:
+        page = client.get(f"/console/sign-in/{token}")
+        found = CSRF.search(page.text)
+        if page.status_code != 200 or found is None:
+            raise BenchError(f"the sign-in page: HTTP {page.status_code} {page.text[:300]}")
+        done = client.post(
+            f"/console/sign-in/{token}",
+            data={"csrf_token": found.group(1)},
+            headers={"Origin": url},
+        )
+        cookie = done.cookies.get("trialdesk_session")
+        if done.status_code != 303 or not cookie:
+            raise BenchError(f"signing in: HTTP {done.status_code} {done.text[:300]}")
+    return cookie
+
+
+# --- the measurements -----------------------------------------------------------------
+def get(path: str, headers: dict[str, str]) -> Call:
+    async def call(client: httpx.AsyncClient, index: int) -> httpx.Response:
+        return await client.get(path, headers=headers)
+
+    return call
+
+
+def one_after_another(paths: list[str], headers: dict[str, str]) -> Call:
+    """The paths one after the other, as one operation: its answer is the first that is
+    not a 200, or the last."""
+
+    async def call(client: httpx.AsyncClient, index: int) -> httpx.Response:
+        response: httpx.Response | None = None
+        for path in paths:
+            response = await client.get(path, headers=headers)
+            if response.status_code != 200:
+                break
+        assert response is not None
+        return response
+
+    return call
+
+
+@dataclass(frozen=True)
+class Target:
+    label: str
+    call: Call
+    rate: float
+
+
+def targets(cookie: str, token: str, args: argparse.Namespace) -> list[Target]:
+    browser = {"Cookie": f"trialdesk_session={cookie}"}
+    bearer = {"Authorization": f"Bearer {token}"}
+    consort = f"{API}/reports/consort"
+    sequence = [consort, f"{API}/reports/retention", f"{API}/alerts?open=true&limit=100",
+                f"{API}/messages?limit=100"]  # fmt: skip
+    slow, fast = args.rate, args.worklist_rate
+    return [
+        Target(DASHBOARD, get(CONSOLE, browser), slow),
+        Target(CONSORT, get(consort, bearer), slow),
+        Target(SEQUENCE, one_after_another(sequence, bearer), slow),
+        Target(WORKLIST, get(f"{CONSOLE}/worklist?status=open", browser), fast),
+        Target(SCHEDULE, get(f"{API}/schedule?status=open&limit=50", bearer), fast),
+    ]
+
+
+@dataclass(frozen=True)
+class Measured:
+    target: Target
+    figures: Figures
+
+    @property
+    def kept_up(self) -> bool:
+        """Whether the answers kept pace with the arrivals (else the figures are mostly
+        the queue's growth: lower the rate)."""
+        return self.figures.per_second >= KEEP_UP * self.target.rate
+
+
+def measure_all(url: str, cookie: str, token: str, args: argparse.Namespace) -> list[Measured]:
+    """Each target for `args.seconds` in all, in `args.rounds` turns (the targets one
+    after the other, then again), so that a machine whose load drifts during the run
+    weighs on the console pages and on the API alike."""
+    chosen = targets(cookie, token, args)
+    recorders = {target.label: Recorder() for target in chosen}
+    for turn in range(1, args.rounds + 1):
+        for target in chosen:
+            done = open_loop(
+                url,
+                target.call,
+                rate=target.rate,
+                count=max(1, round(target.rate * args.seconds / args.rounds)),
+                expect=lambda status: status == 200,
+            )
+            _merge(recorders[target.label], done)
+            row = figures(target.label, done, ["request"])
+            print(
+                f"  round {turn}, {target.label} at {target.rate:g}/s: "
+                f"p50 {row.p50:.1f} ms, p99 {row.p99:.1f} ms, max {row.max:.1f} ms",
+                flush=True,
+            )
+    measured = []
+    for target in chosen:
+        recorder = recorders[target.label]
+        for example in recorder.failure_examples:
+            print(f"  {target.label} failure: {example}")
+        label = f"{target.label} @{target.rate:g}/s"
+        measured.append(Measured(target, figures(label, recorder, ["request"])))
+    return measured
+
+
+def _merge(into: Recorder, done: Recorder) -> None:
+    for kind, values in done.latencies_ms.items():
+        into.latencies_ms.setdefault(kind, []).extend(values)
+    into.failures.update(done.failures)
+    into.failure_examples.extend(done.failure_examples[: 5 - len(into.failure_examples)])
+    into.wall_s += done.wall_s
+
+
+def report(name: str, measured: list[Measured], args: argparse.Namespace) -> None:
+    print_table(
+        f"{name}: {args.participants} participants; each for {args.seconds:g} s "
+        f"({args.rounds} turns) at a fixed arrival rate (open loop; latency from the "
+        "scheduled start)",
+        [m.figures for m in measured],
+    )
+    for m in measured:
+        if not m.kept_up:
+            print(
+                f"  {m.target.label}: answered {m.figures.per_second:.2f}/s of "
+                f"{m.target.rate:g}/s: the server did not keep up (its queue grew); "
+                "a lower rate, or a quieter machine, is needed to read its latency"
+            )
+    by = {m.target.label: m.figures for m in measured}
+    print()
+    print(f"{'console / API':48} {'p50':>6} {'p99':>6}   target <= {RATIO_TARGET:g}x")
+    for page, api in ((DASHBOARD, CONSORT), (DASHBOARD, SEQUENCE), (WORKLIST, SCHEDULE)):
+        p50 = by[page].p50 / by[api].p50 if by[api].p50 else float("inf")
+        p99 = by[page].p99 / by[api].p99 if by[api].p99 else float("inf")
+        verdict = "met" if max(p50, p99) <= RATIO_TARGET else "NOT met"
+        print(f"{page + ' / ' + api:48} {p50:6.2f} {p99:6.2f}   {verdict}")
+
+
+def bench(name: str, env: dict[str, str], workdir: Path, args: argparse.Namespace) -> int:
+    """Set up, measure and report one backend; the number of failed requests."""
+    env = {**os.environ, **env}
+    log = workdir / "trialdesk.log"
+    print(f"{name}: setting up ...", flush=True)
+    token = setup(env, participants=args.participants, log=log)
+    with running_servers(env, log=log) as (url,):
+        cookie = console_cookie(url, env)
+        measured = measure_all(url, cookie, token, args)
+    report(name, measured, args)
+    return sum(m.figures.failed for m in measured)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--participants", type=int, default=10_000)
+    parser.add_argument(
+        "--rate", type=float, default=1.0, help="requests/s of the dashboard and its API calls"
+    )
+    parser.add_argument(
+        "--worklist-rate", type=float, default=20.0, help="requests/s of the worklist and its API"
+    )
+    parser.add_argument("--seconds", type=float, default=20.0, help="seconds per endpoint")
+    parser.add_argument("--rounds", type=int, default=2, help="turns the seconds are split in")
+    parser.add_argument("--skip-postgres", action="store_true", help="SQLite only")
+    args = parser.parse_args(argv)
+    if min(args.participants, args.rounds) < 1 or min(args.rate, args.worklist_rate) <= 0:
+        parser.error("participants and rounds must be 1 or more, rates more than 0")
+    if args.seconds <= 0:
+        parser.error("seconds must be more than 0")
+    failed = 0
+    try:
+        with tempfile.TemporaryDirectory(prefix="trialdesk-bench-") as tmp:
+            workdir = Path(tmp)
+            env = {"TRIALDESK_DATABASE_URL": f"sqlite:///{workdir}/console.db"}
+            failed += bench("SQLite", env, workdir, args)
+            if args.skip_postgres:
+                print("\nPostgreSQL: skipped (--skip-postgres)")
+            elif not pg.available():
+                print(f"\nPostgreSQL: skipped ({pg.PG_URL} does not answer)")
+            else:
+                database = pg.create_database("trialdesk_bench_console")
+                try:
+                    env = {
+                        "TRIALDESK_DATABASE_URL": pg.database_url(database),
+                        "TRIALDESK_SECRET_KEY": secrets.token_urlsafe(30)[:40],
+                    }
+                    print()
+                    failed += bench("PostgreSQL", env, workdir, args)
+                finally:
+                    pg.drop_database(database)
+    except (BenchError, ServerFailed) as exc:
+        print(f"the benchmark could not run: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 2 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
