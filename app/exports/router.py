@@ -44,7 +44,6 @@ Reason = Annotated[
     StringConstraints(strip_whitespace=True, min_length=1, max_length=2000),
     Query(description="why the arms are needed (audited)"),
 ]
-MEDIA = {Format.csv: "text/csv; charset=utf-8", Format.json: "application/json"}
 FILE_RESPONSES: dict[int | str, dict[str, object]] = {
     200: {
         "description": "the dataset, streamed",
