@@ -398,3 +398,22 @@ def test_worklist_pages_show_every_survey_once_in_any_order(api, signed_in, sort
         html = coordinator.get(f"{S}/worklist?sort={sort}&page={page}").text
         seen += re.findall(r">(PS-PHL-\d+)</a>", html)
     assert sorted(seen) == sorted(codes)
+
+
+def test_randomize_now_is_offered_when_the_study_needs_no_survey_first(api, signed_in, client):
+    definition = demo_definition()
+    definition["slug"] = "quick-trial"
+    definition["randomization"]["requires_completed"] = []
+    admin = bearer(api.admin_token)
+    assert client.post("/api/v1/studies", json=definition, headers=admin).status_code == 201
+    site = {"code": "PHL", "name": "Philadelphia"}
+    assert client.post("/api/v1/studies/quick-trial/sites", json=site, headers=admin).is_success
+    assert client.post("/api/v1/studies/quick-trial/activate", headers=admin).is_success
+    study_path = "/console/studies/quick-trial"
+    assert "Randomize now" not in signed_in("coordinator", "PHL").get(f"{S}/enroll").text
+    coordinator = signed_in("coordinator", "PHL", study="quick-trial")
+    assert "Randomize now, if eligible" in coordinator.get(f"{study_path}/enroll").text
+    done, _ = _enroll(coordinator, {**ELIGIBLE, "randomize": "yes"}, study_path=study_path)
+    assert done.headers["location"].endswith("?done=randomized")
+    page = coordinator.get(done.headers["location"]).text
+    assert "The participant is randomized." in page and "Arm" in page
