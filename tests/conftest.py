@@ -12,6 +12,7 @@ import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic import command
@@ -25,6 +26,7 @@ from app.demo import load_demo
 from app.main import create_app
 from tests import pg
 from tests.helpers import Api
+from tests.smtp import Inbox, smtp_server
 
 REQUIRE_PG = os.environ.get("TRIALDESK_TEST_REQUIRE_PG") == "1"
 
@@ -104,3 +106,40 @@ def api(client: TestClient, db: Database) -> Api:
     with db.begin() as session:
         loaded = load_demo(session)
     return Api(client, admin_token=loaded.token)
+
+
+CHROMIUM = "/usr/bin/chromium"  # Debian's, never a downloaded browser
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Debian's Chromium, headless, driven by Playwright (one per test module)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
+        )
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def inbox() -> Iterator[Inbox]:
+    """A real SMTP server in this process (aiosmtpd) on a loopback port: `inbox.port`."""
+    box = Inbox()
+    with smtp_server(box) as port:
+        box.port = port  # type: ignore[attr-defined]
+        yield box
+
+
+@pytest.fixture
+def mailer(settings: Settings, inbox: Inbox) -> Iterator[Database]:
+    """The database, with the settings of a server that mails through `inbox`."""
+    db = Database(
+        settings.model_copy(update={"smtp_host": "127.0.0.1", "smtp_port": inbox.port})  # type: ignore[attr-defined]
+    )
+    yield db
+    db.dispose()

@@ -581,7 +581,13 @@ def withdraw(
 
 
 def _reason_missing(
-    request: Request, session: Session, staff: Staff, study: Study, code: str, field: str
+    request: Request,
+    session: Session,
+    staff: Staff,
+    study: Study,
+    code: str,
+    field: str,
+    about: str | None = None,
 ) -> Response:
     participant = participants.get_participant(session, study=study, code=code, user=staff.user)
     messages = {
@@ -593,6 +599,7 @@ def _reason_missing(
         "field": field,
         "message": messages[field],
         "action": str(request.url.path),
+        "about": about,
     }
     return study_view(request, staff, study, "console/reason_needed.html", context, status_code=422)
 
@@ -650,7 +657,24 @@ def acknowledge(
     participant = participants.get_participant(session, study=study, code=code, user=staff.user)
     note = _text(form, "note")
     if not note:
-        return _reason_missing(request, session, staff, study, participant.code, "note")
+        alert = next(
+            (
+                a
+                for a in work.alerts(
+                    session,
+                    study=study,
+                    user=staff.user,
+                    open_only=False,
+                    after_id=alert_id - 1,
+                    limit=1,
+                    participant_code=participant.code,
+                )
+                if a.id == alert_id
+            ),
+            None,
+        )
+        about = alert.text if alert else None
+        return _reason_missing(request, session, staff, study, participant.code, "note", about)
     work.acknowledge(
         session,
         study=study,

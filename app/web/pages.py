@@ -42,6 +42,11 @@ def longdate(day: date) -> str:
     return f"{day:%A} {day.day} {day:%B %Y}"
 
 
+def shortdate(day: date) -> str:
+    """A date as people write it in a table: `12 Apr 2027`."""
+    return f"{day.day} {day:%b %Y}"
+
+
 # Phone numbers of 3 digits (988, 911) or of 7 and more (215-555-0100, +44 20 7946 0000).
 _PHONE = re.compile(r"(?<![\w+])(\+?\d[\d\- ]{5,}\d|\b\d{3}\b)(?![\w-])")
 
@@ -68,6 +73,7 @@ def level_pairs(values: Any) -> list[tuple[str, str]]:
 
 
 environment.filters["longdate"] = longdate
+environment.filters["shortdate"] = shortdate
 environment.filters["zip_pairs"] = pairs
 environment.filters["level_pairs"] = level_pairs
 environment.filters["phone_links"] = phone_links

@@ -14,7 +14,6 @@ they never skip in CI. Set TRIALDESK_SCREENSHOTS=DIR to keep a screenshot of eac
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import shutil
@@ -33,7 +32,7 @@ from typing import Any
 import httpx
 import pytest
 from frictionless import Package, validate
-from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from app.auth import service as auth
 from app.config import Settings
@@ -44,17 +43,12 @@ from tests import live
 from tests.helpers import BASELINE_ANSWERS, STUDY, Api
 from tests.live import PROJECT_ROOT, running_servers
 from tests.smtp import Inbox, body, smtp_server
+from tests.surveys.test_browser import DESKTOP, PHONE
+from tests.surveys.test_browser import _axe as axe_finds_nothing
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = "/usr/bin/chromium"
-AXE = (
-    Path(__file__).resolve().parent.parent / "browser" / "node_modules" / "axe-core" / "axe.min.js"
-)
-PHONE = {"width": 360, "height": 740}
 TABLET = {"width": 768, "height": 1024}
-DESKTOP = {"width": 1280, "height": 900}
-WCAG_21_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 SUBJECT = "Your Trialdesk sign-in link"
 STUDY_TITLE = "Online peer support for people with serious mental illness"
 # The demo study's arms: codes and labels, which a blinded role must never be shown.
@@ -190,18 +184,6 @@ def site(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> Ite
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
-        )
-        yield launched
-        launched.close()
-
-
-@pytest.fixture(scope="module")
 def randomized(site: Site) -> str:
     """A PHL participant, randomized (through the API)."""
     code = site.enrolled()
@@ -280,13 +262,7 @@ def _axe(page: Page, name: str = "") -> None:
     width = page.evaluate("document.documentElement.scrollWidth")
     viewport = page.viewport_size
     assert viewport is not None and width <= viewport["width"], f"{page.url}: {width} px wide"
-    page.add_script_tag(path=str(AXE))
-    found = page.evaluate(
-        "async (tags) => (await axe.run(document, {runOnly: {type: 'tag', values: tags}}))"
-        ".violations.map(v => ({id: v.id, help: v.help, nodes: v.nodes.map(n => n.target)}))",
-        WCAG_21_AA,
-    )
-    assert found == [], f"{page.url}: {json.dumps(found, indent=1)}"
+    axe_finds_nothing(page)
 
 
 def _look(page: Page, name: str) -> None:

@@ -235,6 +235,7 @@ def test_the_participant_page_actions_do_what_they_say(api, signed_in, client, d
         f"{page_path}/alerts/{alert_id}/acknowledge", {"note": " "}, csrf_from=page_path
     )
     assert no_note.status_code == 422 and "Enter a note" in no_note.text
+    assert "Thoughts of self-harm" in no_note.text  # says which alert
     noted = coordinator.post(
         f"{page_path}/alerts/{alert_id}/acknowledge",
         {"note": "Called; safety plan in place"},

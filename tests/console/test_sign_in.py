@@ -4,7 +4,6 @@ that only the session's own pages can send, and sessions that end when they shou
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -20,25 +19,10 @@ from app.scheduler.runner import run_pass
 from app.users.sign_in import LINKS_PER_WINDOW
 from tests.console.conftest import ORIGIN, Browser, csrf_of, link_for
 from tests.helpers import bearer
-from tests.smtp import Inbox, body, smtp_server
+from tests.smtp import body
 from tests.test_cli import trialdesk
 
 LINK = re.compile(r"http://testserver(/console/sign-in/[\w-]+)")
-
-
-@pytest.fixture
-def inbox() -> Iterator[Inbox]:
-    box = Inbox()
-    with smtp_server(box) as port:
-        box.port = port  # type: ignore[attr-defined]
-        yield box
-
-
-@pytest.fixture
-def mailer(settings, inbox) -> Iterator[Database]:
-    db = Database(settings.model_copy(update={"smtp_host": "127.0.0.1", "smtp_port": inbox.port}))
-    yield db
-    db.dispose()
 
 
 def _coordinator(api, email: str) -> None:

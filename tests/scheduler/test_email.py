@@ -10,7 +10,6 @@ import stat
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -31,24 +30,8 @@ NOTHING = PassReport(enqueued=0, sent=0, failed=0, skipped=0)
 LINK = re.compile(r"(http://testserver)(/s/[\w-]+)")
 
 
-@pytest.fixture
-def inbox() -> Iterator[Inbox]:
-    box = Inbox()
-    with smtp_server(box) as port:
-        box.port = port  # type: ignore[attr-defined]
-        yield box
-
-
 def _mailer(settings, **changes) -> Database:
     return Database(settings.model_copy(update=changes))
-
-
-@pytest.fixture
-def mailer(settings, inbox) -> Iterator[Database]:
-    """The database, with the settings of a server that mails through `inbox`."""
-    db = _mailer(settings, smtp_host="127.0.0.1", smtp_port=inbox.port)
-    yield db
-    db.dispose()
 
 
 def _enroll(api, email: str | None, site: str = "PHL") -> str:

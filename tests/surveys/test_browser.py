@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
 from app.config import Settings
 from app.db.engine import Database
@@ -29,7 +29,6 @@ from tests.surveys.test_api import _shift_window
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = "/usr/bin/chromium"
 AXE = (
     Path(__file__).resolve().parent.parent / "browser" / "node_modules" / "axe-core" / "axe.min.js"
 )
@@ -84,18 +83,6 @@ def _server(tmp: Path, template: Path, **env: str) -> Iterator[Site]:
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> Iterator[Site]:
     yield from _server(tmp_path_factory.mktemp("browser"), sqlite_template)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
-        )
-        yield launched
-        launched.close()
 
 
 def _page(browser: Browser, *, javascript: bool = True, viewport: dict[str, int] = PHONE) -> Page:
