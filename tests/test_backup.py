@@ -80,7 +80,7 @@ def test_a_backup_of_a_live_database_restores_into_an_empty_one(settings, db, tm
 
     verified = runner.invoke(cli, ["verify", "--study", STUDY], env=_env(target))
     assert verified.exit_code == 0, verified.output
-    with TestClient(create_app(target)) as client:
+    with TestClient(create_app(target.model_copy(update={"scheduler": False}))) as client:
         listed = client.get(
             f"/api/v1/studies/{STUDY}/participants?limit=1000", headers=bearer(token)
         )
