@@ -9,6 +9,7 @@ they never skip in CI.
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import shutil
 from collections.abc import Iterator
@@ -18,7 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Browser, Page, expect
 
 from app.config import Settings
 from app.db.engine import Database
@@ -124,7 +125,7 @@ def test_a_participant_fills_in_the_baseline_with_an_error_a_save_and_a_return(
     check_axe = javascript  # axe runs in the page: only where script runs
 
     page.goto(link)
-    assert page.title() == "Part 1 of 2 — WHO-5 Well-Being Index"
+    expect(page).to_have_title("Part 1 of 2 — WHO-5 Well-Being Index")
     assert page.locator("h1").count() == 1
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= viewport["width"]  # nothing wider than the screen
@@ -134,13 +135,15 @@ def test_a_participant_fills_in_the_baseline_with_an_error_a_save_and_a_return(
         _choose(page, f"who5_{item}", 2)
     page.get_by_role("button", name="Continue", exact=True).click()
 
-    assert page.title() == "Part 2 of 2 — Patient Health Questionnaire (PHQ-9)"
+    # The title is read once the next page has loaded (expect waits; .title() would
+    # read whatever page is there at that instant, mid-redirect).
+    expect(page).to_have_title("Part 2 of 2 — Patient Health Questionnaire (PHQ-9)")
     for item in (1, 2, 3, 5, 6, 7, 8, 9):  # phq9_4 left out
         _choose(page, f"phq9_{item}", 1)
     page.get_by_role("button", name="Submit your answers").click()
 
     # The error: beside the question, summarized at the top (focused), answers kept.
-    assert page.title().startswith("Error: Part 2 of 2")
+    expect(page).to_have_title(re.compile(r"^Error: Part 2 of 2"))
     summary = page.locator(".error-summary")
     assert summary.get_by_role("heading").inner_text() == "There is a problem"
     assert page.evaluate("document.activeElement.classList.contains('error-summary')")
@@ -154,17 +157,17 @@ def test_a_participant_fills_in_the_baseline_with_an_error_a_save_and_a_return(
         _axe(page)
 
     page.get_by_role("button", name="Save and continue later").click()
-    assert page.locator("h1").inner_text() == "Your answers are saved"
+    expect(page.locator("h1")).to_have_text("Your answers are saved")
     if check_axe:
         _axe(page)
 
     page.goto(link)  # later, from the email: the part left unfinished, answers restored
-    assert page.title() == "Part 2 of 2 — Patient Health Questionnaire (PHQ-9)"
+    expect(page).to_have_title("Part 2 of 2 — Patient Health Questionnaire (PHQ-9)")
     assert page.locator("#phq9_1-1").is_checked() and page.locator("#phq9_8-1").is_checked()
     _choose(page, "phq9_4", 1)
     page.get_by_role("button", name="Submit your answers").click()
 
-    assert page.locator("h1").inner_text() == "Thank you — your answers have been sent"
+    expect(page.locator("h1")).to_have_text("Thank you — your answers have been sent")
     assert page.locator("a[href='tel:2155550100']").count() == 1  # the support text
     if check_axe:
         _axe(page)
