@@ -57,8 +57,8 @@ test: $(VENV)/.installed-test $(CHROMIUM) $(AXE)
 # Static checks, as CI runs them: style, formatting, types (strict on app/), and the
 # import contracts of pyproject.toml (layers, no cycles, pure rules).
 lint: $(VENV)/.installed-test
-	$(BIN)/ruff check app tests benchmarks migrations tools
-	$(BIN)/ruff format --check app tests benchmarks migrations tools
+	$(BIN)/ruff check app tests benchmarks migrations tools setup.py .ci/wheel-smoke
+	$(BIN)/ruff format --check app tests benchmarks migrations tools setup.py .ci/wheel-smoke
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
