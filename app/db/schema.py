@@ -12,6 +12,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection
 
+from app.config import ConfigurationError
+
 # The migrations are the package `trialdesk_migrations`: the project's migrations/ folder,
 # mapped to that name by setup.py (in an editable install and in a wheel alike).
 MIGRATIONS_PACKAGE = "trialdesk_migrations"
@@ -24,7 +26,10 @@ def migrations_folder() -> Path:
     """The folder of Alembic's environment and revisions, wherever Trialdesk is installed."""
     spec = importlib.util.find_spec(MIGRATIONS_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError(f"the package {MIGRATIONS_PACKAGE} is not installed")
+        raise ConfigurationError(
+            f"the package {MIGRATIONS_PACKAGE} (migrations/) is not installed: "
+            "reinstall Trialdesk (pip install -e . in the project's folder)"
+        )
     return Path(next(iter(spec.submodule_search_locations)))
 
 
