@@ -1,16 +1,44 @@
-"""Alembic environment: the URL comes from Trialdesk's settings unless the caller set one."""
+"""Alembic environment: the URL comes from Trialdesk's settings unless the caller set one.
+
+The environment may use the application (its settings, its models for autogenerate);
+the revisions may not: they import the frozen copies of `trialdesk_migrations.frozen`.
+The server key a revision needs is found here, by today's settings, when the caller of
+Alembic gave none.
+"""
 
 from __future__ import annotations
 
+from typing import Any, Literal
+
 from alembic import context
+from alembic.autogenerate.api import AutogenContext
 from sqlalchemy import Connection
 
 from app.config import Settings
+from app.db.base import UTCDateTime
 from app.db.engine import make_engine
 from app.models import Base
+from trialdesk_migrations.frozen.server_key import FIND_SERVER_KEY
 
 config = context.config
 target_metadata = Base.metadata
+
+
+def _find_server_key(database_url: str) -> bytes:
+    return Settings(database_url=database_url).server_key
+
+
+config.attributes.setdefault(FIND_SERVER_KEY, _find_server_key)
+
+
+def _render_item(kind: str, item: Any, autogen_context: AutogenContext) -> str | Literal[False]:
+    """New revisions use the frozen column type, never the application's."""
+    if kind == "type" and isinstance(item, UTCDateTime):
+        autogen_context.imports.add(
+            "from trialdesk_migrations.frozen.db_20261125 import UTCDateTime"
+        )
+        return "UTCDateTime(timezone=True)"
+    return False
 
 
 def _run(connection: Connection) -> None:
@@ -25,6 +53,7 @@ def _run(connection: Connection) -> None:
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        render_item=_render_item,
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-import app.db.base
+from trialdesk_migrations.frozen.db_20261125 import UTCDateTime
 
 revision: str = "5e161a8ac906"
 down_revision: str | None = None
@@ -36,8 +36,8 @@ def upgrade() -> None:
         sa.Column("scope", sa.String(length=64), nullable=False),
         sa.Column("key", sa.String(length=255), nullable=False),
         sa.Column("fingerprint", sa.String(length=64), nullable=False),
-        sa.Column("created_at", app.db.base.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("completed_at", app.db.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", UTCDateTime(timezone=True), nullable=False),
+        sa.Column("completed_at", UTCDateTime(timezone=True), nullable=True),
         sa.Column("response_status", sa.Integer(), nullable=True),
         sa.Column("response_body", sa.Text(), nullable=True),
         sa.Column("response_media_type", sa.String(length=100), nullable=True),
@@ -58,8 +58,8 @@ def upgrade() -> None:
         sa.Column("secret", sa.LargeBinary(length=32), nullable=False),
         sa.Column("commitment", sa.String(length=64), nullable=True),
         sa.Column("code_prefix", sa.String(length=6), nullable=False),
-        sa.Column("created_at", app.db.base.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("activated_at", app.db.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", UTCDateTime(timezone=True), nullable=False),
+        sa.Column("activated_at", UTCDateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_studies")),
         sa.UniqueConstraint("slug", name=op.f("uq_studies_slug")),
     )
@@ -69,7 +69,7 @@ def upgrade() -> None:
         sa.Column("email", sa.String(length=320), nullable=False),
         sa.Column("name", sa.String(length=200), nullable=False),
         sa.Column("role", sa.String(length=32), nullable=False),
-        sa.Column("created_at", app.db.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_users")),
         sa.UniqueConstraint("email", name=op.f("uq_users_email")),
     )
@@ -104,8 +104,8 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("user_id", sa.Integer(), nullable=False),
         sa.Column("token_hash", sa.String(length=64), nullable=False),
-        sa.Column("created_at", app.db.base.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("revoked_at", app.db.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", UTCDateTime(timezone=True), nullable=False),
+        sa.Column("revoked_at", UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["user_id"], ["users.id"], name=op.f("fk_api_tokens_user_id_users")
         ),
@@ -118,7 +118,7 @@ def upgrade() -> None:
     op.create_table(
         "audit_records",
         sa.Column("seq", sa.Integer(), autoincrement=False, nullable=False),
-        sa.Column("at", app.db.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("at", UTCDateTime(timezone=True), nullable=False),
         sa.Column("actor_id", sa.Integer(), nullable=True),
         sa.Column("actor", sa.String(length=320), nullable=False),
         sa.Column("action", sa.String(length=64), nullable=False),
@@ -153,7 +153,7 @@ def upgrade() -> None:
         sa.Column("code", sa.String(length=12), nullable=False),
         sa.Column("name", sa.String(length=200), nullable=False),
         sa.Column("last_participant_number", sa.Integer(), nullable=False),
-        sa.Column("created_at", app.db.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["study_id"], ["studies.id"], name=op.f("fk_sites_study_id_studies")
         ),
@@ -202,10 +202,10 @@ def upgrade() -> None:
         ),
         sa.Column("stratum", sa.String(length=500), nullable=True),
         sa.Column("consent_version", sa.String(length=64), nullable=True),
-        sa.Column("screened_at", app.db.base.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("enrolled_at", app.db.base.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("randomized_at", app.db.base.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("withdrawn_at", app.db.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("screened_at", UTCDateTime(timezone=True), nullable=False),
+        sa.Column("enrolled_at", UTCDateTime(timezone=True), nullable=True),
+        sa.Column("randomized_at", UTCDateTime(timezone=True), nullable=True),
+        sa.Column("withdrawn_at", UTCDateTime(timezone=True), nullable=True),
         sa.Column("withdrawal_reason", sa.String(length=2000), nullable=True),
         sa.Column("withdrawn_from", sa.String(length=16), nullable=True),
         sa.Column("created_by", sa.Integer(), nullable=False),
@@ -250,7 +250,7 @@ def upgrade() -> None:
         sa.Column("position", sa.Integer(), nullable=False),
         sa.Column("arm", sa.String(length=64), nullable=False),
         sa.Column("randomized_by", sa.Integer(), nullable=False),
-        sa.Column("randomized_at", app.db.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("randomized_at", UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["participant_id"],
             ["participants.id"],

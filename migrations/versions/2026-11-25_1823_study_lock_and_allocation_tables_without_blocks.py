@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import app.db.base
+from trialdesk_migrations.frozen.db_20261125 import UTCDateTime
 
 revision: str = "2494a9cbf658"
 down_revision: str | None = "5e161a8ac906"
@@ -30,9 +30,7 @@ BLOCK_COLUMNS = ("block", "block_size", "position")
 def upgrade() -> None:
     _set_block_columns_nullable(True)
     with op.batch_alter_table("studies", schema=None) as batch_op:
-        batch_op.add_column(
-            sa.Column("locked_at", app.db.base.UTCDateTime(timezone=True), nullable=True)
-        )
+        batch_op.add_column(sa.Column("locked_at", UTCDateTime(timezone=True), nullable=True))
 
 
 def downgrade() -> None:

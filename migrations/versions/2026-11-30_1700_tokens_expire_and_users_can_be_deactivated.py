@@ -15,7 +15,7 @@ from datetime import timedelta
 import sqlalchemy as sa
 from alembic import op
 
-import app.db.base
+from trialdesk_migrations.frozen.db_20261125 import UTCDateTime
 
 revision: str = "3f9d2c7a1e54"
 down_revision: str | None = "7c1e0f3a9b2d"
@@ -27,14 +27,12 @@ LIFETIME = timedelta(days=90)
 
 def upgrade() -> None:
     with op.batch_alter_table("api_tokens") as batch_op:
-        batch_op.add_column(
-            sa.Column("expires_at", app.db.base.UTCDateTime(timezone=True), nullable=True)
-        )
+        batch_op.add_column(sa.Column("expires_at", UTCDateTime(timezone=True), nullable=True))
     tokens = sa.table(
         "api_tokens",
         sa.column("id", sa.Integer),
-        sa.column("created_at", app.db.base.UTCDateTime(timezone=True)),
-        sa.column("expires_at", app.db.base.UTCDateTime(timezone=True)),
+        sa.column("created_at", UTCDateTime(timezone=True)),
+        sa.column("expires_at", UTCDateTime(timezone=True)),
     )
     connection = op.get_bind()
     for token_id, created_at in connection.execute(sa.select(tokens.c.id, tokens.c.created_at)):
@@ -43,12 +41,10 @@ def upgrade() -> None:
         )
     with op.batch_alter_table("api_tokens") as batch_op:
         batch_op.alter_column(
-            "expires_at", existing_type=app.db.base.UTCDateTime(timezone=True), nullable=False
+            "expires_at", existing_type=UTCDateTime(timezone=True), nullable=False
         )
     with op.batch_alter_table("users") as batch_op:
-        batch_op.add_column(
-            sa.Column("deactivated_at", app.db.base.UTCDateTime(timezone=True), nullable=True)
-        )
+        batch_op.add_column(sa.Column("deactivated_at", UTCDateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column("deactivation_reason", sa.String(2000), nullable=True))
 
 

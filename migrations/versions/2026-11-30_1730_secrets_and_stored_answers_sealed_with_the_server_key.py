@@ -20,11 +20,9 @@ from collections.abc import Callable, Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import app.db.base
-from app.config import Settings
-from app.db.base import utcnow
-from app.db.schema import SERVER_KEY
-from app.keys import Keys, Use
+from trialdesk_migrations.frozen.db_20261125 import UTCDateTime, utcnow
+from trialdesk_migrations.frozen.keys_20261130 import Keys, Use
+from trialdesk_migrations.frozen.server_key import current_server_key
 
 revision: str = "9a4b7e2c5d10"
 down_revision: str | None = "3f9d2c7a1e54"
@@ -41,7 +39,7 @@ def upgrade() -> None:
         "server_key",
         sa.Column("id", sa.Integer(), autoincrement=False, nullable=False),
         sa.Column("fingerprint", sa.String(length=64), nullable=False),
-        sa.Column("recorded_at", app.db.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("recorded_at", UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_server_key")),
     )
     with op.batch_alter_table("studies") as batch_op:
@@ -57,7 +55,7 @@ def upgrade() -> None:
             "server_key",
             sa.column("id", sa.Integer),
             sa.column("fingerprint", sa.String),
-            sa.column("recorded_at", app.db.base.UTCDateTime(timezone=True)),
+            sa.column("recorded_at", UTCDateTime(timezone=True)),
         )
         op.get_bind().execute(
             server_key.insert().values(id=1, fingerprint=keys.fingerprint, recorded_at=utcnow())
@@ -79,11 +77,7 @@ def _rewrite_secrets(change: Callable[[Keys, bytes, str], bytes]) -> Keys | None
     rows = connection.execute(sa.select(studies.c.id, studies.c.slug, studies.c.secret)).all()
     if not rows:
         return None
-    key = op.get_context().config.attributes.get(SERVER_KEY)
-    if key is None:
-        url = connection.engine.url.render_as_string(hide_password=False)
-        key = Settings(database_url=url).server_key
-    keys = Keys(key)
+    keys = Keys(current_server_key())
     for study_id, slug, secret in rows:
         connection.execute(
             studies.update()

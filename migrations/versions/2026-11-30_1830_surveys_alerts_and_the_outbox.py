@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-import app.db.base
+from trialdesk_migrations.frozen.db_20261125 import UTCDateTime
 
 revision: str = "b6c1d2e3f4a5"
 down_revision: str | None = "5d8e1b4f7a23"
@@ -38,11 +38,11 @@ def upgrade() -> None:
         sa.Column("participant_code", sa.String(length=32), nullable=True),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
-        sa.Column("next_attempt_at", app.db.base.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("lease_until", app.db.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("next_attempt_at", UTCDateTime(timezone=True), nullable=False),
+        sa.Column("lease_until", UTCDateTime(timezone=True), nullable=True),
         sa.Column("last_error", sa.String(length=500), nullable=True),
-        sa.Column("created_at", app.db.base.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("sent_at", app.db.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", UTCDateTime(timezone=True), nullable=False),
+        sa.Column("sent_at", UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["site_id"], ["sites.id"], name=op.f("fk_outbox_messages_site_id_sites")
         ),
@@ -69,7 +69,7 @@ def upgrade() -> None:
             sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
             nullable=False,
         ),
-        sa.Column("anchor_at", app.db.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("anchor_at", UTCDateTime(timezone=True), nullable=False),
         sa.Column("opens_on", sa.Date(), nullable=False),
         sa.Column("closes_on", sa.Date(), nullable=False),
         sa.Column("issue", sa.Integer(), nullable=False),
@@ -85,10 +85,10 @@ def upgrade() -> None:
             nullable=True,
         ),
         sa.Column("messages_enqueued", sa.Integer(), nullable=False),
-        sa.Column("saved_at", app.db.base.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("completed_at", app.db.base.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("cancelled_at", app.db.base.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("created_at", app.db.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("saved_at", UTCDateTime(timezone=True), nullable=True),
+        sa.Column("completed_at", UTCDateTime(timezone=True), nullable=True),
+        sa.Column("cancelled_at", UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["participant_id"],
             ["participants.id"],
@@ -123,8 +123,8 @@ def upgrade() -> None:
         sa.Column("participant_code", sa.String(length=32), nullable=False),
         sa.Column("rule", sa.String(length=64), nullable=False),
         sa.Column("text", sa.String(length=2000), nullable=False),
-        sa.Column("raised_at", app.db.base.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("acknowledged_at", app.db.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("raised_at", UTCDateTime(timezone=True), nullable=False),
+        sa.Column("acknowledged_at", UTCDateTime(timezone=True), nullable=True),
         sa.Column("acknowledged_by", sa.Integer(), nullable=True),
         sa.Column("note", sa.String(length=2000), nullable=True),
         sa.ForeignKeyConstraint(

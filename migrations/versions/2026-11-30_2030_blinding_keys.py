@@ -19,12 +19,10 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import app.db.base
-from app.config import Settings
-from app.db.base import utcnow
-from app.db.schema import SERVER_KEY
-from app.keys import Keys, Use
-from app.studies.pseudonyms import pseudonym
+from trialdesk_migrations.frozen.db_20261125 import UTCDateTime, utcnow
+from trialdesk_migrations.frozen.keys_20261130 import Keys, Use
+from trialdesk_migrations.frozen.pseudonyms_20261130 import pseudonym
+from trialdesk_migrations.frozen.server_key import current_server_key
 
 revision: str = "c7d2e8f1a903"
 down_revision: str | None = "b6c1d2e3f4a5"
@@ -39,7 +37,7 @@ def upgrade() -> None:
         "blinding_keys",
         sa.Column("study_id", sa.Integer(), nullable=False),
         sa.Column("sealed", sa.LargeBinary(length=128), nullable=False),
-        sa.Column("created_at", app.db.base.UTCDateTime(), nullable=False),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
         sa.ForeignKeyConstraint(["study_id"], ["studies.id"]),
         sa.PrimaryKeyConstraint("study_id"),
     )
@@ -65,11 +63,7 @@ def upgrade() -> None:
 def _make_keys(
     connection: sa.Connection, blinding_keys: sa.Table, participants: sa.TableClause, rows: list
 ) -> None:
-    server_key = op.get_context().config.attributes.get(SERVER_KEY)
-    if server_key is None:
-        url = connection.engine.url.render_as_string(hide_password=False)
-        server_key = Settings(database_url=url).server_key
-    keys = Keys(server_key)
+    keys = Keys(current_server_key())
     now = utcnow()
     for study_id, slug in rows:
         key = secrets.token_bytes(KEY_BYTES)

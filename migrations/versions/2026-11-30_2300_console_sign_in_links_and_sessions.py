@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import app.db.base
+from trialdesk_migrations.frozen.db_20261125 import UTCDateTime
 
 revision: str = "fc929eb8918c"
 down_revision: str | None = "c7d2e8f1a903"
@@ -29,10 +29,10 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("user_id", sa.Integer(), nullable=False),
         sa.Column("token_hash", sa.String(length=64), nullable=False),
-        sa.Column("created_at", app.db.base.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("last_seen_at", app.db.base.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("expires_at", app.db.base.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("ended_at", app.db.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", UTCDateTime(timezone=True), nullable=False),
+        sa.Column("last_seen_at", UTCDateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", UTCDateTime(timezone=True), nullable=False),
+        sa.Column("ended_at", UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["user_id"], ["users.id"], name=op.f("fk_console_sessions_user_id_users")
         ),
@@ -48,9 +48,9 @@ def upgrade() -> None:
         sa.Column("user_id", sa.Integer(), nullable=False),
         sa.Column("salt", sa.String(length=32), nullable=False),
         sa.Column("token_hash", sa.String(length=64), nullable=True),
-        sa.Column("created_at", app.db.base.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("expires_at", app.db.base.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("used_at", app.db.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", UTCDateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", UTCDateTime(timezone=True), nullable=False),
+        sa.Column("used_at", UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["user_id"], ["users.id"], name=op.f("fk_sign_in_links_user_id_users")
         ),
