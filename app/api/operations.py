@@ -79,10 +79,14 @@ def operations_router(db: Database) -> APIRouter:
     )
     async def metrics(request: Request) -> Response:
         """Prometheus metrics of this process, for the addresses
-        `TRIALDESK_METRICS_ALLOWED_FROM` lists (by default this host only)."""
+        `TRIALDESK_METRICS_ALLOWED_FROM` lists (by default this host only), never for a
+        request a proxy forwarded (`X-Forwarded-For` or `Forwarded`) unless it lists `*`."""
         allowed: list[str] = request.app.state.settings.metrics_allowed_from
         address = request.client.host if request.client else ""
-        if not _allowed(address, allowed):
+        # Through a reverse proxy on this host, every client would come from 127.0.0.1:
+        # a request a proxy forwarded is not this host's, whatever its address.
+        proxied = "x-forwarded-for" in request.headers or "forwarded" in request.headers
+        if not _allowed(address, allowed) or (proxied and "*" not in allowed):
             return JSONResponse({"detail": "Not Found"}, status_code=404)
         return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 

@@ -59,6 +59,10 @@ def test_by_default_no_proxy_header_is_believed(settings, token):
         assert _statuses(url, posing, token) == [401] * BAD_TOKENS + [429]
         # ...and a valid token from that address is not refused for the guesser's sake.
         assert httpx.get(f"{url}{ME}", headers=bearer(token), timeout=30).status_code == 200
+        # /metrics is this host's: not for what a proxy on this host forwards.
+        assert httpx.get(f"{url}/metrics", timeout=30).status_code == 200
+        forwarded = {"X-Forwarded-For": "203.0.113.9"}
+        assert httpx.get(f"{url}/metrics", headers=forwarded, timeout=30).status_code == 404
 
 
 @pytest.mark.parametrize("how", ["option", "setting"])
