@@ -196,12 +196,21 @@ def serve(
     scheduler: Annotated[
         bool, typer.Option(help="send invitations, reminders and alerts every minute")
     ] = True,
+    forwarded_allow_ips: Annotated[
+        str | None,
+        typer.Option(
+            help="addresses or networks (comma-separated, * for any) of the reverse proxies "
+            "whose X-Forwarded-For is believed; default TRIALDESK_FORWARDED_ALLOW_IPS, "
+            "else none"
+        ),
+    ] = None,
 ) -> None:
     """Run the API with uvicorn (and the scheduler, unless --no-scheduler)."""
     import os
 
-    import uvicorn
+    from pydantic import ValidationError
 
+    from app import server
     from app.config import ConfigurationError
 
     settings = Settings()
@@ -214,15 +223,13 @@ def serve(
     elif settings.scheduler:
         typer.echo(_mail_words(settings), err=True)
 
-    uvicorn.run(
-        "app.main:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        access_log=False,
-        log_level="warning",
-    )
+    if forwarded_allow_ips is not None:
+        try:
+            Settings(forwarded_allow_ips=forwarded_allow_ips)
+        except ValidationError as exc:
+            _fail(f"--forwarded-allow-ips: {exc.errors()[0]['msg']}")
+    trusted = settings.forwarded_allow_ips if forwarded_allow_ips is None else forwarded_allow_ips
+    server.run(host=host, port=port, workers=workers, forwarded_allow_ips=trusted)
 
 
 def _mail_words(settings: Settings) -> str:

@@ -108,6 +108,19 @@ class Settings(BaseSettings):
     request_slot_timeout_s: float = Field(
         default=30.0, gt=0, description="how long a request waits for a slot before a 503"
     )
+    forwarded_allow_ips: str = Field(
+        default="",
+        max_length=4000,
+        description="addresses or networks (comma-separated; * for any) of the reverse "
+        "proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (`trialdesk serve`); "
+        "none by default",
+    )
+    header_timeout_s: float = Field(
+        default=10.0, gt=0, le=600, description="a request's head must arrive within this"
+    )
+    body_timeout_s: float = Field(
+        default=30.0, gt=0, le=3600, description="a request's body must arrive within this"
+    )
 
     @field_validator("database_url")
     @classmethod
@@ -130,6 +143,14 @@ class Settings(BaseSettings):
         for network in value:
             if network != "*":
                 ipaddress.ip_network(network, strict=False)  # ValueError names it
+        return value
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _proxies(cls, value: str) -> str:
+        for address in (a.strip() for a in value.split(",")):
+            if address and address != "*":
+                ipaddress.ip_network(address, strict=False)  # ValueError names it
         return value
 
     @property

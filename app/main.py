@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from app import logging as app_logging
-from app.api import errors
+from app.api import docs, errors
 from app.api.middleware import HttpEdge
 from app.api.operations import operations_router
 from app.api.ratelimit import FailureLimiter
@@ -57,6 +57,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         summary="Randomized-trial management: enrollment, stratified block randomization",
         lifespan=lifespan,
+        docs_url=None,  # served by `docs.install`, without a CDN
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.db = db
@@ -84,6 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router)
 
     app.include_router(operations_router(db))
+    docs.install(app)
     mount_static(app)
     app.add_middleware(
         HttpEdge,

@@ -4,7 +4,7 @@ same run.
 Run from the project root (see benchmarks/README.md):
 
     python benchmarks/surveys.py [--count 1000] [--clients 32] [--rate 50]
-        [--instances 100000] [--due 1000] [--skip-postgres]
+        [--instances 100000] [--due 1000] [--now ISO-INSTANT] [--skip-postgres]
 
 For each backend (SQLite always; PostgreSQL when it answers):
 
@@ -20,7 +20,10 @@ For each backend (SQLite always; PostgreSQL when it answers):
    participant) of which `--due` are open and owed their invitation: the time to select
    the due work (target ≤ 1 s), then one whole pass (enqueue, write and send every
    email to an aiosmtpd server in this process), in messages/s beside plain smtplib
-   sending as many messages over one connection to the same server.
+   sending as many messages over one connection to the same server. The whole part runs
+   at one instant, `--now` (default: the clock, read once), and "today" is the study's
+   date at that instant in its time zone, as the scheduler reads it: the figures do not
+   depend on the date or the hour it runs at.
 
 Exit status: 0 when the measurement ran (whatever the figures); 1 when it could not run;
 2 when some requests failed, which makes the figures meaningless.
@@ -320,9 +323,11 @@ def _ratio(a: Figures, b: Figures) -> float:
 
 
 # --- the scheduler ----------------------------------------------------------------------
-def _fill(database_url: str, *, instances: int, due: int, secret_key: str | None) -> None:
+def _fill(
+    database_url: str, *, instances: int, due: int, secret_key: str | None, now: datetime
+) -> None:
     """The demo study, and `instances` participants with one survey each: `due` open and
-    owed their invitation, the others opening next month or completed."""
+    owed their invitation at `now`, the others opening next month or completed."""
     from alembic import command
 
     from app.db.engine import Database
@@ -333,6 +338,7 @@ def _fill(database_url: str, *, instances: int, due: int, secret_key: str | None
     from app.studies.models import Site, Study
     from app.studies.pseudonyms import pseudonym
     from app.surveys.models import SurveyInstance
+    from app.surveys.scheduling import local_date
 
     command.upgrade(alembic_config(database_url), "head")
     db = Database(Settings(database_url=database_url, secret_key=secret_key, scheduler=False))
@@ -346,8 +352,9 @@ def _fill(database_url: str, *, instances: int, due: int, secret_key: str | None
             assert site is not None
             study_id, site_id = study.id, site.id
             key = studies.blinding_key_of(session, study)
-        now = datetime.now(UTC)
-        today = now.date()
+            # The study's date at `now`, as the scheduler reads it (not the UTC date: the
+            # two differ for hours every day in a zone west or east of UTC).
+            today = local_date(now, studies.definition_of(study).zone())
         chunk = 10_000
         for start in range(0, instances, chunk):
             numbers = range(start, min(start + chunk, instances))
@@ -411,7 +418,8 @@ def bench_scheduler(database_url: str, args: argparse.Namespace) -> SchedulerRes
 
     key = secrets.token_hex(32) if database_url.startswith("postgresql") else None
     started = time.perf_counter()
-    _fill(database_url, instances=args.instances, due=args.due, secret_key=key)
+    now: datetime = args.now
+    _fill(database_url, instances=args.instances, due=args.due, secret_key=key, now=now)
     print(f"  filled {args.instances} instances in {time.perf_counter() - started:.1f} s")
     inbox = Inbox()
     with smtp_server(inbox) as port:
@@ -425,12 +433,10 @@ def bench_scheduler(database_url: str, args: argparse.Namespace) -> SchedulerRes
                 study = session.scalars(select(Study).where(Study.slug == STUDY)).one()
                 session.execute(text("SELECT COUNT(*) FROM survey_instances")).scalar_one()
                 started = time.perf_counter()
-                selected = planner.owed_surveys(
-                    session, study=study, now=datetime.now(UTC), limit=args.instances
-                )
+                selected = planner.owed_surveys(session, study=study, now=now, limit=args.instances)
                 select_s = time.perf_counter() - started
             started = time.perf_counter()
-            report = run_pass(db)
+            report = run_pass(db, now=now)
             pass_s = time.perf_counter() - started
         finally:
             db.dispose()
@@ -482,6 +488,11 @@ def _postgres() -> Iterator[tuple[str, str, str]]:
             pg.drop_database(name)
 
 
+def _instant(text: str) -> datetime:
+    at = datetime.fromisoformat(text)
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--count", type=int, default=1000, help="closed-loop operations")
@@ -490,6 +501,12 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=20, help="open-loop duration")
     parser.add_argument("--instances", type=int, default=100_000)
     parser.add_argument("--due", type=int, default=1000)
+    parser.add_argument(
+        "--now",
+        type=_instant,
+        default=datetime.now(UTC),
+        help="the instant the scheduler part runs at (ISO 8601, UTC unless it says)",
+    )
     parser.add_argument("--skip-postgres", action="store_true")
     args = parser.parse_args()
     failed = 0

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -55,12 +55,18 @@ def free_port() -> int:
 class Server:
     """One uvicorn process of the app factory, on a loopback port."""
 
-    def __init__(self, env: Mapping[str, str], app: str, output: IO[bytes]) -> None:
+    def __init__(
+        self,
+        env: Mapping[str, str],
+        app: str,
+        output: IO[bytes],
+        serve: Sequence[str] | None = None,
+    ) -> None:
         port = free_port()
         self.url = f"http://127.0.0.1:{port}"
         self.output = output
         self.process = subprocess.Popen(
-            _uvicorn(app, port),
+            _uvicorn(app, port) if serve is None else _serve(port, serve),
             cwd=PROJECT_ROOT,
             # No scheduler unless a test asks for one: its emails are not what most test.
             env={
@@ -93,12 +99,14 @@ def running_servers(
     count: int = 1,
     app: str = "app.main:create_app",
     log: Path | None = None,
+    serve: Sequence[str] | None = None,
 ) -> Iterator[list[str]]:
     """Start `count` uvicorn processes of the app factory; yield their base URLs; stop them
     (also on error or Ctrl-C). Their output goes to `log` when given, else to a temporary
     file, kept for the error message of a server that fails to start (a pipe nobody reads
-    would stall a server that logs a lot)."""
-    with running_server_processes(env, count, app, log) as servers:
+    would stall a server that logs a lot). With `serve` (its options, maybe none), each
+    is started as production starts it, by `trialdesk serve`, instead of plain uvicorn."""
+    with running_server_processes(env, count, app, log, serve) as servers:
         yield [server.url for server in servers]
 
 
@@ -108,6 +116,7 @@ def running_server_processes(
     count: int = 1,
     app: str = "app.main:create_app",
     log: Path | None = None,
+    serve: Sequence[str] | None = None,
 ) -> Iterator[list[Server]]:
     """As `running_servers`, yielding the servers themselves (to kill one, say)."""
     servers: list[Server] = []
@@ -115,7 +124,7 @@ def running_server_processes(
         opened = log.open("a+b") if log else tempfile.TemporaryFile()  # noqa: SIM115
         output = stack.enter_context(opened)
         try:
-            servers.extend(Server(env, app, output) for _ in range(count))
+            servers.extend(Server(env, app, output, serve) for _ in range(count))
             for server in servers:
                 server.wait_until_up()
             yield servers
@@ -133,6 +142,14 @@ def _uvicorn(app: str, port: int) -> list[str]:
         # equal timeouts a client may reuse a connection at the instant the server closes
         # it, and the request fails with "Server disconnected without sending a response".
         *("--timeout-keep-alive", "30"),
+    ]
+
+
+def _serve(port: int, options: Sequence[str]) -> list[str]:
+    return [
+        *(sys.executable, "-m", "app.cli", "serve", "--no-scheduler"),
+        *("--host", "127.0.0.1", "--port", str(port)),
+        *options,
     ]
 
 

@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from app import errors
 
@@ -153,6 +154,16 @@ def _database_busy(_request: Request, exc: Exception) -> JSONResponse:
     return response
 
 
+# nginx's code for "the client closed the connection before the answer": no one reads
+# the answer, and it is no fault of the server (no traceback).
+CLIENT_CLOSED_REQUEST = 499
+
+
+def _client_gone(_request: Request, _exc: Exception) -> Response:
+    log.info("the client disconnected before its request was read")
+    return Response(status_code=CLIENT_CLOSED_REQUEST)
+
+
 def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error", exc_info=exc)
     return problem(500, "Internal Server Error", "an unexpected error occurred; it was logged")
@@ -201,3 +212,4 @@ def install(app: FastAPI) -> None:
         (Exception, _unexpected),
     ):
         app.add_exception_handler(kind, _for_route(handler))
+    app.add_exception_handler(ClientDisconnect, _client_gone)  # no page for no one

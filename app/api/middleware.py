@@ -14,7 +14,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.api.errors import ProblemResponse
+from app.api.errors import CLIENT_CLOSED_REQUEST, ProblemResponse
 from app.logging import request_id
 from app.metrics import LATENCY, REQUESTS
 
@@ -34,8 +34,11 @@ class HttpEdge:
     - an id: the client's `X-Request-ID` when it is a plain token of at most 64
       characters, else a new one; answered in the same header, and carried by every
       log line and audit record written while the request is served;
-    - one log line and the request metrics (by route template, never by raw path);
-    - `Cache-Control: no-store` on API answers (most carry personal data);
+    - one log line and the request metrics (by route template, never by raw path); a
+      request whose client went away before the last byte of its answer counts as 499
+      (nginx's "client closed request"), whatever the application answered;
+    - `Cache-Control: no-store` on API and console answers (most carry personal data;
+      the console's downloads all do), unless the answer set its own;
     - Starlette's body limit answers 413 in plain text (also in place of an answer the
       application had made): clients of this API get a problem document instead.
     """
@@ -57,12 +60,22 @@ class HttpEdge:
         rid = sent_id if _GOOD_REQUEST_ID.match(sent_id) else uuid.uuid4().hex
         token = request_id.set(rid)
         api = scope["path"].startswith("/api/")
+        personal = api or scope["path"] == "/console" or scope["path"].startswith("/console/")
         started = time.perf_counter()
         status = 500
         replaced = False
+        answered = False  # the last byte of the answer was sent
+        gone = False  # the client went away before it
+
+        async def receive_watched() -> Message:
+            nonlocal gone
+            message = await receive()
+            if message["type"] == "http.disconnect" and not answered:
+                gone = True
+            return message
 
         async def send_framed(message: Message) -> None:
-            nonlocal status, replaced
+            nonlocal status, replaced, answered
             if message["type"] == "http.response.start":
                 status = message["status"]
                 if status == 413:  # Starlette's own is plain text
@@ -74,15 +87,19 @@ class HttpEdge:
                     return
                 headers = MutableHeaders(scope=message)
                 headers[REQUEST_ID_HEADER] = rid
-                if api:
+                if personal:
                     headers.setdefault("cache-control", "no-store")
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                answered = True
             if not replaced:
                 await send(message)
 
         try:
-            await self.app(scope, receive, send_framed)
+            await self.app(scope, receive_watched, send_framed)
         finally:
             elapsed = time.perf_counter() - started
+            if gone and not answered:
+                status = CLIENT_CLOSED_REQUEST  # not the 500 or 200 of an answer no one read
             route = getattr(scope.get("route"), "path_format", None) or "unmatched"
             REQUESTS.labels(scope["method"], route, str(status)).inc()
             LATENCY.labels(scope["method"], route).observe(elapsed)

@@ -17,6 +17,7 @@ from app.db.engine import Database
 from app.db.schema import current_revision, head_revision
 
 PROBE_TIMEOUT_S = 5.0
+LIVENESS_TIMEOUT_S = 3.0
 
 
 def operations_router(db: Database) -> APIRouter:
@@ -28,11 +29,16 @@ def operations_router(db: Database) -> APIRouter:
             connection.execute(text("SELECT 1"))
             return current_revision(connection)
 
+    def database_answers() -> None:
+        # `SELECT 1` reads no table: no lock another session holds can make it wait.
+        with db.probe.connect() as connection:
+            connection.execute(text("SELECT 1"))
+
     async def probe() -> tuple[bool, str | None]:
         try:
             async with asyncio.timeout(PROBE_TIMEOUT_S):
                 return True, await run_in_threadpool(database_revision)
-        except Exception:  # any failure to answer means: not healthy
+        except Exception:  # any failure to answer means: not ready
             return False, None
 
     @router.get(
@@ -40,9 +46,14 @@ def operations_router(db: Database) -> APIRouter:
         responses={503: {"description": "the database does not answer"}},
     )
     async def healthz() -> JSONResponse:
-        """200 when the process is up and the database answers."""
-        answers, _ = await probe()
-        if not answers:
+        """Liveness: 200 when the process is up and the database answers `SELECT 1` within
+        a few seconds. Reads no table, so a lock held by another session (a migration, a
+        long `LOCK TABLE`) cannot fail it; `/readyz` reads the schema's revision and may
+        then say not ready."""
+        try:
+            async with asyncio.timeout(LIVENESS_TIMEOUT_S):
+                await run_in_threadpool(database_answers)
+        except Exception:  # any failure to answer means: not alive
             return JSONResponse({"status": "unavailable"}, status_code=503)
         return JSONResponse({"status": "ok"})
 
@@ -68,10 +79,14 @@ def operations_router(db: Database) -> APIRouter:
     )
     async def metrics(request: Request) -> Response:
         """Prometheus metrics of this process, for the addresses
-        `TRIALDESK_METRICS_ALLOWED_FROM` lists (by default this host only)."""
+        `TRIALDESK_METRICS_ALLOWED_FROM` lists (by default this host only), never for a
+        request a proxy forwarded (`X-Forwarded-For` or `Forwarded`) unless it lists `*`."""
         allowed: list[str] = request.app.state.settings.metrics_allowed_from
         address = request.client.host if request.client else ""
-        if not _allowed(address, allowed):
+        # Through a reverse proxy on this host, every client would come from 127.0.0.1:
+        # a request a proxy forwarded is not this host's, whatever its address.
+        proxied = "x-forwarded-for" in request.headers or "forwarded" in request.headers
+        if not _allowed(address, allowed) or (proxied and "*" not in allowed):
             return JSONResponse({"detail": "Not Found"}, status_code=404)
         return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 

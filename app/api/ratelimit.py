@@ -1,8 +1,10 @@
 """Slowing down guessers: too many failures from one address in a window gives 429.
 
 Kept in the memory of each process (a restart forgets it); with several processes each
-counts its own. Behind a proxy, run uvicorn with `--forwarded-allow-ips` so that the
-address is the client's, not the proxy's.
+counts its own. Callers count failures only, and check the limit only on a failure: a
+valid token or link is never refused. Behind a proxy, run `trialdesk serve
+--forwarded-allow-ips PROXY` so that the address is the client's, not the proxy's
+(docs/operations.md).
 """
 
 from __future__ import annotations

@@ -27,21 +27,24 @@ def get_current_user(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
     """The caller, from `Authorization: Bearer <token>`; 401 when missing, unknown,
-    expired or revoked; 429 for an address that sent too many bad tokens.
+    expired or revoked; 429 in place of the 401 for an address that sent too many bad
+    tokens (a valid token is always accepted).
 
     Read in a short transaction of its own, so the request's transaction (and its
     locks) begins only in the endpoint.
     """
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise NotAuthenticated("send Authorization: Bearer <token>")
-    limiter: FailureLimiter = request.app.state.bad_tokens
-    address = request.client.host if request.client else "unknown"
-    limiter.check(address)
     db: Database = request.app.state.db
     try:
         with db.session(write=False) as session:
             return service.authenticate(session, token=credentials.credentials, now=utcnow())
     except NotAuthenticated:
+        # Only failures are slowed down: a valid token is never refused because someone
+        # else behind the same address (a hospital's NAT, a proxy) sent bad ones.
+        limiter: FailureLimiter = request.app.state.bad_tokens
+        address = request.client.host if request.client else "unknown"
+        limiter.check(address)
         limiter.failed(address)
         raise
 

@@ -44,6 +44,7 @@ from app.errors import (
 )
 from app.exports import downloads
 from app.exports.dataset import Shape
+from app.exports.formats import cell
 from app.exports.service import Format
 from app.idempotency import service as idempotency
 from app.idempotency.service import StoredResponse
@@ -800,16 +801,15 @@ def _worklist_csv(
             for row in found.rows:
                 i = row.instance
                 state = "overdue" if row.overdue else row.status
-                writer.writerow(
-                    [
-                        i.participant_code,
-                        site_codes[i.site_id],
-                        i.timepoint,
-                        i.opens_on.isoformat(),
-                        i.closes_on.isoformat(),
-                        state,
-                    ]
+                values = (
+                    i.participant_code,
+                    site_codes[i.site_id],
+                    i.timepoint,
+                    i.opens_on.isoformat(),
+                    i.closes_on.isoformat(),
+                    state,
                 )
+                writer.writerow([cell(v) for v in values])
             yield buffer.getvalue()
             buffer.seek(0)
             buffer.truncate()
@@ -821,10 +821,7 @@ def _worklist_csv(
     return Response(
         body,
         media_type="text/csv; charset=utf-8",
-        headers={
-            **downloads.attachment(f"{study.slug}-worklist.csv"),
-            "Cache-Control": "no-store",
-        },
+        headers=downloads.attachment(f"{study.slug}-worklist.csv"),
     )
 
 
@@ -910,11 +907,12 @@ def unblinded_download(
     reason = _text(form, "reason")
     fmt = Format.json if first(form, "format") == "json" else Format.csv
     shape = Shape.wide if first(form, "shape") == "wide" else Shape.long
-    if not reason:
+    if len(reason) < downloads.REASON_MIN_LENGTH:
+        wanted = f"at least {downloads.REASON_MIN_LENGTH} characters"
         context = {
             "unblinded": True,
-            "errors": {"reason": "Enter why the arms are needed"},
-            "values": {"format": fmt.value, "shape": shape.value},
+            "errors": {"reason": f"Enter why the arms are needed ({wanted})"},
+            "values": {"format": fmt.value, "shape": shape.value, "reason": reason},
         }
         return study_view(request, staff, study, "console/exports.html", context, status_code=422)
     return downloads.dataset(

@@ -16,6 +16,11 @@ from app.exports.service import Format, Kind
 from app.studies import service as studies
 from app.studies.models import Study
 
+# An unblinded export says why the arms are needed: enough words for an auditor to read
+# (a one-letter reason is no reason).
+REASON_MIN_LENGTH = 10
+REASON_MAX_LENGTH = 2000
+
 MEDIA = {Format.csv: "text/csv; charset=utf-8", Format.json: "application/json"}
 
 
@@ -69,4 +74,9 @@ def codebook_csv_file(study: Study, *, shape: Shape) -> Response:
 
 
 def attachment(filename: str) -> dict[str, str]:
-    return {"Content-Disposition": f'attachment; filename="{filename}"'}
+    """The headers of a download: saved under `filename`, never kept by a cache (every
+    file carries research data)."""
+    return {
+        "Content-Disposition": f'attachment; filename="{filename}"',
+        "Cache-Control": "no-store",
+    }

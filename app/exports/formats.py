@@ -2,9 +2,10 @@
 descriptor (pure).
 
 CSV: UTF-8, a header row of column names, an empty cell for a missing value, `true` and
-`false` for booleans. JSON: an array of objects, `null` for a missing value. Both are
-written as a stream of chunks of about `CHUNK_CHARS`, so an export of any size is
-written in constant memory.
+`false` for booleans, text a spreadsheet would run as a formula escaped (`spreadsheet_safe`;
+every CSV the product writes goes through it). JSON: an array of objects, `null` for a
+missing value, text as it is. Both are written as a stream of chunks of about
+`CHUNK_CHARS`, so an export of any size is written in constant memory.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
@@ -21,12 +23,37 @@ CHUNK_CHARS = 64 * 1024
 MISSING = ""
 
 
+# Text a spreadsheet (Excel, LibreOffice, Google Sheets) would take for a formula when it
+# opens a CSV (OWASP "CSV injection"), and the apostrophe that escapes it, itself escaped
+# so that the rule can be undone exactly.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "'")
+_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
+ESCAPING = (
+    "Text cells of the CSV files that began with =, +, -, @, a tab, a carriage return "
+    "or an apostrophe (') were written with an apostrophe (') in front, so that a "
+    "spreadsheet shows them as text instead of running them as formulas; numbers such "
+    "as -3 or -0.5 are written as they are. To get the original text back, remove the "
+    "first apostrophe of every text cell that begins with one. The JSON export keeps the "
+    "original text."
+)
+
+
+def spreadsheet_safe(text: str) -> str:
+    """The text as a CSV cell a spreadsheet shows as text: prefixed with `'` when it
+    starts like a formula (or with `'`), unless it is a number."""
+    if text.startswith(FORMULA_STARTS) and not _NUMBER.fullmatch(text):
+        return "'" + text
+    return text
+
+
 def cell(value: Any) -> Any:
     """A value as CSV writes it."""
     if value is None:
         return MISSING
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, str):
+        return spreadsheet_safe(value)
     return value
 
 
@@ -34,7 +61,7 @@ def csv_chunks(cols: Sequence[Column], rows: Iterable[Sequence[Any]]) -> Iterato
     """The header, then the rows, as CSV text in chunks."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow([c.name for c in cols])
+    writer.writerow([cell(c.name) for c in cols])
     for row in rows:
         writer.writerow([cell(v) for v in row])
         if buffer.tell() >= CHUNK_CHARS:
@@ -64,17 +91,28 @@ def json_chunks(cols: Sequence[Column], rows: Iterable[Sequence[Any]]) -> Iterat
     yield "".join(parts)
 
 
-CODEBOOK_FIELDS = ("name", "label", "type", "unit", "values", "instrument", "timepoint")
+CODEBOOK_FIELDS = (
+    "name",
+    "label",
+    "type",
+    "unit",
+    "values",
+    "instrument",
+    "timepoint",
+    "csv_text",
+)
 
 
 def codebook_csv(cols: Sequence[Column]) -> str:
-    """The codebook as CSV: one row per column; values as `value=label` joined by `; `."""
+    """The codebook as CSV: one row per column; values as `value=label` joined by `; `;
+    `csv_text` says, for text columns, how text that looks like a formula was escaped."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(CODEBOOK_FIELDS)
     for col in cols:
         described = col.describe()
         described["values"] = "; ".join(f"{v}={label}" for v, label in col.values)
+        described["csv_text"] = ESCAPING if col.type == "string" else None
         writer.writerow([cell(described[name]) for name in CODEBOOK_FIELDS])
     return buffer.getvalue()
 
@@ -104,6 +142,7 @@ def data_package(
     return {
         "name": name,
         "title": title,
+        "description": ESCAPING,
         "profile": "tabular-data-package",
         "resources": [
             {

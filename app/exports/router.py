@@ -41,8 +41,15 @@ ShapeQuery = Annotated[
 ]
 Reason = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=2000),
-    Query(description="why the arms are needed (audited)"),
+    StringConstraints(
+        strip_whitespace=True,
+        min_length=downloads.REASON_MIN_LENGTH,
+        max_length=downloads.REASON_MAX_LENGTH,
+    ),
+    Query(
+        description=f"why the arms are needed (audited; at least "
+        f"{downloads.REASON_MIN_LENGTH} characters)"
+    ),
 ]
 FILE_RESPONSES: dict[int | str, dict[str, object]] = {
     200: {

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from app.exports.dataset import Column
+from app.exports.formats import ESCAPING
 
 
 class AllowedValue(BaseModel):
@@ -26,6 +27,9 @@ class Codebook(BaseModel):
     study: str
     shape: str
     columns: list[CodebookEntry]
+    csv_text: str = Field(
+        default=ESCAPING, description="how text that looks like a formula is written in CSV"
+    )
 
 
 def codebook(slug: str, shape: str, columns: list[Column]) -> Codebook:

@@ -13,7 +13,6 @@ claim, so the client may retry with the same key.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -100,7 +99,7 @@ async def get_idempotency(
     if key is None:
         yield Idempotency(session, None, status_code)
         return
-    scope = hashlib.sha256(request.headers.get("authorization", "").encode()).hexdigest()
+    scope = service.user_scope(caller.id)
     ttl = timedelta(hours=request.app.state.settings.idempotency_ttl_hours)
     claim = Claim(scope, key, request.method, request.url.path, body, ttl)
     outcome = await run_in_threadpool(_claim, session, claim)

@@ -15,7 +15,8 @@ class IdempotencyKey(Base):
     __table_args__ = (UniqueConstraint("scope", "key"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    # Hash of the caller's token: a key means something only to the client that sent it.
+    # Whose key it is: `user:<id>` (the API) or `console:<id>` (a console form); a key
+    # means something only to the user who sent it, whichever token they used.
     scope: Mapped[str] = mapped_column(String(64))
     key: Mapped[str] = mapped_column(String(255))
     fingerprint: Mapped[str] = mapped_column(String(64))

@@ -30,6 +30,13 @@ class StoredResponse:
     media_type: str
 
 
+def user_scope(user_id: int) -> str:
+    """Whose keys an API request's are: its user's, whichever of their tokens it sent (a
+    retry after a token rotation is the same user's retry; another user's same key is
+    another request)."""
+    return f"user:{user_id}"
+
+
 def fingerprint(*, method: str, path: str, body: bytes) -> str:
     """What makes two requests 'the same' for a key: method, path and body (as JSON
     when it parses, so spacing and key order do not matter)."""

@@ -16,14 +16,17 @@ Token = Annotated[str, Path(max_length=64, description="the survey link's token"
 
 
 async def slow_down_link_guessers(request: Request) -> AsyncIterator[None]:
-    """429 with Retry-After for an address that tried too many unknown links lately;
-    each unknown link it tries counts."""
-    limiter: FailureLimiter = request.app.state.unknown_links
-    address = request.client.host if request.client else "unknown"
-    limiter.check(address)
+    """429 with Retry-After, in place of the answer to an unknown link, for an address
+    that tried too many unknown links lately; each unknown link it tries counts, a known
+    link always works."""
     try:
         yield
     except UnknownSurveyLink:
+        # Only unknown links are slowed down: participants behind one address (a clinic's
+        # network) keep opening their own links while someone there guesses.
+        limiter: FailureLimiter = request.app.state.unknown_links
+        address = request.client.host if request.client else "unknown"
+        limiter.check(address)
         limiter.failed(address)
         raise
 

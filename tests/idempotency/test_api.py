@@ -16,6 +16,12 @@ def _count(db, table: str) -> int:
         return connection.execute(sa.text(f"SELECT COUNT(*) FROM {table}")).scalar_one()
 
 
+def _user_id(api, token: str) -> int:
+    me = api.client.get("/api/v1/users/me", headers=bearer(token))
+    assert me.status_code == 200, me.text
+    return int(me.json()["id"])
+
+
 def test_idempotency_key_replays_the_first_response_and_creates_nothing_new(api, db):
     coordinator = api.user("coordinator", "PHL")
     headers = {**bearer(coordinator), "Idempotency-Key": "enroll-robin-1"}
@@ -44,15 +50,14 @@ def test_a_request_whose_key_is_still_running_gets_409(api, db):
     body = enrollment()
     import json as _json
 
-    from app.auth.service import hash_token
     from app.db.base import utcnow
     from app.idempotency.models import IdempotencyKey
-    from app.idempotency.service import fingerprint
+    from app.idempotency.service import fingerprint, user_scope
 
     with db.begin() as session:  # what a request still in progress leaves behind
         session.add(
             IdempotencyKey(
-                scope=hash_token(f"Bearer {coordinator}"),
+                scope=user_scope(_user_id(api, coordinator)),
                 key="in-flight",
                 fingerprint=fingerprint(
                     method="POST", path=PARTICIPANTS, body=_json.dumps(body).encode()
@@ -78,17 +83,16 @@ def test_a_claim_abandoned_by_a_crashed_request_is_taken_over_once(api, db):
     import json as _json
     from datetime import timedelta
 
-    from app.auth.service import hash_token
     from app.db.base import utcnow
     from app.idempotency.models import IdempotencyKey
-    from app.idempotency.service import ABANDONED_AFTER, fingerprint
+    from app.idempotency.service import ABANDONED_AFTER, fingerprint, user_scope
 
     coordinator = api.user("coordinator", "PHL")
     body = enrollment()
     with db.begin() as session:  # what a process that died mid-request leaves behind
         session.add(
             IdempotencyKey(
-                scope=hash_token(f"Bearer {coordinator}"),
+                scope=user_scope(_user_id(api, coordinator)),
                 key="crashed",
                 fingerprint=fingerprint(
                     method="POST", path=PARTICIPANTS, body=_json.dumps(body).encode()
@@ -176,3 +180,56 @@ def test_a_key_longer_than_255_characters_is_refused_after_authentication(api):
 def _count_participants(api) -> int:
     admin = bearer(api.admin_token)
     return len(api.client.get(PARTICIPANTS, headers=admin).json()["items"])
+
+
+def test_a_key_belongs_to_the_user_whichever_token_sends_it(api, db):
+    """After a token rotation, the same user's retry gets the first answer again: one
+    participant, not two."""
+    coordinator = api.user("coordinator", "PHL")
+    user_id = _user_id(api, coordinator)
+    first = api.client.post(
+        PARTICIPANTS,
+        json=enrollment(name="Robin"),
+        headers={**bearer(coordinator), "Idempotency-Key": "rotated"},
+    )
+    assert first.status_code == 201, first.text
+    rotated = api.client.post(f"/api/v1/users/{user_id}/tokens", headers=bearer(api.admin_token))
+    assert rotated.status_code == 201, rotated.text
+    new_token = rotated.json()["token"]
+    assert new_token != coordinator
+    again = api.client.post(
+        PARTICIPANTS,
+        json=enrollment(name="Robin"),
+        headers={**bearer(new_token), "Idempotency-Key": "rotated"},
+    )
+    assert again.status_code == 201
+    assert again.headers.get("idempotent-replayed") == "true"
+    assert again.json() == first.json()
+    assert _count(db, "participants") == 1
+
+
+def test_another_users_same_key_is_another_request(api, db):
+    """Another user sending the same key (and body) gets its own processing, never the
+    first user's answer."""
+    first_user = api.user("coordinator", "PHL")
+    second_user = api.user("coordinator", "PHL")
+    answers = []
+    for token in (first_user, second_user):
+        answer = api.client.post(
+            PARTICIPANTS,
+            json=enrollment(name="Robin"),
+            headers={**bearer(token), "Idempotency-Key": "shared-key"},
+        )
+        assert answer.status_code == 201, answer.text
+        assert "idempotent-replayed" not in answer.headers
+        answers.append(answer.json())
+    assert answers[0]["code"] != answers[1]["code"]
+    assert _count(db, "participants") == 2
+    with db.engine.connect() as connection:
+        scopes = connection.execute(
+            sa.text("SELECT scope FROM idempotency_keys WHERE key = 'shared-key' ORDER BY id")
+        ).scalars()
+        assert list(scopes) == [
+            f"user:{_user_id(api, first_user)}",
+            f"user:{_user_id(api, second_user)}",
+        ]

@@ -46,7 +46,7 @@ def test_every_allocation_of_a_locked_study_checks_out_and_a_tampered_export_doe
     record = api.client.get(BASE, headers=bearer(admin)).json()
     assert record["randomization"]["block_sizes"] == [3, 6]  # the admin sees the design
     export = api.client.get(
-        f"{BASE}/exports/unblinded", params={"reason": "check"}, headers=bearer(admin)
+        f"{BASE}/exports/unblinded", params={"reason": "check the lock"}, headers=bearer(admin)
     ).text
 
     honest = _verify(tmp_path, secret=secret, record=record, export=export)
