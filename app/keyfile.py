@@ -24,6 +24,7 @@ import json
 import os
 import secrets
 import tempfile
+import unicodedata
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -207,7 +208,10 @@ def _kdf(parameters: Any, passphrase: str) -> bytes:
     if not (2 <= n <= MAX_SCRYPT_N and n & (n - 1) == 0 and 1 <= r <= 32 and 1 <= p <= 16):
         raise KeyFileError("the escrow file's scrypt parameters are out of range")
     salt = _unb64(parameters["salt"])
-    return Scrypt(salt=salt, length=32, n=n, r=r, p=p).derive(passphrase.encode())
+    # The same passphrase typed on another system may arrive composed differently (é as
+    # one code point or two): NFC makes them one.
+    typed = unicodedata.normalize("NFC", passphrase).encode()
+    return Scrypt(salt=salt, length=32, n=n, r=r, p=p).derive(typed)
 
 
 def _aad(header: dict[str, Any]) -> bytes:

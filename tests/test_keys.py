@@ -152,6 +152,8 @@ def test_an_escrow_opens_with_its_passphrase_only_and_names_its_key():
             keyfile.import_escrow(junk, PASSPHRASE)
     with pytest.raises(keyfile.KeyFileError, match="12 characters"):
         keyfile.export_escrow([A], "short")
+    composed = keyfile.export_escrow([A], "caf\u00e9 cr\u00e8me br\u00fbl\u00e9e", n=2**14)
+    assert keyfile.import_escrow(composed, "cafe\u0301 cre\u0300me bru\u0302le\u0301e") == [A]
 
 
 # --- the recovery procedure of docs/keys.md ---------------------------------------------
@@ -469,3 +471,49 @@ def test_a_live_server_process_keeps_answering_while_keys_rotate(keyed, tmp_path
     assert len(sealed) >= 12  # the answers of the Idempotency-Keys, made before and during
     for use, context, value in sealed:  # nothing was sealed with the retired key meanwhile
         assert Keys(ring[0]).open(use, value, context=context)
+
+
+def test_a_rotation_stopped_half_way_is_finished_by_running_it_again(keyed, served, monkeypatch):
+    from app import rotation
+
+    api, db = served
+    headers = {**bearer(api.admin_token), "Idempotency-Key": "before-the-crash"}
+    first = api.client.post(f"{BASE}/participants", json=enrollment(), headers=headers)
+    assert first.status_code == 201
+
+    def crash(session: object, rekeying: object) -> int:
+        raise RuntimeError("the machine went down")
+
+    steps = list(rotation.STEPS)
+    monkeypatch.setattr(rotation, "STEPS", [steps[0], ("crash", crash), *steps[1:]])
+    with pytest.raises(RuntimeError, match="went down"):
+        rotation.rotate(Settings(**_fields(keyed)))
+    path = Settings(**_fields(keyed)).key_file_path
+    assert path is not None
+    halfway = keyfile.read(path)
+    assert halfway is not None and len(halfway) == 2  # both keys, until the rotation ends
+    # Meanwhile the server reads values under either key, and seals under the new one.
+    replay = api.client.post(f"{BASE}/participants", json=enrollment(), headers=headers)
+    assert replay.status_code == 201 and replay.json() == first.json()
+    assert api.randomize(api.admin_token, api.enroll(api.admin_token)).status_code == 200
+
+    monkeypatch.setattr(rotation, "STEPS", steps)
+    code, output = _cli(keyed, "keys", "rotate")
+    assert code == 0, output
+    final = keyfile.read(path)
+    assert final is not None and len(final) == 1 and final[0] not in halfway
+    for use, context, value in _sealed_values(db):
+        assert Keys(final[0]).open(use, value, context=context)
+    replay = api.client.post(f"{BASE}/participants", json=enrollment(), headers=headers)
+    assert replay.status_code == 201 and replay.json() == first.json()
+    assert _cli(keyed, "verify", "--study", STUDY)[0] == 0
+
+
+def test_import_refuses_when_the_key_is_in_the_environment(settings, tmp_path):
+    escrow = tmp_path / "escrow.json"
+    escrow.write_bytes(keyfile.export_escrow([A], PASSPHRASE, n=2**14))
+    phrase = tmp_path / "phrase"
+    phrase.write_text(PASSPHRASE)
+    in_env = Settings(database_url=settings.database_url, secret_key=A.decode())
+    code, output = _cli(in_env, "keys", "import", str(escrow), "--passphrase-file", str(phrase))
+    assert code == 1 and "TRIALDESK_SECRET_KEY" in output
