@@ -71,7 +71,7 @@ Step = tuple[str, Callable[[Session, Rekeying], int]]
 
 
 def _study_secrets(session: Session, rekeying: Rekeying) -> int:
-    rows = session.execute(select(Study.id, Study.slug, Study.secret)).all()
+    rows = session.execute(select(Study.id, Study.slug, Study.secret).order_by(Study.id)).all()
     done = 0
     for study_id, slug, sealed in rows:
         if rekeying.needs_resealing(bytes(sealed)):
@@ -84,9 +84,9 @@ def _study_secrets(session: Session, rekeying: Rekeying) -> int:
 
 def _blinding_keys(session: Session, rekeying: Rekeying) -> int:
     rows = session.execute(
-        select(BlindingKey.study_id, Study.slug, BlindingKey.sealed).join(
-            Study, Study.id == BlindingKey.study_id
-        )
+        select(BlindingKey.study_id, Study.slug, BlindingKey.sealed)
+        .join(Study, Study.id == BlindingKey.study_id)
+        .order_by(BlindingKey.study_id)
     ).all()
     done = 0
     for study_id, slug, sealed in rows:
@@ -102,7 +102,9 @@ def _blinding_keys(session: Session, rekeying: Rekeying) -> int:
 
 def _idempotency_answers(session: Session, rekeying: Rekeying) -> int:
     rows = session.scalars(
-        select(IdempotencyKey).where(IdempotencyKey.response_body.is_not(None))
+        select(IdempotencyKey)
+        .where(IdempotencyKey.response_body.is_not(None))
+        .order_by(IdempotencyKey.id)
     ).all()
     done = 0
     for row in rows:

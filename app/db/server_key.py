@@ -12,6 +12,7 @@ if this process does not hold that key yet.
 from __future__ import annotations
 
 import json
+import logging
 from datetime import datetime
 
 from sqlalchemy import LargeBinary, String, inspect, select
@@ -24,6 +25,7 @@ from app.db.base import Base, utcnow
 from app.keys import STABLE, Keys, Use
 
 KEYS_INFO = "trialdesk_keys"
+_log = logging.getLogger("trialdesk.keys")
 _CHECKED_IN = "trialdesk_keys_checked_in"  # the transaction that checked under the lock
 _SEEN_IN = "trialdesk_keys_seen_in"  # the transaction that checked (maybe without it)
 STABLE_CONTEXT = "server"
@@ -48,7 +50,11 @@ def keys_for(settings: Settings) -> Keys:
     path = settings.key_file_path
 
     def reload() -> list[bytes]:
-        keys = keyfile.read(path) if path is not None else None
+        try:
+            keys = keyfile.read(path) if path is not None else None
+        except keyfile.KeyFileError:
+            _log.exception("the key file cannot be read again; going on with the keys held")
+            return ring
         return keys if keys else ring
 
     return Keys(ring[-1], older=ring[:-1], reload=reload if path is not None else None)
