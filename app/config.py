@@ -179,10 +179,10 @@ class Settings(BaseSettings):
         database = self.sqlite_path
         if database is None:
             return None
-        legacy = legacy_key_file(database)
-        if legacy.exists():
+        legacy, default = legacy_key_file(database), default_key_file(database)
+        if legacy.exists() and not default.exists():
             return legacy.absolute()
-        return default_key_file(database)
+        return default
 
     @cached_property
     def server_keys(self) -> list[bytes]:
@@ -230,6 +230,13 @@ def legacy_key_file(database: Path) -> Path:
 
 def _check_key_file_place(path: Path, database: Path) -> None:
     legacy = legacy_key_file(database)
+    if path != legacy.absolute() and legacy.exists():
+        _log.warning(
+            "a server key file of earlier versions is still beside the database (%s), "
+            "while %s is used: delete it, and any copy of that folder",
+            legacy,
+            path,
+        )
     if path == legacy.absolute():
         target = default_key_file(database)
         _log.warning(

@@ -9,7 +9,7 @@ import stat
 import pytest
 from pydantic import ValidationError
 
-from app.config import ConfigurationError, Settings
+from app.config import ConfigurationError, Settings, default_key_file
 
 
 def test_sqlite_without_a_key_makes_a_private_key_file_once_and_reuses_it(tmp_path):
@@ -38,6 +38,13 @@ def test_a_key_file_of_earlier_versions_beside_the_database_is_still_read_with_a
         key = Settings(database_url=f"sqlite:///{database}").server_key
     assert key == b"an-old-key-of-earlier-versions-0123456789abcdef"
     assert "beside the database" in caplog.text and "mv " in caplog.text
+    moved = default_key_file(database)
+    moved.parent.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "old.db.key").rename(moved)  # as the warning says
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="trialdesk.keys"):
+        assert Settings(database_url=f"sqlite:///{database}").server_key == key
+    assert caplog.text == ""
 
 
 def test_a_key_file_set_in_the_database_folder_is_refused(tmp_path):
