@@ -23,7 +23,10 @@ TRIALDESK_NEW_SECRET_KEY) and the servers must be restarted with it afterwards.
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable
+import fcntl
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -158,7 +161,12 @@ def rotate(settings: Settings, *, new_key: bytes | None = None) -> Rotated:
     new_key = new_key if new_key is not None else keyfile.new_key()
     if len(new_key) < 32:
         raise RotationError("the new server key must have 32 characters or more")
-    db = Database(settings)
+    with _one_rotation_at_a_time(path):
+        return _rotate(Settings(**settings.model_dump()), path, new_key)
+
+
+def _rotate(settings: Settings, path: Path | None, new_key: bytes) -> Rotated:
+    db = Database(settings)  # fresh settings: the key file is read under the lock
     try:
         db.check_server_key()  # the database's key is at hand; the stable keys are kept
         old = db.keys
@@ -217,10 +225,31 @@ def _switch(db: Database, both: Keys, old: Keys) -> None:
         ).one_or_none()
         if row is None:
             raise RotationError("the database has no server key recorded: nothing to rotate")
+        if row.fingerprint != old.fingerprint:
+            raise RotationError("the database's server key changed meanwhile: run it again")
         stable = open_stable_keys(old, row.stable_keys) if row.stable_keys else old.stable()
         row.stable_keys = seal_stable_keys(both, stable)
         row.fingerprint = both.fingerprint
         row.recorded_at = utcnow()
+
+
+@contextmanager
+def _one_rotation_at_a_time(path: Path | None) -> Iterator[None]:
+    """Hold the key file's lock (a `.lock` file beside it) for the whole rotation: two
+    rotations writing the ring at once could each drop the other's new key."""
+    if path is None:
+        yield
+        return
+    keyfile.make_private_folder(path.parent)
+    descriptor = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RotationError("another rotation of this key file is under way") from None
+        yield
+    finally:
+        os.close(descriptor)  # lets go of the lock
 
 
 def _note(settings: Settings, state: str) -> str:

@@ -517,3 +517,18 @@ def test_import_refuses_when_the_key_is_in_the_environment(settings, tmp_path):
     in_env = Settings(database_url=settings.database_url, secret_key=A.decode())
     code, output = _cli(in_env, "keys", "import", str(escrow), "--passphrase-file", str(phrase))
     assert code == 1 and "TRIALDESK_SECRET_KEY" in output
+
+
+def test_two_rotations_of_one_key_file_never_run_at_once(keyed, served):
+    import fcntl
+
+    from app import rotation
+
+    path = Settings(**_fields(keyed)).key_file_path
+    assert path is not None
+    with open(path.with_name(path.name + ".lock"), "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # as a rotation under way holds it
+        with pytest.raises(rotation.RotationError, match="another rotation"):
+            rotation.rotate(Settings(**_fields(keyed)))
+    assert keyfile.read(path) == keyed.server_keys  # untouched
+    assert rotation.rotate(Settings(**_fields(keyed))).key_file == path
