@@ -130,6 +130,14 @@ class Keys:
         pinned = self._pinned.get(use)
         return pinned if pinned is not None else self._ring.current.derived[use]
 
+    def derived_each(self, use: Use) -> list[bytes]:
+        """The key derived for `use` from every key of the ring, the current one first
+        (keyed hashes written before a rotation's step rebuilt them still match one)."""
+        ring = self._ring
+        return [self.derived(use)] + [
+            key.derived[use] for key in ring.keys if key is not ring.current
+        ]
+
     def seal(self, use: Use, plaintext: bytes, *, context: str) -> bytes:
         """Encrypt and authenticate `plaintext` for `use`, bound to `context`."""
         key = self._ring.current

@@ -90,6 +90,12 @@ def test_a_value_of_a_key_not_held_makes_the_ring_read_its_source_once():
     assert keys.use_current(fingerprint_of(B)) and keys.fingerprint == fingerprint_of(B)
 
 
+def test_keyed_hashes_can_be_tried_with_every_key_of_a_ring():
+    ring = Keys(B, older=[A])
+    each = ring.derived_each(Use.idempotency)
+    assert each == [Keys(B).derived(Use.idempotency), Keys(A).derived(Use.idempotency)]
+
+
 def test_stable_keys_are_pinned_across_keys():
     keys = Keys(B)
     keys.pin({use: Keys(A).derived(use) for use in (Use.survey_link, Use.console)})
