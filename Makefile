@@ -38,6 +38,8 @@ run: $(VENV)/.installed-run
 	  echo "  Staff console:    open this one-time sign-in link (valid 15 minutes):" && \
 	  echo "                    $$link" && \
 	  echo "  Demo admin token: $$token" && \
+	  echo "  Server key file:  $$($(BIN)/trialdesk keys where | tail -n 1)" && \
+	  echo "                    (escrow it: trialdesk keys export OUT; see docs/keys.md)" && \
 	  echo "  API docs:         http://$(HOST):$(PORT)/docs" && \
 	  echo "  Try:              curl -H 'Authorization: Bearer $$token' http://$(HOST):$(PORT)/api/v1/studies/peer-support" && \
 	  echo ""
@@ -68,6 +70,8 @@ lint: $(VENV)/.installed-test
 smoke:
 	$(PYTHON) .ci/wheel-smoke
 
+# Benchmarks keep the key files of their SQLite databases out of ~/.config.
+bench: export XDG_CONFIG_HOME := $(CURDIR)/benchmarks/results/config
 bench: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/enroll.py
 	$(BIN)/python benchmarks/surveys.py

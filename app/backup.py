@@ -4,9 +4,11 @@ A backup is one tar file (readable by its owner only) holding `manifest.json` (f
 backend, schema revision, the server key's fingerprint, every table's row count) and
 the database: a SQLite file made with SQLite's online backup API (never a copy of a
 live WAL file), or a `pg_dump` archive. The secrets inside are sealed with the server
-key, so the backup names the key it needs by its fingerprint; when that key is the
-generated key file beside a SQLite database (no TRIALDESK_SECRET_KEY), the backup
-carries the key file too, and restore puts it beside the new database.
+key, so the backup names the key it needs by its fingerprint, and never carries it: a
+stolen backup opens nothing sealed. The key is kept apart (`trialdesk keys export`
+writes it, encrypted with a passphrase, for escrow; `trialdesk keys import` puts it
+back before a restore: docs/keys.md). Every member of the tar is readable by its owner
+only (0600), whatever the mode of the files it was made from.
 """
 
 from __future__ import annotations
@@ -21,15 +23,15 @@ import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import Connection, Engine, func, inspect, select, table
 from sqlalchemy.engine import make_url
 
+from app import keyfile
 from app.config import Settings
 from app.db.engine import make_engine
 from app.db.schema import current_revision
-from app.keys import Keys
+from app.keys import Keys, fingerprint_of
 
 FORMAT = "trialdesk-backup"
 VERSION = 1
@@ -73,16 +75,15 @@ def backup(settings: Settings, out: Path) -> Manifest:
             else:
                 data, name = Path(tmp) / "database.pgdump", "database.pgdump"
                 revision, counts = _pg_dump(settings, engine, data)
-            with_key = settings.is_sqlite and settings.secret_key is None
             manifest = Manifest(
                 backend="sqlite" if settings.is_sqlite else "postgresql",
                 revision=revision,
-                fingerprint=Keys(settings.server_key).fingerprint,
+                fingerprint=_recorded_fingerprint(engine) or Keys(settings.server_key).fingerprint,
                 counts=counts,
                 created_at=datetime.now(UTC).isoformat(timespec="seconds"),
-                with_key=with_key,
+                with_key=False,
             )
-            _write_archive(out, manifest, data, name, settings.server_key if with_key else None)
+            _write_archive(out, manifest, data, name)
     finally:
         engine.dispose()
     return manifest
@@ -159,30 +160,46 @@ def _sqlite_restore(data: Path, settings: Settings) -> None:
 
 
 def _check_key(settings: Settings, manifest: Manifest, key: bytes | None) -> None:
-    if settings.is_sqlite and settings.secret_key is None:
-        path = settings.sqlite_path
-        assert path is not None
-        key_file = path.with_name(path.name + ".key")
-        if key is None and not key_file.exists():
+    """The backup's key must be at hand (never created here: a new random key would
+    open nothing). A backup of earlier versions may carry the key: it is put into the
+    key file if there is none."""
+    path = settings.key_file_path
+    if settings.secret_key is not None:
+        keys = [settings.secret_key.get_secret_value().encode()]
+    elif path is None:
+        raise BackupError("set TRIALDESK_SECRET_KEY or TRIALDESK_KEY_FILE: the backup's key")
+    else:
+        found = keyfile.read(path)
+        if found is None and key is not None:
+            keyfile.write(path, [key], replace=False, note=f"restored from a backup of {_now()}")
+            found = [key]
+        if found is None:
             raise BackupError(
-                "this backup carries no key: set TRIALDESK_SECRET_KEY to the server key "
-                "of the backed-up database"
+                f"no server key: the key file {path} does not exist. Backups never carry the "
+                "key: put the escrowed key back first (`trialdesk keys import ESCROW`), or set "
+                "TRIALDESK_KEY_FILE / TRIALDESK_SECRET_KEY to the backed-up database's key"
             )
-        if key is not None and not key_file.exists():
-            key_file.parent.mkdir(parents=True, exist_ok=True)
-            descriptor = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(descriptor, "wb") as handle:
-                handle.write(key + b"\n")
-    if Keys(Settings(**_same_database(settings)).server_key).fingerprint != manifest.fingerprint:
+        keys = found
+    if manifest.fingerprint not in {fingerprint_of(k) for k in keys}:
+        where = f"the key file {path}" if path is not None else "TRIALDESK_SECRET_KEY"
         raise BackupError(
-            "this backup's secrets are sealed with another server key: set TRIALDESK_SECRET_KEY "
-            "(or the key file beside the SQLite database) to the key of the backed-up database"
+            f"this backup's secrets are sealed with another server key than {where} holds "
+            f"(the backup needs the key of fingerprint {manifest.fingerprint[:16]}...)"
         )
 
 
-def _same_database(settings: Settings) -> dict[str, Any]:
-    # A fresh Settings, so a key file written just now is read (server_key is cached).
-    return {"database_url": settings.database_url, "secret_key": settings.secret_key}
+def _recorded_fingerprint(engine: Engine) -> str | None:
+    """The fingerprint the database records (after a rotation: the new key's)."""
+    with engine.connect() as connection:
+        if not inspect(connection).has_table("server_key"):
+            return None
+        query = "SELECT fingerprint FROM server_key WHERE id = 1"
+        found = connection.exec_driver_sql(query).scalar_one_or_none()
+        return str(found) if found is not None else None
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _counts(engine: Engine) -> dict[str, int]:
@@ -203,20 +220,26 @@ def _revision(engine: Engine) -> str | None:
         return current_revision(connection)
 
 
-def _write_archive(out: Path, manifest: Manifest, data: Path, name: str, key: bytes | None) -> None:
+def _write_archive(out: Path, manifest: Manifest, data: Path, name: str) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     descriptor = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(descriptor, "wb") as handle, tarfile.open(fileobj=handle, mode="w") as tar:
         _add_bytes(tar, "manifest.json", manifest.to_json())
-        tar.add(data, arcname=name)
-        if key is not None:
-            _add_bytes(tar, "server.key", key)
+        tar.add(data, arcname=name, filter=_private)
+
+
+def _private(info: tarfile.TarInfo) -> tarfile.TarInfo:
+    """A member readable by its owner only, naming no local user."""
+    info.mode = 0o600
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    return info
 
 
 def _add_bytes(tar: tarfile.TarFile, name: str, content: bytes) -> None:
-    info = tarfile.TarInfo(name)
+    info = _private(tarfile.TarInfo(name))
     info.size = len(content)
-    info.mode = 0o600
+    info.mtime = int(datetime.now(UTC).timestamp())
     tar.addfile(info, io.BytesIO(content))
 
 

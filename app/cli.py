@@ -32,6 +32,11 @@ scheduler_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(scheduler_app, name="scheduler")
+keys_app = typer.Typer(
+    help="The server key: where it is, escrow copies, rotation (docs/keys.md).",
+    no_args_is_help=True,
+)
+app.add_typer(keys_app, name="keys")
 
 
 def _database() -> Database:
@@ -373,7 +378,7 @@ def export_command(
 def backup_command(
     out: Annotated[Path, typer.Argument(help="the backup file to write (never overwritten)")],
 ) -> None:
-    """Write a consistent copy of the live database (and what its server key needs)."""
+    """Write a consistent copy of the live database (never its server key: see `keys export`)."""
     from app.backup import BackupError, backup
 
     try:
@@ -383,19 +388,31 @@ def backup_command(
         return
     rows = sum(manifest.counts.values())
     typer.echo(f"backup of {len(manifest.counts)} tables, {rows} rows written to {out}")
-    if manifest.with_key:
-        typer.echo("it carries the server key file: keep it as safe as the database", err=True)
-    else:
-        typer.echo(f"restoring it needs the server key {manifest.fingerprint[:12]}...", err=True)
+    typer.echo(
+        f"it does not carry the server key: restoring it needs the key of fingerprint "
+        f"{manifest.fingerprint[:16]}... (escrow it with `trialdesk keys export`)",
+        err=True,
+    )
 
 
 @app.command("restore")
 def restore_command(
     archive: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="a backup file")],
+    key_escrow: Annotated[
+        Path | None,
+        typer.Option(
+            exists=True, dir_okay=False, help="put this escrowed key back first (`keys import`)"
+        ),
+    ] = None,
+    passphrase_file: Annotated[
+        Path | None, typer.Option(exists=True, dir_okay=False, help="the escrow's passphrase")
+    ] = None,
 ) -> None:
     """Restore a backup into the (empty) database of TRIALDESK_DATABASE_URL."""
     from app.backup import BackupError, restore
 
+    if key_escrow is not None:
+        _import_keys(Settings(), key_escrow, passphrase_file)
     try:
         manifest = restore(Settings(), archive)
     except BackupError as exc:
@@ -406,6 +423,163 @@ def restore_command(
         f"restored {len(manifest.counts)} tables, {rows} rows, at revision {manifest.revision}"
     )
     typer.echo("then: trialdesk db upgrade (if this release is newer), trialdesk verify", err=True)
+
+
+@keys_app.command("where")
+def keys_where() -> None:
+    """Say where the server key is kept (the key file's path, alone on the last line)."""
+    settings = Settings()
+    if settings.secret_key is not None:
+        typer.echo("the server key is TRIALDESK_SECRET_KEY (the environment)")
+        return
+    path = settings.key_file_path
+    if path is None:
+        _fail("no server key: set TRIALDESK_SECRET_KEY or TRIALDESK_KEY_FILE")
+        return
+    from app.config import default_key_file, legacy_key_file
+
+    database = settings.sqlite_path
+    if database is not None and path == legacy_key_file(database).absolute():
+        typer.secho(
+            f"the key file is beside the database: move it to {default_key_file(database)} "
+            "(or set TRIALDESK_KEY_FILE); see docs/keys.md",
+            err=True,
+            fg=typer.colors.YELLOW,
+        )
+    typer.echo(str(path))
+
+
+@keys_app.command("export")
+def keys_export(
+    out: Annotated[Path, typer.Argument(help="the escrow file to write (never overwritten)")],
+    passphrase_file: Annotated[
+        Path | None,
+        typer.Option(exists=True, dir_okay=False, help="read the passphrase from this file"),
+    ] = None,
+) -> None:
+    """Write the server key, encrypted with a passphrase, for escrow (keep the passphrase
+    elsewhere). The passphrase: --passphrase-file, TRIALDESK_KEY_PASSPHRASE, or asked."""
+    import os
+
+    from app import keyfile
+
+    settings = Settings()
+    if settings.secret_key is not None:
+        keys = [settings.secret_key.get_secret_value().encode()]
+    else:
+        path = settings.key_file_path
+        found = keyfile.read(path) if path is not None else None
+        if found is None:
+            _fail(f"no key file to export ({path}): start the server or `db upgrade` first")
+            return
+        keys = found
+    passphrase = _passphrase(passphrase_file, confirm=True)
+    try:
+        content = keyfile.export_escrow(keys, passphrase)
+    except keyfile.KeyFileError as exc:
+        _fail(str(exc))
+        return
+    try:
+        descriptor = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as exc:
+        _fail(f"cannot write {out}: {exc.strerror}")
+        return
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(content)
+    fingerprint = json.loads(content)["fingerprint"]
+    typer.echo(f"the server key {fingerprint[:16]}... is written to {out}, encrypted", err=True)
+    typer.echo(str(out))
+
+
+@keys_app.command("import")
+def keys_import(
+    escrow: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="an escrow file")],
+    passphrase_file: Annotated[
+        Path | None,
+        typer.Option(exists=True, dir_okay=False, help="read the passphrase from this file"),
+    ] = None,
+) -> None:
+    """Put an escrowed server key back into the key file of this database (before a
+    restore on a new machine); an existing key file is never overwritten."""
+    _import_keys(Settings(), escrow, passphrase_file)
+
+
+def _import_keys(settings: Settings, escrow: Path, passphrase_file: Path | None) -> None:
+    from app import keyfile
+
+    path = settings.key_file_path
+    if settings.secret_key is not None or path is None:
+        _fail(
+            "the server key comes from TRIALDESK_SECRET_KEY (or none is set): unset it, or set "
+            "TRIALDESK_KEY_FILE, to import an escrowed key into a key file"
+        )
+        return
+    passphrase = _passphrase(passphrase_file, confirm=False)
+    try:
+        keys = keyfile.import_escrow(escrow.read_bytes(), passphrase)
+        existing = keyfile.read(path)
+        if existing is not None and existing != keys:
+            _fail(f"a key file with other keys exists at {path}: move it away first")
+            return
+        if existing is None:
+            keyfile.write(path, keys, replace=False, note=f"imported from {escrow.name}")
+    except (keyfile.KeyFileError, OSError) as exc:
+        _fail(str(exc))
+        return
+    typer.echo(f"the server key is in {path}", err=True)
+
+
+def _passphrase(source: Path | None, *, confirm: bool) -> str:
+    import os
+
+    if source is not None:
+        lines = source.read_text(encoding="utf-8").splitlines()
+        return lines[0] if lines else ""
+    from_env = os.environ.get("TRIALDESK_KEY_PASSPHRASE")
+    if from_env:
+        return from_env
+    answer: str = typer.prompt("Passphrase", hide_input=True, confirmation_prompt=confirm)
+    return answer
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    new_key_file: Annotated[
+        Path | None,
+        typer.Option(
+            exists=True,
+            dir_okay=False,
+            help="with TRIALDESK_SECRET_KEY: a file holding the new key "
+            "(or TRIALDESK_NEW_SECRET_KEY)",
+        ),
+    ] = None,
+) -> None:
+    """Re-seal every sealed value under a new server key, while the servers run. With a
+    key file the new key is made here; with TRIALDESK_SECRET_KEY, restart the servers
+    with the new key afterwards."""
+    import os
+
+    from app.rotation import RotationError, rotate
+
+    new_key: bytes | None = None
+    if new_key_file is not None:
+        new_key = new_key_file.read_text(encoding="utf-8").strip().encode()
+    elif os.environ.get("TRIALDESK_NEW_SECRET_KEY"):
+        new_key = os.environ["TRIALDESK_NEW_SECRET_KEY"].encode()
+    settings = Settings()
+    try:
+        rotated = rotate(settings, new_key=new_key)
+    except RotationError as exc:
+        _fail(str(exc))
+        return
+    for name, count in rotated.resealed.items():
+        typer.echo(f"re-sealed {count} {name}", err=True)
+    if rotated.key_file is None:
+        typer.echo("now restart the servers with TRIALDESK_SECRET_KEY set to the new key", err=True)
+    else:
+        typer.echo(f"the key file {rotated.key_file} holds the new key only", err=True)
+        typer.echo("escrow it again: trialdesk keys export OUT", err=True)
+    typer.echo(f"{rotated.old_fingerprint[:16]} -> {rotated.new_fingerprint[:16]}")
 
 
 def _safe_url(url: str) -> str:

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import ipaddress
-import os
-import secrets
-import time
+import logging
 from functools import cached_property
 from pathlib import Path
 
+import platformdirs
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
+
+from app import keyfile
 
 MIN_SECRET_KEY_LENGTH = 32
 
@@ -30,7 +31,13 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL; sqlite:///FILE or postgresql://USER@HOST/DB",
     )
     secret_key: SecretStr | None = Field(
-        default=None, description="Server key (32+ characters); required with PostgreSQL"
+        default=None,
+        description="Server key (32+ characters); with PostgreSQL, this or key_file is required",
+    )
+    key_file: Path | None = Field(
+        default=None,
+        description="the server key file, when no secret_key is set (default with SQLite: one "
+        "file per database in the user's config folder, never beside the database)",
     )
     base_url: str = Field(default="http://127.0.0.1:8000", description="Public URL, for links")
     smtp_host: str | None = Field(
@@ -181,35 +188,93 @@ class Settings(BaseSettings):
         path = self.sqlite_path
         return (path.parent if path is not None else Path()) / "mail"
 
-    @cached_property
-    def server_key(self) -> bytes:
-        """The server-held key; with SQLite and none set, a key file beside the database."""
+    @property
+    def key_file_path(self) -> Path | None:
+        """Where the server key file is (None: the key is TRIALDESK_SECRET_KEY, or there is
+        no key file for this database). A key file of earlier versions beside a SQLite
+        database is still used, with a warning, until it is moved."""
         if self.secret_key is not None:
-            return self.secret_key.get_secret_value().encode()
-        path = self.sqlite_path
+            return None
+        if self.key_file is not None:
+            return Path(self.key_file).expanduser().absolute()
+        database = self.sqlite_path
+        if database is None:
+            return None
+        legacy, default = legacy_key_file(database), default_key_file(database)
+        if legacy.exists() and not default.exists():
+            return legacy.absolute()
+        return default
+
+    @cached_property
+    def server_keys(self) -> list[bytes]:
+        """The server keys, oldest first: TRIALDESK_SECRET_KEY alone, or the key file's
+        ring (created on first use, readable by its owner only)."""
+        if self.secret_key is not None:
+            return [self.secret_key.get_secret_value().encode()]
+        path = self.key_file_path
         if path is None:
             raise ConfigurationError(
-                "TRIALDESK_SECRET_KEY (32 characters or more) is required with this database"
+                "TRIALDESK_SECRET_KEY (32 characters or more) or TRIALDESK_KEY_FILE is "
+                "required with this database"
             )
-        return _read_or_create_key_file(path.with_name(path.name + ".key"))
-
-
-def _read_or_create_key_file(path: Path) -> bytes:
-    """Reuse the key file, or create it readable by its owner only (never overwritten)."""
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        key = secrets.token_urlsafe(48)
+        database = self.sqlite_path
+        if database is not None:
+            _check_key_file_place(path, database)
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass  # another process is creating it: read theirs below
-        else:
-            with os.fdopen(fd, "w") as handle:
-                handle.write(key + "\n")
-            return key.encode()
-    for _ in range(100):  # a concurrent creator may not have written it yet
-        key = path.read_text().strip()
-        if key:
-            return key.encode()
-        time.sleep(0.01)
-    raise ConfigurationError(f"the key file {path} is empty")
+            return keyfile.read_or_create(path, note=f"database: {self.safe_database_name}")
+        except keyfile.KeyFileError as exc:
+            raise ConfigurationError(str(exc)) from None
+
+    @property
+    def server_key(self) -> bytes:
+        """The newest server key (TRIALDESK_SECRET_KEY, or the key file's last key)."""
+        return self.server_keys[-1]
+
+    @property
+    def safe_database_name(self) -> str:
+        """The database as people name it (no password)."""
+        database = self.sqlite_path
+        if database is not None:
+            return str(database.expanduser().resolve())
+        return make_url(self.database_url).render_as_string(hide_password=True)
+
+
+def default_key_file(database: Path) -> Path:
+    """The default key file of a SQLite database, in the user's config folder."""
+    return keyfile.default_path(platformdirs.user_config_path("trialdesk"), database)
+
+
+def legacy_key_file(database: Path) -> Path:
+    """Where earlier versions kept the key file: beside the database."""
+    return database.with_name(database.name + ".key")
+
+
+def _check_key_file_place(path: Path, database: Path) -> None:
+    legacy = legacy_key_file(database)
+    if path != legacy.absolute() and legacy.exists():
+        _log.warning(
+            "a server key file of earlier versions is still beside the database (%s), "
+            "while %s is used: delete it, and any copy of that folder",
+            legacy,
+            path,
+        )
+    if path == legacy.absolute():
+        target = default_key_file(database)
+        _log.warning(
+            "the server key file %s is beside the database: whoever copies the folder "
+            "takes both. Move it out of the folder: `mkdir -p -m 700 %s && mv %s %s` "
+            "(or set TRIALDESK_KEY_FILE)",
+            legacy,
+            target.parent,
+            legacy,
+            target,
+        )
+        return
+    if path.parent.resolve() == database.absolute().parent.resolve():
+        raise ConfigurationError(
+            f"the key file {path} is in the database's folder: whoever copies the folder "
+            "would take both; keep it elsewhere (TRIALDESK_KEY_FILE, or leave it unset)"
+        )
+
+
+_log = logging.getLogger("trialdesk.keys")

@@ -8,8 +8,10 @@ never share state and the application runs exactly as in production.
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,15 @@ from tests.helpers import Api
 from tests.smtp import Inbox, smtp_server
 
 REQUIRE_PG = os.environ.get("TRIALDESK_TEST_REQUIRE_PG") == "1"
+
+# Key files: SQLite databases without TRIALDESK_SECRET_KEY keep their key file in the
+# user's config folder (platformdirs: $XDG_CONFIG_HOME/trialdesk/keys/). Tests point that
+# folder to a temporary one (inherited by the servers of tests/live.py), so nothing is
+# written into the real ~/.config, and a developer's TRIALDESK_KEY_FILE is not used.
+_CONFIG_HOME = tempfile.mkdtemp(prefix="trialdesk-test-config-")
+atexit.register(shutil.rmtree, _CONFIG_HOME, ignore_errors=True)
+os.environ["XDG_CONFIG_HOME"] = _CONFIG_HOME
+os.environ.pop("TRIALDESK_KEY_FILE", None)
 
 # Property tests draw the same examples on every run: a rare example that fails shows
 # up as a failure of a change, not as a flaky CI run on an unrelated one.
@@ -80,7 +91,8 @@ def database_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -
 
 @pytest.fixture
 def settings(database_url: str) -> Settings:
-    # With SQLite no key is set, so the key file beside the database is exercised.
+    # With SQLite no key is set, so the default key file (in the temporary config folder
+    # above, one per database) is exercised.
     key = None if database_url.startswith("sqlite") else TEST_SECRET_KEY
     return Settings(
         database_url=database_url, secret_key=key, base_url="http://testserver", scheduler=False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -15,7 +16,11 @@ from tests.live import PROJECT_ROOT
 
 
 def trialdesk(settings, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {"TRIALDESK_DATABASE_URL": settings.database_url, "PATH": "/usr/bin:/bin"}
+    env = {
+        "TRIALDESK_DATABASE_URL": settings.database_url,
+        "PATH": "/usr/bin:/bin",
+        "XDG_CONFIG_HOME": os.environ["XDG_CONFIG_HOME"],  # the key files of tests/conftest.py
+    }
     if settings.secret_key is not None:
         env["TRIALDESK_SECRET_KEY"] = settings.secret_key.get_secret_value()
     return subprocess.run(

@@ -34,6 +34,7 @@ class AuditAction(StrEnum):
     export_started = "export.started"
     export_completed = "export.completed"
     export_aborted = "export.aborted"
+    keys_rotated = "keys.rotated"
 
     @property
     def entity_type(self) -> str:

@@ -15,8 +15,7 @@ from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 from sqlalchemy.pool import NullPool
 
 from app.config import Settings
-from app.db.server_key import KEYS_INFO, check_server_key
-from app.keys import Keys
+from app.db.server_key import KEYS_INFO, check_server_key, keep_stable_keys, keys_for
 from app.metrics import EVENTS, PENDING_EVENTS, WAITS
 
 WRITE_OPTION = "trialdesk_write"
@@ -31,7 +30,7 @@ class Database:
         self.engine = make_engine(settings)
         self.probe = make_engine(settings, probe=True)  # for /healthz and /readyz
         self.is_sqlite = self.engine.dialect.name == "sqlite"
-        self.keys = Keys(settings.server_key)
+        self.keys = keys_for(settings)
         info = {KEYS_INFO: self.keys}
         self._read = sessionmaker(self.engine, expire_on_commit=False, info=info)
         self._write = sessionmaker(
@@ -65,6 +64,7 @@ class Database:
         with (ConfigurationError); record it on first use."""
         with self.begin() as session:
             check_server_key(session, self.keys)
+            keep_stable_keys(session, self.keys)
         self.keys.checked = True
 
     def dispose(self) -> None:

@@ -41,9 +41,13 @@ def test_the_sqlite_database_its_wal_and_its_key_are_readable_by_their_owner_onl
             client.post(PARTICIPANTS, json=enrollment(), headers=bearer(token)).status_code == 201
         )
         files = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("private.db"))
-        assert {"private.db", "private.db-wal", "private.db-shm", "private.db.key"} <= set(files)
+        assert {"private.db", "private.db-wal", "private.db-shm"} <= set(files)
+        assert "private.db.key" not in files  # the key file is not beside the database
         for name in files:
             assert stat.S_IMODE(os.stat(tmp_path / name).st_mode) == 0o600, name
+        key_file = settings.key_file_path
+        assert key_file is not None and key_file.parent != tmp_path
+        assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
         database.dispose()
 
 
@@ -71,9 +75,11 @@ def test_a_lost_sqlite_key_file_is_a_start_up_error_not_a_new_sequence(tmp_path)
     settings = _fresh_sqlite(tmp_path)
     database = Database(settings)
     with database.begin() as session:
-        load_demo(session)  # a study, its secret sealed with the key in private.db.key
+        load_demo(session)  # a study, its secret sealed with the key in the key file
     database.dispose()
-    (tmp_path / "private.db.key").rename(tmp_path / "private.db.key.lost")
+    key_file = settings.key_file_path
+    assert key_file is not None
+    key_file.rename(key_file.with_name(key_file.name + ".lost"))
     fresh = Settings(database_url=settings.database_url, base_url="http://testserver")
     with pytest.raises(ConfigurationError, match="not the one"), TestClient(create_app(fresh)):
         pass
