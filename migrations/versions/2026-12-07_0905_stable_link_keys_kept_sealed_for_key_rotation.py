@@ -25,6 +25,31 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("stable_keys", sa.LargeBinary(), nullable=True))
 
 
+# Values sealed since this release name their key (format 2: b"\x02", a 4-byte key id,
+# then the nonce and ciphertext of format 1, made with the same derived keys). The
+# revisions below this one only read format 1, so a downgrade writes the sealed values
+# of their columns back in it; a value sealed under a key rotated in since cannot open
+# with the older revisions' single key anyway (downgrading after a rotation is not
+# supported).
+_FORMAT_2, _FORMAT_1, _KEY_ID_BYTES = b"\x02", b"\x01", 4
+_SEALED_COLUMNS = (("studies", "id", "secret"), ("blinding_keys", "study_id", "sealed"))
+
+
 def downgrade() -> None:
+    connection = op.get_bind()
+    for table_name, key_name, column_name in _SEALED_COLUMNS:
+        table = sa.table(table_name, sa.column(key_name, sa.Integer), sa.column(column_name))
+        key, column = table.c[key_name], table.c[column_name]
+        for row_id, value in connection.execute(sa.select(key, column)).all():
+            value = bytes(value)
+            if value[:1] == _FORMAT_2:
+                connection.execute(
+                    table.update()
+                    .where(key == row_id)
+                    .values({column_name: _FORMAT_1 + value[1 + _KEY_ID_BYTES :]})
+                )
+    # Stored answers of retried requests are a cache of at most a day: drop those sealed
+    # in format 2 rather than teach older revisions to read them.
+    connection.execute(sa.text("DELETE FROM idempotency_keys WHERE response_body IS NOT NULL"))
     with op.batch_alter_table("server_key") as batch_op:
         batch_op.drop_column("stable_keys")
