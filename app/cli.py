@@ -290,15 +290,19 @@ def scheduler_run(
 
 @app.command()
 def verify(study: Annotated[str, typer.Option("--study", help="study slug")]) -> None:
-    """Re-derive every allocation and check the audit hash chain; exit 0 only when all hold."""
+    """Re-derive every allocation, check the keyed audit chain and its anchors outside
+    the database, and replay the trail against the study's research data; exit 0 only
+    when all hold."""
     from sqlalchemy import select
 
-    from app.audit.service import verify_chain
+    from app.audit.service import verify_anchors, verify_chain
+    from app.participants.replay import replay
     from app.participants.service import verify_allocations
     from app.randomization.service import count_allocations
     from app.studies.models import Study
 
     db = _database()
+    differences = 0
     try:
         with db.session(write=False) as session:
             row = session.scalars(select(Study).where(Study.slug == study)).first()
@@ -307,16 +311,28 @@ def verify(study: Annotated[str, typer.Option("--study", help="study slug")]) ->
                 return
             findings = verify_allocations(session, study=row)
             breaks = verify_chain(session)
+            anchored = verify_anchors(session)
             count = count_allocations(session, study_id=row.id)
+            for finding in findings:
+                typer.echo(f"ALLOCATION {finding.where}: {finding.problem}")
+            for brk in breaks:
+                typer.echo(f"AUDIT record {brk.seq}: {brk.problem}")
+            for brk in anchored:
+                typer.echo(f"ANCHOR record {brk.seq}: {brk.problem}")
+            for difference in replay(session, study=row):  # streamed
+                differences += 1
+                typer.echo(f"DATA {difference.table} {difference.key}: {difference.problem}")
     finally:
         db.dispose()
-    for finding in findings:
-        typer.echo(f"ALLOCATION {finding.where}: {finding.problem}")
-    for brk in breaks:
-        typer.echo(f"AUDIT record {brk.seq}: {brk.problem}")
-    if findings or breaks:
-        _fail(f"verify failed: {len(findings)} allocation and {len(breaks)} audit problems")
-    typer.echo(f"ok: {count} allocations re-derived, audit chain intact")
+    if findings or breaks or anchored or differences:
+        _fail(
+            f"verify failed: {len(findings)} allocation, {len(breaks)} audit, "
+            f"{len(anchored)} anchor and {differences} data problems"
+        )
+    typer.echo(
+        f"ok: {count} allocations re-derived, audit chain intact and anchored, "
+        "research data as the trail says"
+    )
 
 
 @app.command("export")
@@ -385,12 +401,17 @@ def backup_command(
 @app.command("restore")
 def restore_command(
     archive: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="a backup file")],
+    reason: Annotated[str, typer.Option("--reason", help="why the backup is put back (audited)")],
 ) -> None:
-    """Restore a backup into the (empty) database of TRIALDESK_DATABASE_URL."""
+    """Restore a backup into the (empty) database of TRIALDESK_DATABASE_URL, migrate it
+    to this release's schema, and re-anchor its audit trail with an audited record of
+    what was restored and why."""
     from app.backup import BackupError, restore
 
+    if len(reason.strip()) < 10:
+        _fail("--reason: say why the backup is put back (10 characters or more)")
     try:
-        manifest = restore(Settings(), archive)
+        manifest = restore(Settings(), archive, reason=reason.strip())
     except BackupError as exc:
         _fail(str(exc))
         return
@@ -398,7 +419,7 @@ def restore_command(
     typer.echo(
         f"restored {len(manifest.counts)} tables, {rows} rows, at revision {manifest.revision}"
     )
-    typer.echo("then: trialdesk db upgrade (if this release is newer), trialdesk verify", err=True)
+    typer.echo("audit trail re-anchored; then: trialdesk verify --study SLUG", err=True)
 
 
 def _safe_url(url: str) -> str:

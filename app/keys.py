@@ -29,6 +29,9 @@ class Use(StrEnum):
     survey_link = "survey link"  # the personal links of surveys, and their forms
     fingerprint = "fingerprint"  # recognizing the key without keeping it
     console = "console"  # sign-in links and the forms of the staff console
+    audit_chain = "audit chain"  # the HMAC of each audit record (the keyed hash chain)
+    audit_record = "audit record"  # the sealed reason and changes of each audit record
+    audit_anchor = "audit anchor"  # the signed checkpoints of the chain's head
 
 
 class WrongKey(Exception):

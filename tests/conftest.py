@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,9 @@ from tests.helpers import Api
 from tests.smtp import Inbox, smtp_server
 
 REQUIRE_PG = os.environ.get("TRIALDESK_TEST_REQUIRE_PG") == "1"
+# The audit trail's anchors of every test database (each has a chain id of its own)
+# go to a folder of this run, never to the user's state folder.
+os.environ.setdefault("TRIALDESK_STATE_DIR", tempfile.mkdtemp(prefix="trialdesk-test-state-"))
 
 # Property tests draw the same examples on every run: a rare example that fails shows
 # up as a failure of a change, not as a flaky CI run on an unrelated one.

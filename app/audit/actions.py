@@ -34,6 +34,7 @@ class AuditAction(StrEnum):
     export_started = "export.started"
     export_completed = "export.completed"
     export_aborted = "export.aborted"
+    database_restored = "database.restored"  # a backup put back (`trialdesk restore`)
 
     @property
     def entity_type(self) -> str:

@@ -20,6 +20,7 @@ from app.keys import Keys
 from app.metrics import EVENTS, PENDING_EVENTS, WAITS
 
 WRITE_OPTION = "trialdesk_write"
+STATE_DIR_INFO = "trialdesk_state_dir"  # where the audit trail's anchors live
 MAX_CONCURRENT_REQUESTS = 32  # below anyio's default of 40 worker threads
 
 
@@ -32,7 +33,7 @@ class Database:
         self.probe = make_engine(settings, probe=True)  # for /healthz and /readyz
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         self.keys = Keys(settings.server_key)
-        info = {KEYS_INFO: self.keys}
+        info = {KEYS_INFO: self.keys, STATE_DIR_INFO: settings.state_folder}
         self._read = sessionmaker(self.engine, expire_on_commit=False, info=info)
         self._write = sessionmaker(
             self.engine.execution_options(**{WRITE_OPTION: True}),
