@@ -92,3 +92,9 @@ def record_mac(fields: dict[str, Any], prev_hash: str, *, key: bytes, chain_id: 
 
 def sealed_document(*, reason: str | None, changes: Any) -> bytes:
     return dumps({"changes": changes, "reason": reason}).encode("utf-8")
+
+
+def unverified_mark(key: bytes, old_hash: str) -> str:
+    """The hash given to a record that did not verify in the old chain: never its MAC."""
+    message = b"trialdesk audit: did not verify in the sha-256 chain\x00" + old_hash.encode()
+    return hmac.new(key, message, hashlib.sha256).hexdigest()

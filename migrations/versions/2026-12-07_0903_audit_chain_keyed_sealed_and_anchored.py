@@ -5,11 +5,12 @@ the plain record, the previous hash and the chain's new id (`audit_chain_head.ch
 which also names the chain's anchors outside the database). The reason and changes
 (answers, contact details, notes) move into `sealed` (AES-GCM, bound to the seq).
 
-Existing records are re-MACed here (one scheme, no marker): the old SHA-256 chain is
-checked first, and a chain that does not verify stops the upgrade (re-MACing it would
-launder the tampering). A database with records needs the server key to migrate. The
-crypto is a frozen copy (`migrations/frozen/audit_v2.py`). Downgrading opens the sealed
-parts and rebuilds the plain SHA-256 chain.
+Existing records are re-MACed here (one scheme, no marker). The old SHA-256 chain is
+checked as it goes: a record that does not verify in it is not laundered, it gets a
+hash that does not verify in the new chain either (`verify` names its seq; the link to
+the next record holds, so only that record is flagged). A database with records needs
+the server key to migrate. The crypto is a frozen copy (`migrations/frozen/audit_v2.py`).
+Downgrading opens the sealed parts and rebuilds the plain SHA-256 chain.
 
 Revision ID: 0d3a9c1e7b42
 Revises: fc929eb8918c
@@ -17,6 +18,7 @@ Create Date: 2026-12-07 09:03:00.000000+00:00
 """
 
 import importlib.util
+import logging
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -146,18 +148,19 @@ def upgrade() -> None:
         table = _records(plain=True)
         old_prev = new_prev = frozen.GENESIS_HASH
         expected = 1
+        broken: list[int] = []
         for row in _rows(table):
             fields = {name: row[name] for name in FIELDS}
+            digest = frozen.record_mac(fields, new_prev, key=mac_key, chain_id=chain_id)
             if (
                 row["seq"] != expected
                 or row["prev_hash"] != old_prev
                 or frozen.sha256_hash(fields, row["prev_hash"]) != row["hash"]
             ):
-                raise RuntimeError(
-                    f"audit record {row['seq']} does not verify in the old chain: the trail "
-                    "was altered; it is not re-keyed (that would hide it). Investigate first."
-                )
-            digest = frozen.record_mac(fields, new_prev, key=mac_key, chain_id=chain_id)
+                # Not laundered: a record that did not verify in the old chain gets a
+                # hash that does not verify in the new one either (verify names it).
+                digest = frozen.unverified_mark(mac_key, row["hash"])
+                broken.append(row["seq"])
             sealed = frozen.seal(
                 seal_key,
                 frozen.AUDIT_RECORD,
@@ -169,10 +172,16 @@ def upgrade() -> None:
                 .where(table.c.seq == row["seq"])
                 .values(sealed=sealed, prev_hash=new_prev, hash=digest)
             )
-            old_prev, new_prev, expected = row["hash"], digest, expected + 1
+            old_prev, new_prev, expected = row["hash"], digest, row["seq"] + 1
         connection.execute(
             HEAD.update().where(HEAD.c.id == 1).values(hash=new_prev, chain_id=chain_id)
         )
+        if broken:
+            logging.getLogger("alembic.runtime.migration").warning(
+                "audit records that did not verify in the old chain (kept unverifiable, "
+                "`trialdesk verify` names them): %s",
+                ", ".join(map(str, broken[:50])),
+            )
     with op.batch_alter_table("audit_records") as batch_op:
         batch_op.drop_column("reason")
         batch_op.drop_column("changes")
