@@ -59,8 +59,9 @@ def path_of(state_dir: Path, chain_id: str) -> Path:
 
 
 def sign(keys: Keys, fields: dict[str, Any]) -> dict[str, Any]:
-    """The line with its signature (HMAC-SHA256 of its canonical JSON)."""
-    body = {k: v for k, v in fields.items() if k != "sig"}
+    """The line with its signature (HMAC-SHA256 of its canonical JSON; a field that is
+    null is not signed, so a line read back through the API still verifies)."""
+    body = {k: v for k, v in fields.items() if k != "sig" and v is not None}
     mac = hmac.new(keys.derived(Use.audit_anchor), dumps(body).encode(), hashlib.sha256)
     return {**body, "sig": mac.hexdigest()}
 
