@@ -53,6 +53,27 @@ def db_upgrade(revision: str = typer.Argument("head")) -> None:
     settings = Settings()
     command.upgrade(alembic_config(settings.database_url), revision)
     typer.echo(f"database at {revision}: {_safe_url(settings.database_url)}")
+    if revision == "head":
+        _anchor_audit_head(settings)
+
+
+def _anchor_audit_head(settings: Settings) -> None:
+    """Anchor the audit chain's head outside the database (a trail migrated from before
+    anchors has none yet); nothing to do on a new database."""
+    from app.audit.service import chain_head
+    from app.config import ConfigurationError
+
+    try:
+        db = _database()
+    except ConfigurationError:
+        return  # no server key yet: the first write anchors
+    try:
+        with db.session(write=False) as session:
+            anchor = chain_head(session).anchor  # anchors the head if it is not yet
+    finally:
+        db.dispose()
+    if anchor is not None:
+        typer.echo(f"audit trail anchored at record {anchor['seq']} in {settings.state_folder}")
 
 
 @users_app.command("create")

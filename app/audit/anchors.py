@@ -107,12 +107,14 @@ def replace(state_dir: Path, chain_id: str, line: dict[str, Any]) -> None:
 
 
 def _private_folder(place: Path) -> None:
+    """The state dir, its `audit/` and the chain's folder, each made 0700 if missing
+    (mkdir's mode is masked by the umask, so it is set again)."""
     if place.is_dir():
         return
-    for part in reversed([place, *list(place.parents)[:2]]):  # state dir, audit/, chain
-        if not part.exists():
-            part.mkdir(mode=0o700, exist_ok=True)
-    place.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for part in (place.parent.parent, place.parent, place):
+        if not part.is_dir():
+            part.mkdir(mode=0o700, parents=True, exist_ok=True)
+            part.chmod(0o700)
 
 
 @dataclass(frozen=True)
