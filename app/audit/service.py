@@ -303,7 +303,11 @@ def verify_chain(session: Session) -> list[ChainBreak]:
     keys = keys_of(session)
     head = session.get(AuditChainHead, 1)
     chain_id = head.chain_id if head is not None else None
-    rows = session.scalars(select(AuditRecord).order_by(AuditRecord.seq)).yield_per(1000)
+    # yield_per as an execution option, so PostgreSQL streams (a server-side cursor)
+    # rather than the driver fetching the whole trail first.
+    rows = session.scalars(
+        select(AuditRecord).order_by(AuditRecord.seq).execution_options(yield_per=1000)
+    )
     records = (
         {
             **{name: getattr(r, name) for name in (*HASHED_FIELDS, "prev_hash", "hash")},
