@@ -89,8 +89,9 @@ def backup(settings: Settings, out: Path) -> Manifest:
     return manifest
 
 
-def restore(settings: Settings, archive: Path) -> Manifest:
-    """Restore `archive` into the empty database of `settings`; check the row counts."""
+def restore(settings: Settings, archive: Path, *, reason: str) -> Manifest:
+    """Restore `archive` into the empty database of `settings`; check the row counts;
+    migrate it and re-anchor its audit trail (`reason`: why it is put back)."""
     with tempfile.TemporaryDirectory(prefix="trialdesk-restore-") as tmp:
         manifest, data, key = _read_archive(archive, Path(tmp))
         backend = "sqlite" if settings.is_sqlite else "postgresql"
@@ -116,7 +117,36 @@ def restore(settings: Settings, archive: Path) -> Manifest:
         raise BackupError(
             f"restored row counts {counts} differ from the backup's {manifest.counts}"
         )
+    _reanchor(settings, manifest, archive, reason)
     return manifest
+
+
+def _reanchor(settings: Settings, manifest: Manifest, archive: Path, reason: str) -> None:
+    """Migrate the restored database to this release, then audit what was restored and
+    why: the anchors outside the database mark the break, so `verify` no longer expects
+    the history after the backup's head (see `audit.anchors`)."""
+    from alembic import command
+
+    from app.audit import service as audit
+    from app.db.engine import Database
+    from app.db.schema import alembic_config
+
+    command.upgrade(alembic_config(settings.database_url, server_key=settings.server_key), "head")
+    db = Database(settings)
+    try:
+        db.check_server_key()
+        with db.begin() as session:
+            audit.record_restore(
+                session,
+                reason=reason,
+                backup={
+                    "file": archive.name,
+                    "created_at": manifest.created_at,
+                    "revision": manifest.revision,
+                },
+            )
+    finally:
+        db.dispose()
 
 
 def _sqlite_copy(settings: Settings, target: Path) -> None:

@@ -58,6 +58,27 @@ def db_upgrade(revision: str = typer.Argument("head")) -> None:
     settings = Settings()
     command.upgrade(alembic_config(settings.database_url), revision)
     typer.echo(f"database at {revision}: {_safe_url(settings.database_url)}")
+    if revision == "head":
+        _anchor_audit_head(settings)
+
+
+def _anchor_audit_head(settings: Settings) -> None:
+    """Anchor the audit chain's head outside the database (a trail migrated from before
+    anchors has none yet); nothing to do on a new database."""
+    from app.audit.service import chain_head
+    from app.config import ConfigurationError
+
+    try:
+        db = _database()
+    except ConfigurationError:
+        return  # no server key yet: the first write anchors
+    try:
+        with db.session(write=False) as session:
+            anchor = chain_head(session).anchor  # anchors the head if it is not yet
+    finally:
+        db.dispose()
+    if anchor is not None:
+        typer.echo(f"audit trail anchored at record {anchor['seq']} in {settings.state_folder}")
 
 
 @users_app.command("create")
@@ -302,15 +323,19 @@ def scheduler_run(
 
 @app.command()
 def verify(study: Annotated[str, typer.Option("--study", help="study slug")]) -> None:
-    """Re-derive every allocation and check the audit hash chain; exit 0 only when all hold."""
+    """Re-derive every allocation, check the keyed audit chain and its anchors outside
+    the database, and replay the trail against the study's research data; exit 0 only
+    when all hold."""
     from sqlalchemy import select
 
-    from app.audit.service import verify_chain
+    from app.audit.service import verify_anchors, verify_chain
+    from app.participants.replay import replay
     from app.participants.service import verify_allocations
     from app.randomization.service import count_allocations
     from app.studies.models import Study
 
     db = _database()
+    differences = 0
     try:
         with db.session(write=False) as session:
             row = session.scalars(select(Study).where(Study.slug == study)).first()
@@ -319,16 +344,28 @@ def verify(study: Annotated[str, typer.Option("--study", help="study slug")]) ->
                 return
             findings = verify_allocations(session, study=row)
             breaks = verify_chain(session)
+            anchored = verify_anchors(session)
             count = count_allocations(session, study_id=row.id)
+            for finding in findings:
+                typer.echo(f"ALLOCATION {finding.where}: {finding.problem}")
+            for brk in breaks:
+                typer.echo(f"AUDIT record {brk.seq}: {brk.problem}")
+            for brk in anchored:
+                typer.echo(f"ANCHOR record {brk.seq}: {brk.problem}")
+            for difference in replay(session, study=row):  # streamed
+                differences += 1
+                typer.echo(f"DATA {difference.table} {difference.key}: {difference.problem}")
     finally:
         db.dispose()
-    for finding in findings:
-        typer.echo(f"ALLOCATION {finding.where}: {finding.problem}")
-    for brk in breaks:
-        typer.echo(f"AUDIT record {brk.seq}: {brk.problem}")
-    if findings or breaks:
-        _fail(f"verify failed: {len(findings)} allocation and {len(breaks)} audit problems")
-    typer.echo(f"ok: {count} allocations re-derived, audit chain intact")
+    if findings or breaks or anchored or differences:
+        _fail(
+            f"verify failed: {len(findings)} allocation, {len(breaks)} audit, "
+            f"{len(anchored)} anchor and {differences} data problems"
+        )
+    typer.echo(
+        f"ok: {count} allocations re-derived, audit chain intact and anchored, "
+        "research data as the trail says"
+    )
 
 
 @app.command("export")
@@ -395,9 +432,22 @@ def backup_command(
     )
 
 
+# API.md's `trialdesk restore IN` takes no reason; the re-anchoring record still says why
+# it was made, or that nobody said.
+NO_RESTORE_REASON = "no reason given (trialdesk restore without --reason)"
+
+
 @app.command("restore")
 def restore_command(
     archive: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="a backup file")],
+    reason: Annotated[
+        str | None,
+        typer.Option(
+            "--reason",
+            help="why the backup is put back (audited; 10 characters or more; without it the "
+            "record says no reason was given)",
+        ),
+    ] = None,
     key_escrow: Annotated[
         Path | None,
         typer.Option(
@@ -408,13 +458,20 @@ def restore_command(
         Path | None, typer.Option(exists=True, dir_okay=False, help="the escrow's passphrase")
     ] = None,
 ) -> None:
-    """Restore a backup into the (empty) database of TRIALDESK_DATABASE_URL."""
+    """Restore a backup into the (empty) database of TRIALDESK_DATABASE_URL, migrate it
+    to this release's schema, and re-anchor its audit trail with an audited record of
+    what was restored and why."""
     from app.backup import BackupError, restore
 
+    if reason is None:
+        typer.echo("no --reason given: the audit trail will say so", err=True)
+        reason = NO_RESTORE_REASON
+    elif len(reason.strip()) < 10:
+        _fail("--reason: say why the backup is put back (10 characters or more)")
     if key_escrow is not None:
         _import_keys(Settings(), key_escrow, passphrase_file)
     try:
-        manifest = restore(Settings(), archive)
+        manifest = restore(Settings(), archive, reason=reason.strip())
     except BackupError as exc:
         _fail(str(exc))
         return
@@ -422,7 +479,7 @@ def restore_command(
     typer.echo(
         f"restored {len(manifest.counts)} tables, {rows} rows, at revision {manifest.revision}"
     )
-    typer.echo("then: trialdesk db upgrade (if this release is newer), trialdesk verify", err=True)
+    typer.echo("audit trail re-anchored; then: trialdesk verify --study SLUG", err=True)
 
 
 @keys_app.command("where")

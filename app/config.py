@@ -68,6 +68,11 @@ class Settings(BaseSettings):
         description="an export download still going after this is cut short (and audited "
         "as aborted): it holds a database connection and a read transaction",
     )
+    state_dir: Path | None = Field(
+        default=None,
+        description="what must live outside the database, such as the audit trail's anchors "
+        "(default: the user's state folder, e.g. ~/.local/state/trialdesk)",
+    )
     log_level: str = "INFO"
     db_pool_size: int = Field(default=10, ge=1, le=1000)
     db_max_overflow: int = Field(default=20, ge=0, le=1000)
@@ -187,6 +192,15 @@ class Settings(BaseSettings):
             return self.mail_dir
         path = self.sqlite_path
         return (path.parent if path is not None else Path()) / "mail"
+
+    @property
+    def state_folder(self) -> Path:
+        """Where state kept outside the database lives (created 0700 when first used)."""
+        if self.state_dir is not None:
+            return self.state_dir
+        from platformdirs import user_state_dir
+
+        return Path(user_state_dir("trialdesk", appauthor=False))
 
     @property
     def key_file_path(self) -> Path | None:

@@ -52,6 +52,9 @@ class Use(StrEnum):
     fingerprint = "fingerprint"  # recognizing the key without keeping it
     console = "console"  # sign-in links and the forms of the staff console
     stable_keys = "stable keys"  # the stable keys below, as kept in the database
+    audit_chain = "audit chain"  # the HMAC of each audit record (the keyed hash chain)
+    audit_record = "audit record"  # the sealed reason and changes of each audit record
+    audit_anchor = "audit anchor"  # the signed checkpoints of the chain's head
 
 
 # HMAC keys whose outputs are handed out (links in emails, forms in browsers): they stay

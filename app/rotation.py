@@ -136,6 +136,10 @@ STEPS: list[Step] = [
     ("study secrets", _study_secrets),
     ("blinding keys", _blinding_keys),
     ("idempotency answers", _idempotency_answers),
+    (
+        "audit trail",
+        lambda session, rekeying: audit.rekey(session, old=rekeying.old, new=rekeying.new),
+    ),
 ]
 
 

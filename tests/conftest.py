@@ -31,6 +31,9 @@ from tests.helpers import Api
 from tests.smtp import Inbox, smtp_server
 
 REQUIRE_PG = os.environ.get("TRIALDESK_TEST_REQUIRE_PG") == "1"
+# The audit trail's anchors of every test database (each has a chain id of its own)
+# go to a folder of this run, never to the user's state folder.
+os.environ.setdefault("TRIALDESK_STATE_DIR", tempfile.mkdtemp(prefix="trialdesk-test-state-"))
 
 # Key files: SQLite databases without TRIALDESK_SECRET_KEY keep their key file in the
 # user's config folder (platformdirs: $XDG_CONFIG_HOME/trialdesk/keys/). Tests point that

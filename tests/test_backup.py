@@ -100,12 +100,16 @@ def test_a_backup_of_a_live_database_restores_into_an_empty_one(settings, db, tm
 
     target = _empty_target(settings, tmp_path)
     escrow, passphrase = _escrow(settings, tmp_path)
-    restore = ["restore", str(archive)]
+    restore = ["restore", str(archive), "--reason", "restore drill after a disk failure"]
     if target.secret_key is None:  # SQLite: the key comes back from its escrow
         restore += ["--key-escrow", str(escrow), "--passphrase-file", str(passphrase)]
     restored = runner.invoke(cli, restore, env=_env(target))
     assert restored.exit_code == 0, restored.output
-    again = runner.invoke(cli, ["restore", str(archive)], env=_env(target))
+    again = runner.invoke(
+        cli,
+        ["restore", str(archive), "--reason", "restore drill after a disk failure"],
+        env=_env(target),
+    )
     assert target.key_file is None or target.key_file.exists()
     assert again.exit_code == 1 and "not empty" in again.output
 
@@ -130,7 +134,9 @@ def test_a_backup_never_overwrites_and_restore_refuses_the_wrong_key(settings, d
     assert twice.exit_code == 1 and "exists" in twice.output
     target = _empty_target(settings, tmp_path)
     wrong = {**_env(target), "TRIALDESK_SECRET_KEY": "a-different-key-of-32-characters-or-more"}
-    refused = runner.invoke(cli, ["restore", str(archive)], env=wrong)
+    refused = runner.invoke(
+        cli, ["restore", str(archive), "--reason", "restore drill after a disk failure"], env=wrong
+    )
     assert refused.exit_code == 1 and "another server key" in refused.output
     if not target.database_url.startswith("sqlite"):
         pg.drop_database(target.database_url.rsplit("/", 1)[1])

@@ -21,6 +21,7 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from app import keyfile
+from app.audit.models import AuditRecord
 from app.cli import app as cli
 from app.config import Settings
 from app.db.engine import Database
@@ -375,11 +376,13 @@ def test_rotation_reseals_everything_while_the_server_keeps_serving(keyed, serve
     with db.engine.connect() as connection:
         secret = connection.execute(sa.text("SELECT secret FROM studies")).scalar_one()
         recorded = connection.execute(sa.text("SELECT fingerprint FROM server_key")).scalar_one()
-        audited = connection.execute(
-            sa.text("SELECT changes FROM audit_records WHERE action = 'keys.rotated'")
-        ).scalar_one()
     assert bytes(secret)[1:5] == bytes.fromhex(new.fingerprint[:8]) and recorded == new.fingerprint
-    changes = json.loads(audited) if isinstance(audited, str) else audited
+    with db.session(write=False) as session:
+        changes = (
+            session.scalars(sa.select(AuditRecord).where(AuditRecord.action == "keys.rotated"))
+            .one()
+            .changes
+        )  # sealed at rest: read through the model, as the API does
     assert changes["fingerprint"] == {
         "old": fingerprint_of(old_keys[-1]),
         "new": new.fingerprint,

@@ -35,6 +35,7 @@ class AuditAction(StrEnum):
     export_completed = "export.completed"
     export_aborted = "export.aborted"
     keys_rotated = "keys.rotated"
+    database_restored = "database.restored"  # a backup put back (`trialdesk restore`)
 
     @property
     def entity_type(self) -> str:

@@ -12,7 +12,7 @@ from app.api.errors import PROBLEM_RESPONSES
 from app.api.paging import PageDep
 from app.api.params import SlugPath
 from app.audit import service
-from app.audit.schemas import AuditList, audit_page
+from app.audit.schemas import AuditHead, AuditList, audit_page
 from app.auth.deps import STAFF_ROUTES, require
 from app.auth.permissions import Permission
 from app.auth.principal import Principal
@@ -44,3 +44,13 @@ def list_study_audit(
     study_id = service.study_id_of(session, slug=slug)
     rows = service.list_records(session, study_id=study_id, after_seq=page.after, limit=page.limit)
     return audit_page(rows, page.next_url(count=len(rows), last_id=rows[-1].seq if rows else None))
+
+
+@router.get("/studies/{slug}/audit/head", response_model=AuditHead)
+def study_audit_head(slug: SlugPath, session: ReadSessionDep, user: Auditor) -> AuditHead:
+    """The chain's head (`seq` is global) and its newest signed anchor, kept outside the
+    database (`TRIALDESK_STATE_DIR`): an auditor keeps `anchor`; `trialdesk verify` finds
+    a trail cut off or rolled back behind any anchor."""
+    service.study_id_of(session, slug=slug)  # 404 for an unknown study
+    head = service.chain_head(session)
+    return AuditHead.model_validate(head, from_attributes=True)

@@ -30,6 +30,27 @@ class AuditList(BaseModel):
     next: str | None
 
 
+class AnchorRead(BaseModel):
+    """A signed checkpoint of the head, as written outside the database: keep it; the
+    server can later tell whether its trail still holds this seq with this hash."""
+
+    v: int
+    kind: str
+    chain: str
+    seq: int
+    hash: str
+    at: str
+    base_seq: int | None = None
+    sig: str
+
+
+class AuditHead(BaseModel):
+    seq: int
+    hash: str
+    at: datetime | None
+    anchor: AnchorRead | None
+
+
 def audit_page(rows: Sequence[AuditRecord], next_url: str | None) -> AuditList:
     """A page of records as the API lists them."""
     return AuditList(

@@ -19,6 +19,7 @@ from app.db.server_key import KEYS_INFO, check_server_key, keep_stable_keys, key
 from app.metrics import EVENTS, PENDING_EVENTS, WAITS
 
 WRITE_OPTION = "trialdesk_write"
+STATE_DIR_INFO = "trialdesk_state_dir"  # where the audit trail's anchors live
 MAX_CONCURRENT_REQUESTS = 32  # below anyio's default of 40 worker threads
 
 
@@ -31,7 +32,7 @@ class Database:
         self.probe = make_engine(settings, probe=True)  # for /healthz and /readyz
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         self.keys = keys_for(settings)
-        info = {KEYS_INFO: self.keys}
+        info = {KEYS_INFO: self.keys, STATE_DIR_INFO: settings.state_folder}
         self._read = sessionmaker(self.engine, expire_on_commit=False, info=info)
         self._write = sessionmaker(
             self.engine.execution_options(**{WRITE_OPTION: True}),

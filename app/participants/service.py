@@ -25,7 +25,13 @@ from app.errors import (
 from app.participants import lifecycle
 from app.participants.lifecycle import ParticipantStatus
 from app.participants.models import Contact, Participant
-from app.participants.schemas import ParticipantCreate, ParticipantDetail, ShownArm, SurveyView
+from app.participants.schemas import (
+    ContactDetails,
+    ParticipantCreate,
+    ParticipantDetail,
+    ShownArm,
+    SurveyView,
+)
 from app.participants.screening import screen
 from app.randomization import blinding
 from app.randomization import service as randomization
@@ -128,10 +134,18 @@ def enroll(
                 "status": (None, ParticipantStatus.enrolled),
                 "consent_version": (None, participant.consent_version),
                 "strata": (None, participant.strata),
-                "contact": (None, "recorded"),
+                # Sealed in the trail, so `verify` can compare the stored contact.
+                "contact": (None, _contact_values(data.contact)),
             },
         )
     return participant
+
+
+def _contact_values(contact: ContactDetails | None) -> dict[str, str | None] | None:
+    if contact is None:
+        return None
+    email = str(contact.email) if contact.email else None
+    return {"name": contact.name, "email": email, "phone": contact.phone}
 
 
 def _next_participant_number(session: Session, *, site: Site) -> int:

@@ -42,6 +42,7 @@ from app.surveys.scoring import MAX_ANSWERS, check, raised_alerts, scores
 from app.surveys.tokens import looks_like_token, survey_token, token_hash
 
 PARTICIPANT = "participant"  # who saves and submits, in the audit trail
+SCORES_CHANGE = "_scores"  # the scores, in the changes of `survey.submitted`
 
 
 def schedule(
@@ -298,6 +299,7 @@ def save(
     ensure_answerable(opened)
     _refuse(check(opened.items, answers, complete=False), len(answers))
     instance = opened.instance
+    before = dict(instance.answers)
     cleared = {code: instance.answers[code] for code in clear if code in instance.answers}
     kept = {code: value for code, value in instance.answers.items() if code not in cleared}
     instance.answers = {**kept, **_without_empty(answers)}
@@ -310,9 +312,10 @@ def save(
         actor_label=PARTICIPANT,
         entity_id=f"{instance.participant_code}:{instance.timepoint}",
         study_id=instance.study_id,
+        # Each touched item's answer before and after (None: none kept), so that
+        # `verify` can replay the answers stored.
         changes={
-            **{code: (value, None) for code, value in cleared.items()},
-            **{code: (None, value) for code, value in answers.items()},
+            code: (before.get(code), instance.answers.get(code)) for code in (*cleared, *answers)
         },
     )
     return opened
@@ -349,7 +352,10 @@ def submit(session: Session, *, token: str, answers: Mapping[str, Any]) -> Submi
         actor_label=PARTICIPANT,
         entity_id=entity,
         study_id=instance.study_id,
-        changes={code: (None, value) for code, value in merged.items()},
+        changes={
+            **{code: (None, value) for code, value in merged.items()},
+            SCORES_CHANGE: (None, computed),  # no item code starts with "_"
+        },
     )
     alerts = [
         _raise_alert(session, instance=instance, rule=rule.code, text=rule.text, now=now)

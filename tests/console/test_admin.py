@@ -435,7 +435,7 @@ def test_audit_filters_narrow_the_rows_and_the_chain_verifies(signed_in, db):
             connection.exec_driver_sql("ALTER TABLE audit_records DISABLE TRIGGER USER")
         else:
             connection.exec_driver_sql("DROP TRIGGER audit_records_no_update")
-        connection.execute(update(AuditRecord).where(AuditRecord.seq == 3).values(reason="edited"))
+        connection.execute(update(AuditRecord).where(AuditRecord.seq == 3).values(actor="edited"))
     broken = admin.get("/console/admin/audit?verify=1")
     assert "The chain is broken" in broken.text and "Record 3:" in broken.text
     assert "intact" not in broken.text

@@ -317,9 +317,12 @@ def test_exports_download_from_the_console_and_are_audited(api, signed_in, db):
     )
     assert done.status_code == 200 and ",arm," in done.text.splitlines()[0]
     with db.session(write=False) as session:
-        reasons = session.scalars(
-            select(AuditRecord.reason).where(AuditRecord.action == "export.started")
-        ).all()
+        reasons = [
+            r.reason
+            for r in session.scalars(
+                select(AuditRecord).where(AuditRecord.action == "export.started")
+            )
+        ]
     assert "DSMB closed session" in reasons and len(reasons) == 3  # dataset, package, unblinded
 
 
