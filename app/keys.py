@@ -29,6 +29,8 @@ class Use(StrEnum):
     survey_link = "survey link"  # the personal links of surveys, and their forms
     fingerprint = "fingerprint"  # recognizing the key without keeping it
     console = "console"  # sign-in links and the forms of the staff console
+    research = "research data"  # sealed columns: contacts, answers, scores, notes, arms
+    research_index = "research index"  # keyed hashes beside sealed columns, for look-ups
 
 
 class WrongKey(Exception):

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 from sqlalchemy.pool import NullPool
 
 from app.config import Settings
+from app.db.sealed import attach_keys
 from app.db.server_key import KEYS_INFO, check_server_key
 from app.keys import Keys
 from app.metrics import EVENTS, PENDING_EVENTS, WAITS
@@ -32,6 +33,7 @@ class Database:
         self.probe = make_engine(settings, probe=True)  # for /healthz and /readyz
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         self.keys = Keys(settings.server_key)
+        attach_keys(self.engine, self.keys)  # the sealed columns of research data use them
         info = {KEYS_INFO: self.keys}
         self._read = sessionmaker(self.engine, expire_on_commit=False, info=info)
         self._write = sessionmaker(

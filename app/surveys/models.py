@@ -9,6 +9,7 @@ from sqlalchemy import ForeignKey, Index, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db.base import Base
+from app.db.sealed import SealedJSON, SealedText
 
 
 class SurveyInstance(Base):
@@ -45,8 +46,8 @@ class SurveyInstance(Base):
     closes_on: Mapped[date]
     issue: Mapped[int] = mapped_column(default=1)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    answers: Mapped[dict[str, Any]]
-    scores: Mapped[dict[str, Any] | None]
+    answers: Mapped[dict[str, Any]] = mapped_column(SealedJSON("survey_instances.answers"))
+    scores: Mapped[dict[str, Any] | None] = mapped_column(SealedJSON("survey_instances.scores"))
     messages_enqueued: Mapped[int] = mapped_column(default=0)  # invitation, then reminders
     saved_at: Mapped[datetime | None]
     completed_at: Mapped[datetime | None]
@@ -74,8 +75,8 @@ class Alert(Base):
     instance_id: Mapped[int] = mapped_column(ForeignKey("survey_instances.id"))
     participant_code: Mapped[str] = mapped_column(String(32))
     rule: Mapped[str] = mapped_column(String(64))
-    text: Mapped[str] = mapped_column(String(2000))
+    text: Mapped[str] = mapped_column(SealedText("survey_alerts.text"))  # names answers
     raised_at: Mapped[datetime]
     acknowledged_at: Mapped[datetime | None]
     acknowledged_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
-    note: Mapped[str | None] = mapped_column(String(2000))
+    note: Mapped[str | None] = mapped_column(SealedText("survey_alerts.note"))
