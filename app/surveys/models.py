@@ -74,7 +74,7 @@ class Alert(Base):
     site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"))
     instance_id: Mapped[int] = mapped_column(ForeignKey("survey_instances.id"))
     participant_code: Mapped[str] = mapped_column(String(32))
-    rule: Mapped[str] = mapped_column(String(64))
+    rule: Mapped[str] = mapped_column(SealedText("survey_alerts.rule"))  # tells the answer
     text: Mapped[str] = mapped_column(SealedText("survey_alerts.text"))  # names answers
     raised_at: Mapped[datetime]
     acknowledged_at: Mapped[datetime | None]

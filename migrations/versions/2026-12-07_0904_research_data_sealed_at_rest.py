@@ -1,11 +1,12 @@
 """Research data sealed at rest; keyed hashes for look-ups; no stored pseudonyms.
 
-A copy of the database used to show contacts, every answer and score, alert texts and
-notes, withdrawal reasons, mail errors (which can name an address), the arm of each
-allocation and the whole allocation table. Each of these columns now holds its value
-sealed (AES-GCM under a key derived from the server key, bound to "table.column"),
-written here for the rows that exist. Contacts get keyed hashes of email and phone
-(HMAC under another derived key) for exact look-ups. Participants lose their stored
+A copy of the database used to show contacts, every answer and score, alert texts,
+rules (which tell the answer that raised them) and notes, withdrawal reasons, mail
+errors (which can name an address), the arm of each allocation and the whole
+allocation table. Each of these columns now holds its value sealed (AES-GCM under a
+key derived from the server key, bound to "table.column"), written here for the rows
+that exist. Contacts get keyed hashes of email and phone (HMAC under another derived
+key) for exact look-ups. Participants lose their stored
 pseudonym (exports compute it from the study's blinding key) and get `export_order`,
 another keyed hash of the code under that key, which exports are ordered by.
 
@@ -50,7 +51,10 @@ SEALED: dict[str, tuple[str, list[tuple[str, str, Any]]]] = {
     "allocations": ("id", [("arm", "text", 64)]),
     "allocation_table_rows": ("id", [("arm", "text", 64)]),
     "survey_instances": ("id", [("answers", "json", None), ("scores", "json", None)]),
-    "survey_alerts": ("id", [("text", "text", 2000), ("note", "text", 2000)]),
+    "survey_alerts": (
+        "id",
+        [("rule", "text", 64), ("text", "text", 2000), ("note", "text", 2000)],
+    ),
     "outbox_messages": ("id", [("last_error", "text", 500)]),
 }
 INDEXED = {"email": "email_index", "phone": "phone_index"}  # contacts: column → its hash
