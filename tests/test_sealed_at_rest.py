@@ -11,6 +11,7 @@ from typing import Any
 import psycopg
 import pytest
 import sqlalchemy as sa
+from alembic import command
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
@@ -18,6 +19,7 @@ from app.auth.service import authenticate
 from app.config import ConfigurationError, Settings
 from app.db.base import utcnow
 from app.db.engine import Database
+from app.db.schema import alembic_config
 from app.db.sealed import KeysMissing, SealedText, attach_keys, keyed_hash, reseal
 from app.demo import demo_definition
 from app.keys import Keys, Use, WrongKey
@@ -361,3 +363,54 @@ def test_databases_with_different_keys_live_side_by_side_in_one_process(tmp_path
         connection.execute(sa.select(table.c.v)).all()
     for engine in (*engines, plain):
         engine.dispose()
+
+
+def _readable(api: Api, code: str) -> dict[str, Any]:
+    """What the admin reads of a participant: detail, alerts, the unblinded export."""
+    admin = bearer(api.admin_token)
+    detail = api.client.get(f"{BASE}/participants/{code}", headers=admin).json()
+    for survey in detail.get("surveys", []):
+        survey.pop("link", None)
+    alerts = api.client.get(f"{BASE}/alerts", params={"open": "false"}, headers=admin).json()
+    export = api.client.get(
+        f"{BASE}/exports/unblinded",
+        params={"reason": "The data-monitoring committee meets", "format": "json"},
+        headers=admin,
+    )
+    assert export.status_code == 200, export.text
+    return {"detail": detail, "alerts": alerts["items"], "export": export.json()}
+
+
+def test_the_migration_seals_the_rows_that_exist_and_downgrading_opens_them(settings, api, db):
+    flow = _flow(api, db)
+    before = _readable(api, flow["code"])
+    db.dispose()
+    config = alembic_config(settings.database_url, server_key=settings.server_key)
+    command.downgrade(config, "fc929eb8918c")  # the schema before sealing: all in plain
+    plain = _cells(settings)
+    assert (("name", NAME)) in plain["contacts"]
+    assert any(FREE_TEXT in v for c, v in plain["survey_instances"] if c == "answers")
+    assert any(v == ALERT_NOTE for _, v in plain["survey_alerts"])
+    arm = flow["arms"][flow["code"]]
+    assert ("arm", arm) in plain["allocations"]
+    with db.session(write=False) as session:
+        study = session.scalars(sa.select(Study).where(Study.slug == STUDY)).one()
+        key = studies.blinding_key_of(session, study)
+    assert ("pseudonym", pseudonym(key, flow["code"])) in plain["participants"]
+    command.upgrade(config, "head")
+    sealed = _cells(settings)
+    for table, values in sealed.items():
+        if table in SEALED_ELSEWHERE | {"studies"}:
+            continue
+        for column, value in values:
+            for needle in (NAME, EMAIL, "I-TOLD-NOBODY", ALERT_NOTE, WITHDRAWAL_REASON):
+                assert needle.lower() not in value.lower(), (table, column)
+            assert value not in ARM_LABELS, (table, column)
+    with db.session(write=False) as session:
+        contact = session.scalars(sa.select(Contact)).first()
+        assert contact is not None
+        assert contact.email_index == keyed_hash(db.keys, "email", EMAIL)
+        assert contact.phone_index == keyed_hash(db.keys, "phone", PHONE)
+    assert _readable(api, flow["code"]) == before
+    with pytest.raises(sa.exc.DatabaseError, match="append-only"), db.engine.begin() as conn:
+        conn.exec_driver_sql("DELETE FROM allocations")
