@@ -194,6 +194,7 @@ def _secrets() -> list[str]:
         '"phq9_9"',
         "phq9_self_harm",
         "Thoughts of self-harm",
+        "group_experience",  # the arm-limited instrument: chosen for some arms' surveys
         *ARM_LABELS.values(),
     ]
 

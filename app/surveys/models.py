@@ -40,7 +40,8 @@ class SurveyInstance(Base):
     participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id"))
     participant_code: Mapped[str] = mapped_column(String(32))
     timepoint: Mapped[str] = mapped_column(String(64))
-    instruments: Mapped[list[Any]]  # instrument codes, arm-limited ones already chosen
+    # Instrument codes, arm-limited ones already chosen: sealed, as they tell arms apart.
+    instruments: Mapped[list[Any]] = mapped_column(SealedJSON("survey_instances.instruments"))
     anchor_at: Mapped[datetime]
     opens_on: Mapped[date] = mapped_column(index=True)
     closes_on: Mapped[date]

@@ -2,7 +2,8 @@
 
 A copy of the database used to show contacts, every answer and score, alert texts,
 rules (which tell the answer that raised them) and notes, withdrawal reasons, mail
-errors (which can name an address), the arm of each allocation and the whole
+errors (which can name an address), the instruments chosen for each survey (arm-limited
+ones tell arms apart), the arm of each allocation and the whole
 allocation table. Each of these columns now holds its value sealed (AES-GCM under a
 key derived from the server key, bound to "table.column"), written here for the rows
 that exist. Contacts get keyed hashes of email and phone (HMAC under another derived
@@ -50,7 +51,10 @@ SEALED: dict[str, tuple[str, list[tuple[str, str, Any]]]] = {
     "participants": ("id", [("withdrawal_reason", "text", 2000)]),
     "allocations": ("id", [("arm", "text", 64)]),
     "allocation_table_rows": ("id", [("arm", "text", 64)]),
-    "survey_instances": ("id", [("answers", "json", None), ("scores", "json", None)]),
+    "survey_instances": (
+        "id",
+        [("instruments", "json", None), ("answers", "json", None), ("scores", "json", None)],
+    ),
     "survey_alerts": (
         "id",
         [("rule", "text", 64), ("text", "text", 2000), ("note", "text", 2000)],
