@@ -135,7 +135,8 @@ def reseal(session: Session) -> int:
     Reads each table in primary-key order, `RESEAL_BATCH` rows at a time, and writes
     them back in the same transaction (flushed, not committed). Append-only tables
     (the allocation ledger) have their triggers set aside for the rewrite and put back
-    within the transaction, so nothing else can change them meanwhile."""
+    within the transaction, so nothing else can change them meanwhile. It covers the
+    tables of the models imported: import `app.models` first (as the CLI must)."""
     keys = keys_of_dialect(session.get_bind().dialect)
     rewritten = 0
     for table, sealed, hashes in sealed_tables():
