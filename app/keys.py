@@ -55,6 +55,8 @@ class Use(StrEnum):
     audit_chain = "audit chain"  # the HMAC of each audit record (the keyed hash chain)
     audit_record = "audit record"  # the sealed reason and changes of each audit record
     audit_anchor = "audit anchor"  # the signed checkpoints of the chain's head
+    research = "research data"  # sealed columns: contacts, answers, scores, notes, arms
+    research_index = "research index"  # keyed hashes beside sealed columns, for look-ups
 
 
 # HMAC keys whose outputs are handed out (links in emails, forms in browsers): they stay

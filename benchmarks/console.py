@@ -65,7 +65,7 @@ from sqlalchemy.orm import Session
 
 from app.auth.models import User
 from app.config import Settings
-from app.db.engine import Database, make_engine
+from app.db.engine import Database
 from app.demo import DEMO_ADMIN_EMAIL
 from app.outbox.models import MessageKind, MessageStatus, OutboxMessage
 from app.studies.models import Study
@@ -109,10 +109,12 @@ class Work:
     missed: int
 
 
-def add_work(database_url: str) -> Work:
+def add_work(database_url: str, secret_key: str | None) -> Work:
     """After `export.fill` (every survey completed): open surveys, missed ones, safety
-    alerts (some acknowledged) and emails that could not be sent."""
-    engine = make_engine(Settings(database_url=database_url))
+    alerts (some acknowledged) and emails that could not be sent (sealed as they are
+    written, with the database's keys)."""
+    db = Database(Settings(database_url=database_url, secret_key=secret_key))
+    engine = db.engine
     try:
         zone = ZoneInfo(export.definition()["timezone"])
         now = datetime.now(UTC)
@@ -183,7 +185,7 @@ def add_work(database_url: str) -> Work:
             )  # fmt: skip
         export._settle(engine)
     finally:
-        engine.dispose()
+        db.dispose()
     return Work(open=len(opened), missed=len(missed))
 
 
@@ -206,7 +208,7 @@ def setup(env: dict[str, str], *, participants: int, log: Path) -> str:
         zone=ZoneInfo(document["timezone"]),
         secret_key=env.get("TRIALDESK_SECRET_KEY"),
     )
-    work = add_work(database_url)
+    work = add_work(database_url, env.get("TRIALDESK_SECRET_KEY"))
     print(
         f"  filled {participants} participants ({3 * participants} surveys: {work.open} open, "
         f"{work.missed} missed) in {time.perf_counter() - started:.1f} s",

@@ -68,7 +68,7 @@ from sqlalchemy import Connection, Engine, insert, select, text, update
 
 from app.auth.models import User
 from app.config import Settings
-from app.db.engine import Database, make_engine
+from app.db.engine import Database
 from app.demo import DEMO_ADMIN_EMAIL, demo_definition
 from app.participants.lifecycle import ParticipantStatus
 from app.participants.models import Participant
@@ -76,7 +76,7 @@ from app.randomization.models import Allocation, Stratum
 from app.randomization.strata import stratum_key
 from app.studies import service as studies
 from app.studies.models import Site, Study
-from app.studies.pseudonyms import pseudonym
+from app.studies.pseudonyms import export_order
 from app.surveys.models import SurveyInstance
 from app.surveys.scheduling import window
 from benchmarks.driver import REQUEST_TIMEOUT_S, BenchError, create_active_study, run_cli
@@ -190,7 +190,9 @@ def people(count: int, *, first_id: int, start: datetime) -> list[Person]:
 def fill(database_url: str, *, participants: int, zone: ZoneInfo, secret_key: str | None) -> None:
     """Write `participants` randomized participants, each with three completed surveys,
     straight into the database (the server must not be running on SQLite)."""
-    engine = make_engine(Settings(database_url=database_url))
+    # The database's keys seal arms, answers and scores as they are inserted.
+    db = Database(Settings(database_url=database_url, secret_key=secret_key))
+    engine = db.engine
     try:
         with engine.begin() as connection:
             study_id = connection.scalar(select(Study.id).where(Study.slug == STUDY))
@@ -219,11 +221,11 @@ def fill(database_url: str, *, participants: int, zone: ZoneInfo, secret_key: st
                 )  # fmt: skip
         _settle(engine)
     finally:
-        engine.dispose()
+        db.dispose()
 
 
 def _blinding_key(database_url: str, secret_key: str | None) -> bytes:
-    """The study's blinding key, which its participants' pseudonyms come from."""
+    """The study's blinding key, which its participants' export order comes from."""
     db = Database(Settings(database_url=database_url, secret_key=secret_key))
     try:
         with db.session(write=False) as session:
@@ -275,7 +277,7 @@ def _insert_batch(
         participants.append(
             {
                 "id": p.id, "study_id": study_id, "site_id": sites[p.site], "code": p.code,
-                "pseudonym": pseudonym(key, p.code),
+                "export_order": export_order(key, p.code),
                 "status": ParticipantStatus.randomized.value, "screening": screening,
                 "ineligible_reasons": None, "strata": {"diagnosis": p.diagnosis},
                 "stratum": p.stratum, "consent_version": "1.0", "screened_at": p.enrolled_at,
@@ -387,7 +389,8 @@ class NullSink:
 
 def raw_export(engine: Engine, *, study_id: int) -> Download:
     """The baseline: one select of the same values, streamed as the API's is, each row
-    written with csv.writer (answers and scores decoded from JSON by the column type)."""
+    written with csv.writer (arms, answers and scores opened and decoded from JSON by the
+    sealed column types, as any reader must: `engine` is a `Database`'s, with its keys)."""
     query = (
         select(
             Participant.code,
@@ -495,7 +498,8 @@ def bench_size(
     )
     print(f"  filled in {time.perf_counter() - started:.1f} s; exporting ...", flush=True)
     result = SizeResult(participants)
-    engine = make_engine(Settings(database_url=database_url))
+    db = Database(Settings(database_url=database_url, secret_key=env.get("TRIALDESK_SECRET_KEY")))
+    engine = db.engine
     try:
         with engine.connect() as connection:
             study_id = connection.scalar(select(Study.id).where(Study.slug == STUDY))
@@ -517,7 +521,7 @@ def bench_size(
                 result.raw.append(raw_export(engine, study_id=study_id))
             result.peak_kb = memory_kb(pid)["VmHWM"]
     finally:
-        engine.dispose()
+        db.dispose()
     if any(d.rows != result.rows or d.columns != COLUMNS for d in result.raw):
         raise BenchError(f"the baseline wrote {result.raw[0].rows} rows, not {result.rows}")
     api_runs = " ".join(f"{d.seconds:.2f}" for d in result.api)

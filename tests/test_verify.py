@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
@@ -71,16 +72,11 @@ def test_verify_passes_on_untouched_allocations_trail_and_data(settings, api):
 def test_verify_detects_a_tampered_allocation(settings, db, api):
     codes = _randomize_some(api)
     _allow_tampering(db, "allocations")
-    with db.engine.begin() as connection:
-        arm = connection.exec_driver_sql(
-            "SELECT a.arm FROM allocations a JOIN participants p ON p.id = a.participant_id "
-            f"WHERE p.code = '{codes[3]}'"
-        ).scalar_one()
+    with db.engine.begin() as connection:  # arms are sealed: changed by one with the key
+        victim = Allocation.participant_code == codes[3]
+        arm = connection.execute(sa.select(Allocation.arm).where(victim)).scalar_one()
         other = "control" if arm != "control" else "listserv"
-        connection.exec_driver_sql(
-            f"UPDATE allocations SET arm = '{other}' WHERE participant_id = "
-            f"(SELECT id FROM participants WHERE code = '{codes[3]}')"
-        )
+        connection.execute(sa.update(Allocation).where(victim).values(arm=other))
     code, output = _verify(settings)
     assert code == 1
     assert "does not match the re-derived sequence" in output

@@ -15,7 +15,15 @@ from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 from sqlalchemy.pool import NullPool
 
 from app.config import Settings
-from app.db.server_key import KEYS_INFO, check_server_key, keep_stable_keys, keys_for
+from app.db.sealed import attach_keys
+from app.db.server_key import (
+    KEYS_INFO,
+    check_server_key,
+    keep_stable_keys,
+    keys_for,
+    sealing_keys_of,
+)
+from app.keys import Keys
 from app.metrics import EVENTS, PENDING_EVENTS, WAITS
 
 WRITE_OPTION = "trialdesk_write"
@@ -32,6 +40,7 @@ class Database:
         self.probe = make_engine(settings, probe=True)  # for /healthz and /readyz
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         self.keys = keys_for(settings)
+        attach_keys(self.engine, self.keys)  # the sealed columns of research data use them
         info = {KEYS_INFO: self.keys, STATE_DIR_INFO: settings.state_folder}
         self._read = sessionmaker(self.engine, expire_on_commit=False, info=info)
         self._write = sessionmaker(
@@ -42,6 +51,7 @@ class Database:
         if self.is_sqlite:
             _gate_write_transactions(self._write, timeout_s=settings.db_lock_timeout_ms / 1000)
         _count_committed_events(self._write)
+        _seal_with_the_current_key(self._write, self.keys)
 
     @property
     def request_slots(self) -> int:
@@ -99,6 +109,19 @@ def _gate_write_transactions(factory: sessionmaker[Session], *, timeout_s: float
         if session.info.get(_GATE) is transaction:
             del session.info[_GATE]
             gate.release()
+
+
+def _seal_with_the_current_key(factory: sessionmaker[Session], keys: Keys) -> None:
+    """Before a transaction's first flush, learn which key of the ring the database
+    says seals (and share the lock on that row): the sealed columns seal with the ring's
+    current key, which a key rotation in another process may have changed since. (A
+    session given other keys, as `trialdesk keys rotate` does, chooses for itself.)"""
+
+    @event.listens_for(factory, "before_flush")
+    def _check(session: Session, *_: Any) -> None:
+        if (session.new or session.dirty) and session.info.get(KEYS_INFO) is keys:
+            with session.no_autoflush:
+                sealing_keys_of(session)
 
 
 def _count_committed_events(factory: sessionmaker[Session]) -> None:

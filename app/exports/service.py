@@ -44,7 +44,7 @@ from app.randomization.models import Allocation, Stratum
 from app.studies import service as studies
 from app.studies.definition import StudyDefinition
 from app.studies.models import Site, Study
-from app.studies.pseudonyms import group_codes
+from app.studies.pseudonyms import group_codes, pseudonym
 from app.surveys.models import SurveyInstance
 from app.surveys.scheduling import local_date, status_of
 
@@ -76,6 +76,8 @@ class Export:
     columns: list[Column]
     groups: dict[str, str]  # arm → group code
     now: datetime
+    # The study's blinding key: pseudonyms are computed, never stored beside codes.
+    blinding_key: bytes = field(repr=False, default=b"")
     id: str = field(default_factory=lambda: secrets.token_hex(8))  # pairs its audit records
 
 
@@ -93,6 +95,7 @@ def prepare(session: Session, *, study: Study, kind: Kind, shape: Shape) -> Expo
         columns=columns(definition, shape=shape, unblinded=kind is Kind.unblinded),
         groups=group_codes(key, [a.code for a in definition.arms]),
         now=audit.lock_chain_head(session).at,
+        blinding_key=key,
     )
 
 
@@ -178,7 +181,7 @@ def records(session: Session, export: Export) -> Iterator[ParticipantRecord]:
     query = (
         select(
             Participant.id,
-            Participant.pseudonym,
+            Participant.code,
             Participant.strata,
             Participant.randomized_at,
             Site.code.label("site"),
@@ -203,8 +206,9 @@ def records(session: Session, export: Export) -> Iterator[ParticipantRecord]:
             Participant.study_id == export.study_id,
             Participant.status != ParticipantStatus.ineligible,
         )
-        # By pseudonym: the order of enrollment would give codes and allocations away.
-        .order_by(Participant.pseudonym, Participant.id, SurveyInstance.id)
+        # By a keyed hash of the code: the order of enrollment would give codes and
+        # allocations away (studies.pseudonyms.export_order).
+        .order_by(Participant.export_order, Participant.id, SurveyInstance.id)
         .execution_options(yield_per=YIELD_PER)
     )
     result = session.connection().execute(query)  # rows, not entities: no ORM work
@@ -228,7 +232,7 @@ def records(session: Session, export: Export) -> Iterator[ParticipantRecord]:
                 position=first.position,
             )
         yield ParticipantRecord(
-            pseudonym=first.pseudonym,
+            pseudonym=pseudonym(export.blinding_key, first.code),
             group=export.groups.get(first.arm) if first.arm is not None else None,
             site=first.site,
             strata=first.strata or {},

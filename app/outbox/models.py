@@ -9,6 +9,7 @@ from sqlalchemy import ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db.base import Base
+from app.db.sealed import SealedText
 
 
 class MessageKind(StrEnum):
@@ -44,6 +45,7 @@ class OutboxMessage(Base):
     attempts: Mapped[int] = mapped_column(default=0)
     next_attempt_at: Mapped[datetime]
     lease_until: Mapped[datetime | None]  # claimed by a sender until then
-    last_error: Mapped[str | None] = mapped_column(String(500))
+    # A mail server's answer can name the address: sealed.
+    last_error: Mapped[str | None] = mapped_column(SealedText("outbox_messages.last_error"))
     created_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]

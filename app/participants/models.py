@@ -9,6 +9,7 @@ from sqlalchemy import ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.db.base import Base
+from app.db.sealed import KEYED_HASH, SealedText
 from app.participants.lifecycle import ParticipantStatus, was_randomized
 from app.studies.models import Site
 
@@ -23,9 +24,11 @@ class Participant(Base):
     study_id: Mapped[int] = mapped_column(ForeignKey("studies.id"), index=True)
     site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"), index=True)
     code: Mapped[str] = mapped_column(String(32))
-    # From the study's blinding key (studies.pseudonyms): exports show it, and are ordered
-    # by it, so that a row's place tells nothing of when or where someone enrolled.
-    pseudonym: Mapped[str] = mapped_column(String(16), index=True)
+    # The pseudonym is not stored (beside the code it would give away): exports compute it
+    # from the study's blinding key. They are ordered by this keyed hash of the code
+    # (studies.pseudonyms.export_order), so a row's place tells nothing of when or where
+    # someone enrolled, and is the same in every export.
+    export_order: Mapped[str] = mapped_column(String(64), index=True)
     status: Mapped[ParticipantStatus] = mapped_column(String(16), index=True)
     screening: Mapped[dict[str, Any]]
     ineligible_reasons: Mapped[list[Any] | None]
@@ -36,7 +39,9 @@ class Participant(Base):
     enrolled_at: Mapped[datetime | None]
     randomized_at: Mapped[datetime | None]
     withdrawn_at: Mapped[datetime | None]
-    withdrawal_reason: Mapped[str | None] = mapped_column(String(2000))
+    withdrawal_reason: Mapped[str | None] = mapped_column(
+        SealedText("participants.withdrawal_reason")
+    )
     # Status before withdrawal, so reports can tell withdrawn-after-randomization apart.
     withdrawn_from: Mapped[str | None] = mapped_column(String(16))
     created_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
@@ -51,13 +56,20 @@ class Participant(Base):
 
 
 class Contact(Base):
-    """Identifying details: shown to that site's coordinators and admins, never exported."""
+    """Identifying details: shown to that site's coordinators and admins, never exported.
+    Sealed at rest; email and phone have keyed hashes beside them for exact look-ups."""
 
     __tablename__ = "contacts"
 
     participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id"), primary_key=True)
-    name: Mapped[str] = mapped_column(String(200))
-    email: Mapped[str | None] = mapped_column(String(320))
-    phone: Mapped[str | None] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(SealedText("contacts.name"))
+    email: Mapped[str | None] = mapped_column(SealedText("contacts.email"))
+    phone: Mapped[str | None] = mapped_column(SealedText("contacts.phone"))
+    email_index: Mapped[str | None] = mapped_column(
+        String(64), index=True, info={KEYED_HASH: ("email", "email")}
+    )
+    phone_index: Mapped[str | None] = mapped_column(
+        String(64), index=True, info={KEYED_HASH: ("phone", "phone")}
+    )
 
     participant: Mapped[Participant] = relationship(back_populates="contact")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from app.audit import service as audit
@@ -13,6 +13,8 @@ from app.audit.actions import AuditAction
 from app.auth.permissions import may_access_site, reachable_sites
 from app.auth.principal import Principal
 from app.db.base import utcnow
+from app.db.sealed import keyed_hash
+from app.db.server_key import keys_of, sealing_keys_of
 from app.errors import (
     FieldProblem,
     Forbidden,
@@ -74,7 +76,7 @@ def enroll(
         study_id=study.id,
         site_id=site.id,
         code=code,
-        pseudonym=studies.pseudonym_of(session, study, code),
+        export_order=studies.export_order_of(session, study, code),
         status=lifecycle.screened(eligible=eligible),
         screening=dict(data.screening),
         ineligible_reasons=outcome.ineligible_reasons or None,
@@ -101,13 +103,18 @@ def enroll(
             anchor_at=now,
         )
     if eligible and data.contact is not None:
-        # Identifying details stay out of the research row and out of the audit trail.
+        # Identifying details stay out of the research row and out of the audit trail;
+        # sealed at rest, with keyed hashes of email and phone for exact look-ups.
+        email = str(data.contact.email) if data.contact.email else None
+        keys = sealing_keys_of(session)
         session.add(
             Contact(
                 participant_id=participant.id,
                 name=data.contact.name,
-                email=str(data.contact.email) if data.contact.email else None,
+                email=email,
                 phone=data.contact.phone,
+                email_index=keyed_hash(keys, "email", email),
+                phone_index=keyed_hash(keys, "phone", data.contact.phone),
             )
         )
     audit.record(
@@ -410,3 +417,35 @@ def verify_allocations(session: Session, *, study: Study) -> list[Finding]:
         commitment=study.commitment,
         participants=participants,
     )
+
+
+def find_by_contact(
+    session: Session,
+    *,
+    study: Study,
+    user: Principal,
+    email: str | None = None,
+    phone: str | None = None,
+) -> Sequence[Participant]:
+    """Participants of the user's sites whose email or phone is exactly this one, found
+    through the keyed hashes beside the sealed contact details (nothing is decrypted)."""
+    keys = keys_of(session)
+    wanted = [
+        column == digest
+        for column, digest in (
+            (Contact.email_index, keyed_hash(keys, "email", email)),
+            (Contact.phone_index, keyed_hash(keys, "phone", phone)),
+        )
+        if digest is not None
+    ]
+    if not wanted:
+        return []
+    query = (
+        select(Participant)
+        .join(Contact, Contact.participant_id == Participant.id)
+        .where(Participant.study_id == study.id, or_(*wanted))
+    )
+    sites = reachable_sites(user)
+    if sites is not None:
+        query = query.where(Participant.site_id.in_(sites))
+    return session.scalars(query.order_by(Participant.id)).all()

@@ -8,6 +8,7 @@ from sqlalchemy import ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.db.base import Base
+from app.db.sealed import SealedText
 
 
 class Stratum(Base):
@@ -45,7 +46,7 @@ class Allocation(Base):
     block: Mapped[int | None]
     block_size: Mapped[int | None]
     position: Mapped[int | None]
-    arm: Mapped[str] = mapped_column(String(64))
+    arm: Mapped[str] = mapped_column(SealedText("allocations.arm"))  # never in plain at rest
     randomized_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
     randomized_at: Mapped[datetime]
 
@@ -62,7 +63,7 @@ class AllocationTableRow(Base):
     study_id: Mapped[int] = mapped_column(ForeignKey("studies.id"), index=True)
     stratum: Mapped[str] = mapped_column(String(500))
     sequence: Mapped[int]
-    arm: Mapped[str] = mapped_column(String(64))
+    arm: Mapped[str] = mapped_column(SealedText("allocation_table_rows.arm"))  # the sequence
     block: Mapped[int | None]
     block_size: Mapped[int | None]
     position: Mapped[int | None]

@@ -105,24 +105,17 @@ def consort(session: Session, *, study: Study, user: Principal) -> ConsortFlow:
             Participant.randomized_at.is_(None),
         )
     )
-    randomized = dict(
-        session.execute(
-            select(Allocation.arm, func.count())
-            .where(Allocation.study_id == study.id)
-            .group_by(Allocation.arm)
-        ).all()
-    )
-    withdrawn = dict(
-        session.execute(
-            select(Allocation.arm, func.count())
-            .join(Participant, Participant.id == Allocation.participant_id)
-            .where(
-                Allocation.study_id == study.id,
-                Participant.status == ParticipantStatus.withdrawn,
-            )
-            .group_by(Allocation.arm)
-        ).all()
-    )
+    # Arms are sealed at rest: counted here, not grouped by the database.
+    randomized: Counter[str] = Counter()
+    withdrawn: Counter[str] = Counter()
+    for arm, status in session.execute(
+        select(Allocation.arm, Participant.status)
+        .join(Participant, Participant.id == Allocation.participant_id)
+        .where(Allocation.study_id == study.id)
+        .execution_options(yield_per=1000)
+    ):
+        randomized[arm] += 1
+        withdrawn[arm] += status == ParticipantStatus.withdrawn
     surveys = _survey_counts(session, study=study, definition=definition)
     ineligible = by_status.get(ParticipantStatus.ineligible, 0)
     screened = sum(by_status.values())
@@ -186,28 +179,35 @@ def _survey_counts(
 ) -> defaultdict[tuple[str, str], Counter[SurveyStatus]]:
     """(arm, timepoint) → surveys of randomized participants by status, now.
 
-    Surveys with the same window and the same events so far have the same status: the
-    database counts them in groups, and the status rule (`status`) is applied once per
-    group rather than once per survey."""
+    Arms are sealed at rest, so each participant's arm is opened once and their surveys
+    are grouped here; surveys with the same window and the same events so far have the
+    same status, so the status rule (`status`) is applied once per group rather than
+    once per survey."""
     zone, now = definition.zone(), utcnow()
     completed = case((SurveyInstance.completed_at <= now, True), else_=False)
     cancelled = case((SurveyInstance.cancelled_at <= now, True), else_=False)
-    keys = (
-        Allocation.arm,
-        SurveyInstance.timepoint,
-        SurveyInstance.opens_on,
-        SurveyInstance.closes_on,
-        completed,
-        cancelled,
-    )
-    counts: defaultdict[tuple[str, str], Counter[SurveyStatus]] = defaultdict(Counter)
-    groups = session.execute(
-        select(*keys, func.count())
-        .join(SurveyInstance, SurveyInstance.participant_id == Allocation.participant_id)
+    arm_of: dict[int, str] = {
+        participant_id: arm
+        for participant_id, arm in session.execute(
+            select(Allocation.participant_id, Allocation.arm).where(Allocation.study_id == study.id)
+        )
+    }
+    lines = session.execute(
+        select(
+            SurveyInstance.participant_id,
+            SurveyInstance.timepoint,
+            SurveyInstance.opens_on,
+            SurveyInstance.closes_on,
+            completed,
+            cancelled,
+        )
+        .join(Allocation, SurveyInstance.participant_id == Allocation.participant_id)
         .where(Allocation.study_id == study.id)
-        .group_by(*keys)
+        .execution_options(yield_per=1000)
     )
-    for arm, timepoint, opens_on, closes_on, was_completed, was_cancelled, n in groups:
+    groups = Counter((arm_of[line[0]], *line[1:]) for line in lines)
+    counts: defaultdict[tuple[str, str], Counter[SurveyStatus]] = defaultdict(Counter)
+    for (arm, timepoint, opens_on, closes_on, was_completed, was_cancelled), n in groups.items():
         current = scheduling.status(
             Window(opens_on, closes_on),
             now=now,

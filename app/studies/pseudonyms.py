@@ -2,7 +2,10 @@
 
 A participant's pseudonym is `P` and 12 base-32 characters of
 HMAC-SHA256(key, "pseudonym|<participant code>"): the same in every export of the study,
-and no one without the key can tell whose it is. The arms, in the order the study lists
+and no one without the key can tell whose it is. It is never stored beside the code:
+exports compute it. They are ordered by another keyed hash of the code, `export_order`
+(stored, indexed), so that a row's place is the same in every export and tells nothing
+of when or where someone enrolled. The arms, in the order the study lists
 them, are dealt to the group codes `G1..Gk` by a Fisher-Yates shuffle drawn from
 HMAC-SHA256(key, "groups|<counter>") (the generator of `randomization.blocks`): which
 group is which arm cannot be read from the order of the definition, nor from the
@@ -25,6 +28,12 @@ def pseudonym(key: bytes, participant_code: str) -> str:
     """The participant's pseudonym in the study's exports."""
     digest = hmac.new(key, b"pseudonym|" + participant_code.encode(), hashlib.sha256).digest()
     return "P" + base64.b32encode(digest).decode()[:PSEUDONYM_CHARACTERS]
+
+
+def export_order(key: bytes, participant_code: str) -> str:
+    """The participant's place in the study's exports: HMAC-SHA256(key, "order|<code>"),
+    hex (independent of the pseudonym, so the stored value does not give it away)."""
+    return hmac.new(key, b"order|" + participant_code.encode(), hashlib.sha256).hexdigest()
 
 
 def group_codes(key: bytes, arms: Sequence[str]) -> dict[str, str]:

@@ -33,7 +33,7 @@ from app.randomization.strata import MAX_STRATA, count_strata
 from app.studies.definition import StudyDefinition
 from app.studies.lifecycle import StudyStatus, ensure_draft, ensure_enrolling, ensure_not_locked
 from app.studies.models import BlindingKey, Site, Study
-from app.studies.pseudonyms import pseudonym
+from app.studies.pseudonyms import export_order
 from app.studies.schemas import SimulationRequest, StudyDescription
 from app.studies.simulation import Scenario, simulate_design
 from app.studies.validation import check_definition
@@ -79,9 +79,9 @@ def blinding_key_of(session: Session, study: Study) -> bytes:
     return keys_of(session).open(Use.blinding_key, sealed, context=study.slug)
 
 
-def pseudonym_of(session: Session, study: Study, code: str) -> str:
-    """The participant's pseudonym in the study's exports (from the blinding key)."""
-    return pseudonym(blinding_key_of(session, study), code)
+def export_order_of(session: Session, study: Study, code: str) -> str:
+    """The participant's place in the study's exports (from the blinding key)."""
+    return export_order(blinding_key_of(session, study), code)
 
 
 def secret_of(session: Session, study: Study) -> bytes:

@@ -9,6 +9,7 @@ from sqlalchemy import ForeignKey, Index, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db.base import Base
+from app.db.sealed import SealedJSON, SealedText
 
 
 class SurveyInstance(Base):
@@ -39,14 +40,15 @@ class SurveyInstance(Base):
     participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id"))
     participant_code: Mapped[str] = mapped_column(String(32))
     timepoint: Mapped[str] = mapped_column(String(64))
-    instruments: Mapped[list[Any]]  # instrument codes, arm-limited ones already chosen
+    # Instrument codes, arm-limited ones already chosen: sealed, as they tell arms apart.
+    instruments: Mapped[list[Any]] = mapped_column(SealedJSON("survey_instances.instruments"))
     anchor_at: Mapped[datetime]
     opens_on: Mapped[date] = mapped_column(index=True)
     closes_on: Mapped[date]
     issue: Mapped[int] = mapped_column(default=1)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    answers: Mapped[dict[str, Any]]
-    scores: Mapped[dict[str, Any] | None]
+    answers: Mapped[dict[str, Any]] = mapped_column(SealedJSON("survey_instances.answers"))
+    scores: Mapped[dict[str, Any] | None] = mapped_column(SealedJSON("survey_instances.scores"))
     messages_enqueued: Mapped[int] = mapped_column(default=0)  # invitation, then reminders
     saved_at: Mapped[datetime | None]
     completed_at: Mapped[datetime | None]
@@ -73,9 +75,9 @@ class Alert(Base):
     site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"))
     instance_id: Mapped[int] = mapped_column(ForeignKey("survey_instances.id"))
     participant_code: Mapped[str] = mapped_column(String(32))
-    rule: Mapped[str] = mapped_column(String(64))
-    text: Mapped[str] = mapped_column(String(2000))
+    rule: Mapped[str] = mapped_column(SealedText("survey_alerts.rule"))  # tells the answer
+    text: Mapped[str] = mapped_column(SealedText("survey_alerts.text"))  # names answers
     raised_at: Mapped[datetime]
     acknowledged_at: Mapped[datetime | None]
     acknowledged_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
-    note: Mapped[str | None] = mapped_column(String(2000))
+    note: Mapped[str | None] = mapped_column(SealedText("survey_alerts.note"))

@@ -19,6 +19,9 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 GENESIS_HASH = "0" * 64
 SCHEME = b"trialdesk audit v2"
 SEAL_VERSION = b"\x01"
+# Sealed since the key ring (revision 5c1e0a9d7b42): b"\x02" + a 4-byte key id + the
+# rest of format 1. A downgrade below that revision meets such values.
+KEYED_SEAL_VERSION, KEY_ID_BYTES = b"\x02", 4
 NONCE_BYTES = 12
 AUDIT_CHAIN = "audit chain"
 AUDIT_RECORD = "audit record"
@@ -51,6 +54,8 @@ def seal(key: bytes, use: str, plaintext: bytes, *, context: str) -> bytes:
 
 
 def open_sealed(key: bytes, use: str, sealed: bytes, *, context: str) -> bytes:
+    if sealed[:1] == KEYED_SEAL_VERSION:  # the key ring's format: a key id, then as v1
+        sealed = SEAL_VERSION + sealed[1 + KEY_ID_BYTES :]
     if sealed[:1] != SEAL_VERSION:
         raise ValueError("not a value sealed in the format of 2026-12-07")
     nonce, body = sealed[1 : 1 + NONCE_BYTES], sealed[1 + NONCE_BYTES :]

@@ -11,9 +11,14 @@ from typing import Any
 
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 from frictionless import Package, validate
 
 from app.demo import demo_definition
+from app.participants.models import Participant
+from app.studies import service as studies
+from app.studies.models import Study
+from app.studies.pseudonyms import export_order, pseudonym
 from tests.helpers import BASELINE_ANSWERS, bearer, enrollment
 
 STUDY = "leak-study"
@@ -306,13 +311,23 @@ def test_a_blind_role_sees_group_codes_in_reports_and_an_open_one_the_arms(api, 
     assert json.dumps(coded).count("Label-") == 0
 
 
-def test_rows_come_in_pseudonym_order_not_in_the_order_of_enrollment(api, trial):
+def test_rows_come_in_a_keyed_order_the_same_every_time_not_the_order_of_enrollment(api, db, trial):
     statistician = api.user("statistician")
     wide = _csv(_get(api, "/exports/blinded", statistician, shape="wide").text)
     pseudonyms = [r["pseudonym"] for r in wide]
-    assert pseudonyms == sorted(pseudonyms) and len(set(pseudonyms)) == PEOPLE
+    assert len(set(pseudonyms)) == PEOPLE
+    with db.session(write=False) as session:
+        study = session.scalars(sa.select(Study).where(Study.slug == STUDY)).one()
+        key = studies.blinding_key_of(session, study)
+        codes = session.scalars(
+            sa.select(Participant.code).where(Participant.study_id == study.id)
+        ).all()
+    by_order = sorted(codes, key=lambda code: export_order(key, code))
+    assert pseudonyms == [pseudonym(key, code) for code in by_order]
     long = _csv(_get(api, "/exports/blinded", statistician).text)
     assert [r["pseudonym"] for r in long[::3]] == pseudonyms
+    again = _csv(_get(api, "/exports/blinded", statistician, shape="wide").text)
+    assert [r["pseudonym"] for r in again] == pseudonyms
 
 
 def test_a_blind_coordinator_sees_the_randomized_pooled_never_split_by_group(api, trial):

@@ -5,11 +5,13 @@ from __future__ import annotations
 import hashlib
 
 import pytest
+import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from app.cli import app as cli
 from app.demo import demo_definition
 from app.randomization.blocks import ArmRatio, sequence
+from app.randomization.models import AllocationTableRow
 from tests.helpers import STUDY, bearer, enrollment
 
 TABLE = (
@@ -114,10 +116,14 @@ def test_allocations_follow_the_table_and_verify_checks_them(settings, db, api, 
     ]
     code, output = _verify(settings)
     assert code == 0, output
-    with db.engine.begin() as connection:
-        connection.exec_driver_sql(
-            "UPDATE allocation_table_rows SET arm = 'control' WHERE sequence = 2 "
-            "AND stratum = 'site=PHL|diagnosis=bipolar'"
+    with db.engine.begin() as connection:  # arms are sealed: changed by one with the key
+        connection.execute(
+            sa.update(AllocationTableRow)
+            .where(
+                AllocationTableRow.sequence == 2,
+                AllocationTableRow.stratum == "site=PHL|diagnosis=bipolar",
+            )
+            .values(arm="control")
         )
     code, output = _verify(settings)
     assert code == 1

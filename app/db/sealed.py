@@ -1,0 +1,203 @@
+"""Research data sealed at rest: one column type for every sealed column.
+
+`SealedText` and `SealedJSON` seal a value (AES-GCM, `Keys.seal` under `Use.research`,
+bound to the column's `table.column` name) when it is written and open it when it is
+read, so ORM attributes and Core rows hold plain Python values and a copy of the
+database holds none. The keys are those of the engine the statement runs on: each
+`Database` attaches its own (`attach_keys`), so several databases with different keys
+can live in one process. A sealed column cannot be compared, grouped or ordered in SQL;
+what must be looked up or kept unique has a keyed hash beside it (`keyed_hash`, a
+column marked with `KEYED_HASH`), rebuilt from the opened value by `reseal`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+from collections.abc import Iterator
+from typing import Any
+
+from sqlalchemy import Column, Engine, LargeBinary, Table, select, text, update
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import Session
+from sqlalchemy.types import TypeDecorator
+
+from app.db.base import Base
+from app.keys import Keys, Use
+
+_KEYS_ATTRIBUTE = "trialdesk_keys"
+KEYED_HASH = "trialdesk_keyed_hash"  # Column.info: the kind of value its hash is of
+RESEAL_BATCH = 500
+
+
+class KeysMissing(RuntimeError):
+    """A sealed column was used on an engine that was given no keys."""
+
+
+def attach_keys(engine: Engine, keys: Keys) -> None:
+    """Let the sealed columns of statements run on `engine` use `keys`."""
+    setattr(engine.dialect, _KEYS_ATTRIBUTE, keys)
+
+
+def keys_of_dialect(dialect: Dialect) -> Keys:
+    """The keys attached to the engine of this dialect."""
+    keys: Keys | None = getattr(dialect, _KEYS_ATTRIBUTE, None)
+    if keys is None:
+        raise KeysMissing(
+            "sealed research data read or written on an engine without the server key; "
+            "use app.db.engine.Database (or attach_keys)"
+        )
+    return keys
+
+
+class SealedText(TypeDecorator[str]):
+    """Text sealed at rest under `Use.research`, bound to `context` (`table.column`)."""
+
+    impl = LargeBinary
+    cache_ok = True
+
+    def __init__(self, context: str) -> None:
+        super().__init__()
+        self.context = context
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> bytes | None:
+        if value is None:
+            return None
+        return keys_of_dialect(dialect).seal(Use.research, value.encode(), context=self.context)
+
+    def process_result_value(self, value: bytes | None, dialect: Dialect) -> str | None:
+        if value is None:
+            return None
+        opened = keys_of_dialect(dialect).open(Use.research, bytes(value), context=self.context)
+        return opened.decode()
+
+
+class SealedJSON(TypeDecorator[Any]):
+    """A JSON document sealed at rest under `Use.research`, bound to `context`.
+    Python None is SQL NULL (never a sealed JSON `null`)."""
+
+    impl = LargeBinary
+    cache_ok = True
+
+    def __init__(self, context: str) -> None:
+        super().__init__()
+        self.context = context
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> bytes | None:
+        if value is None:
+            return None
+        plain = json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+        return keys_of_dialect(dialect).seal(Use.research, plain, context=self.context)
+
+    def process_result_value(self, value: bytes | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        opened = keys_of_dialect(dialect).open(Use.research, bytes(value), context=self.context)
+        return json.loads(opened)
+
+
+def normalized(kind: str, value: str) -> str:
+    """The form of a value its keyed hash is taken of: emails without case or spaces
+    around, phone numbers as their digits (and a leading +)."""
+    value = value.strip()
+    if kind == "email":
+        return value.lower()
+    if kind == "phone":
+        return ("+" if value.startswith("+") else "") + re.sub(r"\D", "", value)
+    return value
+
+
+def keyed_hash(keys: Keys, kind: str, value: str | None) -> str | None:
+    """HMAC-SHA256 (under `Use.research_index`) of a normalized value, hex; None for
+    None. Equal values have equal hashes, so it can be looked up or kept unique; without
+    the server key it tells nothing of the value."""
+    if value is None or not value.strip():
+        return None
+    message = f"{kind}|{normalized(kind, value)}".encode()
+    return hmac.new(keys.derived(Use.research_index), message, hashlib.sha256).hexdigest()
+
+
+def sealed_tables() -> Iterator[tuple[Table, list[Column[Any]], list[Column[Any]]]]:
+    """Every table with sealed columns: (table, its sealed columns, its keyed hashes)."""
+    for table in Base.metadata.sorted_tables:
+        sealed = [c for c in table.columns if isinstance(c.type, SealedText | SealedJSON)]
+        hashes = [c for c in table.columns if KEYED_HASH in c.info]
+        if sealed:
+            yield table, sealed, hashes
+
+
+def reseal(session: Session) -> int:
+    """Seal every sealed value again with the session's current keys, and rebuild the
+    keyed hashes beside them (after a key rotation); the number of rows rewritten.
+
+    Reads each table in primary-key order, `RESEAL_BATCH` rows at a time, and writes
+    them back in the same transaction (flushed, not committed). Append-only tables
+    (the allocation ledger) have their triggers set aside for the rewrite and put back
+    within the transaction, so nothing else can change them meanwhile. It covers the
+    tables of the models imported: import `app.models` first (as the CLI must)."""
+    keys = keys_of_dialect(session.get_bind().dialect)
+    rewritten = 0
+    for table, sealed, hashes in sealed_tables():
+        (key,) = table.primary_key.columns
+        with _triggers_lifted(session, table):
+            last: Any = None
+            while True:
+                query = select(key, *sealed).order_by(key).limit(RESEAL_BATCH)
+                if last is not None:
+                    query = query.where(key > last)
+                rows = session.execute(query).all()
+                if not rows:
+                    break
+                for row in rows:
+                    values = {c.name: row[i + 1] for i, c in enumerate(sealed)}
+                    for column in hashes:
+                        source, kind = column.info[KEYED_HASH]
+                        values[column.name] = keyed_hash(keys, kind, values[source])
+                    session.execute(update(table).where(key == row[0]).values(**values))
+                rewritten += len(rows)
+                last = rows[-1][0]
+    session.flush()
+    return rewritten
+
+
+class _triggers_lifted:
+    """Set aside a table's own triggers (append-only guards) until the block ends."""
+
+    def __init__(self, session: Session, table: Table) -> None:
+        self.session, self.table = session, table
+        self.saved: list[str] = []
+        self.postgresql = session.get_bind().dialect.name == "postgresql"
+
+    def __enter__(self) -> None:
+        name = self.table.name
+        if self.postgresql:
+            count = self.session.execute(
+                text(
+                    "SELECT count(*) FROM pg_trigger "
+                    "WHERE tgrelid = CAST(:t AS regclass) AND NOT tgisinternal"
+                ),
+                {"t": name},
+            ).scalar_one()
+            if count:
+                self.saved = [name]
+                self.session.execute(text(f'ALTER TABLE "{name}" DISABLE TRIGGER USER'))
+            return
+        triggers = self.session.execute(
+            text("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = :t"),
+            {"t": name},
+        ).all()
+        for trigger, sql in triggers:
+            self.session.execute(text(f'DROP TRIGGER "{trigger}"'))
+            self.saved.append(sql)
+
+    def __exit__(self, failed: type[BaseException] | None, *_: object) -> None:
+        if failed is not None:
+            return  # the transaction is rolled back, triggers and all
+        if self.postgresql:
+            if self.saved:
+                self.session.execute(text(f'ALTER TABLE "{self.table.name}" ENABLE TRIGGER USER'))
+            return
+        for sql in self.saved:
+            self.session.execute(text(sql))
