@@ -74,6 +74,8 @@ STUDY_SURFACES: list[tuple[str, str]] = [
     ("api", "/api/v1/studies/{slug}/schedule"),
     ("api", "/api/v1/studies/{slug}/schedule?status=open"),
     ("api", "/api/v1/studies/{slug}/schedule?status=missed"),
+    ("api", "/api/v1/studies/{slug}/schedule?status=overdue"),
+    ("api", "/api/v1/studies/{slug}/participants?status=randomized"),
     ("api", "/api/v1/studies/{slug}/alerts?open=false"),
     ("api", "/api/v1/studies/{slug}/messages"),
     ("api", "/api/v1/studies/{slug}/allocations"),
@@ -96,6 +98,10 @@ STUDY_SURFACES: list[tuple[str, str]] = [
     ("console", "/console/studies/{slug}/worklist"),
     ("console", "/console/studies/{slug}/worklist?status=open"),
     ("console", "/console/studies/{slug}/worklist?format=csv"),
+    ("console", "/console/studies/{slug}/worklist?timepoint=group_check"),
+    ("console", "/console/studies/{slug}/worklist?timepoint=month_1&sort=participant"),
+    ("console", "/console/studies/{slug}/participants?status=randomized"),
+    ("console", "/console/studies/{slug}/enroll"),
     ("console", "/console/studies/{slug}/exports"),
     ("console", "/console/studies/{slug}/exports/blinded?format=csv&shape=long"),
     ("console", "/console/studies/{slug}/exports/codebook"),
@@ -114,7 +120,7 @@ DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]
 DATE = re.compile(r"\b\d{4}-\d{2}-\d{2}\b")
 CLOCK = re.compile(r"\b\d{1,2}:\d{2}(:\d{2})?( ?[AP]M| UTC)?\b")
 TOKEN = re.compile(r"/s/[A-Za-z0-9_-]{20,}")
-CSRF = re.compile(r'(name="csrf_token" value=")[^"]+"')
+CSRF = re.compile(r'(name="(?:csrf_token|form_id)" value=")[^"]+"')
 PSEUDONYM = re.compile(r"\bP[A-Z2-7]{8,}\b")
 HEX = re.compile(r"\b[0-9a-f]{32,}\b")
 JSON_IDS = re.compile(r'"(id|seq|subject_id)":\s*\d+')
@@ -126,7 +132,7 @@ CODE = re.compile(r"PS-PHL-\d{4}")
 def normalize(text: str, *, slug: str, code: str | None = None) -> str:
     """The answer with what legitimately differs between worlds and participants
     replaced: the study's slug, the participant's own code (the others stay), times,
-    dates, link tokens, CSRF tokens, pseudonyms, hashes and row ids."""
+    dates, link tokens, CSRF tokens and form ids, pseudonyms, hashes and row ids."""
     out = text.replace(slug, "{slug}")
     if code is not None:
         out = out.replace(code, "{code}")
