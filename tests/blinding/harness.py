@@ -458,14 +458,12 @@ def act_on_surveys(staff: Staff, world: World, label: str, phase: str) -> Fetche
     out: Fetched = {}
     for role in BLIND_ROLES:
         browser = staff.browsers[role]
+        csrf = csrf_of(browser.get("/console").text)  # the session's form token
+        before = metrics(staff.metrics)
         for kind, template in ACTION_SURFACES:
             for tp in timepoints(world.slug):
                 for i, code in enumerate(world.codes):
                     path = template.format(slug=world.slug, code=code, tp=tp)
-                    if kind == "console":
-                        page = browser.get(f"/console/studies/{world.slug}/participants/{code}")
-                        csrf = csrf_of(page.text) if page.status_code == 200 else "none"
-                    before = metrics(staff.metrics)
                     if kind == "api":
                         key = {"Idempotency-Key": f"{label}-{role}-{tp}-{i}-{uuid.uuid4().hex}"}
                         response = browser.client.post(
@@ -475,7 +473,8 @@ def act_on_surveys(staff: Staff, world: World, label: str, phase: str) -> Fetche
                         response = browser.client.post(
                             path, data={"csrf_token": csrf}, headers=ORIGIN
                         )
-                    counted = added(before, metrics(staff.metrics))
+                    after = metrics(staff.metrics)  # what this post added (and one scrape)
+                    counted, before = added(before, after), after
                     out[(label, f"{phase}:{role}", template, tp, str(i))] = "\n".join(
                         [
                             answer(response, slug=world.slug, code=code, follow=staff.participant),
