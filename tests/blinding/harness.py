@@ -197,21 +197,22 @@ def _rows_sorted(text: str) -> str:
 def definition(slug: str, *, arm_visible_to: tuple[str, ...] = BLIND_TO) -> dict[str, Any]:
     """A blinded copy of the demo study: coordinators and admins blind, randomized from
     a table, with the arm-limited `group_experience` instrument at a shared timepoint
-    (`month_1`) and at a timepoint of its own (`group_check`), both open from the
-    randomization, and later ones still scheduled."""
+    and at a timepoint of its own: open from the randomization (`month_1`,
+    `group_check`), already missed (`recall`, `group_recall`) and still scheduled
+    (`month_12`, `group_late`)."""
     d = demo_definition() | {"slug": slug, "code_prefix": "PS"}
     d["blinding"] = {"arm_visible_to": list(arm_visible_to)}
     d["randomization"] = d["randomization"] | {"method": "table"}
     del d["randomization"]["block_sizes"]
     d["recruitment"] = {"target": 10, "per_site": {"PHL": 10}}
 
-    def tp(code: str, day: int, instruments: list[str]) -> dict[str, Any]:
+    def tp(code: str, day: int, instruments: list[str], close_after: int = 28) -> dict[str, Any]:
         return {
             "code": code,
             "anchor": "randomization",
             "day": day,
             "open_before": 0,
-            "close_after": 28,
+            "close_after": close_after,
             "instruments": instruments,
         }
 
@@ -219,6 +220,9 @@ def definition(slug: str, *, arm_visible_to: tuple[str, ...] = BLIND_TO) -> dict
         d["schedule"][0],  # baseline
         tp("month_1", 0, ["who5", "phq9", "group_experience"]),
         tp("group_check", 0, ["group_experience"]),
+        # Windows that closed before the randomization: missed at once.
+        tp("recall", -30, ["who5", "group_experience"], close_after=7),
+        tp("group_recall", -30, ["group_experience"], close_after=7),
         tp("month_12", 365, ["who5", "phq9", "group_experience"]),
         tp("group_late", 365, ["group_experience"]),
     ]

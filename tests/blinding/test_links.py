@@ -43,7 +43,13 @@ def test_a_withheld_link_is_replaced_and_emailed_to_the_participant(api, db, cli
         headers=bearer(coordinator),
     ).json()
     assert [s["link"] for s in shown["surveys"] if s["timepoint"] == "month_1"] == [None]
-    assert "group_check" not in {s["timepoint"] for s in shown["surveys"]}
+    statuses = {s["timepoint"]: s["status"] for s in shown["surveys"]}
+    assert statuses == {
+        "baseline": "completed",
+        "month_1": "open",
+        "recall": "missed",
+        "month_12": "scheduled",
+    }
 
     reissued = _post(api, coordinator, world, LISTSERV, "month_1", "reissue")
     assert (reissued.status_code, reissued.json()) == (200, {"link": None})
