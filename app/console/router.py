@@ -455,6 +455,10 @@ _DONE = {
     "withdrawn": "The withdrawal is recorded.",
     "reissued": "The survey has a new link. The old link no longer works.",
     "resent": "The invitation will be emailed again in a moment.",
+    "relinked": "If the participant has this survey open, a new link is on its way to them "
+    "by email. Any older link no longer works.",
+    "resent_if_open": "If the participant has this survey open, the invitation will be "
+    "emailed again in a moment.",
     "acknowledged": "The alert is acknowledged.",
     "unblinded": "The unblinding is recorded.",
 }
@@ -477,7 +481,7 @@ def participant_page(
     detail = participants.detail(session, study=study, participant=participant, user=user)
     base_url: str = request.app.state.settings.base_url
     definition = studies.definition_of(study)
-    blind = not blinding.may_see_arms(user.role, definition.blinding.arm_visible_to)
+    policy = blinding.policy_for(user.role, definition)
     history = audit.list_records(
         session, study_id=study.id, after_seq=0, limit=500, entity=participant.code
     )
@@ -510,10 +514,10 @@ def participant_page(
                 "at": r.at,
                 "actor": r.actor,
                 "action": r.action,
-                # Written by someone who knows the arm: not for a blind role's eyes.
-                "reason": None if blind and r.action == "participant.unblinded" else r.reason,
+                "reason": r.reason if policy.shows_reason(r.action) else None,
             }
             for r in history
+            if policy.shows_history(r.action, r.entity_id)
         ],
         "notice": _DONE.get(done or ""),
         "site": next(s for s in study.sites if s.id == participant.site_id),
@@ -617,12 +621,13 @@ def reissue(
     staff: Annotated[Staff, needs(Permission.enroll)],
     form: CheckedForm,
 ) -> Response:
-    """Give the survey a new link; the old one stops working."""
+    """Give the survey a new link; the old one stops working (a link withheld from a
+    blind role is emailed to the participant; see the API's reissue)."""
     study = _acting(session, slug, staff)
-    participants.reissue_link(
+    token = participants.reissue_link(
         session, study=study, code=code, timepoint=timepoint, actor=staff.user
     )
-    return _back(study, f"/participants/{code}", done="reissued")
+    return _back(study, f"/participants/{code}", done="reissued" if token else "relinked")
 
 
 @router.post("/studies/{slug}/participants/{code}/surveys/{timepoint}/resend")
@@ -635,12 +640,13 @@ def resend(
     staff: Annotated[Staff, needs(Permission.enroll)],
     form: CheckedForm,
 ) -> Response:
-    """Email the survey's invitation again."""
+    """Email the survey's invitation again (see the API's resend for a blind role)."""
     study = _acting(session, slug, staff)
-    participants.resend_invitation(
+    told = participants.resend_invitation(
         session, study=study, code=code, timepoint=timepoint, actor=staff.user
     )
-    return send_soon(request, _back(study, f"/participants/{code}", done="resent"))
+    done = "resent" if told else "resent_if_open"
+    return send_soon(request, _back(study, f"/participants/{code}", done=done))
 
 
 @router.post("/studies/{slug}/participants/{code}/alerts/{alert_id}/acknowledge")
@@ -731,8 +737,7 @@ def worklist_page(
         **filters,
     )
     definition = studies.definition_of(study)
-    blind = not blinding.may_see_arms(user.role, definition.blinding.arm_visible_to)
-    hidden = definition.arm_only_timepoints() if blind else set()
+    policy = blinding.policy_for(user.role, definition)
     query = {
         "status": status.value if status else "",
         "site": site or "",
@@ -761,7 +766,7 @@ def worklist_page(
         "timepoints": [
             (t.code, timepoint_name(t.code))
             for t in definition.schedule
-            if t.code not in hidden  # as the rows: a blind role does not see them
+            if policy.shows_timepoint(t.code)  # as the rows: a blind role does not see them
         ],
         "timepoint_name": timepoint_name,
     }
@@ -839,9 +844,7 @@ def exports_page(
     unblinded export's form for roles the study shows arms to."""
     study = studies.get_study(session, slug=slug, user=staff.user)
     definition = studies.definition_of(study)
-    unblinded = staff.may(Permission.export_unblinded) and blinding.may_see_arms(
-        staff.user.role, definition.blinding.arm_visible_to
-    )
+    unblinded = blinding.policy_for(staff.user.role, definition).may_export_unblinded()
     context = {"unblinded": unblinded, "errors": {}, "values": {}}
     return study_view(request, staff, study, "console/exports.html", context)
 

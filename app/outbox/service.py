@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import ColumnElement, Select, or_, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -116,12 +116,30 @@ def mark_given_up(
     )
 
 
+SURVEY_KINDS = (MessageKind.invitation, MessageKind.reminder)  # subject: a survey instance
+
+
+def not_about(surveys: Select[Any] | None) -> ColumnElement[bool]:
+    """Messages that are not invitations or reminders of these surveys (ids)."""
+    if surveys is None:
+        return true()
+    return or_(OutboxMessage.kind.not_in(SURVEY_KINDS), OutboxMessage.subject_id.not_in(surveys))
+
+
 def failed_messages(
-    session: Session, *, study_id: int, site_ids: frozenset[int] | None, limit: int
+    session: Session,
+    *,
+    study_id: int,
+    site_ids: frozenset[int] | None,
+    limit: int,
+    hidden_surveys: Select[Any] | None = None,
 ) -> Sequence[OutboxMessage]:
-    """Messages given up on, newest first (those of the given sites only, when given)."""
+    """Messages given up on, newest first (those of the given sites only, when given;
+    none about the `hidden_surveys`, when given)."""
     query = select(OutboxMessage).where(
-        OutboxMessage.study_id == study_id, OutboxMessage.status == MessageStatus.failed
+        OutboxMessage.study_id == study_id,
+        OutboxMessage.status == MessageStatus.failed,
+        not_about(hidden_surveys),
     )
     if site_ids is not None:
         query = query.where(OutboxMessage.site_id.in_(site_ids))

@@ -161,10 +161,16 @@ def reissue_link(
     base: BaseUrl,
     actor: Annotated[Principal, Depends(require(Permission.enroll))],
 ) -> Response:
-    """A new personal link for the survey; the old one answers 410 from now on."""
+    """A new personal link for the survey; the old one answers 410 from now on.
+
+    For a role the study keeps blind to arms, a survey whose instruments differ by arm
+    gets `link: null` (its pages would show the arm): the new link is emailed to the
+    participant when the survey is open. For such a role and a timepoint only some arms
+    have, the answer is always 200 `{"link": null}`, whether or not the participant has
+    that survey (the link is replaced, and emailed, only where they do)."""
     study = get_study(session, slug=slug, user=actor, lock=RowLock.for_no_key_update)
     token = service.reissue_link(session, study=study, code=code, timepoint=timepoint, actor=actor)
-    return idempotency.remember(ReissuedLink(link=survey_link(base, token)))
+    return idempotency.remember(ReissuedLink(link=survey_link(base, token) if token else None))
 
 
 @router.post("/{code}/surveys/{timepoint}/resend", status_code=202, response_model=InvitationResent)
@@ -177,7 +183,15 @@ def resend_invitation(
     actor: Annotated[Principal, Depends(require(Permission.enroll))],
 ) -> Response:
     """Email the invitation of an open survey again, with its current link; 409 unless the
-    survey is open."""
+    survey is open.
+
+    For a role the study keeps blind to arms and a timepoint only some arms have, the
+    answer is always 202 `{"queued": null}`, whether or not the participant has that
+    survey (the email is queued only where they have it open)."""
     study = get_study(session, slug=slug, user=actor, lock=RowLock.for_no_key_update)
-    service.resend_invitation(session, study=study, code=code, timepoint=timepoint, actor=actor)
-    return idempotency.remember(InvitationResent(timepoint=timepoint))
+    told = service.resend_invitation(
+        session, study=study, code=code, timepoint=timepoint, actor=actor
+    )
+    return idempotency.remember(
+        InvitationResent(timepoint=timepoint, queued=True if told else None)
+    )

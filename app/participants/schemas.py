@@ -59,7 +59,11 @@ class Withdrawal(BaseModel):
 
 class InvitationResent(BaseModel):
     timepoint: str
-    queued: bool = Field(default=True, description="the email is in the outbox")
+    queued: bool | None = Field(
+        default=True,
+        description="true: the email is in the outbox; null: not said (a role blind to "
+        "arms asking about a survey only some arms have is answered alike for every arm)",
+    )
 
 
 class UnblindRequest(BaseModel):
@@ -85,7 +89,10 @@ class SurveyLine(BaseModel):
 
 
 class ReissuedLink(BaseModel):
-    link: str
+    link: str | None = Field(
+        description="the new personal link; null for a role blind to arms when the "
+        "survey's instruments differ by arm (the link is emailed to the participant)"
+    )
 
 
 class ParticipantCreated(BaseModel):

@@ -214,21 +214,17 @@ def detail(
     session: Session, *, study: Study, participant: Participant, user: Principal
 ) -> ParticipantDetail:
     """The participant with contact details, surveys (with the link of an open one),
-    and the arm when the user may see it."""
+    and the arm, each as the user's blinding policy allows."""
     contact = session.get(Contact, participant.id)
     definition = studies.definition_of(study)
+    policy = blinding.policy_for(user.role, definition)
     now = utcnow()
-    blind = not blinding.may_see_arms(user.role, definition.blinding.arm_visible_to)
-    # For a blind role: no survey that only some arms have, and no link to a survey whose
-    # pages differ by arm (its invitation still goes by email).
-    hidden = definition.arm_only_timepoints() if blind else set()
-    withheld = definition.timepoints_with_arm_instruments() if blind else set()
     lines = []
     for instance in surveys.instances_of(session, participant_id=participant.id):
-        if instance.timepoint in hidden:
+        if not policy.shows_timepoint(instance.timepoint):
             continue
         current = surveys.status_of(instance, definition=definition, now=now)
-        shows_link = current is SurveyStatus.open and instance.timepoint not in withheld
+        shows_link = current is SurveyStatus.open and policy.shows_link(instance.timepoint)
         token = surveys.link_token(session, instance) if shows_link else None
         lines.append(
             SurveyView(
@@ -252,7 +248,7 @@ def _shown_arm(
     allocation: Allocation | None = None,
 ) -> ShownArm | None:
     definition = studies.definition_of(study)
-    if not blinding.may_see_arms(user.role, definition.blinding.arm_visible_to):
+    if not blinding.policy_for(user.role, definition).arms:
         return None
     if allocation is None:
         allocation = randomization.allocation_of(session, participant_id=participant.id)
@@ -364,23 +360,68 @@ def _ensure_required_surveys_completed(
 
 def reissue_link(
     session: Session, *, study: Study, code: str, timepoint: str, actor: Principal
-) -> str:
-    """A new link for one of the participant's surveys (the old one is dead); its token."""
+) -> str | None:
+    """A new link for one of the participant's surveys (the old one is dead): its token,
+    or None when the actor's blinding policy withholds the link, which is then emailed
+    to the participant if the survey is open. For a blind actor and a survey only some
+    arms have, the answer is None whether or not the participant has it (and acts only
+    where they do)."""
     participant = get_participant(session, study=study, code=code, user=actor)
+    policy = blinding.policy_for(actor.role, studies.definition_of(study))
+    if policy.answers_alike(timepoint) and not surveys.is_replaceable(
+        session, study=study, participant_id=participant.id, timepoint=timepoint
+    ):
+        surveys.record_request(
+            session,
+            study=study,
+            participant_code=participant.code,
+            timepoint=timepoint,
+            action=AuditAction.survey_link_reissued,
+            actor=actor,
+        )
+        return None
     instance = surveys.reissue(
         session, study=study, participant_id=participant.id, timepoint=timepoint, actor=actor
     )
-    return surveys.link_token(session, instance)
+    if policy.shows_link(timepoint):
+        return surveys.link_token(session, instance)
+    surveys.email_link(session, study=study, instance=instance)
+    return None
 
 
 def resend_invitation(
     session: Session, *, study: Study, code: str, timepoint: str, actor: Principal
-) -> None:
-    """Send the invitation of one of the participant's open surveys again."""
+) -> bool:
+    """Send the invitation of one of the participant's open surveys again; whether the
+    actor may be told it was queued (not for a blind actor and a survey only some arms
+    have: the answer is the same whether or not the participant has it)."""
     participant = get_participant(session, study=study, code=code, user=actor)
+    policy = blinding.policy_for(actor.role, studies.definition_of(study))
+    if policy.answers_alike(timepoint):
+        if surveys.is_open(
+            session, study=study, participant_id=participant.id, timepoint=timepoint
+        ):
+            surveys.resend_invitation(
+                session,
+                study=study,
+                participant_id=participant.id,
+                timepoint=timepoint,
+                actor=actor,
+            )
+        else:
+            surveys.record_request(
+                session,
+                study=study,
+                participant_code=participant.code,
+                timepoint=timepoint,
+                action=AuditAction.survey_invitation_resent,
+                actor=actor,
+            )
+        return False
     surveys.resend_invitation(
         session, study=study, participant_id=participant.id, timepoint=timepoint, actor=actor
     )
+    return True
 
 
 def unblind(

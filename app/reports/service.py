@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
-from app.auth.permissions import Permission, has_permission
 from app.auth.principal import Principal
 from app.db.base import utcnow
 from app.exports.dataset import exported_timepoints
@@ -58,9 +57,10 @@ def groups_for(session: Session, *, study: Study, user: Principal) -> Groups:
     tie the person just randomized to the group whose count went up."""
     definition = studies.definition_of(study)
     arms = [a.code for a in definition.arms]
-    if blinding.may_see_arms(user.role, definition.blinding.arm_visible_to):
+    mode = blinding.policy_for(user.role, definition).groups
+    if mode is blinding.GroupMode.arms:
         return Groups([Group(a.code, a.label, (a.code,)) for a in definition.arms], blind=False)
-    if has_permission(user.role, Permission.read_participants):
+    if mode is blinding.GroupMode.pooled:
         return Groups([Group(POOLED, "All randomized", tuple(arms))], blind=True)
     codes = group_codes(studies.blinding_key_of(session, study), arms)
     ordered = sorted(codes.items(), key=lambda item: int(item[1][1:]))
@@ -68,8 +68,12 @@ def groups_for(session: Session, *, study: Study, user: Principal) -> Groups:
 
 
 def _timepoints(definition: StudyDefinition, groups: Groups) -> list[Timepoint]:
-    """Timepoints shown: for a blind caller, not those scheduled only for some arms."""
-    return exported_timepoints(definition) if groups.blind else list(definition.schedule)
+    """Timepoints shown: for a blind caller, those of the blinded dataset, never one
+    scheduled only for some arms (the policy's hidden timepoints)."""
+    if not groups.blind:
+        return list(definition.schedule)
+    hidden = blinding.policy_for(blinding.BLIND, definition).hidden_timepoints
+    return [t for t in exported_timepoints(definition) if t.code not in hidden]
 
 
 def _sum(counts: Mapping[str, int], group: Group) -> int:

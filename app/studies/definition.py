@@ -233,24 +233,6 @@ class StudyDefinition(Document):
         """The instrument with this code."""
         return next(i for i in self.instruments if i.code == code)
 
-    def arm_only_timepoints(self) -> set[str]:
-        """Timepoints made only of instruments limited to some arms: scheduled for those
-        arms alone, so that a participant has one tells their arm."""
-        return {
-            t.code
-            for t in self.schedule
-            if all(self.instrument(code).arms is not None for code in t.instruments)
-        }
-
-    def timepoints_with_arm_instruments(self) -> set[str]:
-        """Timepoints with an instrument limited to some arms: their survey differs by arm
-        (how many parts, which questions), so its pages tell the arm."""
-        return {
-            t.code
-            for t in self.schedule
-            if any(self.instrument(code).arms is not None for code in t.instruments)
-        }
-
     def zone(self) -> ZoneInfo:
         """The study's time zone (validated when the definition was)."""
         return ZoneInfo(self.timezone)

@@ -200,7 +200,7 @@ def get_study(
 def describe(session: Session, *, study: Study, user: Principal) -> StudyDescription:
     """The study and what this user may see of it."""
     definition = definition_of(study)
-    view = blinding.view_of(user.role, definition.blinding.arm_visible_to)
+    view = blinding.policy_for(user.role, definition).view
     # Revealed at lock, to those who may see the design: with it, anyone who knows
     # participants' strata and order could re-derive their arms.
     revealed = view.design and study.status == StudyStatus.locked
@@ -210,7 +210,7 @@ def describe(session: Session, *, study: Study, user: Principal) -> StudyDescrip
 
 def ensure_arms_visible(study: Study, *, user: Principal) -> None:
     """Refuse (403) a role the study's blinding does not let see arms."""
-    if not blinding.may_see_arms(user.role, definition_of(study).blinding.arm_visible_to):
+    if not blinding.policy_for(user.role, definition_of(study)).arms:
         raise Forbidden(f"this study does not show arms to the {user.role} role")
 
 

@@ -177,6 +177,72 @@ def _locked_instance(session: Session, *, participant_id: int, timepoint: str) -
     return instance
 
 
+def _state(
+    session: Session, *, study: Study, participant_id: int, timepoint: str
+) -> SurveyStatus | None:
+    instance = session.scalars(
+        select(SurveyInstance).where(
+            SurveyInstance.participant_id == participant_id,
+            SurveyInstance.timepoint == timepoint,
+        )
+    ).first()
+    if instance is None:
+        return None
+    return status_of(instance, definition=definition_of(study), now=utcnow())
+
+
+def is_replaceable(session: Session, *, study: Study, participant_id: int, timepoint: str) -> bool:
+    """Whether the participant has this survey and its link may be replaced now."""
+    state = _state(session, study=study, participant_id=participant_id, timepoint=timepoint)
+    return state in (SurveyStatus.scheduled, SurveyStatus.open)
+
+
+def is_open(session: Session, *, study: Study, participant_id: int, timepoint: str) -> bool:
+    """Whether the participant has this survey and it is open now."""
+    state = _state(session, study=study, participant_id=participant_id, timepoint=timepoint)
+    return state is SurveyStatus.open
+
+
+def record_request(
+    session: Session,
+    *,
+    study: Study,
+    participant_code: str,
+    timepoint: str,
+    action: AuditAction,
+    actor: Principal,
+) -> None:
+    """Audit a request about a survey that changed nothing (the participant has no such
+    survey, or it is past replacing): one record of the same action, without changes, so
+    that the trail and the counts of /metrics are alike whether or not it acted."""
+    audit.record(
+        session,
+        action,
+        actor=actor,
+        entity_id=f"{participant_code}:{timepoint}",
+        study_id=study.id,
+        changes={},
+    )
+
+
+def email_link(session: Session, *, study: Study, instance: SurveyInstance) -> bool:
+    """Queue the invitation with the survey's current link (a link withheld from staff
+    goes to the participant instead), if the survey is open; whether it was queued."""
+    now = utcnow()
+    if status_of(instance, definition=definition_of(study), now=now) is not SurveyStatus.open:
+        return False
+    return outbox.enqueue(
+        session,
+        kind=MessageKind.invitation,
+        dedupe_key=f"survey:{instance.id}:reissued:{instance.issue}",
+        subject_id=instance.id,
+        study_id=study.id,
+        site_id=instance.site_id,
+        participant_code=instance.participant_code,
+        now=now,
+    )
+
+
 def reissue(
     session: Session, *, study: Study, participant_id: int, timepoint: str, actor: Principal
 ) -> SurveyInstance:

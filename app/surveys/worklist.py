@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, select
+from sqlalchemy import ColumnElement, Select, and_, func, select
 from sqlalchemy.orm import Session
 
 from app.audit import service as audit
@@ -18,7 +18,7 @@ from app.auth.permissions import may_access_site, reachable_sites
 from app.auth.principal import Principal
 from app.errors import AlertNotFound, Conflict
 from app.outbox.models import MessageStatus, OutboxMessage
-from app.outbox.service import failed_messages
+from app.outbox.service import failed_messages, not_about
 from app.randomization import blinding
 from app.studies.models import Study
 from app.studies.service import definition_of
@@ -115,11 +115,9 @@ def worklist(
         query = query.where(SurveyInstance.timepoint == timepoint)
     if wanted is not None:
         query = query.where(conditions[wanted])
-    if not blinding.may_see_arms(user.role, definition.blinding.arm_visible_to):
-        # A survey only some arms have would tell a blind role the participant's arm.
-        hidden = definition.arm_only_timepoints()
-        if hidden:
-            query = query.where(SurveyInstance.timepoint.not_in(hidden))
+    hidden = blinding.policy_for(user.role, definition).hidden_timepoints
+    if hidden:  # a survey only some arms have would tell a blind role the arm
+        query = query.where(SurveyInstance.timepoint.not_in(hidden))
     order = _ORDER[sort] if sort is not None else (SurveyInstance.id.asc(),)
     rows = []
     for instance in session.scalars(query.order_by(*order).offset(offset).limit(limit)):
@@ -137,8 +135,25 @@ def worklist(
         rows,
         alerts_open=_count(session, study, sites, Alert, Alert.acknowledged_at.is_(None)),
         messages_failed=_count(
-            session, study, sites, OutboxMessage, OutboxMessage.status == MessageStatus.failed
+            session,
+            study,
+            sites,
+            OutboxMessage,
+            and_(
+                OutboxMessage.status == MessageStatus.failed,
+                not_about(_hidden_surveys(study, user)),
+            ),
         ),
+    )
+
+
+def _hidden_surveys(study: Study, user: Principal) -> Select[Any] | None:
+    """The ids of the study's surveys the user's blinding policy hides, as a query."""
+    hidden = blinding.policy_for(user.role, definition_of(study)).hidden_timepoints
+    if not hidden:
+        return None
+    return select(SurveyInstance.id).where(
+        SurveyInstance.study_id == study.id, SurveyInstance.timepoint.in_(hidden)
     )
 
 
@@ -217,5 +232,12 @@ def acknowledge(
 def messages_failed(
     session: Session, *, study: Study, user: Principal, limit: int
 ) -> Sequence[OutboxMessage]:
-    """Emails of the study (the user's sites) that could not be sent, newest first."""
-    return failed_messages(session, study_id=study.id, site_ids=reachable_sites(user), limit=limit)
+    """Emails of the study (the user's sites) that could not be sent, newest first; for a
+    blind role, none about a survey only some arms have."""
+    return failed_messages(
+        session,
+        study_id=study.id,
+        site_ids=reachable_sites(user),
+        limit=limit,
+        hidden_surveys=_hidden_surveys(study, user),
+    )

@@ -1,0 +1,575 @@
+"""The differential blinding harness: two worlds that differ only by who is in which arm.
+
+A *world* is a blinded copy of the demo study (its own slug) with three participants
+P1, P2, P3 of one stratum, whose arms are forced by an allocation table. In world B the
+arms are permuted so that each participant keeps the *group code* (`G1`...) they have in
+world A but gets another arm: whatever a blind role is shown may then differ between the
+worlds (or between the participants of a world) only if it depends on the arm.
+
+Both worlds go through the same actions (enroll, baseline, randomize, invitations that
+fail, surveys saved and submitted, a safety alert, links reissued and invitations resent
+through the API and the console, reminders, withdrawal). Every surface a role can reach
+is then fetched, normalized (`normalize`) and compared:
+
+- `PARTICIPANT_SURFACES`: about one participant ({code}), fetched for each participant;
+- `ACTION_SURFACES`: posts about one participant's survey ({code}, {tp}), for every
+  timepoint of the definition and one that does not exist;
+- `STUDY_SURFACES`: about the whole study, compared between the worlds;
+- `/metrics`: the counters each world's run added (durations left out).
+
+To cover a new page or endpoint, add its path template to one of the lists.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import uuid
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import httpx
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from app.db.base import utcnow
+from app.db.engine import Database
+from app.demo import demo_definition
+from app.scheduler.runner import run_pass
+from app.studies import service as studies
+from app.studies.models import Study
+from app.studies.pseudonyms import group_codes
+from app.surveys import service as surveys
+from app.surveys.models import SurveyInstance
+from tests.console.conftest import ORIGIN, Browser, csrf_of, link_for
+from tests.helpers import BASELINE_ANSWERS, Api, bearer
+
+ARMS = ("listserv", "control", "bulletin_board")
+STRATUM = "site=PHL|diagnosis=bipolar"
+PARTICIPANTS = 3
+BLIND_ROLES = ("coordinator", "admin", "statistician")
+NO_SUCH_TIMEPOINT = "no_such_survey"
+BLIND_TO = ("unblinded_statistician",)  # coordinators and admins are left out
+
+# Surfaces about one participant ({slug}, {code}).
+PARTICIPANT_SURFACES: list[tuple[str, str]] = [
+    ("api", "/api/v1/studies/{slug}/participants/{code}"),
+    ("console", "/console/studies/{slug}/participants/{code}"),
+]
+# Posts about one participant's survey ({slug}, {code}, {tp}).
+ACTION_SURFACES: list[tuple[str, str]] = [
+    ("api", "/api/v1/studies/{slug}/participants/{code}/surveys/{tp}/reissue"),
+    ("api", "/api/v1/studies/{slug}/participants/{code}/surveys/{tp}/resend"),
+    ("console", "/console/studies/{slug}/participants/{code}/surveys/{tp}/reissue"),
+    ("console", "/console/studies/{slug}/participants/{code}/surveys/{tp}/resend"),
+]
+# Surfaces about the whole study ({slug}).
+STUDY_SURFACES: list[tuple[str, str]] = [
+    ("api", "/api/v1/studies/{slug}"),
+    ("api", "/api/v1/studies/{slug}/participants"),
+    ("api", "/api/v1/studies/{slug}/schedule"),
+    ("api", "/api/v1/studies/{slug}/schedule?status=open"),
+    ("api", "/api/v1/studies/{slug}/schedule?status=missed"),
+    ("api", "/api/v1/studies/{slug}/schedule?status=overdue"),
+    ("api", "/api/v1/studies/{slug}/participants?status=randomized"),
+    ("api", "/api/v1/studies/{slug}/alerts?open=false"),
+    ("api", "/api/v1/studies/{slug}/messages"),
+    ("api", "/api/v1/studies/{slug}/allocations"),
+    ("api", "/api/v1/studies/{slug}/reports/consort"),
+    ("api", "/api/v1/studies/{slug}/reports/consort?format=svg"),
+    ("api", "/api/v1/studies/{slug}/reports/retention"),
+    ("api", "/api/v1/studies/{slug}/reports/balance"),
+    ("api", "/api/v1/studies/{slug}/exports/blinded?format=csv&shape=long"),
+    ("api", "/api/v1/studies/{slug}/exports/blinded?format=csv&shape=wide"),
+    ("api", "/api/v1/studies/{slug}/exports/blinded?format=json&shape=long"),
+    ("api", "/api/v1/studies/{slug}/exports/codebook?format=json"),
+    ("api", "/api/v1/studies/{slug}/exports/codebook?format=csv"),
+    ("api", "/api/v1/studies/{slug}/exports/package"),
+    ("api", "/api/v1/studies/{slug}/exports/unblinded?reason=checking+the+blind"),
+    ("api", "/api/v1/studies/{slug}/audit"),
+    ("console", "/console/studies/{slug}"),
+    ("console", "/console/studies/{slug}/reports"),
+    ("console", "/console/studies/{slug}/reports/consort.svg"),
+    ("console", "/console/studies/{slug}/participants"),
+    ("console", "/console/studies/{slug}/worklist"),
+    ("console", "/console/studies/{slug}/worklist?status=open"),
+    ("console", "/console/studies/{slug}/worklist?format=csv"),
+    ("console", "/console/studies/{slug}/worklist?timepoint=group_check"),
+    ("console", "/console/studies/{slug}/worklist?timepoint=month_1&sort=participant"),
+    ("console", "/console/studies/{slug}/participants?status=randomized"),
+    ("console", "/console/studies/{slug}/enroll"),
+    ("console", "/console/studies/{slug}/exports"),
+    ("console", "/console/studies/{slug}/exports/blinded?format=csv&shape=long"),
+    ("console", "/console/studies/{slug}/exports/codebook"),
+    ("console", "/console/studies/{slug}/exports/package"),
+    ("console", "/console/admin/audit?study={slug}"),
+]
+# Surfaces still compared and reported, but not yet held to the rule, each with why.
+KNOWN_LEAKS: dict[str, str] = {
+    "/api/v1/studies/{slug}/audit": "the audit trail is the complete record: the answers "
+    "of arm-limited instruments and the records of surveys only some arms have are in it "
+    "(an admin left out of arm_visible_to who reads it can tell arms)",
+    "/console/admin/audit?study={slug}": "the same trail, in the console",
+}
+
+DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?")
+DATE = re.compile(r"\b\d{4}-\d{2}-\d{2}\b")
+CLOCK = re.compile(r"\b\d{1,2}:\d{2}(:\d{2})?( ?[AP]M| UTC)?\b")
+TOKEN = re.compile(r"/s/[A-Za-z0-9_-]{20,}")
+CSRF = re.compile(r'(name="(?:csrf_token|form_id)" value=")[^"]+"')
+PSEUDONYM = re.compile(r"\bP[A-Z2-7]{8,}\b")
+HEX = re.compile(r"\b[0-9a-f]{32,}\b")
+JSON_IDS = re.compile(r'"(id|seq|subject_id)":\s*\d+')
+PATH_IDS = re.compile(r"/(alerts|users|messages)/\d+")
+ELEMENT_IDS = re.compile(r"\b(note|alert)-\d+")
+CODE = re.compile(r"PS-PHL-\d{4}")
+
+
+def normalize(text: str, *, slug: str, code: str | None = None) -> str:
+    """The answer with what legitimately differs between worlds and participants
+    replaced: the study's slug, the participant's own code (the others stay), times,
+    dates, link tokens, CSRF tokens and form ids, pseudonyms, hashes and row ids."""
+    out = text.replace(slug, "{slug}")
+    if code is not None:
+        out = out.replace(code, "{code}")
+    out = TOKEN.sub("/s/{token}", out)
+    out = CSRF.sub(r'\1{csrf}"', out)
+    out = DATETIME.sub("{time}", out)
+    out = DATE.sub("{date}", out)
+    out = CLOCK.sub("{clock}", out)
+    out = PSEUDONYM.sub("{pseudonym}", out)
+    out = HEX.sub("{hex}", out)
+    out = JSON_IDS.sub(r'"\1": {id}', out)
+    out = ELEMENT_IDS.sub(r"\1-{id}", out)
+    return PATH_IDS.sub(r"/\1/{id}", out)
+
+
+HEADERS_THAT_MATTER = ("content-type", "location", "content-disposition", "retry-after")
+
+
+LINK = re.compile(r"http://testserver(/s/[A-Za-z0-9_-]{20,})")
+
+
+def answer(
+    response: httpx.Response,
+    *,
+    slug: str,
+    code: str | None = None,
+    follow: TestClient | None = None,
+    rows_unordered: bool = False,
+) -> str:
+    """Status, the headers that matter and the body of an answer, normalized (a zip:
+    each member); with `follow`, each survey link in it is opened and its page added."""
+    head = [str(response.status_code)]
+    head += [f"{h}: {response.headers[h]}" for h in HEADERS_THAT_MATTER if h in response.headers]
+    body = response.content
+    if body[:2] == b"PK":
+        with zipfile.ZipFile(io.BytesIO(body)) as archive:
+            text = "\n".join(
+                f"== {name}\n{archive.read(name).decode()}" for name in sorted(archive.namelist())
+            )
+    else:
+        text = body.decode(errors="replace")
+    if follow is not None:
+        for path in LINK.findall(text):
+            opened = follow.get(path)
+            head.append(f"link opens: {opened.status_code}\n{opened.text}")
+    out = normalize("\n".join([*head, text]), slug=slug, code=code)
+    return _rows_sorted(out) if rows_unordered else out
+
+
+def _rows_sorted(text: str) -> str:
+    """A dataset's rows in a canonical order: they come sorted by pseudonym, and each
+    world's blinding key makes other pseudonyms (each line, and each object of a JSON
+    array, sorted)."""
+    lines = []
+    for line in text.splitlines():
+        if line.startswith("[{") and line.endswith("}]"):
+            line = json.dumps(sorted(json.dumps(row) for row in json.loads(line)))
+        lines.append(line.rstrip(",").lstrip("["))
+    return "\n".join(sorted(lines))
+
+
+def definition(slug: str, *, arm_visible_to: tuple[str, ...] = BLIND_TO) -> dict[str, Any]:
+    """A blinded copy of the demo study: coordinators and admins blind, randomized from
+    a table, with the arm-limited `group_experience` instrument at a shared timepoint
+    and at a timepoint of its own: open from the randomization (`month_1`,
+    `group_check`), already missed (`recall`, `group_recall`) and still scheduled
+    (`month_12`, `group_late`)."""
+    d = demo_definition() | {"slug": slug, "code_prefix": "PS"}
+    d["blinding"] = {"arm_visible_to": list(arm_visible_to)}
+    d["randomization"] = d["randomization"] | {"method": "table"}
+    del d["randomization"]["block_sizes"]
+    d["recruitment"] = {"target": 10, "per_site": {"PHL": 10}}
+
+    def tp(code: str, day: int, instruments: list[str], close_after: int = 28) -> dict[str, Any]:
+        return {
+            "code": code,
+            "anchor": "randomization",
+            "day": day,
+            "open_before": 0,
+            "close_after": close_after,
+            "instruments": instruments,
+        }
+
+    d["schedule"] = [
+        d["schedule"][0],  # baseline
+        tp("month_1", 0, ["who5", "phq9", "group_experience"]),
+        tp("group_check", 0, ["group_experience"]),
+        # Windows that closed before the randomization: missed at once.
+        tp("recall", -30, ["who5", "group_experience"], close_after=7),
+        tp("group_recall", -30, ["group_experience"], close_after=7),
+        tp("month_12", 365, ["who5", "phq9", "group_experience"]),
+        tp("group_late", 365, ["group_experience"]),
+    ]
+    return d
+
+
+def timepoints(slug: str) -> list[str]:
+    return [t["code"] for t in definition(slug)["schedule"]] + [NO_SUCH_TIMEPOINT]
+
+
+@dataclass
+class World:
+    """One blinded study, its participants (in order) and their arms."""
+
+    slug: str
+    arms: list[str] = field(default_factory=list)
+    codes: list[str] = field(default_factory=list)
+    groups: dict[str, str] = field(default_factory=dict)  # arm → group code
+
+
+@dataclass
+class Staff:
+    """The blind roles: an API token and a console browser each."""
+
+    tokens: dict[str, str]
+    browsers: dict[str, Browser]
+    participant: TestClient  # a browser that opens the survey links staff are given
+    metrics: TestClient  # on the host: may read /metrics
+
+
+def create_world(
+    api: Api, db: Database, slug: str, *, arm_visible_to: tuple[str, ...] = BLIND_TO
+) -> World:
+    """The study as a draft with its site (its blinding key, hence its groups, fixed)."""
+    admin = bearer(api.admin_token)
+    document = definition(slug, arm_visible_to=arm_visible_to)
+    made = api.client.post("/api/v1/studies", json=document, headers=admin)
+    assert made.status_code == 201, made.text
+    site = api.client.post(
+        f"/api/v1/studies/{slug}/sites", json={"code": "PHL", "name": "Philadelphia"}, headers=admin
+    )
+    assert site.status_code == 201, site.text
+    with db.session(write=False) as session:
+        study = session.scalars(select(Study).where(Study.slug == slug)).one()
+        groups = group_codes(studies.blinding_key_of(session, study), list(ARMS))
+    return World(slug, groups=groups)
+
+
+def start_world(api: Api, world: World, arms: list[str]) -> None:
+    """Load the table that gives the participants these arms, in order; activate."""
+    world.arms = arms
+    rows = "".join(f"{STRATUM},{i},{arm}\n" for i, arm in enumerate(arms, start=1))
+    loaded = api.client.put(
+        f"/api/v1/studies/{world.slug}/allocation-table",
+        content="stratum,sequence,arm\n" + rows,
+        headers={**bearer(api.admin_token), "content-type": "text/csv"},
+    )
+    assert loaded.status_code == 200, loaded.text
+    started = api.client.post(
+        f"/api/v1/studies/{world.slug}/activate", headers=bearer(api.admin_token)
+    )
+    assert started.status_code == 200, started.text
+
+
+def twin_worlds(api: Api, db: Database) -> tuple[World, World]:
+    """World A (P1 listserv, P2 control, P3 bulletin board) and world B, whose
+    participants keep their group codes but not their arms."""
+    a = create_world(api, db, "blind-a")
+    for attempt in range(20):
+        b = create_world(api, db, f"blind-b{attempt}")
+        if b.groups != a.groups:
+            break
+    else:  # pragma: no cover - 20 equal random deals of three arms
+        raise AssertionError("no second blinding key deals the groups differently")
+    start_world(api, a, list(ARMS))
+    by_group = {code: arm for arm, code in b.groups.items()}
+    start_world(api, b, [by_group[a.groups[arm]] for arm in ARMS])
+    assert a.arms != b.arms
+    return a, b
+
+
+def blind_staff(
+    api: Api, db: Database, client: TestClient, worlds: list[World], metrics: TestClient
+) -> Staff:
+    """A coordinator of PHL in every world, an admin and a statistician: each blind."""
+    tokens: dict[str, str] = {}
+    browsers: dict[str, Browser] = {}
+    for role in BLIND_ROLES:
+        email = f"{role}-{uuid.uuid4().hex[:8]}@example.org"
+        sites = [{"study": w.slug, "site": "PHL"} for w in worlds] if role == "coordinator" else []
+        made = api.client.post(
+            "/api/v1/users",
+            json={"email": email, "name": role.title(), "role": role, "sites": sites},
+            headers=bearer(api.admin_token),
+        )
+        assert made.status_code == 201, made.text
+        tokens[role] = made.json()["token"]
+        browser = Browser(client, email)
+        assert browser.open_link(link_for(db, email)).status_code == 303
+        browsers[role] = browser
+    return Staff(tokens, browsers, TestClient(client.app, follow_redirects=False), metrics)
+
+
+def _token(db: Database, slug: str, code: str, timepoint: str) -> str | None:
+    """The participant's current link token (the participant has it from the email)."""
+    with db.session(write=False) as session:
+        instance = session.scalars(
+            select(SurveyInstance)
+            .join(Study, Study.id == SurveyInstance.study_id)
+            .where(
+                Study.slug == slug,
+                SurveyInstance.participant_code == code,
+                SurveyInstance.timepoint == timepoint,
+            )
+        ).first()
+        return surveys.link_token(session, instance) if instance else None
+
+
+def _instruments(db: Database, slug: str, code: str, timepoint: str) -> list[str]:
+    with db.session(write=False) as session:
+        found = session.scalars(
+            select(SurveyInstance.instruments)
+            .join(Study, Study.id == SurveyInstance.study_id)
+            .where(
+                Study.slug == slug,
+                SurveyInstance.participant_code == code,
+                SurveyInstance.timepoint == timepoint,
+            )
+        ).first()
+        return list(found or [])
+
+
+def address(world: World, index: int) -> str:
+    """The email address of the world's participant (with `emails`)."""
+    return f"{world.slug}-{index + 1}@example.org"
+
+
+def token_of(db: Database, world: World, index: int, timepoint: str) -> str | None:
+    """The current link token of a participant's survey (None: no such survey)."""
+    return _token(db, world.slug, world.codes[index], timepoint)
+
+
+GROUP_ANSWERS = {"gx_frequency": 3, "gx_helpful": 4, "gx_supported": True}
+# The baseline raises the PHQ-9 item 9 safety alert for everyone.
+ALERTING_BASELINE = BASELINE_ANSWERS | {"phq9_9": 1}
+
+
+def enroll_and_randomize(
+    api: Api, db: Database, world: World, coordinator: str, *, emails: bool = False
+) -> None:
+    """Enroll the participants (without `emails`, no address: every invitation fails),
+    complete their baselines (a safety alert each) and randomize them in order."""
+    for i in range(PARTICIPANTS):
+        body = {
+            "site": "PHL",
+            "screening": {"age_18_plus": True, "smi_diagnosis": True, "internet_access": True},
+            "consent": {"version": "1.0"},
+            "strata": {"diagnosis": "bipolar"},
+            "contact": {"name": "Pat Doe", "phone": "555-0100"}
+            | ({"email": address(world, i)} if emails else {}),
+        }
+        made = api.client.post(
+            f"/api/v1/studies/{world.slug}/participants", json=body, headers=bearer(coordinator)
+        )
+        assert made.status_code == 201, made.text
+        world.codes.append(made.json()["code"])
+    for code in world.codes:
+        token = _token(db, world.slug, code, "baseline")
+        done = api.client.post(
+            f"/api/v1/surveys/{token}/submit", json={"answers": ALERTING_BASELINE}
+        )
+        assert done.status_code == 200, done.text
+    for code in world.codes:
+        done = api.client.post(
+            f"/api/v1/studies/{world.slug}/participants/{code}/randomize",
+            headers=bearer(coordinator),
+        )
+        assert done.status_code == 200, done.text
+
+
+def answer_surveys(api: Api, db: Database, world: World) -> None:
+    """Each participant saves part of month 1 (it stays open) and submits the group
+    check where they have one."""
+    for code in world.codes:
+        token = _token(db, world.slug, code, "month_1")
+        saved = api.client.put(f"/api/v1/surveys/{token}/answers", json={"who5_1": 3})
+        assert saved.status_code == 200, saved.text
+        check = _token(db, world.slug, code, "group_check")
+        if check is not None:
+            done = api.client.post(
+                f"/api/v1/surveys/{check}/submit", json={"answers": GROUP_ANSWERS}
+            )
+            assert done.status_code == 200, done.text
+
+
+def scheduler(db: Database, *, days: int = 0) -> None:
+    """A scheduler pass at now + days (invitations, reminders; they fail: no address)."""
+    run_pass(db, now=utcnow() + timedelta(days=days))
+
+
+def withdraw_all(api: Api, world: World, coordinator: str) -> None:
+    for code in world.codes:
+        done = api.client.post(
+            f"/api/v1/studies/{world.slug}/participants/{code}/withdraw",
+            json={"reason": "moved away"},
+            headers=bearer(coordinator),
+        )
+        assert done.status_code == 200, done.text
+
+
+Fetched = dict[tuple[str, ...], str]  # (role, surface, participant index) → answer
+
+
+def _get(staff: Staff, role: str, kind: str, path: str) -> httpx.Response:
+    if kind == "api":
+        return staff.browsers[role].client.get(path, headers=bearer(staff.tokens[role]))
+    return staff.browsers[role].get(path)
+
+
+def fetch_participants(staff: Staff, world: World, label: str, phase: str) -> Fetched:
+    """Every participant surface, for each role and participant."""
+    out: Fetched = {}
+    for role in BLIND_ROLES:
+        for kind, template in PARTICIPANT_SURFACES:
+            for i, code in enumerate(world.codes):
+                path = template.format(slug=world.slug, code=code)
+                response = _get(staff, role, kind, path)
+                out[(label, f"{phase}:{role}", template, str(i))] = answer(
+                    response, slug=world.slug, code=code, follow=staff.participant
+                )
+    return out
+
+
+def act_on_surveys(staff: Staff, world: World, label: str, phase: str) -> Fetched:
+    """Reissue and resend every timepoint's survey of each participant, through the API
+    and the console, as each blind role (a statistician gets 403 alike); the answers."""
+    out: Fetched = {}
+    for role in BLIND_ROLES:
+        browser = staff.browsers[role]
+        csrf = csrf_of(browser.get("/console").text)  # the session's form token
+        before = metrics(staff.metrics)
+        for kind, template in ACTION_SURFACES:
+            for tp in timepoints(world.slug):
+                for i, code in enumerate(world.codes):
+                    path = template.format(slug=world.slug, code=code, tp=tp)
+                    if kind == "api":
+                        key = {"Idempotency-Key": f"{label}-{role}-{tp}-{i}-{uuid.uuid4().hex}"}
+                        response = browser.client.post(
+                            path, headers=bearer(staff.tokens[role]) | key
+                        )
+                    else:
+                        response = browser.client.post(
+                            path, data={"csrf_token": csrf}, headers=ORIGIN
+                        )
+                    after = metrics(staff.metrics)  # what this post added (and one scrape)
+                    counted, before = added(before, after), after
+                    out[(label, f"{phase}:{role}", template, tp, str(i))] = "\n".join(
+                        [
+                            answer(response, slug=world.slug, code=code, follow=staff.participant),
+                            *(f"/metrics added {k} {v:g}" for k, v in sorted(counted.items())),
+                        ]
+                    )
+    return out
+
+
+def fetch_study(staff: Staff, world: World, label: str, phase: str) -> Fetched:
+    """Every study-wide surface, for each role."""
+    out: Fetched = {}
+    for role in BLIND_ROLES:
+        for kind, template in STUDY_SURFACES:
+            response = _get(staff, role, kind, template.format(slug=world.slug))
+            out[(label, f"{phase}:{role}", template)] = answer(
+                response, slug=world.slug, rows_unordered="/exports/" in template
+            )
+    return out
+
+
+METRIC = re.compile(r"^([a-z_]+(?:\{[^}]*\})?) ([0-9.e+-]+)$")
+TIMED = ("_seconds", "_created")
+
+
+def metrics(client: TestClient) -> dict[str, float]:
+    """Trialdesk's counters in `/metrics` (durations, which vary, and the process's
+    memory and garbage collector left out)."""
+    response = client.get("/metrics")
+    assert response.status_code == 200, response.text
+    text = response.text
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        found = METRIC.match(line)
+        name = found.group(1).split("{")[0] if found else ""
+        if found and name.startswith("trialdesk_") and not any(t in name for t in TIMED):
+            out[found.group(1)] = float(found.group(2))
+    return out
+
+
+def added(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    return {k: v - before.get(k, 0.0) for k, v in after.items() if v != before.get(k, 0.0)}
+
+
+@dataclass
+class Comparison:
+    """What was compared and what differed."""
+
+    compared: int = 0
+    differences: list[str] = field(default_factory=list)
+
+    known: list[str] = field(default_factory=list)
+
+    def same(self, what: str, left: str, right: str) -> None:
+        self.compared += 1
+        if left != right:
+            found = f"{what}\n{_diff(left, right)}"
+            leak = any(f" {surface}" in what.split(":", 1)[-1] for surface in KNOWN_LEAKS)
+            (self.known if leak else self.differences).append(found)
+
+
+def _diff(left: str, right: str) -> str:
+    import difflib
+
+    lines = difflib.unified_diff(left.splitlines(), right.splitlines(), lineterm="", n=1)
+    return "\n".join(list(lines)[2:14])
+
+
+def by_key(fetched: Fetched) -> Iterator[tuple[tuple[str, ...], str]]:
+    yield from sorted(fetched.items())
+
+
+def compare_participants(fetched: Fetched, comparison: Comparison) -> None:
+    """Within a world, each participant's answers against the first participant's."""
+    groups: dict[tuple[str, ...], dict[str, str]] = {}
+    for key, text in fetched.items():
+        if key[2] not in PER_PARTICIPANT:
+            continue
+        groups.setdefault(key[:-1], {})[key[-1]] = text
+    for key, answers in sorted(groups.items()):
+        first = answers["0"]
+        for i, text in sorted(answers.items()):
+            if i != "0":
+                comparison.same(f"{' '.join(key)}: P1 vs P{int(i) + 1}", first, text)
+
+
+def compare_worlds(a: Fetched, b: Fetched, comparison: Comparison) -> None:
+    """Each answer of world A against the same answer in world B."""
+    for key, text in by_key(a):
+        other = b[("B", *key[1:])]
+        comparison.same(f"{' '.join(key[1:])}: world A vs world B", text, other)
+
+
+PER_PARTICIPANT = {t for _, t in PARTICIPANT_SURFACES + ACTION_SURFACES}
