@@ -229,11 +229,8 @@ def test_a_copy_of_the_database_holds_no_contact_answer_note_reason_or_arm(setti
     ]
     assert stored == []
     if settings.database_url.startswith("sqlite"):
-        _the_files_hold_none_of_it(
-            settings,
-            [NAME, EMAIL, PHONE, "Quartermaine", FREE_TEXT, ALERT_NOTE, WITHDRAWAL_REASON]
-            + [UNBLIND_REASON],
-        )
+        personal = (NAME, EMAIL, PHONE, "Quartermaine", FREE_TEXT, ALERT_NOTE)
+        _the_files_hold_none_of_it(settings, [*personal, WITHDRAWAL_REASON, UNBLIND_REASON])
 
 
 def _the_files_hold_none_of_it(settings: Settings, needles: list[str]) -> None:
