@@ -26,6 +26,7 @@ from app.idempotency import deps as idempotency
 from app.participants.router import router as participants_router
 from app.reports.router import router as reports_router
 from app.scheduler.runner import BackgroundScheduler
+from app.studies import service as studies_service
 from app.studies.router import router as studies_router
 from app.surveys import pages as survey_pages
 from app.surveys import router as surveys
@@ -62,6 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.db = db
+    app.state.audit_trail_scope = studies_service.trail_scope  # the blinding policy's say
     app.state.request_slots = asyncio.Semaphore(db.request_slots)
     app.state.bad_tokens = FailureLimiter(failures=settings.bad_tokens_per_minute, window_s=60)
     errors.install(app)

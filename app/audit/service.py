@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -247,11 +247,16 @@ def list_records(
     entity: str | None = None,
     action: str | None = None,
     actor: str | None = None,
+    hidden_studies: Collection[int] = (),
 ) -> Sequence[AuditRecord]:
     """Records oldest first, after a cursor; those of one study when `study_id` is given,
     of one entity (`PS-PHL-001`, and its parts such as `PS-PHL-001:baseline`), of one
-    action, or by one actor when those are."""
+    action, or by one actor when those are; never those of `hidden_studies`."""
     query = select(AuditRecord).where(AuditRecord.seq > after_seq)
+    if hidden_studies:
+        query = query.where(
+            or_(AuditRecord.study_id.is_(None), AuditRecord.study_id.not_in(hidden_studies))
+        )
     if study_id is not None:
         query = query.where(AuditRecord.study_id == study_id)
     if entity is not None:

@@ -718,10 +718,11 @@ def audit_page(
         "actor": actor.strip().lower(),
         "entity": entity.strip(),
     }
-    study_id = audit.study_id_of(session, slug=filters["study"]) if filters["study"] else None
+    study_id, hidden = studies.trail_scope(session, staff.user, filters["study"] or None)
     rows = audit.list_records(
         session,
         study_id=study_id,
+        hidden_studies=hidden,
         after_seq=after,
         limit=AUDIT_PAGE,
         entity=filters["entity"] or None,

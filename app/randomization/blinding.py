@@ -132,6 +132,13 @@ class Policy:
         """Whether the reason of an audit record is shown to this role."""
         return self.arms or action != UNBLINDED_ACTION
 
+    def reads_trail(self) -> bool:
+        """Whether the study's audit records are listed for this role: they hold every
+        allocation's arm and the answers to arm-limited instruments, and surveys only
+        some arms have are recorded for those arms alone, so a role that may not see
+        arms does not read them (the chain's head, which holds none, stays readable)."""
+        return self.arms
+
     def may_export_unblinded(self) -> bool:
         """Whether the unblinded export (with arms) is offered to this role."""
         return self.arms and has_permission(self.role, Permission.export_unblinded)

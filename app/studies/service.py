@@ -214,6 +214,36 @@ def ensure_arms_visible(study: Study, *, user: Principal) -> None:
         raise Forbidden(f"this study does not show arms to the {user.role} role")
 
 
+def ensure_trail_readable(study: Study, *, user: Principal) -> None:
+    """Refuse (403) a role the study's blinding does not let read its audit records."""
+    if not blinding.policy_for(user.role, definition_of(study)).reads_trail():
+        raise Forbidden(
+            f"this study does not show arms to the {user.role} role, and its audit trail holds them"
+        )
+
+
+def studies_with_hidden_trail(session: Session, *, user: Principal) -> list[int]:
+    """The ids of the studies whose audit records the user's role may not read."""
+    return [
+        study.id
+        for study in session.scalars(select(Study).order_by(Study.id))
+        if not blinding.policy_for(user.role, definition_of(study)).reads_trail()
+    ]
+
+
+def trail_scope(
+    session: Session, user: Principal, slug: str | None
+) -> tuple[int | None, list[int]]:
+    """What of the audit trail the user reads: the id of the study of `slug` (403 if
+    its blinding hides arms from the role, 404 if unknown), and the studies to leave out."""
+    study_id = None
+    if slug is not None:
+        study = get_study(session, slug=slug, user=user)
+        ensure_trail_readable(study, user=user)
+        study_id = study.id
+    return study_id, studies_with_hidden_trail(session, user=user)
+
+
 def list_studies(
     session: Session, *, user: Principal, after_id: int, limit: int
 ) -> Sequence[Study]:
