@@ -370,30 +370,22 @@ def verify_anchors(session: Session, *, keys: Keys | None = None) -> list[ChainB
         )
         for anchor in batch:
             if anchor.seq > head.seq or anchor.seq not in stored:
-                counted["beyond"] += 1
-                if counted["beyond"] <= MAX_SAME_PROBLEM:
-                    breaks.append(
-                        ChainBreak(
-                            anchor.seq,
-                            (
-                                f"anchored at {anchor.at}, but the trail ends at {head.seq}: "
-                                "its newest records were removed, or an older copy of the "
-                                "database was put back"
-                            ),
-                        )
-                    )
+                kind = "beyond"
+                problem = (
+                    f"anchored at {anchor.at}, but the trail ends at {head.seq}: its newest "
+                    "records were removed, or an older copy of the database was put back"
+                )
             elif stored[anchor.seq] != anchor.hash:
-                counted["differs"] += 1
-                if counted["differs"] <= MAX_SAME_PROBLEM:
-                    breaks.append(
-                        ChainBreak(
-                            anchor.seq,
-                            (
-                                f"differs from the record anchored at {anchor.at}: the trail was "
-                                "rewritten, or an older copy of the database was put back"
-                            ),
-                        )
-                    )
+                kind = "differs"
+                problem = (
+                    f"differs from the record anchored at {anchor.at}: the trail was "
+                    "rewritten, or an older copy of the database was put back"
+                )
+            else:
+                continue
+            counted[kind] += 1
+            if counted[kind] <= MAX_SAME_PROBLEM:
+                breaks.append(ChainBreak(anchor.seq, problem))
 
     batch: list[anchors.Anchor] = []
     for number, item in anchors.read(state_dir, keys, head.chain_id):

@@ -69,19 +69,7 @@ HEAD = sa.table(
     sa.column("hash", sa.String),
     sa.column("chain_id", sa.String),
 )
-FIELDS = (
-    "seq",
-    "at",
-    "actor_id",
-    "actor",
-    "action",
-    "study_id",
-    "entity_type",
-    "entity_id",
-    "reason",
-    "changes",
-    "request_id",
-)
+FIELDS = audit_v2.HASHED_FIELDS
 
 
 def _rows(table: sa.TableClause) -> Iterator[dict[str, Any]]:
