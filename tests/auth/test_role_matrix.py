@@ -59,6 +59,7 @@ _MATRIX: dict[tuple[str, str], tuple[int, int, int, int, int, int, int]] = {
     ("GET",  "/api/v1/studies/{slug}/allocations"):            (401, 401, 200, 403, 403, 403, 200),
     ("GET",  "/api/v1/studies/{slug}/audit"):                  (401, 401, 200, 403, 403, 403, 403),
     ("GET",  "/api/v1/audit"):                                 (401, 401, 200, 403, 403, 403, 403),
+    ("GET",  "/api/v1/studies/{slug}/audit/head"):             (401, 401, 200, 403, 403, 403, 403),
     ("POST", "/api/v1/studies/{slug}/simulate"):               (401, 401, 200, 403, 403, 403, 403),
     ("POST", "/api/v1/studies/{slug}/lock"):                   (401, 401, 200, 403, 403, 403, 403),
     ("PUT",  "/api/v1/studies/{slug}/allocation-table"):       (401, 401, 200, 403, 403, 403, 403),
@@ -294,6 +295,7 @@ REQUESTS: dict[tuple[str, str], Callable[[Ctx], Call]] = {
     ("GET", "/api/v1/studies/{slug}/allocations"): lambda ctx: Call(f"{S}/allocations"),
     ("GET", "/api/v1/studies/{slug}/audit"): lambda ctx: Call(f"{S}/audit"),
     ("GET", "/api/v1/audit"): lambda ctx: Call("/api/v1/audit"),
+    ("GET", "/api/v1/studies/{slug}/audit/head"): lambda ctx: Call(f"{S}/audit/head"),
     ("POST", "/api/v1/studies/{slug}/lock"): lambda ctx: Call(
         f"/api/v1/studies/{ctx.enrolling_study()}/lock"
     ),
