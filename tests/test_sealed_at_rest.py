@@ -20,7 +20,7 @@ from app.config import ConfigurationError, Settings
 from app.db.base import utcnow
 from app.db.engine import Database
 from app.db.schema import alembic_config
-from app.db.sealed import KeysMissing, SealedText, attach_keys, keyed_hash, reseal
+from app.db.sealed import KeysMissing, SealedText, attach_keys, keyed_hash, reseal, unpadded
 from app.demo import demo_definition
 from app.keys import Keys, Use, WrongKey
 from app.main import create_app
@@ -351,9 +351,8 @@ def test_databases_with_different_keys_live_side_by_side_in_one_process(tmp_path
         with engine.connect() as connection:
             assert connection.scalar(sa.select(table.c.v)) == f"value {n}"
             raw = connection.exec_driver_sql("SELECT v FROM t").scalar_one()
-            assert Keys(bytes([n + 1]) * 32).open(Use.research, raw, context="t.v") == (
-                f"value {n}".encode()
-            )
+            opened = Keys(bytes([n + 1]) * 32).open(Use.research, raw, context="t.v")
+            assert unpadded(opened) == f"value {n}".encode()
     other = sa.Table("t", sa.MetaData(), sa.Column("v", SealedText("t.v")), schema="other")
     with engines[1].connect() as connection:  # the other's value does not open here
         connection.exec_driver_sql("ATTACH DATABASE ? AS other", (str(tmp_path / "0.db"),))
@@ -415,3 +414,26 @@ def test_the_migration_seals_the_rows_that_exist_and_downgrading_opens_them(sett
     assert _readable(api, flow["code"]) == before
     with pytest.raises(sa.exc.DatabaseError, match="append-only"), db.engine.begin() as conn:
         conn.exec_driver_sql("DELETE FROM allocations")
+
+
+def test_sealed_values_do_not_tell_arms_or_instrument_lists_apart_by_length():
+    # A sealed value is as long as its plain text plus a constant: unpadded, the arm
+    # codes of the demo study and the instrument lists of each arm had lengths of their
+    # own in a copy of the database.
+    from app.db.sealed import SealedJSON, SealedText, attach_keys
+    from app.keys import Keys
+
+    engine = sa.create_engine("sqlite://")
+    attach_keys(engine, Keys(b"a server key of thirty-two bytes or more!"))
+    dialect = engine.dialect
+    arm = SealedText("allocations.arm")
+    arms = {code: arm.process_bind_param(code, dialect) for code in ARM_LABELS}
+    assert len({len(v or b"") for v in arms.values()}) == 1
+    assert {code: arm.process_result_value(v, dialect) for code, v in arms.items()} == {
+        code: code for code in ARM_LABELS
+    }
+    lists = SealedJSON("survey_instances.instruments")
+    chosen = [["who5", "phq9"], ["who5", "phq9", "group_experience"]]
+    sealed = [lists.process_bind_param(value, dialect) for value in chosen]
+    assert len({len(v or b"") for v in sealed}) == 1
+    assert [lists.process_result_value(v, dialect) for v in sealed] == chosen

@@ -30,6 +30,26 @@ from app.keys import Keys, Use
 _KEYS_ATTRIBUTE = "trialdesk_keys"
 KEYED_HASH = "trialdesk_keyed_hash"  # Column.info: the kind of value its hash is of
 RESEAL_BATCH = 500
+# A sealed value is as long as its plain text plus a constant, so values are padded to
+# a multiple of a bucket before sealing: an arm code, an instrument list or a short
+# answer would otherwise be told apart by length alone (`listserv` from `control`).
+TEXT_BUCKET = 64
+JSON_BUCKET = 1024
+_PADDED = b"\x00"  # plain text and JSON never start with NUL (inputs refuse it)
+
+
+def padded(data: bytes, bucket: int) -> bytes:
+    """`data` with its length in front, then zeros up to a multiple of `bucket`."""
+    body = _PADDED + len(data).to_bytes(4, "big") + data
+    return body + b"\x00" * (-len(body) % bucket)
+
+
+def unpadded(plain: bytes) -> bytes:
+    """The data of a padded value (a value sealed before padding is returned as is)."""
+    if plain[:1] != _PADDED:
+        return plain
+    size = int.from_bytes(plain[1:5], "big")
+    return plain[5 : 5 + size]
 
 
 class KeysMissing(RuntimeError):
@@ -65,13 +85,14 @@ class SealedText(TypeDecorator[str]):
     def process_bind_param(self, value: str | None, dialect: Dialect) -> bytes | None:
         if value is None:
             return None
-        return keys_of_dialect(dialect).seal(Use.research, value.encode(), context=self.context)
+        plain = padded(value.encode(), TEXT_BUCKET)
+        return keys_of_dialect(dialect).seal(Use.research, plain, context=self.context)
 
     def process_result_value(self, value: bytes | None, dialect: Dialect) -> str | None:
         if value is None:
             return None
         opened = keys_of_dialect(dialect).open(Use.research, bytes(value), context=self.context)
-        return opened.decode()
+        return unpadded(opened).decode()
 
 
 class SealedJSON(TypeDecorator[Any]):
@@ -89,13 +110,15 @@ class SealedJSON(TypeDecorator[Any]):
         if value is None:
             return None
         plain = json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
-        return keys_of_dialect(dialect).seal(Use.research, plain, context=self.context)
+        return keys_of_dialect(dialect).seal(
+            Use.research, padded(plain, JSON_BUCKET), context=self.context
+        )
 
     def process_result_value(self, value: bytes | None, dialect: Dialect) -> Any:
         if value is None:
             return None
         opened = keys_of_dialect(dialect).open(Use.research, bytes(value), context=self.context)
-        return json.loads(opened)
+        return json.loads(unpadded(opened))
 
 
 def normalized(kind: str, value: str) -> str:

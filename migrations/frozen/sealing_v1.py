@@ -72,6 +72,22 @@ def open_sealed(key: bytes, use: str, sealed: bytes, *, context: str) -> bytes:
         raise WrongKey("sealed with another server key, or altered") from None
 
 
+TEXT_BUCKET, JSON_BUCKET = 64, 1024
+
+
+def padded(data: bytes, bucket: int) -> bytes:
+    """`data` with its length in front, then zeros up to a multiple of `bucket`."""
+    body = b"\x00" + len(data).to_bytes(4, "big") + data
+    return body + b"\x00" * (-len(body) % bucket)
+
+
+def unpadded(plain: bytes) -> bytes:
+    """The data of a padded value (an unpadded one as is)."""
+    if plain[:1] != b"\x00":
+        return plain
+    return plain[5 : 5 + int.from_bytes(plain[1:5], "big")]
+
+
 def json_bytes(value: Any) -> bytes:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
 

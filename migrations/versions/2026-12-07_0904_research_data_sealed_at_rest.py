@@ -146,7 +146,11 @@ def upgrade() -> None:
             data = v1.json_bytes(json.loads(plain)) if kind == "json" else plain.encode()
             if kind == "json" and json.loads(plain) is None:
                 return None, extra
-            return v1.seal(research(), v1.RESEARCH, data, context=f"{table}.{column}"), extra
+            bucket = v1.JSON_BUCKET if kind == "json" else v1.TEXT_BUCKET
+            sealed = v1.seal(
+                research(), v1.RESEARCH, v1.padded(data, bucket), context=f"{table}.{column}"
+            )
+            return sealed, extra
 
         with _append_only_lifted(table):
             _rewrite(table, seal)
@@ -162,7 +166,10 @@ def downgrade() -> None:
         def unseal(column: str, kind: str, raw: Any, table: str = table) -> tuple[Any, dict]:
             if raw is None:
                 return None, {}
-            plain = v1.open_sealed(research(), v1.RESEARCH, bytes(raw), context=f"{table}.{column}")
+            opened = v1.open_sealed(
+                research(), v1.RESEARCH, bytes(raw), context=f"{table}.{column}"
+            )
+            plain = v1.unpadded(opened)
             return (plain if _postgresql() else plain.decode()), {}
 
         with _append_only_lifted(table):
