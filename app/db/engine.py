@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
+from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction, sessionmaker
 from sqlalchemy.pool import NullPool
 
 from app.config import Settings
@@ -122,6 +122,12 @@ def _seal_with_the_current_key(factory: sessionmaker[Session], keys: Keys) -> No
         if (session.new or session.dirty) and session.info.get(KEYS_INFO) is keys:
             with session.no_autoflush:
                 sealing_keys_of(session)
+
+    @event.listens_for(factory, "do_orm_execute")
+    def _check_statement(state: ORMExecuteState) -> None:
+        # Plain UPDATE and INSERT statements (the outbox marks a failure so) seal too.
+        if (state.is_update or state.is_insert) and state.session.info.get(KEYS_INFO) is keys:
+            sealing_keys_of(state.session)
 
 
 def _count_committed_events(factory: sessionmaker[Session]) -> None:
