@@ -329,6 +329,7 @@ def verify(study: Annotated[str, typer.Option("--study", help="study slug")]) ->
     from sqlalchemy import select
 
     from app.audit.service import verify_anchors, verify_chain
+    from app.config import ConfigurationError
     from app.participants.replay import replay
     from app.participants.service import verify_allocations
     from app.randomization.service import count_allocations
@@ -337,6 +338,10 @@ def verify(study: Annotated[str, typer.Option("--study", help="study slug")]) ->
     db = _database()
     differences = 0
     try:
+        try:
+            db.check_server_key()  # a wrong key is said as such, not read as tampering
+        except ConfigurationError as exc:
+            _fail(str(exc))
         with db.session(write=False) as session:
             row = session.scalars(select(Study).where(Study.slug == study)).first()
             if row is None:

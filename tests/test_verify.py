@@ -201,6 +201,26 @@ def test_the_newest_records_deleted_and_the_head_moved_back_is_detected(settings
     assert "AUDIT record" not in output  # the chain itself is whole: only the anchors tell
 
 
+@pytest.mark.parametrize("head", ["emptied", "removed"])
+def test_the_whole_trail_emptied_is_detected(settings, db, api, head):
+    # Every record deleted and the head set back to nothing (or removed): the anchors
+    # outside the database, or the studies it still holds, tell.
+    _randomize_some(api, 2)
+    _allow_tampering(db, "audit_records")
+    with db.engine.begin() as connection:
+        connection.execute(text("DELETE FROM audit_records"))
+        if head == "emptied":
+            genesis = "0" * 64
+            connection.execute(
+                text("UPDATE audit_chain_head SET seq = 0, hash = :h"), {"h": genesis}
+            )
+        else:
+            connection.execute(text("DELETE FROM audit_chain_head"))
+    code, output = _verify(settings)
+    assert code == 1, output
+    assert "ANCHOR record" in output
+
+
 def _snapshot(settings) -> Callable[[], None]:
     """Copy the whole database now; the function returned puts the copy back."""
     if settings.database_url.startswith("sqlite"):
