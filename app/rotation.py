@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import base64
 import fcntl
+import logging
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -37,6 +38,7 @@ from sqlalchemy.orm import Session
 from app import keyfile
 from app.audit import service as audit
 from app.audit.actions import AuditAction
+from app.audit.service import AuditChainBroken
 from app.config import ConfigurationError, Settings
 from app.db.base import utcnow
 from app.db.engine import Database
@@ -59,6 +61,8 @@ from app.participants import models as _participant_models  # noqa: F401
 from app.randomization import models as _randomization_models  # noqa: F401
 from app.studies.models import BlindingKey, Study
 from app.surveys import models as _survey_models  # noqa: F401
+
+logger = logging.getLogger(__name__)
 
 
 class RotationError(RuntimeError):
@@ -201,6 +205,7 @@ def _rotate(settings: Settings, path: Path | None, new_key: bytes) -> Rotated:
             with db.begin() as session:
                 session.info[KEYS_INFO] = both
                 rotated.resealed[name] = step(session, rekeying)
+        _ensure_anchors_resigned(db, rekeying.new)
         if path is not None:  # 4.
             keyfile.write(path, [new_key], note=_note(settings, "rotated"))
         with db.begin() as session:
@@ -217,6 +222,10 @@ def _rotate(settings: Settings, path: Path | None, new_key: bytes) -> Rotated:
                 },
             )
         return rotated
+    except AuditChainBroken as exc:
+        raise RotationError(
+            f"the audit trail does not verify, nothing was retired: {exc}"
+        ) from None
     except WrongKey as exc:
         raise RotationError(
             f"a sealed value does not open with the database's keys: {exc}"
@@ -225,6 +234,28 @@ def _rotate(settings: Settings, path: Path | None, new_key: bytes) -> Rotated:
         raise RotationError(str(exc)) from None
     finally:
         db.dispose()
+
+
+def _ensure_anchors_resigned(db: Database, new: Keys) -> None:
+    """Before the old key leaves the key file: the audit trail's anchors must verify
+    under the new key alone (its step re-signs them once its transaction commits; a
+    state folder that could not be written leaves them signed under the old key, and
+    retiring it then would leave `verify` failing for good)."""
+    with db.session(write=False) as session:
+        breaks = audit.verify_anchors(session, keys=new)
+        if breaks:  # the step's write failed: once more, now
+            try:
+                audit.resign_anchors(session, keys=new)
+            except OSError as exc:
+                logger.warning("the audit anchors could not be re-signed: %s", exc)
+            breaks = audit.verify_anchors(session, keys=new)
+    if breaks:
+        raise RotationError(
+            "the audit trail's anchors are not re-signed under the new key "
+            f"({breaks[0].problem}); the old key stays in the key file. Make the state "
+            "folder writable, re-sign the anchors (docs/audit.md, 'Rotating the server "
+            "key') and run `trialdesk keys rotate` again"
+        )
 
 
 def _switch(db: Database, both: Keys, old: Keys) -> None:

@@ -12,6 +12,7 @@ import stat
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -542,3 +543,40 @@ def test_two_rotations_of_one_key_file_never_run_at_once(keyed, served):
             rotation.rotate(Settings(**_fields(keyed)))
     assert keyfile.read(path) == keyed.server_keys  # untouched
     assert rotation.rotate(Settings(**_fields(keyed))).key_file == path
+
+
+@pytest.mark.parametrize("failures", [1, 2])
+def test_a_rotation_whose_anchors_could_not_be_re_signed_keeps_the_old_key(
+    keyed, served, monkeypatch, failures
+):
+    # The trail's step re-signs the anchors once it commits. If that write fails, the
+    # rotation tries once more; if that fails too, retiring the old key would leave
+    # verify failing for good, so the old key stays in the key file.
+    from app import rotation
+    from app.audit import anchors
+
+    api, _ = served
+    assert api.randomize(api.admin_token, api.enroll(api.admin_token)).status_code == 200
+    left = {"failures": failures}
+    replace = anchors.replace
+
+    def disk_full_for_a_while(*args: Any, **kwargs: Any) -> None:
+        if left["failures"] > 0:
+            left["failures"] -= 1
+            raise OSError(28, "No space left on device")
+        replace(*args, **kwargs)
+
+    monkeypatch.setattr(anchors, "replace", disk_full_for_a_while)
+    path = Settings(**_fields(keyed)).key_file_path
+    assert path is not None
+    if failures == 1:
+        rotation.rotate(Settings(**_fields(keyed)))
+        final = keyfile.read(path)
+        assert final is not None and len(final) == 1
+        code, output = _cli(keyed, "verify", "--study", STUDY)
+        assert code == 0, output
+        return
+    with pytest.raises(rotation.RotationError, match="old key stays"):
+        rotation.rotate(Settings(**_fields(keyed)))
+    kept = keyfile.read(path)
+    assert kept is not None and len(kept) == 2  # nothing retired

@@ -568,6 +568,23 @@ def rekey(session: Session, *, old: Keys, new: Keys) -> int:
     return count
 
 
+def resign_anchors(session: Session, *, keys: Keys) -> None:
+    """Start the anchors file anew with one `rekey` line for the chain's head, signed
+    under `keys`: what `rekey` does once it commits, for when that write failed."""
+    head = session.get(AuditChainHead, 1)
+    state_dir: Path | None = session.info.get(STATE_DIR_INFO)
+    if head is None or head.chain_id is None or state_dir is None or head.seq == 0:
+        return
+    last = session.get(AuditRecord, head.seq)
+    if last is None:
+        return
+    at = last.at.isoformat(timespec="microseconds")
+    line = anchors.make_line(
+        keys, kind="rekey", chain=head.chain_id, seq=head.seq, hash=head.hash, at=at
+    )
+    anchors.replace(state_dir, head.chain_id, line)
+
+
 def _allow_updates(session: Session, *, allow: bool) -> None:
     """Set the append-only triggers of `audit_records` aside (or back), in this
     transaction only: a rekey is the one rewrite of the trail."""
