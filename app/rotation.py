@@ -8,8 +8,10 @@ the servers keep serving.
    `server_key`. Every transaction that seals reads that row first, under a shared lock
    on PostgreSQL (SQLite has one writer at a time), so nothing is sealed with the old key
    once this commits, and the switch waits for those that began before.
-3. Each step re-seals its values, in a transaction of its own (`STEPS`): values under
-   the old key and the new one are both readable meanwhile.
+3. Each step re-seals its values, in a transaction of its own (`STEPS`), and the
+   research tables a batch at a time, each batch read under a row lock so that a
+   server's write waits for it and is never overwritten: values under the old key and
+   the new one are both readable meanwhile.
 4. Once every step is done, the old keys leave the key file, and the rotation is
    audited (`keys.rotated`: the old and new fingerprints, how many values per step).
 
@@ -42,8 +44,7 @@ from app.audit.service import AuditChainBroken
 from app.config import ConfigurationError, Settings
 from app.db.base import utcnow
 from app.db.engine import Database
-from app.db.sealed import attach_keys
-from app.db.sealed import reseal as reseal_research_data
+from app.db.sealed import attach_keys, reseal_batch, sealed_tables
 from app.db.server_key import (
     KEYS_INFO,
     ServerKey,
@@ -54,7 +55,7 @@ from app.idempotency import service as idempotency
 from app.idempotency.models import IdempotencyKey
 from app.keys import Keys, Use, WrongKey, fingerprint_of
 
-# The models of every sealed column, so that the research data's step (`sealed.reseal`,
+# The models of every sealed column, so that the research data's step (`reseal_batch`,
 # which covers the tables registered) misses none.
 from app.outbox import models as _outbox_models  # noqa: F401
 from app.participants import models as _participant_models  # noqa: F401
@@ -145,11 +146,26 @@ def _idempotency_answers(session: Session, rekeying: Rekeying) -> int:
 
 # Every kind of sealed value, re-sealed in this order. A module that seals something
 # adds its step here: `(name, function(session, rekeying) -> how many values)`.
+def _research_data(db: Database, both: Keys) -> int:
+    """Re-seal the research tables, a short transaction a batch (row-locked), so the
+    servers' writes wait milliseconds, not the whole step, and none is overwritten."""
+    done = 0
+    for table, _, _ in sealed_tables():
+        after: object = None
+        while True:
+            with db.begin() as session:
+                session.info[KEYS_INFO] = both
+                count, after = reseal_batch(session, table=table, after=after)
+            done += count
+            if after is None:
+                break
+    return done
+
+
 STEPS: list[Step] = [
     ("study secrets", _study_secrets),
     ("blinding keys", _blinding_keys),
     ("idempotency answers", _idempotency_answers),
-    ("research data", lambda session, rekeying: reseal_research_data(session)),
     (
         "audit trail",
         lambda session, rekeying: audit.rekey(session, old=rekeying.old, new=rekeying.new),
@@ -205,6 +221,8 @@ def _rotate(settings: Settings, path: Path | None, new_key: bytes) -> Rotated:
             with db.begin() as session:
                 session.info[KEYS_INFO] = both
                 rotated.resealed[name] = step(session, rekeying)
+        rotated.resealed["research data"] = _research_data(db, both)
+
         _ensure_anchors_resigned(db, rekeying.new)
         if path is not None:  # 4.
             keyfile.write(path, [new_key], note=_note(settings, "rotated"))

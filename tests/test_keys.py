@@ -580,3 +580,58 @@ def test_a_rotation_whose_anchors_could_not_be_re_signed_keeps_the_old_key(
         rotation.rotate(Settings(**_fields(keyed)))
     kept = keyfile.read(path)
     assert kept is not None and len(kept) == 2  # nothing retired
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])  # row locks: SQLite has one writer
+def test_a_change_made_while_the_research_data_is_re_sealed_is_never_overwritten(keyed, served):
+    # The rotation reads a batch of rows and writes them back sealed under the new key;
+    # a withdrawal committed in between must survive (the batch is read under a row
+    # lock, so the writer waits for the batch's transaction instead).
+    import time
+
+    from app import rotation
+    from app.participants.models import Participant
+
+    api, db = served
+    codes = _people(api, 2)
+    writer_done = threading.Event()
+
+    def withdraw_meanwhile() -> None:
+        with db.begin() as session:
+            person = session.scalars(
+                sa.select(Participant).where(Participant.code == codes[0])
+            ).one()
+            person.withdrawal_reason = "WRITTEN DURING ROTATION"
+        writer_done.set()
+
+    writer = threading.Thread(target=withdraw_meanwhile)
+
+    def in_the_batch(conn, cursor, statement, *args: object) -> None:  # type: ignore[no-untyped-def]
+        if writer.is_alive() or writer_done.is_set():
+            return
+        if statement.startswith("SELECT participants.id, participants.withdrawal_reason"):
+            writer.start()
+            # Until the writer is done, or waits on the batch's row lock (bounded).
+            deadline = time.monotonic() + 20
+            with db.engine.connect() as probe:
+                while time.monotonic() < deadline and not writer_done.is_set():
+                    waiting = probe.execute(
+                        sa.text(
+                            "SELECT count(*) FROM pg_stat_activity WHERE datname = "
+                            "current_database() AND wait_event_type = 'Lock'"
+                        )
+                    ).scalar_one()
+                    if waiting:
+                        break
+                    writer_done.wait(0.02)
+
+    sa.event.listen(db.engine.__class__, "after_cursor_execute", in_the_batch)
+    try:
+        rotation.rotate(Settings(**_fields(keyed)))
+    finally:
+        sa.event.remove(db.engine.__class__, "after_cursor_execute", in_the_batch)
+    writer.join(timeout=60)
+    assert writer_done.is_set()
+    with db.session(write=False) as session:
+        person = session.scalars(sa.select(Participant).where(Participant.code == codes[0])).one()
+        assert person.withdrawal_reason == "WRITTEN DURING ROTATION"

@@ -153,36 +153,48 @@ def sealed_tables() -> Iterator[tuple[Table, list[Column[Any]], list[Column[Any]
 
 def reseal(session: Session) -> int:
     """Seal every sealed value again with the session's current keys, and rebuild the
-    keyed hashes beside them (after a key rotation); the number of rows rewritten.
-
-    Reads each table in primary-key order, `RESEAL_BATCH` rows at a time, and writes
-    them back in the same transaction (flushed, not committed). Append-only tables
-    (the allocation ledger) have their triggers set aside for the rewrite and put back
-    within the transaction, so nothing else can change them meanwhile. It covers the
-    tables of the models imported: import `app.models` first (as the CLI must)."""
-    keys = keys_of_dialect(session.get_bind().dialect)
+    keyed hashes beside them, in this one transaction; the number of rows rewritten.
+    `trialdesk keys rotate` runs `reseal_batch` instead, a transaction a batch."""
     rewritten = 0
-    for table, sealed, hashes in sealed_tables():
-        (key,) = table.primary_key.columns
-        with _triggers_lifted(session, table):
-            last: Any = None
-            while True:
-                query = select(key, *sealed).order_by(key).limit(RESEAL_BATCH)
-                if last is not None:
-                    query = query.where(key > last)
-                rows = session.execute(query).all()
-                if not rows:
-                    break
-                for row in rows:
-                    values = {c.name: row[i + 1] for i, c in enumerate(sealed)}
-                    for column in hashes:
-                        source, kind = column.info[KEYED_HASH]
-                        values[column.name] = keyed_hash(keys, kind, values[source])
-                    session.execute(update(table).where(key == row[0]).values(**values))
-                rewritten += len(rows)
-                last = rows[-1][0]
-    session.flush()
+    for table, _, _ in sealed_tables():
+        after: Any = None
+        while True:
+            count, after = reseal_batch(session, table=table, after=after)
+            rewritten += count
+            if after is None:
+                break
     return rewritten
+
+
+def reseal_batch(session: Session, *, table: Table, after: Any) -> tuple[int, Any]:
+    """Seal again the next `RESEAL_BATCH` rows of `table` after the key `after` (None:
+    from the first), with the session's current keys, and rebuild their keyed hashes;
+    the rows rewritten and the key to go on after (None: the table is done).
+
+    The rows are read under a row lock (PostgreSQL; SQLite has one writer at a time),
+    so a change another process makes meanwhile waits and is never overwritten with
+    what was read before it. Append-only tables (the allocation ledger) have their
+    triggers set aside within the transaction only. It covers the tables of the models
+    imported (`sealed_tables`)."""
+    keys = keys_of_dialect(session.get_bind().dialect)
+    sealed = [c for c in table.columns if isinstance(c.type, SealedText | SealedJSON)]
+    hashes = [c for c in table.columns if KEYED_HASH in c.info]
+    (key,) = table.primary_key.columns
+    query = select(key, *sealed).order_by(key).limit(RESEAL_BATCH).with_for_update()
+    if after is not None:
+        query = query.where(key > after)
+    rows = session.execute(query).all()
+    if not rows:
+        return 0, None
+    with _triggers_lifted(session, table):
+        for row in rows:
+            values = {c.name: row[i + 1] for i, c in enumerate(sealed)}
+            for column in hashes:
+                source, kind = column.info[KEYED_HASH]
+                values[column.name] = keyed_hash(keys, kind, values[source])
+            session.execute(update(table).where(key == row[0]).values(**values))
+    session.flush()
+    return len(rows), rows[-1][0]
 
 
 class _triggers_lifted:
