@@ -910,8 +910,8 @@ def unblinded_download(
     reason = _text(form, "reason")
     fmt = Format.json if first(form, "format") == "json" else Format.csv
     shape = Shape.wide if first(form, "shape") == "wide" else Shape.long
-    if len(reason) < downloads.REASON_MIN_LENGTH:
-        wanted = f"at least {downloads.REASON_MIN_LENGTH} characters"
+    if downloads.reason_length(reason) < downloads.REASON_MIN_LENGTH:
+        wanted = f"at least {downloads.REASON_MIN_LENGTH} visible characters, with words"
         context = {
             "unblinded": True,
             "errors": {"reason": f"Enter why the arms are needed ({wanted})"},

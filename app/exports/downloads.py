@@ -3,6 +3,8 @@ started (audited) in the request's transaction, then streamed."""
 
 from __future__ import annotations
 
+import unicodedata
+
 from fastapi import Response
 from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
@@ -19,6 +21,26 @@ from app.studies.models import Study
 # An unblinded export says why the arms are needed: enough words for an auditor to read
 # (a one-letter reason is no reason).
 REASON_MIN_LENGTH = 10
+
+
+def reason_length(reason: str) -> int:
+    """How many characters of a reason a reader sees: letters, digits, punctuation and
+    symbols (not spaces, controls, format characters such as zero-width spaces, or
+    combining marks); 0 when it has no letter at all."""
+    seen = [c for c in reason if unicodedata.category(c)[0] in "LNPS"]
+    return len(seen) if any(unicodedata.category(c)[0] == "L" for c in seen) else 0
+
+
+def check_reason(reason: str) -> str:
+    """The reason, if a reader would see at least REASON_MIN_LENGTH characters of it."""
+    if reason_length(reason) < REASON_MIN_LENGTH:
+        raise ValueError(
+            f"say why the arms are needed: at least {REASON_MIN_LENGTH} visible characters, "
+            "with words"
+        )
+    return reason
+
+
 REASON_MAX_LENGTH = 2000
 
 MEDIA = {Format.csv: "text/csv; charset=utf-8", Format.json: "application/json"}

@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
-from pydantic import StringConstraints
+from pydantic import AfterValidator, StringConstraints
 
 from app.api.body import JSON_BODY_LIMIT, CheckedJsonRoute
 from app.api.deps import ReadSessionDep, SessionDep
@@ -41,6 +41,7 @@ ShapeQuery = Annotated[
 ]
 Reason = Annotated[
     str,
+    AfterValidator(downloads.check_reason),
     StringConstraints(
         strip_whitespace=True,
         min_length=downloads.REASON_MIN_LENGTH,

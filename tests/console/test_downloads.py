@@ -89,12 +89,15 @@ def test_the_unblinded_export_wants_a_reason_of_ten_characters(api, signed_in):
     load_csv_study(api)
     unblinded = signed_in("unblinded_statistician", study=STUDY)
     short = "x" * (REASON_MIN_LENGTH - 1)
-    for reason in ("", "   ", short, f"  {short}  "):
+    # What a reader cannot see (zero-width and control characters, combining marks) or
+    # that says nothing (no letter at all) is no reason either.
+    unseen = ("\u200b" * 11, "\u0301" * 11, "\ufeff" * 10, "\x01" * 11, "." * 11, "1" * 12)
+    for reason in ("", "   ", short, f"  {short}  ", *unseen):
         refused = unblinded.post(
             f"{S}/exports/unblinded", {"reason": reason, "format": "csv"}, csrf_from=f"{S}/exports"
         )
         assert refused.status_code == 422, reason
-        assert "at least 10 characters" in refused.text
+        assert "at least 10 visible characters" in refused.text
         assert 'id="reason-error"' in refused.text  # the field's own error
         api_refused = api.client.get(
             f"/api/v1/studies/{STUDY}/exports/unblinded",
