@@ -74,3 +74,14 @@ def test_a_request_id_is_answered_logged_and_in_the_audit_record(api):
     trail = api.client.get(f"/api/v1/studies/{STUDY}/audit", headers=bearer(api.admin_token))
     mine = [r for r in trail.json()["items"] if r["request_id"] == "trace-42.a"]
     assert {r["action"] for r in mine} == {"participant.screened", "participant.enrolled"}
+
+
+def test_made_up_methods_share_one_metrics_label(settings):
+    # Any word is an HTTP method; a label per made-up one would grow /metrics unbounded.
+    app = create_app(settings.model_copy(update={"metrics_allowed_from": ["*"]}))
+    with TestClient(app) as client:
+        for method in ("M12345", "A" * 300):
+            assert client.request(method, "/healthz").status_code in (404, 405)
+        text = client.get("/metrics").text
+    assert 'method="M12345"' not in text and "A" * 300 not in text
+    assert 'method="other"' in text
