@@ -70,10 +70,12 @@ def list_study_audit(
 
 
 @router.get("/studies/{slug}/audit/head", response_model=AuditHead)
-def study_audit_head(slug: SlugPath, session: ReadSessionDep, user: Auditor) -> AuditHead:
+def study_audit_head(
+    slug: SlugPath, session: ReadSessionDep, user: Auditor, scope: TrailScopeDep
+) -> AuditHead:
     """The chain's head (`seq` is global) and its newest signed anchor, kept outside the
     database (`TRIALDESK_STATE_DIR`): an auditor keeps `anchor`; `trialdesk verify` finds
     a trail cut off or rolled back behind any anchor."""
-    service.study_id_of(session, slug=slug)  # 404 for an unknown study
+    scope(session, user, slug)  # 404 for an unknown study, 403 for a role it keeps blind
     head = service.chain_head(session)
     return AuditHead.model_validate(head, from_attributes=True)

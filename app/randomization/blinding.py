@@ -136,7 +136,7 @@ class Policy:
         """Whether the study's audit records are listed for this role: they hold every
         allocation's arm and the answers to arm-limited instruments, and surveys only
         some arms have are recorded for those arms alone, so a role that may not see
-        arms does not read them (the chain's head, which holds none, stays readable)."""
+        arms does not read them, nor the head (its seq would count the hidden records)."""
         return self.arms
 
     def may_export_unblinded(self) -> bool:
