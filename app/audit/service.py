@@ -37,6 +37,7 @@ from app.auth.principal import Principal
 from app.db.base import utcnow
 from app.db.engine import STATE_DIR_INFO
 from app.db.server_key import keys_of, sealing_keys_of
+from app.db.triggers import triggers_lifted
 from app.errors import Conflict, StudyNotFound
 from app.keys import Keys, Use, WrongKey
 from app.logging import request_id
@@ -537,28 +538,27 @@ def rekey(session: Session, *, old: Keys, new: Keys) -> int:
             f"the audit chain does not verify under the old key ({breaks[0].problem} at "
             f"{breaks[0].seq}); nothing was re-keyed"
         )
-    _allow_updates(session, allow=True)
     prev_hash, count, at = GENESIS_HASH, 0, None
     key = new.derived(Use.audit_chain)
-    for rec in _raw_records(session, opener):  # reads ahead of the updates, by seq
-        digest = record_mac(
-            {n: rec[n] for n in HASHED_FIELDS}, prev_hash, key=key, chain_id=chain_id
-        )
-        sealed = new.seal(
-            Use.audit_record,
-            sealed_document(reason=rec["reason"], changes=rec["changes"]),
-            context=seal_context(rec["seq"]),
-        )
-        session.execute(
-            update(_records)
-            .where(_records.c.seq == rec["seq"])
-            .values(sealed=sealed, prev_hash=prev_hash, hash=digest)
-        )
-        prev_hash, count, at = digest, count + 1, rec["at"]
+    with triggers_lifted(session, _records):  # a rekey is the one rewrite of the trail
+        for rec in _raw_records(session, opener):  # reads ahead of the updates, by seq
+            digest = record_mac(
+                {n: rec[n] for n in HASHED_FIELDS}, prev_hash, key=key, chain_id=chain_id
+            )
+            sealed = new.seal(
+                Use.audit_record,
+                sealed_document(reason=rec["reason"], changes=rec["changes"]),
+                context=seal_context(rec["seq"]),
+            )
+            session.execute(
+                update(_records)
+                .where(_records.c.seq == rec["seq"])
+                .values(sealed=sealed, prev_hash=prev_hash, hash=digest)
+            )
+            prev_hash, count, at = digest, count + 1, rec["at"]
     session.execute(
         _UPDATE_HEAD, {"new_seq": seq_head, "new_hash": prev_hash, "chain_id": chain_id}
     )
-    _allow_updates(session, allow=False)
     if at is not None:
         session.info[_PENDING_ANCHOR] = [
             (_transaction(session), ChainHead(seq_head, prev_hash, at, chain_id))
@@ -583,25 +583,3 @@ def resign_anchors(session: Session, *, keys: Keys) -> None:
         keys, kind="rekey", chain=head.chain_id, seq=head.seq, hash=head.hash, at=at
     )
     anchors.replace(state_dir, head.chain_id, line)
-
-
-def _allow_updates(session: Session, *, allow: bool) -> None:
-    """Set the append-only triggers of `audit_records` aside (or back), in this
-    transaction only: a rekey is the one rewrite of the trail."""
-    if session.get_bind().dialect.name == "postgresql":
-        verb = "DISABLE" if allow else "ENABLE"
-        session.execute(
-            _text(f"ALTER TABLE audit_records {verb} TRIGGER audit_records_append_only")
-        )
-        return
-    for event_name in ("update", "delete"):
-        if allow:
-            session.execute(_text(f"DROP TRIGGER IF EXISTS audit_records_no_{event_name}"))
-        else:
-            session.execute(
-                _text(
-                    f"CREATE TRIGGER audit_records_no_{event_name} "
-                    f"BEFORE {event_name.upper()} ON audit_records "
-                    "BEGIN SELECT RAISE(ABORT, 'audit_records is append-only'); END"
-                )
-            )

@@ -19,12 +19,13 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import Column, Engine, LargeBinary, Table, select, text, update
+from sqlalchemy import Column, Engine, LargeBinary, Table, select, update
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeDecorator
 
 from app.db.base import Base
+from app.db.triggers import triggers_lifted
 from app.keys import Keys, Use
 
 _KEYS_ATTRIBUTE = "trialdesk_keys"
@@ -186,7 +187,7 @@ def reseal_batch(session: Session, *, table: Table, after: Any) -> tuple[int, An
     rows = session.execute(query).all()
     if not rows:
         return 0, None
-    with _triggers_lifted(session, table):
+    with triggers_lifted(session, table):
         for row in rows:
             values = {c.name: row[i + 1] for i, c in enumerate(sealed)}
             for column in hashes:
@@ -195,44 +196,3 @@ def reseal_batch(session: Session, *, table: Table, after: Any) -> tuple[int, An
             session.execute(update(table).where(key == row[0]).values(**values))
     session.flush()
     return len(rows), rows[-1][0]
-
-
-class _triggers_lifted:
-    """Set aside a table's own triggers (append-only guards) until the block ends."""
-
-    def __init__(self, session: Session, table: Table) -> None:
-        self.session, self.table = session, table
-        self.saved: list[str] = []
-        self.postgresql = session.get_bind().dialect.name == "postgresql"
-
-    def __enter__(self) -> None:
-        name = self.table.name
-        if self.postgresql:
-            count = self.session.execute(
-                text(
-                    "SELECT count(*) FROM pg_trigger "
-                    "WHERE tgrelid = CAST(:t AS regclass) AND NOT tgisinternal"
-                ),
-                {"t": name},
-            ).scalar_one()
-            if count:
-                self.saved = [name]
-                self.session.execute(text(f'ALTER TABLE "{name}" DISABLE TRIGGER USER'))
-            return
-        triggers = self.session.execute(
-            text("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = :t"),
-            {"t": name},
-        ).all()
-        for trigger, sql in triggers:
-            self.session.execute(text(f'DROP TRIGGER "{trigger}"'))
-            self.saved.append(sql)
-
-    def __exit__(self, failed: type[BaseException] | None, *_: object) -> None:
-        if failed is not None:
-            return  # the transaction is rolled back, triggers and all
-        if self.postgresql:
-            if self.saved:
-                self.session.execute(text(f'ALTER TABLE "{self.table.name}" ENABLE TRIGGER USER'))
-            return
-        for sql in self.saved:
-            self.session.execute(text(sql))

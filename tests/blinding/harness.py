@@ -91,6 +91,7 @@ STUDY_SURFACES: list[tuple[str, str]] = [
     ("api", "/api/v1/studies/{slug}/exports/package"),
     ("api", "/api/v1/studies/{slug}/exports/unblinded?reason=checking+the+blind"),
     ("api", "/api/v1/studies/{slug}/audit"),
+    ("api", "/api/v1/studies/{slug}/audit/head"),
     ("console", "/console/studies/{slug}"),
     ("console", "/console/studies/{slug}/reports"),
     ("console", "/console/studies/{slug}/reports/consort.svg"),
