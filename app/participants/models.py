@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import ForeignKey, String, UniqueConstraint
@@ -44,6 +44,11 @@ class Participant(Base):
     )
     # Status before withdrawal, so reports can tell withdrawn-after-randomization apart.
     withdrawn_from: Mapped[str | None] = mapped_column(String(16))
+    # What the person stopped (SPEC 8: the intervention only, follow-up, use of their
+    # data, lost to follow-up, died), the date they left and a coded reason.
+    withdrawal_kind: Mapped[str | None] = mapped_column(String(24))
+    withdrawn_on: Mapped[date | None]
+    withdrawal_category: Mapped[str | None] = mapped_column(String(32))
     created_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
 
     @property

@@ -197,6 +197,10 @@ class StudyDefinition(Document):
 
     slug: Slug
     title: Text
+    participant_title: Text | None = Field(
+        default=None,
+        description="the name participants see (pages, message subjects); never name an illness",
+    )
     code_prefix: Annotated[str, Field(pattern=r"^[A-Z0-9]{1,6}$")] | None = Field(
         default=None, description="prefix of participant codes; default the slug's initials"
     )
@@ -228,6 +232,10 @@ class StudyDefinition(Document):
         """`code_prefix`, or the initials of the slug's words (`peer-support` → `PS`)."""
         initials = "".join(word[0] for word in self.slug.split("-") if word).upper()[:6]
         return self.code_prefix or initials
+
+    def shown_to_participants(self) -> str:
+        """The study's name on pages and messages participants receive."""
+        return self.participant_title or self.title
 
     def instrument(self, code: str) -> Instrument:
         """The instrument with this code."""

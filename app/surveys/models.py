@@ -54,6 +54,12 @@ class SurveyInstance(Base):
     completed_at: Mapped[datetime | None]
     cancelled_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
+    # `self` through the link, `staff` when a coordinator entered it in an interview:
+    # then who entered it, the interview's date and whether the assessor was blind.
+    mode: Mapped[str] = mapped_column(String(8), default="self", server_default="self")
+    entered_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    interviewed_on: Mapped[date | None]
+    assessor_blind: Mapped[bool | None]
 
 
 class RetiredLink(Base):
