@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-import yaml
 
 from app.config import Settings
 from app.db.schema import alembic_config
@@ -169,13 +168,15 @@ def studies_create(
     """Load a study definition, as a draft unless --activate."""
     from app.errors import DomainError, InvalidInput
     from app.studies import service
+    from app.studies.documents import MAX_DEFINITION_BYTES, read_definition_document
     from app.studies.validation import parse_definition
 
+    with file.open("rb") as opened:  # no more than the reader takes: a larger file is refused
+        content = opened.read(MAX_DEFINITION_BYTES + 1)
     try:
-        text = file.read_text()
-        data = json.loads(text) if file.suffix.lower() == ".json" else yaml.safe_load(text)
-    except (ValueError, yaml.YAMLError) as exc:
-        _fail(f"{file}: not valid {'JSON' if file.suffix == '.json' else 'YAML'}: {exc}")
+        data = read_definition_document(file.name, content)
+    except InvalidInput as exc:
+        _fail(f"{file}: {exc.problems[0].msg}")
         return
     db = _database()
     try:
@@ -368,7 +369,8 @@ def verify(study: Annotated[str, typer.Option("--study", help="study slug")]) ->
             f"{len(anchored)} anchor and {differences} data problems"
         )
     typer.echo(
-        f"ok: {count} allocations re-derived, audit chain intact and anchored, "
+        f"ok: {count} allocation{'' if count == 1 else 's'} re-derived, audit chain intact "
+        "and anchored, "
         "research data as the trail says"
     )
 

@@ -35,6 +35,10 @@ class BadBody(ValueError):
     """What is wrong with a JSON body, in words for its sender."""
 
 
+class TooManyValues(BadBody):
+    """The document holds more values than its reader takes (YAML aliases expanded)."""
+
+
 class CheckedJsonRoute(APIRoute):
     """Routes whose JSON bodies are parsed in a worker thread, and checked."""
 
@@ -68,33 +72,46 @@ def parse_json(body: bytes) -> Any:
         raise BadBody(f"the JSON nests more than {MAX_JSON_DEPTH} levels deep") from None
     except ValueError as exc:  # not UTF-8, or not JSON
         raise BadBody(f"the body is not valid JSON ({exc})"[:200]) from None
-    _check(value)
+    check_value(value)
     return value
 
 
-def _check(value: Any) -> None:
+def check_value(value: Any, *, max_values: int | None = None) -> None:
+    """BadBody if a parsed document cannot be taken: nested deeper than MAX_JSON_DEPTH,
+    text no database can store (keys included), or (when bounded) more than
+    `max_values` values in all: the one walk for JSON bodies, definition files and the
+    console's documents."""
     pending = [(value, 1)]
+    count = 0
     while pending:
         item, depth = pending.pop()
+        count += 1
+        if max_values is not None and count > max_values:
+            raise TooManyValues(f"the document holds more than {max_values:,} values")
         if depth > MAX_JSON_DEPTH:
             raise BadBody(f"the JSON nests more than {MAX_JSON_DEPTH} levels deep")
         if isinstance(item, str):
             _check_text(item)
         elif isinstance(item, dict):
             for key, child in item.items():
-                _check_text(key)
+                if isinstance(key, str):
+                    _check_text(key)
                 pending.append((child, depth + 1))
         elif isinstance(item, list):
             pending.extend((child, depth + 1) for child in item)
 
 
+def storable(text: str) -> bool:
+    """Whether the text has no NUL and no lone surrogate (PostgreSQL takes neither): the
+    one check of storable text, for bodies, forms and files alike."""
+    return "\x00" not in text and not any(0xD800 <= ord(c) <= 0xDFFF for c in text)
+
+
 def _check_text(text: str) -> None:
     if "\x00" in text:
         raise BadBody("NUL characters are not accepted")
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        raise BadBody("text must be valid Unicode (a lone surrogate was sent)") from None
+    if not storable(text):
+        raise BadBody("text must be valid Unicode (a lone surrogate was sent)")
 
 
 def _is_json(request: Request) -> bool:

@@ -8,7 +8,7 @@ a `csrf_token` bound to the session, and posts from another origin are refused.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated, Any
@@ -20,18 +20,21 @@ from fastapi.routing import APIRoute
 from starlette.background import BackgroundTask
 from starlette.types import Scope
 
+from app.api.body import storable
 from app.api.deps import RequestSlot
 from app.auth import service as auth
 from app.auth.permissions import Permission, has_permission
 from app.auth.principal import Principal
 from app.auth.service import SignedIn
 from app.config import Settings
+from app.console.forms import FormRefused
 from app.db.base import utcnow
 from app.db.engine import Database
 from app.errors import FieldProblem, Forbidden, InvalidInput, NotAuthenticated
 from app.keys import Use
 from app.studies import service as studies
 from app.studies.models import Study
+from app.surveys import worklist as work
 from app.web.forms import Form, FormDep, csrf_ok, csrf_token, first
 from app.web.pages import page
 
@@ -163,11 +166,6 @@ def refuse_unstorable(form: Form) -> None:
         raise InvalidInput(problems)
 
 
-def storable(text: str) -> bool:
-    """Whether the text has no NUL and no lone surrogate (PostgreSQL takes neither)."""
-    return "\x00" not in text and not any(0xD800 <= ord(c) <= 0xDFFF for c in text)
-
-
 def not_cross_site(request: Request) -> None:
     """Refuse a download that another site's page started (403): a GET that writes an
     audit record must come from the console's own pages or the address bar."""
@@ -187,9 +185,55 @@ def view(
 ) -> Response:
     """A console page: the signed-in user and their form token go to every template."""
     staff: Staff | None = getattr(request.state, "staff", None)
+    badge = alert_badge(request, staff) if staff is not None else None
     return page(
-        request, template, {"staff": staff, **context}, status_code=status_code, personal=True
+        request,
+        template,
+        {"staff": staff, "alert_badge": badge, **context},
+        status_code=status_code,
+        personal=True,
     )
+
+
+BADGE_LIMIT = 100  # per study: more is shown as "100+"
+
+
+@dataclass(frozen=True)
+class AlertBadge:
+    """The navigation's count of open safety alerts in every study the user may see."""
+
+    count: int
+    more: bool  # at least BADGE_LIMIT in some study
+    href: str  # the worklist of the one study with alerts, else the studies
+
+
+def alert_badge(request: Request, staff: Staff) -> AlertBadge | None:
+    """Open safety alerts at the user's sites across their studies (None for roles that
+    see no participants, or when there are none): its own read, as any page may show it."""
+    if not staff.may(Permission.read_participants):
+        return None
+    db: Database = request.app.state.db
+    counts: dict[str, int] = {}
+    with db.session(write=False) as session:
+        for study in studies.list_studies(session, user=staff.user, after_id=0, limit=100):
+            found = len(
+                work.alerts(
+                    session,
+                    study=study,
+                    user=staff.user,
+                    open_only=True,
+                    after_id=0,
+                    limit=BADGE_LIMIT,
+                )
+            )
+            if found:
+                counts[study.slug] = found
+    if not counts:
+        return None
+    only = next(iter(counts)) if len(counts) == 1 else None
+    href = f"{PREFIX}/studies/{only}/worklist" if only else PREFIX
+    more = any(count >= BADGE_LIMIT for count in counts.values())
+    return AlertBadge(sum(counts.values()), more, href)
 
 
 _STUDY_LINKS: Sequence[tuple[str, str, Permission]] = (
@@ -252,7 +296,19 @@ def send_soon(request: Request, response: Response) -> Response:
 
 class ConsoleRoute(APIRoute):
     """Console routes answer every failure with a page: a sign-in redirect for 401, a
-    page that says what happened (with the problem's status) for the rest."""
+    page that says what happened (with the problem's status) for the rest; a refused
+    form (`FormRefused`, raised so the transaction is rolled back) with its own page."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handle = super().get_route_handler()
+
+        async def handler(request: Request) -> Response:
+            try:
+                return await handle(request)
+            except FormRefused as refused:
+                return refused.page
+
+        return handler
 
     def error_page(self, request: Request, error: Exception, problem: Response) -> Response:
         status = problem.status_code

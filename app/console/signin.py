@@ -14,6 +14,7 @@ from datetime import timedelta
 from fastapi import Request, Response
 from fastapi.responses import RedirectResponse
 
+from app.api.body import storable
 from app.api.deps import SessionDep
 from app.auth.service import hash_token
 from app.config import Settings
@@ -27,7 +28,6 @@ from app.console.deps import (
     same_origin,
     send_soon,
     signed_in,
-    storable,
     view,
 )
 from app.db.base import utcnow

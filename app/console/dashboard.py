@@ -1,0 +1,58 @@
+"""The console's home (the studies the user works on) and a study's dashboard."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Request, Response
+
+from app.api.deps import ReadSessionDep
+from app.api.params import SlugPath
+from app.auth.permissions import Permission, reachable_sites
+from app.console.deps import Staff, StaffDep, console_router, needs, study_view, view
+from app.console.shared import alert_rows, retention_rows
+from app.db.base import utcnow
+from app.reports import service as reports
+from app.reports.svg import description
+from app.studies import service as studies
+from app.surveys import worklist as work
+
+router = console_router()
+
+
+@router.get("")
+def home(request: Request, session: ReadSessionDep, staff: StaffDep) -> Response:
+    """The studies the user works on."""
+    found = studies.list_studies(session, user=staff.user, after_id=0, limit=1000)
+    reachable = reachable_sites(staff.user)
+    sites = {
+        s.slug: sorted(x.code for x in s.sites if reachable is None or x.id in reachable)
+        for s in found
+    }
+    return view(request, "console/home.html", {"studies": found, "sites": sites})
+
+
+@router.get("/studies/{slug}")
+def dashboard(
+    request: Request,
+    slug: SlugPath,
+    session: ReadSessionDep,
+    staff: Annotated[Staff, needs(Permission.read_reports)],
+) -> Response:
+    """Recruitment against target per site, randomized per group, retention, the CONSORT
+    diagram; for roles that see participants, open safety alerts and failed emails."""
+    user = staff.user
+    study = studies.get_study(session, slug=slug, user=user)
+    flow = reports.consort(session, study=study, user=user)
+    context: dict[str, Any] = {
+        "recruitment": reports.recruitment(session, study=study),
+        "flow": flow,
+        "flow_text": description(flow),
+        "retention": retention_rows(reports.retention(session, study=study, user=user), flow),
+    }
+    if staff.may(Permission.read_participants):
+        alerts = work.alerts(session, study=study, user=user, open_only=True, after_id=0, limit=100)
+        context["alert_rows"] = alert_rows(alerts, study, now=utcnow())
+        context["failed"] = work.messages_failed(session, study=study, user=user, limit=100)
+        context["sites"] = {s.id: s.code for s in study.sites}
+    return study_view(request, staff, study, "console/dashboard.html", context)

@@ -1,0 +1,178 @@
+"""What staff do to one participant from their record page: randomize, withdraw, give a
+survey a new link or email its invitation again, acknowledge a safety alert."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Path, Request, Response
+from sqlalchemy.orm import Session
+
+from app.api.deps import ReadSessionDep, SessionDep
+from app.api.params import CodePath, SlugPath
+from app.auth.permissions import Permission
+from app.console.deps import CheckedForm, Staff, console_router, needs, send_soon, study_view
+from app.console.forms import FormRefused, text
+from app.console.shared import acting, back, stratum_words
+from app.participants import service as participants
+from app.studies import service as studies
+from app.studies.models import Study
+from app.surveys import worklist as work
+
+router = console_router()
+
+Timepoint = Annotated[str, Path(max_length=64)]
+
+
+@router.get("/studies/{slug}/participants/{code}/randomize")
+def randomize_page(
+    request: Request,
+    slug: SlugPath,
+    code: CodePath,
+    session: ReadSessionDep,
+    staff: Annotated[Staff, needs(Permission.randomize)],
+) -> Response:
+    """Ask before randomizing (it cannot be undone), showing the stratum that will be used."""
+    study = studies.get_study(session, slug=slug, user=staff.user)
+    participant = participants.get_participant(session, study=study, code=code, user=staff.user)
+    site = next(s for s in study.sites if s.id == participant.site_id)
+    definition = studies.definition_of(study)
+    context = {
+        "participant": participant,
+        "stratum": stratum_words(definition, site.code, participant.strata),
+    }
+    return study_view(request, staff, study, "console/randomize.html", context)
+
+
+@router.post("/studies/{slug}/participants/{code}/randomize")
+def randomize(
+    slug: SlugPath,
+    code: CodePath,
+    session: SessionDep,
+    staff: Annotated[Staff, needs(Permission.randomize)],
+    form: CheckedForm,
+) -> Response:
+    """Randomize the participant (409 page if not enrolled, already randomized, or a
+    required survey is not complete)."""
+    study = acting(session, slug, staff)
+    participants.randomize(session, study=study, code=code, actor=staff.user)
+    return back(study, f"/participants/{code}", done="randomized")
+
+
+@router.post("/studies/{slug}/participants/{code}/withdraw")
+def withdraw(
+    request: Request,
+    slug: SlugPath,
+    code: CodePath,
+    session: SessionDep,
+    staff: Annotated[Staff, needs(Permission.withdraw)],
+    form: CheckedForm,
+) -> Response:
+    """Record a withdrawal with its reason; the participant's surveys are cancelled."""
+    study = acting(session, slug, staff)
+    reason = text(form, "reason")
+    if not reason:
+        raise _reason_missing(request, session, staff, study, code, "reason")
+    participants.withdraw(session, study=study, code=code, reason=reason, actor=staff.user)
+    return back(study, f"/participants/{code}", done="withdrawn")
+
+
+_REASON_MESSAGES = {
+    "reason": "Enter why the participant is withdrawing",
+    "note": "Enter a note on how the alert was dealt with",
+}
+
+
+def _reason_missing(
+    request: Request,
+    session: Session,
+    staff: Staff,
+    study: Study,
+    code: str,
+    field: str,
+    about: str | None = None,
+) -> FormRefused:
+    participant = participants.get_participant(session, study=study, code=code, user=staff.user)
+    context = {
+        "participant": participant,
+        "field": field,
+        "message": _REASON_MESSAGES[field],
+        "action": str(request.url.path),
+        "about": about,
+    }
+    page = study_view(request, staff, study, "console/reason_needed.html", context, status_code=422)
+    return FormRefused(page)
+
+
+@router.post("/studies/{slug}/participants/{code}/surveys/{timepoint}/reissue")
+def reissue(
+    slug: SlugPath,
+    code: CodePath,
+    timepoint: Timepoint,
+    session: SessionDep,
+    staff: Annotated[Staff, needs(Permission.enroll)],
+    form: CheckedForm,
+) -> Response:
+    """Give the survey a new link; the old one stops working (a link withheld from a
+    blind role is emailed to the participant; see the API's reissue)."""
+    study = acting(session, slug, staff)
+    token = participants.reissue_link(
+        session, study=study, code=code, timepoint=timepoint, actor=staff.user
+    )
+    return back(study, f"/participants/{code}", done="reissued" if token else "relinked")
+
+
+@router.post("/studies/{slug}/participants/{code}/surveys/{timepoint}/resend")
+def resend(
+    request: Request,
+    slug: SlugPath,
+    code: CodePath,
+    timepoint: Timepoint,
+    session: SessionDep,
+    staff: Annotated[Staff, needs(Permission.enroll)],
+    form: CheckedForm,
+) -> Response:
+    """Email the survey's invitation again (see the API's resend for a blind role)."""
+    study = acting(session, slug, staff)
+    told = participants.resend_invitation(
+        session, study=study, code=code, timepoint=timepoint, actor=staff.user
+    )
+    done = "resent" if told else "resent_if_open"
+    return send_soon(request, back(study, f"/participants/{code}", done=done))
+
+
+@router.post("/studies/{slug}/participants/{code}/alerts/{alert_id}/acknowledge")
+def acknowledge(
+    request: Request,
+    slug: SlugPath,
+    code: CodePath,
+    alert_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
+    session: SessionDep,
+    staff: Annotated[Staff, needs(Permission.acknowledge_alerts)],
+    form: CheckedForm,
+) -> Response:
+    """Acknowledge a safety alert with a note on what was done."""
+    study = acting(session, slug, staff)
+    participant = participants.get_participant(session, study=study, code=code, user=staff.user)
+    note = text(form, "note")
+    if not note:
+        found = work.alerts(
+            session,
+            study=study,
+            user=staff.user,
+            open_only=False,
+            after_id=alert_id - 1,
+            limit=1,
+            participant_code=participant.code,
+        )
+        about = next((a.text for a in found if a.id == alert_id), None)
+        raise _reason_missing(request, session, staff, study, participant.code, "note", about)
+    work.acknowledge(
+        session,
+        study=study,
+        alert_id=alert_id,
+        note=note,
+        actor=staff.user,
+        participant_code=participant.code,
+    )
+    return back(study, f"/participants/{code}", done="acknowledged")

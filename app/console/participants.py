@@ -1,0 +1,199 @@
+"""The participants of a study: the list of the user's sites, and one participant's record
+page (status, strata, contact, surveys with their links, alerts, actions, history).
+
+The record page's parts are built by one function each (`_surveys`, `_history`...), so a
+new part (the answers of each survey, staff data entry) is one more function and one more
+key of the page's context."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Query, Request, Response
+from sqlalchemy.orm import Session
+
+from app.api.deps import ReadSessionDep
+from app.api.params import CodePath, SlugPath
+from app.audit import service as audit
+from app.auth.permissions import Permission
+from app.console.deps import Staff, console_router, needs, study_view
+from app.console.shared import PAGE_SIZE, site_choices, strata_rows
+from app.participants import service as participants
+from app.participants.lifecycle import ParticipantStatus
+from app.participants.models import Participant
+from app.randomization import blinding
+from app.randomization.blinding import Policy
+from app.studies import service as studies
+from app.studies.definition import StudyDefinition
+from app.studies.models import Study
+from app.surveys import worklist as work
+from app.surveys.service import timepoint_name
+
+router = console_router()
+
+Reader = Annotated[Staff, needs(Permission.read_participants)]
+
+
+@router.get("/studies/{slug}/participants")
+def participants_page(
+    request: Request,
+    slug: SlugPath,
+    session: ReadSessionDep,
+    staff: Reader,
+    status: ParticipantStatus | None = None,
+    site: Annotated[str | None, Query(max_length=12)] = None,
+    after: Annotated[int, Query(ge=0, le=2**62)] = 0,
+) -> Response:
+    """Participants of the user's sites, oldest first, a page at a time."""
+    study = studies.get_study(session, slug=slug, user=staff.user)
+    rows = participants.list_participants(
+        session,
+        study=study,
+        user=staff.user,
+        site=site or None,
+        status=status,
+        after_id=after,
+        limit=PAGE_SIZE,
+    )
+    context = {
+        "rows": rows,
+        "status": status.value if status else "",
+        "site": site or "",
+        "sites": site_choices(study, staff),
+        "statuses": [s.value for s in ParticipantStatus],
+        "next_after": rows[-1].id if len(rows) == PAGE_SIZE else None,
+    }
+    return study_view(request, staff, study, "console/participants.html", context)
+
+
+DONE = {
+    "enrolled": "The participant is enrolled.",
+    "screened": "The screening is recorded: the participant is not eligible.",
+    "randomized": "The participant is randomized.",
+    "withdrawn": "The withdrawal is recorded.",
+    "reissued": "The survey has a new link. The old link no longer works.",
+    "resent": "The invitation will be emailed again in a moment.",
+    "relinked": "If the participant has this survey open, a new link is on its way to them "
+    "by email. Any older link no longer works.",
+    "resent_if_open": "If the participant has this survey open, the invitation will be "
+    "emailed again in a moment.",
+    "acknowledged": "The alert is acknowledged.",
+    "unblinded": "The unblinding is recorded.",
+}
+
+ACTION_WORDS = {
+    "participant.screened": "Screened",
+    "participant.enrolled": "Enrolled",
+    "participant.randomized": "Randomized",
+    "participant.withdrawn": "Withdrawn",
+    "participant.unblinded": "Arm revealed (unblinded)",
+    "survey.saved": "Survey answers saved",
+    "survey.submitted": "Survey submitted",
+    "survey.link_reissued": "Survey link reissued",
+    "survey.invitation_resent": "Survey invitation emailed again",
+    "alert.raised": "Safety alert raised",
+    "alert.acknowledged": "Safety alert acknowledged",
+}
+
+
+def action_words(action: str) -> str:
+    """An audit action in words: its own, else made from its code."""
+    return ACTION_WORDS.get(action) or action.replace(".", " ").replace("_", " ").capitalize()
+
+
+def ineligible_words(definition: StudyDefinition, reasons: list[str] | None) -> list[str]:
+    """Why a person was not eligible: each criterion not met, with the answer given."""
+    criteria = {c.code: c for c in definition.eligibility}
+    return [
+        f"{criteria[code].text}: {'no' if criteria[code].must_be else 'yes'}"
+        if code in criteria
+        else code.replace("_", " ")
+        for code in reasons or []
+    ]
+
+
+@router.get("/studies/{slug}/participants/{code}")
+def participant_page(
+    request: Request,
+    slug: SlugPath,
+    code: CodePath,
+    session: ReadSessionDep,
+    staff: Reader,
+    done: Annotated[str | None, Query(max_length=20)] = None,
+) -> Response:
+    """One participant: status, strata, contact, surveys with their links, alerts, the
+    actions the role may take, and the participant's history."""
+    user = staff.user
+    study = studies.get_study(session, slug=slug, user=user)
+    participant = participants.get_participant(session, study=study, code=code, user=user)
+    detail = participants.detail(session, study=study, participant=participant, user=user)
+    definition = studies.definition_of(study)
+    policy = blinding.policy_for(user.role, definition)
+    base_url: str = request.app.state.settings.base_url
+    context = {
+        "participant": participant,
+        "detail": detail,
+        "surveys": [
+            {
+                "timepoint": s.timepoint,
+                "name": timepoint_name(s.timepoint),
+                "status": s.status,
+                "opens_on": s.opens_on,
+                "closes_on": s.closes_on,
+                "link": f"{base_url}/s/{s.token}" if s.token else None,
+                "link_withheld": s.link_withheld,
+            }
+            for s in detail.surveys
+        ],
+        "alerts": work.alerts(
+            session,
+            study=study,
+            user=user,
+            open_only=False,
+            after_id=0,
+            limit=100,
+            participant_code=participant.code,
+        ),
+        "history": _history(session, study, participant, policy),
+        "notice": DONE.get(done or ""),
+        "allocated": _allocated(done, detail),
+        "strata": strata_rows(definition, participant.strata),
+        "site": next(s for s in study.sites if s.id == participant.site_id),
+        "waiting_for": [
+            timepoint_name(s.timepoint)
+            for s in detail.surveys
+            if s.timepoint in definition.randomization.requires_completed
+            and s.status != "completed"
+        ],
+        "zone": definition.zone(),
+        "ineligible": ineligible_words(definition, participant.ineligible_reasons),
+    }
+    return study_view(request, staff, study, "console/participant.html", context)
+
+
+def _allocated(done: str | None, detail: Any) -> str | None:
+    """After randomizing, the arm in words, for roles the study shows arms to (the
+    service gives `detail.arm` only to them)."""
+    arm = getattr(detail, "arm", None)
+    if done != "randomized" or arm is None or not arm.code:
+        return None
+    return f"Allocated to {arm.label}."
+
+
+def _history(
+    session: Session, study: Study, participant: Participant, policy: Policy
+) -> list[dict[str, Any]]:
+    records = audit.list_records(
+        session, study_id=study.id, after_seq=0, limit=500, entity=participant.code
+    )
+    return [
+        {
+            "at": r.at,
+            "actor": r.actor,
+            "action": r.action,
+            "words": action_words(r.action),
+            "reason": r.reason if policy.shows_reason(r.action) else None,
+        }
+        for r in records
+        if policy.shows_history(r.action, r.entity_id)
+    ]

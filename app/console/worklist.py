@@ -1,0 +1,168 @@
+"""The worklist: open, overdue and missed surveys of the user's sites with the open
+alerts; sortable, filterable, a page at a time, or all of it as CSV. Its rows are the
+worklist service's (`surveys.worklist`): this page only shows them."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+from fastapi import Query, Request, Response
+from sqlalchemy.orm import Session
+
+from app.api.deps import ReadSessionDep
+from app.api.params import SlugPath
+from app.auth.permissions import Permission
+from app.console.deps import Staff, console_router, needs, study_view
+from app.console.shared import PAGE_SIZE, alert_rows, reachable, site_choices
+from app.db.base import utcnow
+from app.errors import NotFound
+from app.exports import downloads
+from app.exports.formats import cell
+from app.randomization import blinding
+from app.studies import service as studies
+from app.studies.models import Study
+from app.surveys import worklist as work
+from app.surveys.service import timepoint_name
+from app.surveys.worklist import WorkSort, WorkStatus
+
+CSV_LIMIT = 100_000  # rows of one worklist download
+CSV_BATCH = 1000
+
+router = console_router()
+
+Reader = Annotated[Staff, needs(Permission.read_participants)]
+
+_SORTS = [
+    ("closes_on", "Closing date"),
+    ("opens_on", "Opening date"),
+    ("participant", "Participant"),
+    ("timepoint", "Survey"),
+]
+
+
+@router.get("/studies/{slug}/worklist")
+def worklist_page(
+    request: Request,
+    slug: SlugPath,
+    session: ReadSessionDep,
+    staff: Reader,
+    status: WorkStatus | None = None,
+    site: Annotated[str | None, Query(max_length=12)] = None,
+    timepoint: Annotated[str | None, Query(max_length=64)] = None,
+    sort: WorkSort = WorkSort.closes_on,
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+    fmt: Annotated[str | None, Query(alias="format", pattern="^(csv)$")] = None,
+) -> Response:
+    """Open, overdue and missed surveys of the user's sites, with the open alerts;
+    sortable, filterable, a page at a time, or all of it as CSV."""
+    user = staff.user
+    study = studies.get_study(session, slug=slug, user=user)
+    site_row = studies.find_site(study, site) if site else None
+    if site and (site_row is None or not reachable(staff, site_row.id)):
+        raise NotFound(f"no site {site!r} of yours in this study")
+    site_codes = {s.id: s.code for s in study.sites}
+    filters: dict[str, Any] = {
+        "wanted": status,
+        "sort": sort,
+        "site_id": site_row.id if site_row else None,
+        "timepoint": timepoint or None,
+    }
+    if fmt == "csv":
+        return _worklist_csv(session, study, staff, filters, site_codes)
+    now = utcnow()
+    found = work.worklist(
+        session,
+        study=study,
+        user=user,
+        after_id=0,
+        limit=PAGE_SIZE + 1,
+        offset=(page - 1) * PAGE_SIZE,
+        now=now,
+        **filters,
+    )
+    definition = studies.definition_of(study)
+    policy = blinding.policy_for(user.role, definition)
+    context = {
+        "rows": found.rows[:PAGE_SIZE],
+        "site_codes": site_codes,
+        "alerts_open": found.alerts_open,
+        "messages_failed": found.messages_failed,
+        "alert_rows": alert_rows(
+            work.alerts(session, study=study, user=user, open_only=True, after_id=0, limit=100),
+            study,
+            now=now,
+        ),
+        "query": {
+            "status": status.value if status else "",
+            "site": site or "",
+            "timepoint": timepoint or "",
+            "sort": sort.value,
+        },
+        "page": page,
+        "has_next": len(found.rows) > PAGE_SIZE,
+        "statuses": [s.value for s in WorkStatus],
+        "sorts": _SORTS,
+        "sites": site_choices(study, staff),
+        "timepoints": [
+            (t.code, timepoint_name(t.code))
+            for t in definition.schedule
+            if policy.shows_timepoint(t.code)  # as the rows: a blind role does not see them
+        ],
+        "timepoint_name": timepoint_name,
+    }
+    return study_view(request, staff, study, "console/worklist.html", context)
+
+
+def _worklist_csv(
+    session: Session,
+    study: Study,
+    staff: Staff,
+    filters: dict[str, Any],
+    site_codes: dict[int, str],
+) -> Response:
+    now = utcnow()
+
+    def lines() -> Iterator[str]:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\r\n")
+        writer.writerow(["participant", "site", "survey", "opens_on", "closes_on", "status"])
+        offset = 0
+        while offset < CSV_LIMIT:
+            found = work.worklist(
+                session,
+                study=study,
+                user=staff.user,
+                after_id=0,
+                limit=CSV_BATCH,
+                offset=offset,
+                now=now,
+                **filters,
+            )
+            for row in found.rows:
+                i = row.instance
+                state = "overdue" if row.overdue else row.status
+                values = (
+                    i.participant_code,
+                    site_codes[i.site_id],
+                    i.timepoint,
+                    i.opens_on.isoformat(),
+                    i.closes_on.isoformat(),
+                    state,
+                )
+                writer.writerow([cell(v) for v in values])
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+            if len(found.rows) < CSV_BATCH:
+                return
+            offset += CSV_BATCH
+
+    body = "".join(lines())  # within the request's read transaction
+    return Response(
+        body,
+        media_type="text/csv; charset=utf-8",
+        headers=downloads.attachment(f"{study.slug}-worklist.csv"),
+    )
