@@ -46,6 +46,21 @@ class Arm(Document):
 class StratificationFactor(Document):
     code: Code
     levels: Annotated[list[Level], bounded(50, least=1)]
+    labels: dict[Level, Annotated[str, Field(min_length=1, max_length=200)]] = Field(
+        default={},
+        max_length=50,
+        description="words shown for levels, e.g. `{bipolar: Bipolar disorder}`; a level "
+        "without one is shown in words made from its code",
+    )
+
+    def label(self, level: str) -> str:
+        """The words shown for a level: its label, else its code in words."""
+        return self.labels.get(level) or words_of(level)
+
+
+def words_of(code: str) -> str:
+    """A code in words, for a page: `bipolar_ii` is `Bipolar ii`."""
+    return code.replace("_", " ").capitalize()
 
 
 class Randomization(Document):

@@ -62,6 +62,11 @@ def definition_problems(d: StudyDefinition) -> Iterator[FieldProblem]:
         )
     for i, factor in enumerate(r.strata):
         yield from _duplicates(("randomization", "strata", i, "levels"), factor.levels, "level")
+        for level in factor.labels:
+            if level not in factor.levels:
+                yield FieldProblem(
+                    ("randomization", "strata", i, "labels", level), "not a level of the factor"
+                )
     combinations = count_strata(sites=None, levels_per_factor=[len(f.levels) for f in r.strata])
     if combinations > MAX_STRATA:
         yield FieldProblem(

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup, escape
@@ -72,7 +72,22 @@ def level_pairs(values: Any) -> list[tuple[str, str]]:
     return [(str(v), str(v).replace("_", " ").capitalize()) for v in values]
 
 
+def share(rate: float) -> str:
+    """A share as a percentage that never rounds a non-zero share to 0% (1 of 300 is
+    0.3%, not 0%), nor one short of the whole to 100%."""
+    percent = rate * 100
+    if percent == 0 or percent >= 100:
+        return f"{percent:.0f}%"
+    if percent < 1 or percent > 99:
+        shown = f"{percent:.1f}"
+        if shown in ("0.0", "100.0"):
+            shown = "<0.1" if percent < 1 else ">99.9"
+        return f"{shown}%"
+    return f"{percent:.0f}%"
+
+
 environment.filters["longdate"] = longdate
+environment.filters["share"] = share
 environment.filters["shortdate"] = shortdate
 environment.filters["zip_pairs"] = pairs
 environment.filters["level_pairs"] = level_pairs
@@ -104,5 +119,15 @@ def page(
 
 
 def mount_static(app: FastAPI) -> None:
-    """Serve the stylesheet and scripts at /static."""
+    """Serve the stylesheet, scripts and icon at /static, and the icon at /favicon.ico too
+    (where browsers and tools look when a page names none)."""
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.add_route("/favicon.ico", _favicon, include_in_schema=False)
+
+
+async def _favicon(_request: Request) -> Response:
+    return FileResponse(
+        STATIC / "favicon.svg",
+        media_type="image/svg+xml",
+        headers={"Cache-Control": "public, max-age=86400"},
+    )

@@ -333,7 +333,8 @@ def test_the_dashboard_counts_recruitment_against_each_sites_target(api, signed_
     html = signed_in("statistician").get(S).text
     row = re.search(r"Philadelphia \(PHL\)</th>(.*?)</tr>", html, re.S).group(1)  # type: ignore[union-attr]
     cells = re.findall(r'<td class="num">([^<]+)</td>', row)
-    assert cells == ["2", "2", "1", "0", "150", "1%"]
+    # The share of the target is never rounded to 0% (nor 1 of 150 up to 1%).
+    assert cells == ["2", "2", "1", "0", "150", "1 of 150 (0.7%)"]
     assert "Open safety alerts" not in html  # a statistician sees no participant codes
 
 
