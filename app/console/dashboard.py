@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import Request, Response
+from sqlalchemy.orm import Session
 
 from app.api.deps import ReadSessionDep
 from app.api.params import SlugPath
@@ -15,6 +16,7 @@ from app.db.base import utcnow
 from app.reports import service as reports
 from app.reports.svg import description
 from app.studies import service as studies
+from app.studies.models import Study
 from app.surveys import worklist as work
 
 router = console_router()
@@ -22,8 +24,11 @@ router = console_router()
 
 @router.get("")
 def home(request: Request, session: ReadSessionDep, staff: StaffDep) -> Response:
-    """The studies the user works on."""
+    """The studies the user works on; a coordinator of one study lands on its dashboard
+    (shown here: the address every sign-in leads to stays the same)."""
     found = studies.list_studies(session, user=staff.user, after_id=0, limit=1000)
+    if len(found) == 1 and _works_on_one_study(staff):
+        return _dashboard(request, session, staff, found[0])
     reachable = reachable_sites(staff.user)
     sites = {
         s.slug: sorted(x.code for x in s.sites if reachable is None or x.id in reachable)
@@ -41,8 +46,21 @@ def dashboard(
 ) -> Response:
     """Recruitment against target per site, randomized per group, retention, the CONSORT
     diagram; for roles that see participants, open safety alerts and failed emails."""
+    study = studies.get_study(session, slug=slug, user=staff.user)
+    return _dashboard(request, session, staff, study)
+
+
+def _works_on_one_study(staff: Staff) -> bool:
+    # Coordinators: they enroll and may read the dashboard, and have no admin pages.
+    return (
+        staff.may(Permission.enroll)
+        and staff.may(Permission.read_reports)
+        and not staff.may(Permission.manage_studies)
+    )
+
+
+def _dashboard(request: Request, session: Session, staff: Staff, study: Study) -> Response:
     user = staff.user
-    study = studies.get_study(session, slug=slug, user=user)
     flow = reports.consort(session, study=study, user=user)
     context: dict[str, Any] = {
         "recruitment": reports.recruitment(session, study=study),

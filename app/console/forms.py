@@ -10,6 +10,7 @@ chose for that field (else the problem's own words as a sentence).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from enum import StrEnum
 from typing import TypeVar
 
 from fastapi import Response
@@ -102,3 +103,20 @@ def in_order(errors: Mapping[str, str], fields: Sequence[str]) -> dict[str, str]
     """The errors in the order their fields come on the form (as its summary lists them)."""
     rank = {field: i for i, field in enumerate(fields)}
     return dict(sorted(errors.items(), key=lambda item: rank.get(item[0], len(fields))))
+
+
+Choice = TypeVar("Choice", bound=StrEnum)
+
+
+def chosen(options: type[Choice], value: str, *, field: str) -> Choice | None:
+    """A filter's choice from the query: None for "Any" (sent empty); a 422 naming the
+    field for a value that is none of the options."""
+    if not value:
+        return None
+    try:
+        return options(value)
+    except ValueError:
+        allowed = ", ".join(option.value for option in options)
+        raise InvalidInput(
+            [FieldProblem((field,), f"choose one of {allowed}")], part="query"
+        ) from None

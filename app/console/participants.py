@@ -17,10 +17,14 @@ from app.api.params import CodePath, SlugPath
 from app.audit import service as audit
 from app.auth.permissions import Permission
 from app.console.deps import Staff, console_router, needs, study_view
-from app.console.shared import PAGE_SIZE, site_choices, strata_rows
+from app.console.forms import chosen
+from app.console.shared import PAGE_SIZE, reachable, site_choices, strata_rows
+from app.errors import NotFound
+from app.participants import search as finding
 from app.participants import service as participants
 from app.participants.lifecycle import ParticipantStatus
 from app.participants.models import Participant
+from app.participants.search import MAX_QUERY, NAME_SCAN_LIMIT, Readiness
 from app.randomization import blinding
 from app.randomization.blinding import Policy
 from app.studies import service as studies
@@ -40,28 +44,59 @@ def participants_page(
     slug: SlugPath,
     session: ReadSessionDep,
     staff: Reader,
-    status: ParticipantStatus | None = None,
+    status_choice: Annotated[str, Query(alias="status", max_length=32)] = "",
     site: Annotated[str | None, Query(max_length=12)] = None,
+    ready_choice: Annotated[str, Query(alias="ready", max_length=32)] = "",
+    q: Annotated[str, Query(max_length=MAX_QUERY)] = "",
     after: Annotated[int, Query(ge=0, le=2**62)] = 0,
 ) -> Response:
-    """Participants of the user's sites, oldest first, a page at a time."""
+    """Participants of the user's sites, oldest first, a page at a time; or those found
+    by code, email or name; or those ready to randomize (or awaiting baseline)."""
+    status = chosen(ParticipantStatus, status_choice, field="status")
+    ready = chosen(Readiness, ready_choice, field="ready")
     study = studies.get_study(session, slug=slug, user=staff.user)
-    rows = participants.list_participants(
-        session,
-        study=study,
-        user=staff.user,
-        site=site or None,
-        status=status,
-        after_id=after,
-        limit=PAGE_SIZE,
-    )
+    site_row = studies.find_site(study, site) if site else None
+    if site and (site_row is None or not reachable(staff, site_row.id)):
+        raise NotFound(f"no site {site!r} of yours in this study")
+    scan_stopped = False
+    if q.strip():
+        found = finding.search(session, study=study, user=staff.user, text=q, limit=PAGE_SIZE)
+        rows, scan_stopped = found.participants, found.scan_stopped
+    elif ready is not None:
+        rows = finding.by_readiness(
+            session,
+            study=study,
+            user=staff.user,
+            readiness=ready,
+            site_id=site_row.id if site_row else None,
+            after_id=after,
+            limit=PAGE_SIZE,
+        )
+    else:
+        rows = participants.list_participants(
+            session,
+            study=study,
+            user=staff.user,
+            site=site or None,
+            status=status,
+            after_id=after,
+            limit=PAGE_SIZE,
+        )
     context = {
         "rows": rows,
         "status": status.value if status else "",
         "site": site or "",
+        "ready": ready.value if ready else "",
+        "q": q.strip(),
+        "scan_stopped": scan_stopped,
+        "name_scan_limit": NAME_SCAN_LIMIT,
         "sites": site_choices(study, staff),
         "statuses": [s.value for s in ParticipantStatus],
-        "next_after": rows[-1].id if len(rows) == PAGE_SIZE else None,
+        "readiness": [
+            (Readiness.ready.value, "Ready to randomize"),
+            (Readiness.awaiting_baseline.value, "Awaiting baseline"),
+        ],
+        "next_after": rows[-1].id if len(rows) == PAGE_SIZE and not q.strip() else None,
     }
     return study_view(request, staff, study, "console/participants.html", context)
 

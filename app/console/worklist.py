@@ -16,6 +16,7 @@ from app.api.deps import ReadSessionDep
 from app.api.params import SlugPath
 from app.auth.permissions import Permission
 from app.console.deps import Staff, console_router, needs, study_view
+from app.console.forms import chosen
 from app.console.shared import PAGE_SIZE, alert_rows, reachable, site_choices
 from app.db.base import utcnow
 from app.errors import NotFound
@@ -49,7 +50,7 @@ def worklist_page(
     slug: SlugPath,
     session: ReadSessionDep,
     staff: Reader,
-    status: WorkStatus | None = None,
+    status_choice: Annotated[str, Query(alias="status", max_length=32)] = "",
     site: Annotated[str | None, Query(max_length=12)] = None,
     timepoint: Annotated[str | None, Query(max_length=64)] = None,
     sort: WorkSort = WorkSort.closes_on,
@@ -58,6 +59,7 @@ def worklist_page(
 ) -> Response:
     """Open, overdue and missed surveys of the user's sites, with the open alerts;
     sortable, filterable, a page at a time, or all of it as CSV."""
+    status = chosen(WorkStatus, status_choice, field="status")
     user = staff.user
     study = studies.get_study(session, slug=slug, user=user)
     site_row = studies.find_site(study, site) if site else None

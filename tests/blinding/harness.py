@@ -59,6 +59,10 @@ BLIND_TO = ("unblinded_statistician",)  # coordinators and admins are left out
 PARTICIPANT_SURFACES: list[tuple[str, str]] = [
     ("api", "/api/v1/studies/{slug}/participants/{code}"),
     ("console", "/console/studies/{slug}/participants/{code}"),
+    # After randomizing: the arm is named only to roles that may see it.
+    ("console", "/console/studies/{slug}/participants/{code}?done=randomized"),
+    # The confirmation before randomizing, with the stratum.
+    ("console", "/console/studies/{slug}/participants/{code}/randomize"),
 ]
 # Posts about one participant's survey ({slug}, {code}, {tp}).
 ACTION_SURFACES: list[tuple[str, str]] = [

@@ -348,7 +348,7 @@ def test_a_coordinator_enrolls_a_participant_who_answers_is_randomized_and_expor
         expect(page.locator(f"#screening-{criterion}")).to_be_checked()  # "Yes" kept
     summary.locator("a").click()
     assert page.evaluate("location.hash") == "#strata-diagnosis"
-    _choose(page, "Diagnosis", "Bipolar")
+    _choose(page, "Diagnosis", "Bipolar disorder")  # the definition's label of `bipolar`
     page.get_by_role("button", name="Enroll").click()
 
     code = _code_of(page)
@@ -389,7 +389,14 @@ def test_a_coordinator_enrolls_a_participant_who_answers_is_randomized_and_expor
 
     page.go_back()
     page.get_by_role("button", name="Randomize").click()
+    # Asked first, with the stratum that will be used; the arm is named after.
+    expect(page.locator("h1")).to_have_text(f"Randomize {code}?")
+    stratum = page.locator(".summary-row", has_text="Stratum").locator("dd")
+    expect(stratum).to_have_text("Site PHL, diagnosis: Bipolar disorder")
+    _axe(page, "randomize-confirmation")
+    page.get_by_role("button", name="Randomize").click()
     expect(page.get_by_role("status").first).to_have_text("The participant is randomized.")
+    expect(page.get_by_role("status").nth(1)).to_contain_text("Allocated to ")
     assert page.locator(".summary-row", has_text="Status").locator(".tag").inner_text() == (
         "randomized"
     )
@@ -695,7 +702,7 @@ def test_without_javascript_staff_sign_in_enroll_randomize_acknowledge_and_expor
     expect(page).to_have_title(re.compile(r"^Error: "))
     summary = page.locator(".error-summary").locator("a").all_inner_texts()
     assert sorted(summary) == ["Choose the participant's diagnosis", "Enter the participant's name"]
-    _choose(page, "Diagnosis", "Depressive")
+    _choose(page, "Diagnosis", "Major depressive disorder")
     page.get_by_label("Participant's name").fill("Kim Example")
     page.get_by_role("button", name="Enroll").click()
     code = _code_of(page)
@@ -711,6 +718,10 @@ def test_without_javascript_staff_sign_in_enroll_randomize_acknowledge_and_expor
     site.answered(code, self_harm=3)
     page.reload()
     page.get_by_role("button", name="Randomize").click()
+    expect(page.locator(".summary-row", has_text="Stratum")).to_contain_text(
+        "diagnosis: Major depressive disorder"
+    )
+    page.get_by_role("button", name="Randomize").click()  # the confirmation, without script
     expect(page.get_by_role("status").first).to_have_text("The participant is randomized.")
     page.get_by_label("What was done").fill("Spoke with Kim; referred to the crisis team.")
     page.get_by_role("button", name="Acknowledge the alert").click()
