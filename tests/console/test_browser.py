@@ -743,3 +743,35 @@ def test_without_javascript_staff_sign_in_enroll_randomize_acknowledge_and_expor
     assert started.value.suggested_filename.endswith(".csv")
     assert any(arm in unblinded for arm in ("listserv", "bulletin_board", "control"))
     page.context.close()
+
+
+def test_a_coordinator_finds_a_participant_and_sees_open_alerts_first(
+    site: Site, browser: Browser
+) -> None:
+    page = _signed_in(browser, site, site.user("coordinator", "PHL"))
+    code = site.enrolled()
+    site.answered(code, self_harm=2)  # an open safety alert
+    page.goto(f"{site.study}/participants")
+    page.get_by_label("Find a participant").fill(code.lower())
+    page.get_by_role("button", name="Search").click()
+    expect(page.get_by_role("link", name=code, exact=True)).to_be_visible()
+    expect(page.get_by_role("status").first).to_contain_text("1 participant found")
+    _axe(page, "participants-search")
+    page.get_by_label("Find a participant").fill("sam exam")  # part of a name
+    page.get_by_role("button", name="Search").click()
+    expect(page.get_by_role("link", name=code, exact=True)).to_be_visible()
+    page.goto(f"{site.study}/participants")
+    page.get_by_label("Randomization").select_option("ready")
+    page.get_by_role("button", name="Show").click()
+    expect(page.get_by_role("link", name=code, exact=True)).to_be_visible()
+    _axe(page, "participants-ready")
+
+    page.get_by_role("link", name=re.compile(r"^Alerts \d+")).click()  # the badge
+    heading = page.get_by_role("heading", name=re.compile(r"^Open safety alerts \(\d+\)$"))
+    expect(heading).to_be_visible()
+    row = page.locator("#alerts-heading ~ div tr", has_text=code)
+    expect(row).to_contain_text("open ")
+    _axe(page, "worklist-alerts")
+    page.goto(site.study)
+    expect(page.locator("main h2").first).to_have_text(re.compile(r"^Open safety alerts"))
+    _axe(page, "dashboard-alerts")
