@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import Query, Request, Response
@@ -31,6 +32,7 @@ from app.surveys.worklist import WorkSort, WorkStatus
 
 CSV_LIMIT = 100_000  # rows of one worklist download
 CSV_BATCH = 1000
+MISSED_RECENT_DAYS = 14  # a survey missed longer ago needs no action now
 
 router = console_router()
 
@@ -75,16 +77,21 @@ def worklist_page(
     if fmt == "csv":
         return _worklist_csv(session, study, staff, filters, site_codes)
     now = utcnow()
-    found = work.worklist(
-        session,
-        study=study,
-        user=user,
-        after_id=0,
-        limit=PAGE_SIZE + 1,
-        offset=(page - 1) * PAGE_SIZE,
-        now=now,
-        **filters,
-    )
+    # The bare address shows what needs action; any choice (even "Any") shows the list.
+    needs_action = not request.url.query
+    if needs_action:
+        found = _needing_action(session, study, staff, now)
+    else:
+        found = work.worklist(
+            session,
+            study=study,
+            user=user,
+            after_id=0,
+            limit=PAGE_SIZE + 1,
+            offset=(page - 1) * PAGE_SIZE,
+            now=now,
+            **filters,
+        )
     definition = studies.definition_of(study)
     policy = blinding.policy_for(user.role, definition)
     context = {
@@ -104,7 +111,9 @@ def worklist_page(
             "sort": sort.value,
         },
         "page": page,
-        "has_next": len(found.rows) > PAGE_SIZE,
+        "has_next": len(found.rows) > PAGE_SIZE and not needs_action,
+        "needs_action": needs_action,
+        "missed_days": MISSED_RECENT_DAYS,
         "statuses": [s.value for s in WorkStatus],
         "sorts": _SORTS,
         "sites": site_choices(study, staff),
@@ -116,6 +125,28 @@ def worklist_page(
         "timepoint_name": timepoint_name,
     }
     return study_view(request, staff, study, "console/worklist.html", context)
+
+
+def _needing_action(session: Session, study: Study, staff: Staff, now: datetime) -> work.Worklist:
+    """Overdue surveys, and those missed in the last MISSED_RECENT_DAYS days: the rows of
+    the worklist's own filters, most urgent first."""
+    found = [
+        work.worklist(
+            session,
+            study=study,
+            user=staff.user,
+            wanted=wanted,
+            sort=WorkSort.closes_on,
+            after_id=0,
+            limit=PAGE_SIZE,
+            now=now,
+        )
+        for wanted in (WorkStatus.overdue, WorkStatus.missed)
+    ]
+    since = now.date() - timedelta(days=MISSED_RECENT_DAYS)
+    rows = found[0].rows + [r for r in found[1].rows if r.instance.closes_on >= since]
+    rows.sort(key=lambda r: (r.instance.closes_on, r.instance.id))
+    return work.Worklist(rows, found[0].alerts_open, found[0].messages_failed)
 
 
 def _worklist_csv(

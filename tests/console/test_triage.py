@@ -142,3 +142,15 @@ def test_the_icon_is_served_and_named_by_every_page(client, signed_in):
     assert client.get("/static/favicon.svg").status_code == 200
     page = signed_in("coordinator", "PHL").get(S).text
     assert '<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">' in page
+
+
+def test_the_worklist_shows_what_needs_action_first_and_all_in_one_click(signed_in):
+    coordinator = signed_in("coordinator", "PHL")
+    code = _code(_enroll(coordinator)[0])  # its baseline is open, not overdue
+    bare = coordinator.get(f"{S}/worklist").text
+    assert "Showing the surveys that need action" in bare and "No survey needs action" in bare
+    assert f">{code}</a>" not in bare
+    every = re.search(r'href="([^"]+)">Show all surveys</a>', bare)
+    assert every
+    listed = coordinator.get(every.group(1).replace("&amp;", "&")).text
+    assert f">{code}</a>" in listed and "Show only what needs action" in listed
