@@ -34,7 +34,7 @@ def home(request: Request, session: ReadSessionDep, staff: StaffDep) -> Response
         s.slug: sorted(x.code for x in s.sites if reachable is None or x.id in reachable)
         for s in found
     }
-    return view(request, "console/home.html", {"studies": found, "sites": sites})
+    return view(request, "console/home.html", {"studies": found, "sites": sites}, badge=True)
 
 
 @router.get("/studies/{slug}")

@@ -181,15 +181,24 @@ class FormExpired(Forbidden):
 
 
 def view(
-    request: Request, template: str, context: Mapping[str, object], *, status_code: int = 200
+    request: Request,
+    template: str,
+    context: Mapping[str, object],
+    *,
+    status_code: int = 200,
+    badge: bool = False,
 ) -> Response:
-    """A console page: the signed-in user and their form token go to every template."""
+    """A console page: the signed-in user and their form token go to every template;
+    with `badge`, the count of open safety alerts (of the page's study, if it has one)."""
     staff: Staff | None = getattr(request.state, "staff", None)
-    badge = alert_badge(request, staff) if staff is not None else None
+    study = context.get("study")
+    badge_shown = None
+    if staff is not None and badge:
+        badge_shown = alert_badge(request, staff, study if isinstance(study, Study) else None)
     return page(
         request,
         template,
-        {"staff": staff, "alert_badge": badge, **context},
+        {"staff": staff, "alert_badge": badge_shown, **context},
         status_code=status_code,
         personal=True,
     )
@@ -207,19 +216,25 @@ class AlertBadge:
     href: str  # the worklist of the one study with alerts, else the studies
 
 
-def alert_badge(request: Request, staff: Staff) -> AlertBadge | None:
-    """Open safety alerts at the user's sites across their studies (None for roles that
-    see no participants, or when there are none): its own read, as any page may show it."""
+def alert_badge(request: Request, staff: Staff, study: Study | None) -> AlertBadge | None:
+    """Open safety alerts at the user's sites: of the study on a study's pages, else
+    across the user's studies (None for roles that see no participants, or when there
+    are none). Its own read, as any page may show it."""
     if not staff.may(Permission.read_participants):
         return None
     db: Database = request.app.state.db
     counts: dict[str, int] = {}
     with db.session(write=False) as session:
-        for study in studies.list_studies(session, user=staff.user, after_id=0, limit=100):
+        every = (
+            [studies.get_study(session, slug=study.slug, user=staff.user)]
+            if study is not None
+            else studies.list_studies(session, user=staff.user, after_id=0, limit=100)
+        )
+        for shown in every:
             found = len(
                 work.alerts(
                     session,
-                    study=study,
+                    study=shown,
                     user=staff.user,
                     open_only=True,
                     after_id=0,
@@ -227,7 +242,7 @@ def alert_badge(request: Request, staff: Staff) -> AlertBadge | None:
                 )
             )
             if found:
-                counts[study.slug] = found
+                counts[shown.slug] = found
     if not counts:
         return None
     only = next(iter(counts)) if len(counts) == 1 else None
@@ -268,7 +283,7 @@ def study_view(
         "here": request.url.path,
         "today": utcnow().astimezone(definition.zone()).date(),
     }
-    return view(request, template, common | context, status_code=status_code)
+    return view(request, template, common | context, status_code=status_code, badge=True)
 
 
 def console_router() -> APIRouter:
