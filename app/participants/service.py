@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from app.audit import service as audit
@@ -25,6 +26,8 @@ from app.errors import (
     TimepointNotCompleted,
 )
 from app.participants import lifecycle
+from app.participants.codes import next_code
+from app.participants.leaving import LeavingCategory, LeavingKind
 from app.participants.lifecycle import ParticipantStatus
 from app.participants.models import Contact, Participant
 from app.participants.schemas import (
@@ -35,6 +38,7 @@ from app.participants.schemas import (
     SurveyView,
 )
 from app.participants.screening import screen
+from app.participants.withdrawal import Leaving, record_leaving
 from app.randomization import blinding
 from app.randomization import service as randomization
 from app.randomization.models import Allocation
@@ -42,7 +46,7 @@ from app.randomization.verification import Finding, ParticipantFacts
 from app.studies import service as studies
 from app.studies.definition import Anchor
 from app.studies.lifecycle import ensure_enrolling, ensure_not_locked
-from app.studies.models import Site, Study
+from app.studies.models import Study
 from app.surveys import service as surveys
 from app.surveys.scheduling import SurveyStatus
 
@@ -70,8 +74,7 @@ def enroll(
     assert site is not None
     eligible = outcome.eligible
     now = audit.lock_chain_head(session).at  # before the site's row: see its lock order
-    number = _next_participant_number(session, site=site)
-    code = f"{study.code_prefix}-{site.code}-{number:04d}"
+    code = next_code(session, prefix=study.code_prefix, site=site, eligible=eligible)
     participant = Participant(
         study_id=study.id,
         site_id=site.id,
@@ -155,17 +158,6 @@ def _contact_values(contact: ContactDetails | None) -> dict[str, str | None] | N
     return {"name": contact.name, "email": email, "phone": contact.phone}
 
 
-def _next_participant_number(session: Session, *, site: Site) -> int:
-    """The site's next participant number, counted under the site row's lock."""
-    return session.execute(
-        update(Site)
-        .where(Site.id == site.id)
-        .values(last_participant_number=Site.last_participant_number + 1)
-        .returning(Site.last_participant_number)
-        .execution_options(synchronize_session=False)
-    ).scalar_one()
-
-
 def get_participant(
     session: Session, *, study: Study, code: str, user: Principal, for_update: bool = False
 ) -> Participant:
@@ -237,7 +229,16 @@ def detail(
             )
         )
     arm = _shown_arm(session, study, participant, user)
-    return ParticipantDetail(participant, contact, arm, lines)
+    labels = exclusion_labels(study=study, codes=participant.ineligible_reasons)
+    return ParticipantDetail(participant, contact, arm, lines, labels)
+
+
+def exclusion_labels(*, study: Study, codes: Sequence[str] | None) -> list[str] | None:
+    """The criteria a screening failed, as CONSORT shows them (see `Criterion`)."""
+    if codes is None:
+        return None
+    criteria = {c.code: c for c in studies.definition_of(study).eligibility}
+    return [criteria[c].exclusion_label() if c in criteria else c for c in codes]
 
 
 def _shown_arm(
@@ -258,33 +259,29 @@ def _shown_arm(
 
 
 def withdraw(
-    session: Session, *, study: Study, code: str, reason: str, actor: Principal
+    session: Session,
+    *,
+    study: Study,
+    code: str,
+    reason: str,
+    actor: Principal,
+    kind: LeavingKind = LeavingKind.follow_up,
+    withdrawn_on: date | None = None,
+    category: LeavingCategory = LeavingCategory.other,
 ) -> Participant:
-    """Withdraw an enrolled or randomized participant; an allocation is kept (ITT)."""
+    """Record that the participant leaves, by kind (see `participants.leaving`); an
+    allocation is kept (ITT)."""
     ensure_not_locked(study.status)
     now = audit.lock_chain_head(session).at
     participant = get_participant(session, study=study, code=code, user=actor, for_update=True)
-    lifecycle.ensure_can_withdraw(participant.code, participant.status)
-    cancelled = surveys.cancel_pending(session, study=study, participant_id=participant.id, now=now)
-    previous = participant.status
-    participant.status = ParticipantStatus.withdrawn
-    participant.withdrawn_from = previous
-    participant.withdrawn_at = now
-    participant.withdrawal_reason = reason
-    session.flush()
-    audit.record(
+    return record_leaving(
         session,
-        AuditAction.participant_withdrawn,
+        study=study,
+        participant=participant,
+        leaving_=Leaving(reason, kind, withdrawn_on, category),
         actor=actor,
-        entity_id=participant.code,
-        study_id=study.id,
-        reason=reason,
-        changes={
-            "status": (previous, ParticipantStatus.withdrawn),
-            "surveys_cancelled": (None, cancelled),
-        },
+        now=now,
     )
-    return participant
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,9 @@ The layout follows the CONSORT 2010 flow diagram template, top to bottom::
                   +-------+-------+                one column per group
                   v               v
     Allocation   [Allocated to A]  [Allocated to B]
-    Follow-up    [<timepoint>: completed n=, missed n=, pending n= ... Withdrew (n=)]
+    Follow-up    [<timepoint>: completed n=, missed n=, pending n= ...
+                  Discontinued intervention (n=), Lost to follow-up (n=),
+                  Withdrew (n=) (of whom consent to use of data (n=)), Died (n=)]
     Analysis     [Analysed at <last timepoint> (n=completed there)]   (if any timepoints)
 
 "Excluded" counts everyone assessed who left before randomization (not meeting the
@@ -282,7 +284,13 @@ def _follow_up_items(group: GroupFlow) -> list[_Item]:
         items.append(_Item(f"{name}: {counts}", hang=True))
     if not group.timepoints:
         items.append(_Item("No follow-up timepoints"))
-    items.append(_Item(f"Withdrew (n={group.withdrawn})"))
+    items += [
+        _Item(f"Discontinued intervention, still followed (n={group.discontinued_intervention})"),
+        _Item(f"Lost to follow-up (n={group.lost_to_follow_up})"),
+        _Item(f"Withdrew (n={group.withdrew + group.withdrew_data})"),
+        _Item(f"Withdrew consent to use of data (n={group.withdrew_data})", level=1),
+        _Item(f"Died (n={group.died})"),
+    ]
     return items
 
 
@@ -495,7 +503,10 @@ def description(flow: ConsortFlow) -> str:
     for group in flow.groups:
         sentence = (
             f"{_clean(group.label) or _clean(group.code)}: allocated {group.randomized}, "
-            f"withdrew {group.withdrawn}"
+            f"discontinued intervention {group.discontinued_intervention}, lost to "
+            f"follow-up {group.lost_to_follow_up}, withdrew "
+            f"{group.withdrew + group.withdrew_data} (consent to use of data "
+            f"{group.withdrew_data}), died {group.died}"
         )
         for tp in group.timepoints:
             sentence += (

@@ -67,9 +67,10 @@ def test_consort_counts_of_a_scripted_trial_match_exactly_and_the_diagram_shows_
     report = api.client.get(f"{BASE}/reports/consort", headers=bearer(admin)).json()
     assert report["screened"] == 11
     assert report["ineligible"] == 3
+    # Read as reasons for exclusion (the criteria's `fails_text`), not as the criteria.
     assert report["ineligible_by_reason"] == {
-        "Participant is 18 or older": 2,
-        "Has regular internet access": 1,
+        "Younger than 18": 2,
+        "No regular internet access": 1,
     }
     assert report["enrolled"] == 8
     assert report["withdrawn_before_randomization"] == 1
@@ -107,7 +108,8 @@ def test_consort_counts_of_a_scripted_trial_match_exactly_and_the_diagram_shows_
     texts = [" ".join(" ".join(t.itertext()).split()) for t in root.iter(f"{SVG}text")]
     assert "Assessed for eligibility (n=11)" in texts
     assert "Randomized (n=6)" in texts
-    assert any("Participant is 18 or older (n=2)" in t for t in texts)
+    assert any("Younger than 18 (n=2)" in t for t in texts)
+    assert not any("Participant is 18 or older" in t for t in texts)
     assert any("Withdrew before randomization (n=1)" in t for t in texts)
     for arm in set(arms.values()):
         label = next(g["label"] for g in report["groups"] if g["group"] == arm)
