@@ -92,15 +92,23 @@ def ensure_can_leave(
 
 
 def check_date(
-    on: date, *, today: date, enrolled_on: date | None, previous_on: date | None
+    on: date,
+    *,
+    today: date,
+    enrolled_on: date | None,
+    previous_on: date | None,
+    randomized_on: date | None = None,
 ) -> None:
-    """The date someone left: not in the future, not before they enrolled, not before
-    an earlier leaving (422 naming `withdrawn_on`)."""
+    """The date someone left: not in the future, not before they enrolled (nor, for
+    stopping the intervention, before randomization), not before an earlier leaving
+    (422 naming `withdrawn_on`)."""
     problem = None
     if on > today:
         problem = f"{on.isoformat()} is in the future (today is {today.isoformat()})"
     elif enrolled_on is not None and on < enrolled_on:
         problem = f"{on.isoformat()} is before enrollment ({enrolled_on.isoformat()})"
+    elif randomized_on is not None and on < randomized_on:
+        problem = f"{on.isoformat()} is before randomization ({randomized_on.isoformat()})"
     elif previous_on is not None and on < previous_on:
         problem = f"{on.isoformat()} is before the earlier leaving ({previous_on.isoformat()})"
     if problem:

@@ -61,6 +61,9 @@ def record_leaving(
         today=local_date(now, zone),
         enrolled_on=local_date(participant.enrolled_at, zone) if participant.enrolled_at else None,
         previous_on=participant.withdrawn_on,
+        randomized_on=local_date(participant.randomized_at, zone)
+        if leaving_.kind is LeavingKind.intervention and participant.randomized_at
+        else None,
     )
     changes: dict[str, Change] = {
         "withdrawal_kind": (participant.withdrawal_kind, leaving_.kind.value),

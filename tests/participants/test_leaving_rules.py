@@ -76,3 +76,15 @@ def test_after_withdrawing_consent_to_data_use_only_earlier_answers_are_usable()
     assert not answers_usable(K.data, left, date(2027, 6, 1))
     for kind in (K.intervention, K.lost, K.follow_up, K.died, None):
         assert answers_usable(kind, left, date(2027, 6, 1))
+
+
+def test_the_intervention_cannot_stop_before_randomization():
+    with pytest.raises(InvalidInput) as refused:
+        check_date(
+            date(2027, 2, 1),
+            today=date(2027, 3, 1),
+            enrolled_on=date(2027, 1, 10),
+            previous_on=None,
+            randomized_on=date(2027, 2, 2),
+        )
+    assert "before randomization" in refused.value.problems[0].msg
