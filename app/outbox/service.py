@@ -144,3 +144,29 @@ def failed_messages(
     if site_ids is not None:
         query = query.where(OutboxMessage.site_id.in_(site_ids))
     return session.scalars(query.order_by(OutboxMessage.id.desc()).limit(limit)).all()
+
+
+def cancel_for_participant(
+    session: Session, *, study_id: int, participant_code: str, reason: str, now: datetime
+) -> int:
+    """Settle as `skipped`, in the caller's transaction, every invitation and reminder
+    still queued for this participant (a withdrawal, a death: every message stops at
+    once). Alerts to the team about them stay. How many were stopped. A message a sender
+    has already handed to the mail server cannot be called back."""
+    result = session.execute(
+        update(OutboxMessage)
+        .where(
+            OutboxMessage.study_id == study_id,
+            OutboxMessage.participant_code == participant_code,
+            OutboxMessage.kind.in_(SURVEY_KINDS),
+            OutboxMessage.status == MessageStatus.pending,
+        )
+        .values(
+            status=MessageStatus.skipped,
+            lease_until=None,
+            last_error=reason[:500],
+            next_attempt_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)

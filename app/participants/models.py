@@ -78,3 +78,16 @@ class Contact(Base):
     )
 
     participant: Mapped[Participant] = relationship(back_populates="contact")
+
+
+class ScreeningNumber(Base):
+    """The last number given to an ineligible screening at a site. Screenings that do
+    not enroll take codes from their own series (`PS-PHL-S0001`), so that enrolled
+    participants' codes run without gaps; one row per site, incremented in place
+    (`INSERT ... ON CONFLICT DO UPDATE ... RETURNING`), so two screenings at once
+    never get the same number."""
+
+    __tablename__ = "site_screening_numbers"
+
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"), primary_key=True)
+    last_number: Mapped[int]

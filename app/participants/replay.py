@@ -56,6 +56,7 @@ class _Person:
     contact: Any = "unknown"  # before contacts were recorded in the trail
     randomized: dict[str, Any] | None = None
     withdrawal_reason: str | None = None
+    withdrawal: tuple[Any, Any, Any] | None = None  # kind, date (ISO), category
 
 
 @dataclass
@@ -186,9 +187,17 @@ def _apply_participant(person: _Person, rec: AuditRecord) -> None:
                 name: _new(changes, name) for name in ("stratum", "sequence", "block", "position")
             }
         case AuditAction.participant_withdrawn.value:
-            person.withdrawn_from = person.status
-            person.status = _new(changes, "status", person.status)
+            status = _new(changes, "status", person.status)
+            if status != person.status:  # stopping the intervention keeps the status
+                person.withdrawn_from = person.status
+            person.status = status
             person.withdrawal_reason = rec.reason
+            if "withdrawal_kind" in changes:  # recorded since leaving has kinds
+                person.withdrawal = (
+                    _new(changes, "withdrawal_kind"),
+                    _new(changes, "withdrawn_on"),
+                    _new(changes, "withdrawal_category"),
+                )
 
 
 def _apply_survey(survey: _Survey, rec: AuditRecord) -> None:
@@ -253,6 +262,15 @@ def _compare_person(
         or person.withdrawal_reason != expected.withdrawal_reason
     ):
         yield differ("participants", "withdrawal")
+    stored_leaving = (
+        person.withdrawal_kind,
+        person.withdrawn_on.isoformat() if person.withdrawn_on else None,
+        person.withdrawal_category,
+    )
+    if stored_leaving != (expected.withdrawal or (None, None, None)) or (
+        expected.withdrawal is not None and person.withdrawal_reason != expected.withdrawal_reason
+    ):
+        yield differ("participants", "withdrawal kind")
     eligible = expected.status != ParticipantStatus.ineligible
     if eligible and person.consent_version != expected.consent_version:
         yield differ("participants", "consent_version")

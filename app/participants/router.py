@@ -62,7 +62,8 @@ def enroll(
     """Screen a person; enroll them when eligible (ineligible screenings are kept)."""
     study = get_study(session, slug=slug, user=actor, lock=RowLock.for_no_key_update)
     participant = service.enroll(session, study=study, data=body, actor=actor)
-    return idempotency.remember(participant_created(participant))
+    labels = service.exclusion_labels(study=study, codes=participant.ineligible_reasons)
+    return idempotency.remember(participant_created(participant, labels=labels))
 
 
 @router.get("", response_model=ParticipantList)
@@ -113,9 +114,19 @@ def withdraw(
     base: BaseUrl,
     actor: Annotated[Principal, Depends(require(Permission.withdraw))],
 ) -> Response:
-    """Record a withdrawal; a randomized participant keeps the allocation (ITT)."""
+    """Record that the participant leaves, by kind; a randomized participant keeps the
+    allocation (ITT)."""
     study = get_study(session, slug=slug, user=actor, lock=RowLock.for_no_key_update)
-    participant = service.withdraw(session, study=study, code=code, reason=body.reason, actor=actor)
+    participant = service.withdraw(
+        session,
+        study=study,
+        code=code,
+        reason=body.reason,
+        actor=actor,
+        kind=body.kind,
+        withdrawn_on=body.withdrawn_on,
+        category=body.category,
+    )
     detail = service.detail(session, study=study, participant=participant, user=actor)
     return idempotency.remember(participant_read(detail, base_url=base))
 

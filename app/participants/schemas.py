@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+from pydantic import BaseModel, BeforeValidator, ConfigDict, EmailStr, Field, StringConstraints
 
+from app.participants.leaving import LeavingCategory, LeavingKind
 from app.participants.lifecycle import ParticipantStatus
 from app.participants.models import Contact, Participant
 
@@ -51,10 +52,32 @@ class ParticipantCreate(BaseModel):
     contact: ContactDetails | None = None
 
 
+def _iso_date(value: object) -> object:
+    """A calendar date only as `YYYY-MM-DD` (not a number of seconds, not a date-time)."""
+    if value is not None and not (isinstance(value, str) and len(value) == 10):
+        raise ValueError("give the date as YYYY-MM-DD")
+    return value
+
+
 class Withdrawal(BaseModel):
+    """Leaving the study. `{reason}` alone is the plain withdrawal from follow-up
+    (surveys cancelled, messages stopped), as before kinds existed."""
+
     model_config = ConfigDict(extra="forbid")
 
     reason: Reason
+    kind: LeavingKind = Field(
+        default=LeavingKind.follow_up,
+        description="intervention: stopped the intervention, still followed up (stays "
+        "randomized); follow_up: withdrew from follow-up; data: withdrew consent to the "
+        "use of their data; lost: lost to follow-up; died",
+    )
+    withdrawn_on: Annotated[date, BeforeValidator(_iso_date)] | None = Field(
+        default=None,
+        description="the date they left (default: today in the study's time zone); not "
+        "in the future, not before enrollment",
+    )
+    category: LeavingCategory = Field(default=LeavingCategory.other, description="coded reason")
 
 
 class InvitationResent(BaseModel):
@@ -99,7 +122,14 @@ class ParticipantCreated(BaseModel):
     code: str
     status: ParticipantStatus
     site: str
-    ineligible_reasons: list[str] | None = None
+    ineligible_reasons: list[str] | None = Field(
+        default=None, description="the codes of the criteria not met"
+    )
+    ineligible_reason_labels: list[str] | None = Field(
+        default=None,
+        description="the same, as CONSORT shows them (a criterion's `fails_text`, else "
+        "'Did not meet: <text>')",
+    )
 
 
 class ParticipantSummary(BaseModel):
@@ -111,6 +141,11 @@ class ParticipantSummary(BaseModel):
     enrolled_at: datetime | None
     randomized_at: datetime | None
     withdrawn_at: datetime | None
+    withdrawal_kind: LeavingKind | None = Field(
+        default=None, description="how they left; `intervention` keeps them randomized"
+    )
+    withdrawn_on: date | None = Field(default=None, description="the date they left")
+    withdrawal_category: LeavingCategory | None = None
 
 
 class ParticipantList(BaseModel):
@@ -123,6 +158,7 @@ class ParticipantRead(ParticipantSummary):
 
     screening: dict[str, bool]
     ineligible_reasons: list[str] | None
+    ineligible_reason_labels: list[str] | None = None
     consent_version: str | None
     stratum: str | None
     withdrawal_reason: str | None
@@ -176,6 +212,7 @@ class ParticipantDetail:
     contact: Contact | None
     arm: ShownArm | None
     surveys: list[SurveyView]
+    ineligible_reason_labels: list[str] | None = None
 
 
 def participant_summary(p: Participant) -> ParticipantSummary:
@@ -188,6 +225,9 @@ def participant_summary(p: Participant) -> ParticipantSummary:
         enrolled_at=p.enrolled_at,
         randomized_at=p.randomized_at,
         withdrawn_at=p.withdrawn_at,
+        withdrawal_kind=p.withdrawal_kind,
+        withdrawn_on=p.withdrawn_on,
+        withdrawal_category=p.withdrawal_category,
     )
 
 
@@ -204,6 +244,7 @@ def participant_read(
     fields = participant_summary(p).model_dump() | {
         "screening": p.screening,
         "ineligible_reasons": p.ineligible_reasons,
+        "ineligible_reason_labels": detail.ineligible_reason_labels,
         "consent_version": p.consent_version,
         "stratum": p.stratum,
         "withdrawal_reason": p.withdrawal_reason,
@@ -228,9 +269,13 @@ def participant_read(
     return ParticipantReadUnblinded(**fields, arm=detail.arm.code, arm_label=detail.arm.label)
 
 
-def participant_created(p: Participant) -> ParticipantCreated:
+def participant_created(p: Participant, *, labels: list[str] | None) -> ParticipantCreated:
     return ParticipantCreated(
-        code=p.code, status=p.status, site=p.site.code, ineligible_reasons=p.ineligible_reasons
+        code=p.code,
+        status=p.status,
+        site=p.site.code,
+        ineligible_reasons=p.ineligible_reasons,
+        ineligible_reason_labels=labels,
     )
 
 

@@ -8,7 +8,7 @@ required only to enroll.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from app.errors import FieldProblem
@@ -44,6 +44,14 @@ def screen(
     if eligible and not has_contact:
         problems.append(FieldProblem(("contact",), "contact details are required to enroll"))
     return Screening(reasons, problems)
+
+
+def exclusion_labels(definition: StudyDefinition, codes: Sequence[str] | None) -> list[str] | None:
+    """The criteria a screening failed, as CONSORT shows them (see `Criterion`)."""
+    if codes is None:
+        return None
+    criteria = {c.code: c for c in definition.eligibility}
+    return [criteria[c].exclusion_label() if c in criteria else c for c in codes]
 
 
 def _eligibility(

@@ -4,28 +4,32 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date
 
-from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from app.audit import service as audit
 from app.audit.actions import AuditAction
-from app.auth.permissions import may_access_site, reachable_sites
+from app.auth.permissions import may_access_site
 from app.auth.principal import Principal
 from app.db.base import utcnow
 from app.db.sealed import keyed_hash
-from app.db.server_key import keys_of, sealing_keys_of
+from app.db.server_key import sealing_keys_of
 from app.errors import (
     FieldProblem,
     Forbidden,
     InvalidEnrollment,
-    InvalidInput,
     NotRandomized,
-    ParticipantNotFound,
     TimepointNotCompleted,
 )
 from app.participants import lifecycle
+from app.participants.codes import next_code
+from app.participants.leaving import LeavingCategory, LeavingKind
 from app.participants.lifecycle import ParticipantStatus
+from app.participants.lookup import find_by_contact as find_by_contact
+from app.participants.lookup import get_participant as get_participant
+from app.participants.lookup import list_participants as list_participants
+from app.participants.lookup import verify_allocations as verify_allocations
 from app.participants.models import Contact, Participant
 from app.participants.schemas import (
     ContactDetails,
@@ -34,15 +38,16 @@ from app.participants.schemas import (
     ShownArm,
     SurveyView,
 )
+from app.participants.screening import exclusion_labels as screening_labels
 from app.participants.screening import screen
+from app.participants.withdrawal import Leaving, record_leaving
 from app.randomization import blinding
 from app.randomization import service as randomization
 from app.randomization.models import Allocation
-from app.randomization.verification import Finding, ParticipantFacts
 from app.studies import service as studies
 from app.studies.definition import Anchor
 from app.studies.lifecycle import ensure_enrolling, ensure_not_locked
-from app.studies.models import Site, Study
+from app.studies.models import Study
 from app.surveys import service as surveys
 from app.surveys.scheduling import SurveyStatus
 
@@ -70,8 +75,7 @@ def enroll(
     assert site is not None
     eligible = outcome.eligible
     now = audit.lock_chain_head(session).at  # before the site's row: see its lock order
-    number = _next_participant_number(session, site=site)
-    code = f"{study.code_prefix}-{site.code}-{number:04d}"
+    code = next_code(session, prefix=study.code_prefix, site=site, eligible=eligible)
     participant = Participant(
         study_id=study.id,
         site_id=site.id,
@@ -155,61 +159,6 @@ def _contact_values(contact: ContactDetails | None) -> dict[str, str | None] | N
     return {"name": contact.name, "email": email, "phone": contact.phone}
 
 
-def _next_participant_number(session: Session, *, site: Site) -> int:
-    """The site's next participant number, counted under the site row's lock."""
-    return session.execute(
-        update(Site)
-        .where(Site.id == site.id)
-        .values(last_participant_number=Site.last_participant_number + 1)
-        .returning(Site.last_participant_number)
-        .execution_options(synchronize_session=False)
-    ).scalar_one()
-
-
-def get_participant(
-    session: Session, *, study: Study, code: str, user: Principal, for_update: bool = False
-) -> Participant:
-    """The participant, if the user may see it (a coordinator: own sites only, else 404);
-    with `for_update`, its row stays locked to the end of the transaction."""
-    query = select(Participant).where(Participant.study_id == study.id, Participant.code == code)
-    if for_update:
-        query = query.with_for_update(of=Participant).execution_options(populate_existing=True)
-    participant = session.scalars(query).first()
-    if participant is None or not may_access_site(user, participant.site_id):
-        raise ParticipantNotFound(f"no participant {code!r}")
-    return participant
-
-
-def list_participants(
-    session: Session,
-    *,
-    study: Study,
-    user: Principal,
-    site: str | None,
-    status: ParticipantStatus | None,
-    after_id: int,
-    limit: int,
-) -> Sequence[Participant]:
-    """Participants the user may see, oldest first, after a cursor."""
-    query = select(Participant).where(Participant.study_id == study.id, Participant.id > after_id)
-    if site is not None:
-        site_row = studies.find_site(study, site)
-        if site_row is None:
-            raise InvalidInput(
-                [FieldProblem(("site",), f"no site {site!r} in this study")], part="query"
-            )
-        if not may_access_site(user, site_row.id):
-            raise Forbidden(f"you are not a coordinator of site {site_row.code}")
-        query = query.where(Participant.site_id == site_row.id)
-    else:
-        sites = reachable_sites(user)
-        if sites is not None:
-            query = query.where(Participant.site_id.in_(sites))
-    if status is not None:
-        query = query.where(Participant.status == status)
-    return session.scalars(query.order_by(Participant.id).limit(limit)).all()
-
-
 def detail(
     session: Session, *, study: Study, participant: Participant, user: Principal
 ) -> ParticipantDetail:
@@ -237,7 +186,13 @@ def detail(
             )
         )
     arm = _shown_arm(session, study, participant, user)
-    return ParticipantDetail(participant, contact, arm, lines)
+    labels = exclusion_labels(study=study, codes=participant.ineligible_reasons)
+    return ParticipantDetail(participant, contact, arm, lines, labels)
+
+
+def exclusion_labels(*, study: Study, codes: Sequence[str] | None) -> list[str] | None:
+    """The criteria a screening failed, as CONSORT shows them (see `Criterion`)."""
+    return screening_labels(studies.definition_of(study), codes)
 
 
 def _shown_arm(
@@ -258,33 +213,29 @@ def _shown_arm(
 
 
 def withdraw(
-    session: Session, *, study: Study, code: str, reason: str, actor: Principal
+    session: Session,
+    *,
+    study: Study,
+    code: str,
+    reason: str,
+    actor: Principal,
+    kind: LeavingKind = LeavingKind.follow_up,
+    withdrawn_on: date | None = None,
+    category: LeavingCategory = LeavingCategory.other,
 ) -> Participant:
-    """Withdraw an enrolled or randomized participant; an allocation is kept (ITT)."""
+    """Record that the participant leaves, by kind (see `participants.leaving`); an
+    allocation is kept (ITT)."""
     ensure_not_locked(study.status)
     now = audit.lock_chain_head(session).at
     participant = get_participant(session, study=study, code=code, user=actor, for_update=True)
-    lifecycle.ensure_can_withdraw(participant.code, participant.status)
-    cancelled = surveys.cancel_pending(session, study=study, participant_id=participant.id, now=now)
-    previous = participant.status
-    participant.status = ParticipantStatus.withdrawn
-    participant.withdrawn_from = previous
-    participant.withdrawn_at = now
-    participant.withdrawal_reason = reason
-    session.flush()
-    audit.record(
+    return record_leaving(
         session,
-        AuditAction.participant_withdrawn,
+        study=study,
+        participant=participant,
+        leaving_=Leaving(reason, kind, withdrawn_on, category),
         actor=actor,
-        entity_id=participant.code,
-        study_id=study.id,
-        reason=reason,
-        changes={
-            "status": (previous, ParticipantStatus.withdrawn),
-            "surveys_cancelled": (None, cancelled),
-        },
+        now=now,
     )
-    return participant
 
 
 @dataclass(frozen=True)
@@ -441,52 +392,3 @@ def unblind(
         reason=reason,
     )
     return participant, allocation.arm, studies.definition_of(study).arm_label(allocation.arm)
-
-
-def verify_allocations(session: Session, *, study: Study) -> list[Finding]:
-    """Re-derive every allocation of the study and check it against its participants."""
-    participants = {
-        p.id: ParticipantFacts(code=p.code, stratum=p.stratum, was_randomized=p.was_randomized)
-        for p in session.scalars(select(Participant).where(Participant.study_id == study.id))
-    }
-    return randomization.verify(
-        session,
-        study_id=study.id,
-        slug=study.slug,
-        plan=studies.plan_of(study),
-        secret=studies.secret_of(session, study),
-        commitment=study.commitment,
-        participants=participants,
-    )
-
-
-def find_by_contact(
-    session: Session,
-    *,
-    study: Study,
-    user: Principal,
-    email: str | None = None,
-    phone: str | None = None,
-) -> Sequence[Participant]:
-    """Participants of the user's sites whose email or phone is exactly this one, found
-    through the keyed hashes beside the sealed contact details (nothing is decrypted)."""
-    keys = keys_of(session)
-    wanted = [
-        column == digest
-        for column, digest in (
-            (Contact.email_index, keyed_hash(keys, "email", email)),
-            (Contact.phone_index, keyed_hash(keys, "phone", phone)),
-        )
-        if digest is not None
-    ]
-    if not wanted:
-        return []
-    query = (
-        select(Participant)
-        .join(Contact, Contact.participant_id == Participant.id)
-        .where(Participant.study_id == study.id, or_(*wanted))
-    )
-    sites = reachable_sites(user)
-    if sites is not None:
-        query = query.where(Participant.site_id.in_(sites))
-    return session.scalars(query.order_by(Participant.id)).all()

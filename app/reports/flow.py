@@ -22,13 +22,20 @@ class TimepointFlow:
 class GroupFlow:
     """One group of the randomized: its code ("G1", or the arm's code for roles that
     see arms), how it is shown ("G1", or the arm's label), how many were allocated to it,
-    how many withdrew after randomization, and each follow-up timepoint."""
+    how many withdrew after randomization, how they left (by the strongest kind
+    recorded), and each follow-up timepoint. Those who discontinued the intervention
+    are still followed and analysed (intention to treat): they are not `withdrawn`."""
 
     code: str
     label: str
     randomized: int
-    withdrawn: int
+    withdrawn: int  # left the study: lost + withdrew + withdrew_data + died
     timepoints: list[TimepointFlow] = field(default_factory=list)
+    discontinued_intervention: int = 0
+    lost_to_follow_up: int = 0
+    withdrew: int = 0  # from follow-up
+    withdrew_data: int = 0  # consent to the use of their data
+    died: int = 0
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,17 @@ class GroupCounts(BaseModel):
     group: str = Field(description="the arm, or its blinded code (G1...) for blind roles")
     label: str
     randomized: int
-    withdrawn: int = Field(description="withdrawn after randomization")
+    withdrawn: int = Field(
+        description="left the study after randomization (lost, withdrew, withdrew the use "
+        "of their data, died); not those who only discontinued the intervention"
+    )
+    discontinued_intervention: int = Field(
+        description="stopped the intervention and are still followed and analysed (ITT)"
+    )
+    lost_to_follow_up: int
+    withdrew: int = Field(description="withdrew from follow-up")
+    withdrew_data: int = Field(description="withdrew consent to the use of their data")
+    died: int
     timepoints: list[TimepointCounts]
 
 
@@ -49,6 +59,11 @@ def consort_report(flow: ConsortFlow) -> ConsortReport:
                 label=g.label,
                 randomized=g.randomized,
                 withdrawn=g.withdrawn,
+                discontinued_intervention=g.discontinued_intervention,
+                lost_to_follow_up=g.lost_to_follow_up,
+                withdrew=g.withdrew,
+                withdrew_data=g.withdrew_data,
+                died=g.died,
                 timepoints=[
                     TimepointCounts(
                         timepoint=t.timepoint,

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from app.auth.principal import Principal
 from app.db.base import utcnow
 from app.exports.dataset import exported_timepoints
+from app.participants.leaving import LeavingKind, leaves_study
 from app.participants.lifecycle import ParticipantStatus
 from app.participants.models import Participant
 from app.randomization import blinding
@@ -111,15 +112,20 @@ def consort(session: Session, *, study: Study, user: Principal) -> ConsortFlow:
     )
     # Arms are sealed at rest: counted here, not grouped by the database.
     randomized: Counter[str] = Counter()
-    withdrawn: Counter[str] = Counter()
-    for arm, status in session.execute(
-        select(Allocation.arm, Participant.status)
+    left: defaultdict[str, Counter[str]] = defaultdict(Counter)  # kind → arm → people
+    for arm, status, kind in session.execute(
+        select(Allocation.arm, Participant.status, Participant.withdrawal_kind)
         .join(Participant, Participant.id == Allocation.participant_id)
         .where(Allocation.study_id == study.id)
         .execution_options(yield_per=1000)
     ):
         randomized[arm] += 1
-        withdrawn[arm] += status == ParticipantStatus.withdrawn
+        if kind is not None or status == ParticipantStatus.withdrawn:
+            # A withdrawal recorded before kinds existed was a withdrawal from follow-up.
+            left[kind or LeavingKind.follow_up][arm] += 1
+    withdrawn = Counter(
+        {arm: sum(left[k][arm] for k in LeavingKind if leaves_study(k)) for arm in randomized}
+    )
     surveys = _survey_counts(session, study=study, definition=definition)
     ineligible = by_status.get(ParticipantStatus.ineligible, 0)
     screened = sum(by_status.values())
@@ -144,6 +150,11 @@ def consort(session: Session, *, study: Study, user: Principal) -> ConsortFlow:
                 randomized=_sum(randomized, group),
                 withdrawn=_sum(withdrawn, group),
                 timepoints=flows,
+                discontinued_intervention=_sum(left[LeavingKind.intervention], group),
+                lost_to_follow_up=_sum(left[LeavingKind.lost], group),
+                withdrew=_sum(left[LeavingKind.follow_up], group),
+                withdrew_data=_sum(left[LeavingKind.data], group),
+                died=_sum(left[LeavingKind.died], group),
             )
         )
     return ConsortFlow(
@@ -162,7 +173,7 @@ def consort(session: Session, *, study: Study, user: Principal) -> ConsortFlow:
 def _ineligible_reasons(
     session: Session, *, study: Study, definition: StudyDefinition
 ) -> dict[str, int]:
-    texts = {c.code: c.text for c in definition.eligibility}
+    texts = {c.code: c.exclusion_label() for c in definition.eligibility}
     counted: Counter[str] = Counter()
     lists = session.scalars(
         select(Participant.ineligible_reasons)

@@ -14,7 +14,9 @@ The layout follows the CONSORT 2010 flow diagram template, top to bottom::
                   +-------+-------+                one column per group
                   v               v
     Allocation   [Allocated to A]  [Allocated to B]
-    Follow-up    [<timepoint>: completed n=, missed n=, pending n= ... Withdrew (n=)]
+    Follow-up    [<timepoint>: completed n=, missed n=, pending n= ...
+                  Discontinued intervention (n=), Lost to follow-up (n=),
+                  Withdrew (n=) (of whom consent to use of data (n=)), Died (n=)]
     Analysis     [Analysed at <last timepoint> (n=completed there)]   (if any timepoints)
 
 "Excluded" counts everyone assessed who left before randomization (not meeting the
@@ -34,19 +36,21 @@ Every piece of input text is cleaned of characters XML forbids and escaped.
 from __future__ import annotations
 
 import math
-import re
-import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from xml.sax.saxutils import escape
 
 from app.reports.flow import ConsortFlow, GroupFlow, TimepointFlow
+from app.reports.svg_text import FONT_SIZE, description
+from app.reports.svg_text import clean as _clean
+from app.reports.svg_text import clip as _clip
+from app.reports.svg_text import text_width as _text_width
+from app.reports.svg_text import wrap as _wrap
+
+__all__ = ["consort_svg", "description"]
 
 SVG_NS = "http://www.w3.org/2000/svg"
 FONT_FAMILY = "Arial, Helvetica, sans-serif"
-FONT_SIZE = 13
-CHAR_EM = 0.6  # average advance of a Latin character, in em
-WIDE_EM = 1.0  # East Asian wide and full-width characters
 LINE_HEIGHT = 18
 BASELINE = (LINE_HEIGHT + 0.7 * FONT_SIZE) / 2  # from a line's top to its baseline
 PAD_X = 10
@@ -69,9 +73,6 @@ SIDE_ROW_GAP = 14
 ARROW_ID = "consort-arrow"
 TITLE_ID = "consort-title"
 DESC_ID = "consort-desc"
-
-_XML_ILLEGAL = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
-_WHITESPACE = re.compile(r"\s+")
 
 
 @dataclass(frozen=True)
@@ -153,70 +154,6 @@ class _Diagram:
 # Text: cleaning, measuring, clipping, wrapping
 
 
-def _clean(text: str) -> str:
-    """Text safe for XML on one line: forbidden characters (controls, lone surrogates)
-    become U+FFFD and runs of whitespace one space."""
-    return _WHITESPACE.sub(" ", _XML_ILLEGAL.sub("\ufffd", text)).strip()
-
-
-def _char_width(char: str) -> float:
-    if unicodedata.combining(char) or unicodedata.category(char) == "Cf":
-        return 0.0
-    em = WIDE_EM if unicodedata.east_asian_width(char) in ("W", "F") else CHAR_EM
-    return em * FONT_SIZE
-
-
-def _text_width(text: str) -> float:
-    """The approximate width of the text, in pixels, at the diagram's font size."""
-    return sum(_char_width(c) for c in text)
-
-
-def _clip(text: str, width: float) -> str:
-    """The text, cut and ended with "…" if it is wider than `width`."""
-    if _text_width(text) <= width:
-        return text
-    budget = width - _text_width("…")
-    kept: list[str] = []
-    used = 0.0
-    for char in text:
-        used += _char_width(char)
-        if used > budget:
-            break
-        kept.append(char)
-    return "".join(kept).rstrip() + "…"
-
-
-def _split_word(word: str, width: float) -> tuple[str, str]:
-    """The longest head of the word that fits `width` (at least one character), and the rest."""
-    used = 0.0
-    for i, char in enumerate(word):
-        used += _char_width(char)
-        if used > width and i > 0:
-            return word[:i], word[i:]
-    return word, ""
-
-
-def _wrap(text: str, first: float, rest: float) -> list[str]:
-    """Greedy word wrap: the first line `first` pixels wide, the others `rest`; words wider
-    than a line are broken."""
-    lines: list[str] = []
-    current = ""
-    for word in text.split(" "):
-        candidate = f"{current} {word}" if current else word
-        if _text_width(candidate) <= (rest if lines else first):
-            current = candidate
-            continue
-        if current:
-            lines.append(current)
-        while _text_width(word) > (rest if lines else first):
-            head, word = _split_word(word, rest if lines else first)
-            lines.append(head)
-        current = word
-    if current or not lines:
-        lines.append(current)
-    return lines
-
-
 def _line_width(box_width: float, level: int = 0, *, bullet: bool = False) -> float:
     """The width available to the text of an entry of a box, in pixels."""
     hanging = _text_width(BULLET) if bullet else 0.0
@@ -282,7 +219,13 @@ def _follow_up_items(group: GroupFlow) -> list[_Item]:
         items.append(_Item(f"{name}: {counts}", hang=True))
     if not group.timepoints:
         items.append(_Item("No follow-up timepoints"))
-    items.append(_Item(f"Withdrew (n={group.withdrawn})"))
+    items += [
+        _Item(f"Discontinued intervention, still followed (n={group.discontinued_intervention})"),
+        _Item(f"Lost to follow-up (n={group.lost_to_follow_up})"),
+        _Item(f"Withdrew (n={group.withdrew + group.withdrew_data})"),
+        _Item(f"Withdrew consent to use of data (n={group.withdrew_data})", level=1),
+        _Item(f"Died (n={group.died})"),
+    ]
     return items
 
 
@@ -477,33 +420,6 @@ def _defs() -> str:
         'markerWidth="8" markerHeight="8" orient="auto">'
         '<path d="M0,0 L10,5 L0,10 z" fill="black"/></marker></defs>'
     )
-
-
-def description(flow: ConsortFlow) -> str:
-    """The numbers of the diagram as sentences, for screen readers and search."""
-    excluded = flow.ineligible + flow.withdrawn_before_randomization
-    reasons = "".join(
-        f"; {_clean(reason)}: {count}" for reason, count in flow.ineligible_by_reason.items()
-    )
-    parts = [
-        f"Assessed for eligibility: {flow.screened}.",
-        f"Excluded: {excluded} (not meeting inclusion criteria: {flow.ineligible}{reasons}; "
-        f"withdrew before randomization: {flow.withdrawn_before_randomization}).",
-        f"Awaiting randomization: {flow.awaiting_randomization}.",
-        f"Randomized: {flow.randomized}.",
-    ]
-    for group in flow.groups:
-        sentence = (
-            f"{_clean(group.label) or _clean(group.code)}: allocated {group.randomized}, "
-            f"withdrew {group.withdrawn}"
-        )
-        for tp in group.timepoints:
-            sentence += (
-                f"; {_clean(tp.label) or _clean(tp.timepoint)}: completed {tp.completed}, "
-                f"missed {tp.missed}, pending {tp.pending}"
-            )
-        parts.append(sentence + ".")
-    return " ".join(parts)
 
 
 def consort_svg(flow: ConsortFlow) -> str:

@@ -85,6 +85,14 @@ class Criterion(Document):
     code: Code
     text: Text
     must_be: bool = True
+    # How a screening that fails it reads in CONSORT and on the participant's record
+    # ("No serious mental illness diagnosis"): `text` states the criterion, which
+    # would read backwards there.
+    fails_text: Text | None = None
+
+    def exclusion_label(self) -> str:
+        """The reason a failed screening is shown with."""
+        return self.fails_text or f"Did not meet: {self.text}"
 
 
 class Blinding(Document):

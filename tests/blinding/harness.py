@@ -423,11 +423,13 @@ def scheduler(db: Database, *, days: int = 0) -> None:
     run_pass(db, now=utcnow() + timedelta(days=days))
 
 
-def withdraw_all(api: Api, world: World, coordinator: str) -> None:
+def withdraw_all(api: Api, world: World, coordinator: str, **leaving: str) -> None:
+    """Every participant leaves (by default the plain withdrawal from follow-up; with
+    `kind="intervention"` they stop the intervention only and stay randomized)."""
     for code in world.codes:
         done = api.client.post(
             f"/api/v1/studies/{world.slug}/participants/{code}/withdraw",
-            json={"reason": "moved away"},
+            json={"reason": "moved away", **leaving},
             headers=bearer(coordinator),
         )
         assert done.status_code == 200, done.text

@@ -49,6 +49,8 @@ def test_what_a_blind_role_is_answered_does_not_depend_on_the_arm(
         harness.scheduler(mailer, days=3)  # reminders, resent invitations
         got |= harness.fetch_participants(staff, world, label, "reminded")
         got |= harness.fetch_study(staff, world, label, "reminded")
+        harness.withdraw_all(api, world, coordinator, kind="intervention", category="burden")
+        got |= harness.fetch_participants(staff, world, label, "stopped intervention")
         harness.withdraw_all(api, world, coordinator)
         got |= harness.fetch_participants(staff, world, label, "withdrawn")
         got |= harness.fetch_study(staff, world, label, "withdrawn")

@@ -67,9 +67,10 @@ def test_consort_counts_of_a_scripted_trial_match_exactly_and_the_diagram_shows_
     report = api.client.get(f"{BASE}/reports/consort", headers=bearer(admin)).json()
     assert report["screened"] == 11
     assert report["ineligible"] == 3
+    # Read as reasons for exclusion (the criteria's `fails_text`), not as the criteria.
     assert report["ineligible_by_reason"] == {
-        "Participant is 18 or older": 2,
-        "Has regular internet access": 1,
+        "Younger than 18": 2,
+        "No regular internet access": 1,
     }
     assert report["enrolled"] == 8
     assert report["withdrawn_before_randomization"] == 1
@@ -107,9 +108,60 @@ def test_consort_counts_of_a_scripted_trial_match_exactly_and_the_diagram_shows_
     texts = [" ".join(" ".join(t.itertext()).split()) for t in root.iter(f"{SVG}text")]
     assert "Assessed for eligibility (n=11)" in texts
     assert "Randomized (n=6)" in texts
-    assert any("Participant is 18 or older (n=2)" in t for t in texts)
+    assert any("Younger than 18 (n=2)" in t for t in texts)
+    assert not any("Participant is 18 or older" in t for t in texts)
     assert any("Withdrew before randomization (n=1)" in t for t in texts)
     for arm in set(arms.values()):
         label = next(g["label"] for g in report["groups"] if g["group"] == arm)
         count = list(arms.values()).count(arm)
         assert any(t.startswith(f"Allocated to {label}") and f"(n={count})" in t for t in texts)
+
+
+def test_consort_counts_leaving_by_kind_per_group_and_keeps_those_who_stopped_treatment(api):
+    admin = api.admin_token
+    codes = [api.enroll(admin) for _ in range(6)]
+    arms = {}
+    for code in codes:
+        randomized = api.randomize(admin, code)
+        assert randomized.status_code == 200, randomized.text
+        arms[code] = randomized.json()["arm"]
+    kinds = ["intervention", "intervention", "lost", "follow_up", "data", "died"]
+    for code, kind in zip(codes, kinds, strict=True):
+        left = api.client.post(
+            f"{BASE}/participants/{code}/withdraw",
+            json={"reason": "asked", "kind": kind},
+            headers=bearer(admin),
+        )
+        assert left.status_code == 200, left.text
+    # One who stopped the intervention later withdrew from follow-up: counted once, there.
+    later = api.client.post(
+        f"{BASE}/participants/{codes[1]}/withdraw",
+        json={"reason": "asked", "kind": "follow_up"},
+        headers=bearer(admin),
+    )
+    assert later.status_code == 200, later.text
+    final = {code: kind for code, kind in zip(codes, kinds, strict=True)} | {codes[1]: "follow_up"}
+
+    report = api.client.get(f"{BASE}/reports/consort", headers=bearer(admin)).json()
+    fields = {
+        "intervention": "discontinued_intervention",
+        "lost": "lost_to_follow_up",
+        "follow_up": "withdrew",
+        "data": "withdrew_data",
+        "died": "died",
+    }
+    for group in report["groups"]:
+        mine = [final[c] for c in codes if arms[c] == group["group"]]
+        for kind, field in fields.items():
+            assert group[field] == mine.count(kind), (group, mine)
+        assert group["withdrawn"] == sum(k != "intervention" for k in mine)
+    assert sum(g["discontinued_intervention"] for g in report["groups"]) == 1
+    assert sum(g["withdrawn"] for g in report["groups"]) == 5
+
+    svg = api.client.get(f"{BASE}/reports/consort?format=svg", headers=bearer(admin))
+    texts = [" ".join(" ".join(t.itertext()).split()) for t in ET.fromstring(svg.content).iter()]
+    shown = [
+        f"Discontinued intervention, still followed (n={g['discontinued_intervention']})"
+        for g in report["groups"]
+    ]
+    assert all(line in texts for line in shown)

@@ -22,7 +22,12 @@ def timepoints(*completed: int) -> list[TimepointFlow]:
 
 def group(code: str, label: str, *completed: int, withdrawn: int = 0) -> GroupFlow:
     return GroupFlow(
-        code, label, randomized=4, withdrawn=withdrawn, timepoints=timepoints(*completed)
+        code,
+        label,
+        randomized=4,
+        withdrawn=withdrawn,
+        timepoints=timepoints(*completed),
+        withdrew=withdrawn,
     )
 
 
@@ -268,3 +273,28 @@ def test_arrows_use_the_documents_own_marker_and_nothing_is_referenced_from_outs
     assert "href" not in svg and "http://" not in svg.replace(
         'xmlns="http://www.w3.org/2000/svg"', ""
     )
+
+
+def test_each_group_counts_leaving_by_kind_as_consort_does():
+    leaving = GroupFlow(
+        "G1",
+        "Listserv",
+        randomized=9,
+        withdrawn=6,
+        timepoints=timepoints(4),
+        discontinued_intervention=2,
+        lost_to_follow_up=1,
+        withdrew=1,
+        withdrew_data=2,
+        died=2,
+    )
+    root = parse(dataclasses.replace(FLOW, groups=[leaving]))
+    shown = texts(root)
+    assert "Discontinued intervention, still followed (n=2)" in shown
+    assert "Lost to follow-up (n=1)" in shown
+    assert "Withdrew (n=3)" in shown  # from follow-up, and from the use of their data
+    assert "Withdrew consent to use of data (n=2)" in shown
+    assert "Died (n=2)" in shown
+    described = root.find(f"{SVG}desc")
+    assert described is not None and described.text is not None
+    assert "discontinued intervention 2, lost to follow-up 1, withdrew 3" in described.text
