@@ -4,18 +4,37 @@ roles blind to arms (the service chose them)."""
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from datetime import date, datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StringConstraints,
+)
 
 from app.surveys.staff import StaffSurvey
 
 Answer = Any  # a JSON value; checked against its item by surveys.scoring
 AnswersIn = Annotated[dict[Annotated[str, Field(max_length=64)], Answer], Field(max_length=1000)]
 
-InterviewDate = Annotated[date, Field(strict=True, description="the interview's date")]
+
+def _iso_date(value: Any) -> Any:
+    """Only a `YYYY-MM-DD` string is a date here (not a number of seconds)."""
+    if isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        return value
+    raise ValueError("give the date as YYYY-MM-DD")
+
+
+InterviewDate = Annotated[
+    date, BeforeValidator(_iso_date), Field(description="the interview's date, YYYY-MM-DD")
+]
 Reason = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
 
 

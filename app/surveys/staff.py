@@ -256,9 +256,8 @@ def _view(
     ]
     corrections = corrections_for(session, [instance.id]).get(instance.id, [])
     people = {c.corrected_by for c in corrections} | {instance.entered_by}
-    emails = dict(
-        session.execute(select(User.id, User.email).where(User.id.in_(people - {None}))).tuples()
-    )
+    found = session.execute(select(User.id, User.email).where(User.id.in_(people - {None})))
+    emails = {user_id: email for user_id, email in found}
     return StaffSurvey(instance, status, instruments, corrections, emails)
 
 
