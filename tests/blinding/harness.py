@@ -59,6 +59,12 @@ BLIND_TO = ("unblinded_statistician",)  # coordinators and admins are left out
 PARTICIPANT_SURFACES: list[tuple[str, str]] = [
     ("api", "/api/v1/studies/{slug}/participants/{code}"),
     ("console", "/console/studies/{slug}/participants/{code}"),
+    # One survey with its answers: a shared timepoint, one with an arm-limited
+    # instrument, and one only some arms have (staff entry: tests/blinding/test_staff_entry.py).
+    ("api", "/api/v1/studies/{slug}/participants/{code}/surveys/baseline"),
+    ("api", "/api/v1/studies/{slug}/participants/{code}/surveys/month_1"),
+    ("api", "/api/v1/studies/{slug}/participants/{code}/surveys/group_check"),
+    ("api", "/api/v1/studies/{slug}/participants/{code}/surveys/recall"),
 ]
 # Posts about one participant's survey ({slug}, {code}, {tp}).
 ACTION_SURFACES: list[tuple[str, str]] = [
