@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
 
@@ -174,8 +174,7 @@ def submit(
             ),
             now=now,
         )
-    done = _view(session, instance, definition, policy, now=now)
-    return StaffSurvey(**{**done.__dict__, "alerts": alerts})
+    return replace(_view(session, instance, definition, policy, now=now), alerts=alerts)
 
 
 def correct_answer(
@@ -212,8 +211,7 @@ def correct_answer(
         actor=actor,
         now=now,
     )
-    done = _view(session, instance, definition, policy, now=now)
-    return StaffSurvey(**{**done.__dict__, "alerts": alerts})
+    return replace(_view(session, instance, definition, policy, now=now), alerts=alerts)
 
 
 def _instance(
