@@ -126,13 +126,19 @@ def submit(
     answers: Mapping[str, Any],
     entry: Entry,
     now: datetime,
+    checked: list[Instrument] | None = None,
 ) -> list[Alert]:
-    """Complete the survey: the answers (merged over those saved) must all be valid and
-    every required item of `instruments` answered; scores are computed and kept, and
-    every safety rule met raises an alert."""
+    """Complete the survey: the answers (merged over those saved) to the `checked`
+    instruments (default: all) must be valid and every required item answered; the
+    scores of all `instruments` are computed and kept, and every safety rule met raises
+    an alert. (A blind interviewer's `checked` leaves out the instruments only some arms
+    answer: what the participant saved there is kept, neither checked nor required.)"""
     merged = {**instance.answers, **without_empty(answers)}
-    items = [item for instrument in instruments for item in instrument.items]
-    refuse(check(items, merged, complete=True), len(answers))
+    asked = instruments if checked is None else checked
+    items = [item for instrument in asked for item in instrument.items]
+    codes = {item.code for item in items}
+    seen = {code: value for code, value in instance.answers.items() if code in codes}
+    refuse(check(items, {**seen, **without_empty(answers)}, complete=True), len(answers))
     computed = rescore(instruments, merged)
     instance.answers = merged
     instance.scores = computed

@@ -158,17 +158,22 @@ def submit(
     definition = definition_of(study)
     view = _view(session, instance, definition, policy, now=now)
     _ensure_enterable(view)
-    interviewed = interviewed_on or (instance.interviewed_on if instance.mode == "staff" else None)
+    drafted = instance.mode == entering.STAFF
+    interviewed = interviewed_on or (instance.interviewed_on if drafted else None)
     _check_interview(interviewed, instance, definition, now=now, required=True)
-    if assessor_blind is None and instance.mode == entering.STAFF:
+    if assessor_blind is None and drafted:
         assessor_blind = instance.assessor_blind
+    cleared = {code for code, value in answers.items() if value in (None, "", [])}
+    if cleared & set(instance.answers):  # null takes a saved answer back, as in a save
+        instance.answers = {c: v for c, v in instance.answers.items() if c not in cleared}
     with _under("answers"):
         alerts = entering.submit(
             session,
             instance=instance,
-            instruments=view.instruments,
+            instruments=[definition.instrument(code) for code in instance.instruments],
+            checked=view.instruments,
             rules=definition.alerts,
-            answers={k: v for k, v in answers.items() if v not in (None, "", [])},
+            answers={k: v for k, v in answers.items() if k not in cleared},
             entry=entering.Entry(
                 actor, interviewed, policy.blind if assessor_blind is None else assessor_blind
             ),

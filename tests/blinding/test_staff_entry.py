@@ -13,6 +13,10 @@ from __future__ import annotations
 
 from datetime import date
 
+from sqlalchemy import select
+
+from app.studies.models import Study
+from app.surveys.models import SurveyInstance
 from tests.blinding import harness
 from tests.helpers import bearer
 
@@ -67,6 +71,11 @@ def test_a_blind_coordinator_enters_and_corrects_alike_for_every_arm(api, db, cl
     harness.enroll_and_randomize(api, db, world, coordinator)
     assert harness.token_of(db, world, LISTSERV, "group_check") is not None
     assert harness.token_of(db, world, CONTROL, "group_check") is None
+    # What only one arm can do: the list-serv participant answers a question about the
+    # group through the link. The blind coordinator is answered as for the control.
+    own = harness.token_of(db, world, LISTSERV, "month_1")
+    saved = api.client.put(f"/api/v1/surveys/{own}/answers", json={"gx_frequency": 3})
+    assert saved.status_code == 200, saved.text
 
     listserv = _run(api, world, coordinator, LISTSERV)
     control = _run(api, world, coordinator, CONTROL)
@@ -81,8 +90,18 @@ def test_a_blind_coordinator_enters_and_corrects_alike_for_every_arm(api, db, cl
     assert '"assessor_blind":true' in listserv[11]  # the study keeps coordinators blind
     assert status["GET month_12"] == "200" and status["PUT month_12/answers"] == "409"
 
-    # Where the participant had the arm-limited instrument, it is left unanswered (the
-    # link cannot reach it any more: the survey is completed).
+    # Where the participant has the arm-limited instrument, what they answered there is
+    # kept and scored; the rest stays unanswered (the survey is completed).
+    with db.session(write=False) as session:
+        kept = session.scalars(
+            select(SurveyInstance).where(
+                SurveyInstance.participant_code == world.codes[LISTSERV],
+                SurveyInstance.timepoint == "month_1",
+                SurveyInstance.study_id
+                == select(Study.id).where(Study.slug == world.slug).scalar_subquery(),
+            )
+        ).one()
+        assert kept.answers["gx_frequency"] == 3 and kept.scores["gx_engagement"] == 3
     admin = api.client.get(
         f"/api/v1/studies/{world.slug}/participants/{world.codes[LISTSERV]}/surveys/month_1",
         headers=bearer(api.admin_token),

@@ -214,6 +214,16 @@ def test_a_null_answer_takes_back_one_staff_kept(api):
     api.client.put(url, json={"answers": {"who5_1": 4, "who5_2": 1}}, headers=bearer(coordinator))
     kept = api.client.put(url, json={"answers": {"who5_1": None}}, headers=bearer(coordinator))
     assert kept.json()["answers"] == {"who5_2": 1}
+    # On submission too: the saved answer to a required item taken back is missing.
+    refused = api.client.post(
+        _url(code, what="submit"),
+        json={"answers": BASELINE_ANSWERS | {"who5_2": None}, "interviewed_on": TODAY},
+        headers=bearer(coordinator),
+    )
+    assert refused.status_code == 422
+    assert [e["loc"] for e in refused.json()["errors"]] == [["body", "answers", "who5_2"]]
+    shown = api.client.get(_url(code), headers=bearer(coordinator)).json()
+    assert (shown["status"], shown["answers"]) == ("open", {"who5_2": 1})  # nothing kept
 
 
 def test_who_may_enter_and_read_and_another_sites_participant_is_404(api):
