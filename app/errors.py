@@ -222,6 +222,17 @@ class SurveyNotFound(NotFound):
     code, title = "survey-not-found", "Survey not found"
 
 
+class SurveyNotEnterable(Conflict):
+    """Staff enter a survey while it is open or after it was missed (late data), never
+    before it opens, once completed (corrections are the way) or once cancelled."""
+
+    code, title = "survey-not-enterable", "This survey cannot be entered now"
+
+
+class SurveyNotCompleted(Conflict):
+    code, title = "survey-not-completed", "Only a completed survey's answers are corrected"
+
+
 # --- idempotency -----------------------------------------------------------------------
 class IdempotencyKeyReused(Conflict):
     code, title = "idempotency-key-reused", "Idempotency-Key used before with another request"

@@ -24,6 +24,7 @@ from app.db.engine import Database
 from app.exports.router import router as exports_router
 from app.idempotency import deps as idempotency
 from app.participants.router import router as participants_router
+from app.participants.surveys_router import router as participant_surveys_router
 from app.reports.router import router as reports_router
 from app.scheduler.runner import BackgroundScheduler
 from app.studies import service as studies_service
@@ -75,6 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         users_router,
         studies_router,
         participants_router,
+        participant_surveys_router,
         audit_router,
         surveys.links,
         surveys.staff,

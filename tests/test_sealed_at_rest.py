@@ -44,6 +44,8 @@ FREE_TEXT = "I-TOLD-NOBODY-ABOUT-THE-VOICES-\u00e9\u4e2d"
 ALERT_NOTE = "CALLED-HIM-AT-HOME-NOTE"
 WITHDRAWAL_REASON = "MOVED-TO-ANOTHER-CITY-REASON"
 UNBLIND_REASON = "SERIOUS-ADVERSE-EVENT-UNBLIND-REASON"
+CORRECTED_TEXT = "HEARS-THEM-ONLY-AT-NIGHT-CORRECTED"
+CORRECTION_REASON = "MISHEARD-ON-THE-PHONE-CORRECTION-REASON"
 ARM_LABELS = {
     "listserv": "Armlabel-Alpha-Listserv",
     "bulletin_board": "Armlabel-Beta-Board",
@@ -97,6 +99,12 @@ def _flow(api: Api, db: Database) -> dict[str, Any]:
         outbox.mark_failed(session, message=message, error=f"550 <{EMAIL}>: no", now=utcnow())
     answers = BASELINE_ANSWERS | {"phq9_9": 2, "story": FREE_TEXT}
     api.complete_survey(code, study=STUDY, answers=answers)
+    corrected = client.post(
+        f"{BASE}/participants/{code}/surveys/baseline/corrections",
+        json={"item": "story", "value": CORRECTED_TEXT, "reason": CORRECTION_REASON},
+        headers=bearer(admin),
+    )
+    assert corrected.status_code == 201, corrected.text
     other = client.post(f"{BASE}/participants", json=enrollment(), headers=bearer(admin))
     other_code = other.json()["code"]
     arms = {}
@@ -190,7 +198,10 @@ def _secrets() -> list[str]:
         ALERT_NOTE,
         WITHDRAWAL_REASON,
         UNBLIND_REASON,
+        CORRECTED_TEXT,
+        CORRECTION_REASON,
         '"phq9_9"',
+        '"story"',  # the item a correction was about
         "phq9_self_harm",
         "Thoughts of self-harm",
         "group_experience",  # the arm-limited instrument: chosen for some arms' surveys
@@ -202,6 +213,7 @@ def test_a_copy_of_the_database_holds_no_contact_answer_note_reason_or_arm(setti
     flow = _flow(api, db)
     cells = _cells(settings)
     assert cells["contacts"] and cells["survey_instances"] and cells["allocations"]
+    assert cells["answer_corrections"]
     needles = [n.lower() for n in _secrets()]
     arm_codes = set(ARM_LABELS)
     leaks = []
@@ -230,7 +242,8 @@ def test_a_copy_of_the_database_holds_no_contact_answer_note_reason_or_arm(setti
     assert stored == []
     if settings.database_url.startswith("sqlite"):
         personal = (NAME, EMAIL, PHONE, "Quartermaine", FREE_TEXT, ALERT_NOTE)
-        _the_files_hold_none_of_it(settings, [*personal, WITHDRAWAL_REASON, UNBLIND_REASON])
+        reasons = [WITHDRAWAL_REASON, UNBLIND_REASON, CORRECTED_TEXT, CORRECTION_REASON]
+        _the_files_hold_none_of_it(settings, [*personal, *reasons])
 
 
 def _the_files_hold_none_of_it(settings: Settings, needles: list[str]) -> None:
@@ -389,7 +402,8 @@ def test_the_migration_seals_the_rows_that_exist_and_downgrading_opens_them(sett
     command.downgrade(config, "fc929eb8918c")  # the schema before sealing: all in plain
     plain = _cells(settings)
     assert (("name", NAME)) in plain["contacts"]
-    assert any(FREE_TEXT in v for c, v in plain["survey_instances"] if c == "answers")
+    # The answer as corrected (the corrections' table, made later, is gone with its rows).
+    assert any(CORRECTED_TEXT in v for c, v in plain["survey_instances"] if c == "answers")
     assert any(v == ALERT_NOTE for _, v in plain["survey_alerts"])
     arm = flow["arms"][flow["code"]]
     assert ("arm", arm) in plain["allocations"]

@@ -27,6 +27,7 @@ class AuditAction(StrEnum):
     participant_unblinded = "participant.unblinded"
     survey_saved = "survey.saved"
     survey_submitted = "survey.submitted"
+    survey_answer_corrected = "survey.answer_corrected"
     survey_link_reissued = "survey.link_reissued"
     survey_invitation_resent = "survey.invitation_resent"
     alert_raised = "alert.raised"

@@ -21,6 +21,7 @@ class Permission(StrEnum):
     read_allocations = "read_allocations"
     read_audit = "read_audit"
     acknowledge_alerts = "acknowledge_alerts"
+    enter_data = "enter_data"  # surveys entered for a participant, and their corrections
     export_blinded = "export_blinded"  # the blinded dataset, its codebook and package
     export_unblinded = "export_unblinded"  # with arms (and the study must show them)
     read_reports = "read_reports"  # CONSORT, retention, balance: groups coded if blind
@@ -36,6 +37,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.randomize,
             Permission.withdraw,
             Permission.acknowledge_alerts,
+            Permission.enter_data,
             Permission.read_reports,
         }
     ),

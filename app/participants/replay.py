@@ -28,8 +28,8 @@ from app.participants.models import Contact, Participant
 from app.randomization.models import Allocation
 from app.studies import service as studies
 from app.studies.models import Study
+from app.surveys.answers import BLIND_CHANGE, INTERVIEWED_CHANGE, MODE_CHANGE, SCORES_CHANGE
 from app.surveys.models import Alert, SurveyInstance
-from app.surveys.service import SCORES_CHANGE
 
 CHUNK = 500
 
@@ -65,6 +65,10 @@ class _Survey:
     answers: dict[str, Any] = field(default_factory=dict)
     scores: Any = "unknown"
     submitted: bool = False
+    # How it was entered (`_mode`... in the changes): self, or staff with the interview.
+    entry: dict[str, Any] = field(
+        default_factory=lambda: {MODE_CHANGE: "self", INTERVIEWED_CHANGE: None, BLIND_CHANGE: None}
+    )
 
 
 @dataclass
@@ -202,20 +206,25 @@ def _apply_participant(person: _Person, rec: AuditRecord) -> None:
 
 def _apply_survey(survey: _Survey, rec: AuditRecord) -> None:
     changes = rec.changes
-    if rec.action == AuditAction.survey_saved.value:
+    answers = {code: c for code, c in changes.items() if not code.startswith("_")}
+    for name in survey.entry:
+        if isinstance(changes.get(name), dict):
+            survey.entry[name] = changes[name].get("new")
+    if rec.action in (AuditAction.survey_saved.value, AuditAction.survey_answer_corrected.value):
         survey.touched = True
-        for code, change in changes.items():
+        for code, change in answers.items():
             new = change.get("new") if isinstance(change, dict) else None
             if new in (None, "", []):
                 survey.answers.pop(code, None)
             else:
                 survey.answers[code] = new
+        scores = changes.get(SCORES_CHANGE)
+        if isinstance(scores, dict):  # a correction: the scores computed again
+            survey.scores = scores.get("new")
     elif rec.action == AuditAction.survey_submitted.value:
         survey.touched = survey.submitted = True
         survey.answers = {
-            code: change.get("new")
-            for code, change in changes.items()
-            if code != SCORES_CHANGE and isinstance(change, dict)
+            code: change.get("new") for code, change in answers.items() if isinstance(change, dict)
         }
         scores = changes.get(SCORES_CHANGE)
         survey.scores = scores.get("new") if isinstance(scores, dict) else "unknown"
@@ -311,6 +320,9 @@ def _compare_survey(key: str, instance: SurveyInstance, expected: _Survey) -> It
         yield Difference("survey_instances", key, "answers differ from the trail")
     if (instance.completed_at is not None) != expected.submitted:
         yield Difference("survey_instances", key, "completion differs from the trail")
+    interviewed = instance.interviewed_on.isoformat() if instance.interviewed_on else None
+    if [instance.mode, interviewed, instance.assessor_blind] != list(expected.entry.values()):
+        yield Difference("survey_instances", key, "mode of entry differs from the trail")
     known = expected.scores != "unknown"
     if (known and _differs(instance.scores, expected.scores)) or (
         not expected.submitted and instance.scores is not None

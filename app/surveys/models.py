@@ -87,3 +87,27 @@ class Alert(Base):
     acknowledged_at: Mapped[datetime | None]
     acknowledged_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     note: Mapped[str | None] = mapped_column(SealedText("survey_alerts.note"))
+
+
+class AnswerCorrection(Base):
+    """A stored answer corrected after submission: the original and the new value, who,
+    when and why. Rows are only ever added (a correction of a correction is another
+    row); the survey's `answers` hold the current values. The item is sealed too: an
+    item of an instrument only some arms answer would tell the arm."""
+
+    __tablename__ = "answer_corrections"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id"))
+    instance_id: Mapped[int] = mapped_column(ForeignKey("survey_instances.id"), index=True)
+    item: Mapped[str] = mapped_column(SealedText("answer_corrections.item"))
+    # None: no answer (an answer added where none was given, or one taken back).
+    old_value: Mapped[Any] = mapped_column(
+        SealedJSON("answer_corrections.old_value"), nullable=True
+    )
+    new_value: Mapped[Any] = mapped_column(
+        SealedJSON("answer_corrections.new_value"), nullable=True
+    )
+    reason: Mapped[str] = mapped_column(SealedText("answer_corrections.reason"))
+    corrected_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    corrected_at: Mapped[datetime]

@@ -17,8 +17,6 @@ from app.auth.principal import Principal
 from app.db.base import utcnow
 from app.db.server_key import keys_of
 from app.errors import (
-    FieldProblem,
-    InvalidAnswers,
     SurveyAlreadyCompleted,
     SurveyCancelled,
     SurveyClosed,
@@ -35,14 +33,11 @@ from app.outbox.models import MessageKind
 from app.studies.definition import Anchor, Instrument, Item, StudyDefinition
 from app.studies.models import Study
 from app.studies.service import definition_of
+from app.surveys import answers as entering
 from app.surveys import scheduling
 from app.surveys.models import Alert, RetiredLink, SurveyInstance
 from app.surveys.scheduling import SurveyStatus, window
-from app.surveys.scoring import MAX_ANSWERS, check, raised_alerts, scores
 from app.surveys.tokens import looks_like_token, survey_token, token_hash
-
-PARTICIPANT = "participant"  # who saves and submits, in the audit trail
-SCORES_CHANGE = "_scores"  # the scores, in the changes of `survey.submitted`
 
 
 def schedule(
@@ -357,32 +352,19 @@ def save(
     answers: Mapping[str, Any],
     clear: Collection[str] = (),
 ) -> OpenedSurvey:
-    """Keep answers given so far (merged over those kept before, after forgetting those
-    of the items in `clear`: a page's questions left empty); each must be valid, none is
-    required yet. Nothing is kept if any is wrong."""
+    """Keep answers given so far (see `answers.save`; `clear`: a page's questions left
+    empty); nothing is kept if any is wrong."""
     now = audit.lock_chain_head(session).at
     opened = find(session, token=token, now=now, for_update=True)
     ensure_answerable(opened)
-    _refuse(check(opened.items, answers, complete=False), len(answers))
-    instance = opened.instance
-    before = dict(instance.answers)
-    cleared = {code: instance.answers[code] for code in clear if code in instance.answers}
-    kept = {code: value for code, value in instance.answers.items() if code not in cleared}
-    instance.answers = {**kept, **_without_empty(answers)}
-    instance.saved_at = now
-    session.flush()
-    audit.record(
+    entering.save(
         session,
-        AuditAction.survey_saved,
-        actor=None,
-        actor_label=PARTICIPANT,
-        entity_id=f"{instance.participant_code}:{instance.timepoint}",
-        study_id=instance.study_id,
-        # Each touched item's answer before and after (None: none kept), so that
-        # `verify` can replay the answers stored.
-        changes={
-            code: (before.get(code), instance.answers.get(code)) for code in (*cleared, *answers)
-        },
+        instance=opened.instance,
+        items=opened.items,
+        answers=answers,
+        clear=clear,
+        entry=entering.BY_PARTICIPANT,
+        now=now,
     )
     return opened
 
@@ -400,80 +382,16 @@ def submit(session: Session, *, token: str, answers: Mapping[str, Any]) -> Submi
     now = audit.lock_chain_head(session).at
     opened = find(session, token=token, now=now, for_update=True)
     ensure_answerable(opened)
-    instance = opened.instance
-    merged = {**instance.answers, **_without_empty(answers)}
-    _refuse(check(opened.items, merged, complete=True), len(answers))
-    computed: dict[str, float | None] = {}
-    for instrument in opened.instruments:
-        computed |= scores(instrument, merged)
-    instance.answers = merged
-    instance.scores = computed
-    instance.completed_at = now
-    session.flush()
-    entity = f"{instance.participant_code}:{instance.timepoint}"
-    audit.record(
+    alerts = entering.submit(
         session,
-        AuditAction.survey_submitted,
-        actor=None,
-        actor_label=PARTICIPANT,
-        entity_id=entity,
-        study_id=instance.study_id,
-        changes={
-            **{code: (None, value) for code, value in merged.items()},
-            SCORES_CHANGE: (None, computed),  # no item code starts with "_"
-        },
-    )
-    alerts = [
-        _raise_alert(session, instance=instance, rule=rule.code, text=rule.text, now=now)
-        for rule in raised_alerts(opened.definition.alerts, merged, computed)
-    ]
-    return Submitted(opened, alerts)
-
-
-def _raise_alert(
-    session: Session, *, instance: SurveyInstance, rule: str, text: str, now: datetime
-) -> Alert:
-    alert = Alert(
-        study_id=instance.study_id,
-        site_id=instance.site_id,
-        instance_id=instance.id,
-        participant_code=instance.participant_code,
-        rule=rule,
-        text=text,
-        raised_at=now,
-    )
-    session.add(alert)
-    session.flush()
-    outbox.enqueue(
-        session,
-        kind=MessageKind.alert,
-        dedupe_key=f"alert:{alert.id}",
-        subject_id=alert.id,
+        instance=opened.instance,
+        instruments=opened.instruments,
+        rules=opened.definition.alerts,
+        answers=answers,
+        entry=entering.BY_PARTICIPANT,
         now=now,
-        study_id=instance.study_id,
-        site_id=instance.site_id,
-        participant_code=instance.participant_code,
     )
-    audit.record(
-        session,
-        AuditAction.alert_raised,
-        actor=None,
-        entity_id=alert.id,
-        study_id=instance.study_id,
-        changes={"participant": (None, instance.participant_code), "rule": (None, rule)},
-    )
-    return alert
-
-
-def _refuse(problems: list[FieldProblem], given: int) -> None:
-    if given > MAX_ANSWERS:
-        problems = [FieldProblem((), f"at most {MAX_ANSWERS} answers at once"), *problems]
-    if problems:
-        raise InvalidAnswers(problems)
-
-
-def _without_empty(answers: Mapping[str, Any]) -> dict[str, Any]:
-    return {code: value for code, value in answers.items() if value not in (None, "", [])}
+    return Submitted(opened, alerts)
 
 
 def view(session: Session, *, token: str) -> OpenedSurvey:

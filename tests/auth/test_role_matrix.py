@@ -15,6 +15,7 @@ import re
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 import pytest
@@ -67,6 +68,14 @@ _MATRIX: dict[tuple[str, str], tuple[int, int, int, int, int, int, int]] = {
                                                                (401, 401, 200, 200, 404, 403, 403),
     ("POST", "/api/v1/studies/{slug}/participants/{code}/surveys/{timepoint}/resend"):
                                                                (401, 401, 202, 202, 404, 403, 403),
+    ("GET",  "/api/v1/studies/{slug}/participants/{code}/surveys/{timepoint}"):
+                                                               (401, 401, 200, 200, 404, 403, 403),
+    ("PUT",  "/api/v1/studies/{slug}/participants/{code}/surveys/{timepoint}/answers"):
+                                                               (401, 401, 200, 200, 404, 403, 403),
+    ("POST", "/api/v1/studies/{slug}/participants/{code}/surveys/{timepoint}/submit"):
+                                                               (401, 401, 200, 200, 404, 403, 403),
+    ("POST", "/api/v1/studies/{slug}/participants/{code}/surveys/{timepoint}/corrections"):
+                                                               (401, 401, 201, 201, 404, 403, 403),
     ("GET",  "/api/v1/studies/{slug}/schedule"):               (401, 401, 200, 200, 200, 403, 403),
     ("GET",  "/api/v1/studies/{slug}/alerts"):                 (401, 401, 200, 200, 200, 403, 403),
     ("POST", "/api/v1/studies/{slug}/alerts/{alert_id}/acknowledge"):
@@ -266,6 +275,27 @@ REQUESTS: dict[tuple[str, str], Callable[[Ctx], Call]] = {
     ),
     ("POST", "/api/v1/studies/{slug}/participants/{code}/surveys/{timepoint}/resend"): (
         lambda ctx: Call(f"{S}/participants/{ctx.enrolled()}/surveys/baseline/resend")
+    ),
+    ("GET", "/api/v1/studies/{slug}/participants/{code}/surveys/{timepoint}"): (
+        lambda ctx: Call(f"{S}/participants/{ctx.enrolled()}/surveys/baseline")
+    ),
+    ("PUT", "/api/v1/studies/{slug}/participants/{code}/surveys/{timepoint}/answers"): (
+        lambda ctx: Call(
+            f"{S}/participants/{ctx.enrolled()}/surveys/baseline/answers",
+            {"answers": {"who5_1": 2}},
+        )
+    ),
+    ("POST", "/api/v1/studies/{slug}/participants/{code}/surveys/{timepoint}/submit"): (
+        lambda ctx: Call(
+            f"{S}/participants/{ctx.enrolled()}/surveys/baseline/submit",
+            {"answers": BASELINE_ANSWERS, "interviewed_on": date.today().isoformat()},
+        )
+    ),
+    ("POST", "/api/v1/studies/{slug}/participants/{code}/surveys/{timepoint}/corrections"): (
+        lambda ctx: Call(
+            f"{S}/participants/{ctx.baseline_done()}/surveys/baseline/corrections",
+            {"item": "who5_1", "value": 5, "reason": "misheard on the phone"},
+        )
     ),
     ("GET", "/api/v1/studies/{slug}/schedule"): lambda ctx: Call(f"{S}/schedule"),
     ("GET", "/api/v1/studies/{slug}/alerts"): lambda ctx: Call(f"{S}/alerts"),

@@ -63,6 +63,12 @@ PARTICIPANT_SURFACES: list[tuple[str, str]] = [
     ("console", "/console/studies/{slug}/participants/{code}?done=randomized"),
     # The confirmation before randomizing, with the stratum.
     ("console", "/console/studies/{slug}/participants/{code}/randomize"),
+    # One survey with its answers: a shared timepoint, one with an arm-limited
+    # instrument, and one only some arms have (staff entry: tests/blinding/test_staff_entry.py).
+    ("api", "/api/v1/studies/{slug}/participants/{code}/surveys/baseline"),
+    ("api", "/api/v1/studies/{slug}/participants/{code}/surveys/month_1"),
+    ("api", "/api/v1/studies/{slug}/participants/{code}/surveys/group_check"),
+    ("api", "/api/v1/studies/{slug}/participants/{code}/surveys/recall"),
 ]
 # Posts about one participant's survey ({slug}, {code}, {tp}).
 ACTION_SURFACES: list[tuple[str, str]] = [

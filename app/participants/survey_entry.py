@@ -1,0 +1,86 @@
+"""A participant's survey as staff work with it: read, entered on the participant's
+behalf (a phone interview), and corrected. Finds the participant the caller may see
+(404 elsewhere) and asks the caller's blinding policy, then `surveys.staff` does it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from app.auth.principal import Principal
+from app.participants.service import get_participant
+from app.participants.survey_schemas import CorrectionIn, StaffAnswersIn
+from app.randomization import blinding
+from app.studies import service as studies
+from app.studies.models import Study
+from app.surveys import staff
+from app.surveys.staff import StaffSurvey
+
+
+def _policy(study: Study, user: Principal) -> blinding.Policy:
+    return blinding.policy_for(user.role, studies.definition_of(study))
+
+
+def read_survey(
+    session: Session, *, study: Study, code: str, timepoint: str, user: Principal
+) -> StaffSurvey:
+    """The participant's survey with its answers (once completed) and corrections."""
+    participant = get_participant(session, study=study, code=code, user=user)
+    return staff.read(
+        session,
+        study=study,
+        participant_id=participant.id,
+        timepoint=timepoint,
+        policy=_policy(study, user),
+    )
+
+
+def enter_answers(
+    session: Session,
+    *,
+    study: Study,
+    code: str,
+    timepoint: str,
+    body: StaffAnswersIn,
+    actor: Principal,
+    submit: bool,
+) -> StaffSurvey:
+    """Keep (or, with `submit`, complete) the answers a staff member entered for the
+    participant."""
+    participant = get_participant(session, study=study, code=code, user=actor)
+    arguments: dict[str, Any] = {
+        "study": study,
+        "participant_id": participant.id,
+        "timepoint": timepoint,
+        "policy": _policy(study, actor),
+        "actor": actor,
+        "answers": body.answers,
+        "interviewed_on": body.interviewed_on,
+        "assessor_blind": body.assessor_blind,
+    }
+    return staff.submit(session, **arguments) if submit else staff.enter(session, **arguments)
+
+
+def correct_answer(
+    session: Session,
+    *,
+    study: Study,
+    code: str,
+    timepoint: str,
+    body: CorrectionIn,
+    actor: Principal,
+) -> StaffSurvey:
+    """Correct one answer of the participant's completed survey, for a reason."""
+    participant = get_participant(session, study=study, code=code, user=actor)
+    return staff.correct_answer(
+        session,
+        study=study,
+        participant_id=participant.id,
+        timepoint=timepoint,
+        policy=_policy(study, actor),
+        actor=actor,
+        item=body.item,
+        value=body.value,
+        reason=body.reason,
+    )
