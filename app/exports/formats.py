@@ -150,13 +150,14 @@ def data_package(
     return {
         "name": name,
         "title": title,
-        "description": f"{ESCAPING} {MISSING_TEXT}",
+        "description": ESCAPING,
         "profile": "tabular-data-package",
         "resources": [
             {
                 "name": resource,
                 "path": path,
                 "profile": "tabular-data-resource",
+                "description": MISSING_TEXT,
                 "format": "csv",
                 "mediatype": "text/csv",
                 "encoding": "utf-8",

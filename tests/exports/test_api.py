@@ -261,7 +261,8 @@ def test_the_codebook_covers_every_column_and_the_package_validates(api, trial, 
     report = validate(str(tmp_path / "datapackage.json"))
     assert report.valid, report.flatten(["rowNumber", "fieldName", "type", "note"])
     described = Package(str(tmp_path / "datapackage.json"))
-    assert {r.name for r in described.resources} == {"blinded_long", "blinded_wide"}
+    names = {"blinded_long", "blinded_wide", "participants"}
+    assert {r.name for r in described.resources} == names
 
 
 def test_tampering_shows_in_the_package_validation(api, trial, tmp_path):
