@@ -151,6 +151,15 @@ def _every_export(api, token: str) -> dict[str, bytes]:
             codebook = _get(api, "/exports/codebook", token, format=fmt, shape=shape)
             assert codebook.status_code == 200, codebook.text
             pulled[f"codebook.{shape}.{fmt}"] = codebook.content
+    for fmt in ("dta", "sav"):
+        for shape in ("long", "wide"):
+            got = _get(api, "/exports/blinded", token, format=fmt, shape=shape)
+            assert got.status_code == 200, got.text
+            pulled[f"blinded.{shape}.{fmt}"] = got.content
+    for fmt in ("csv", "json", "dta", "sav"):
+        got = _get(api, "/exports/participants", token, format=fmt)
+        assert got.status_code == 200, got.text
+        pulled[f"participants.{fmt}"] = got.content
     package = _get(api, "/exports/package", token)
     assert package.status_code == 200
     pulled["package.zip"] = package.content

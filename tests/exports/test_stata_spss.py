@@ -7,6 +7,8 @@ import csv
 import io
 import math
 import re
+import shutil
+import subprocess
 import zipfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -243,6 +245,25 @@ def test_the_package_holds_stata_spss_and_an_r_script_that_names_every_column(
     _assert_balanced(script)
     assert "factor(data[[name]], levels = f$levels, labels = f$labels)" in script
     assert '"Entered by staff (interview)"' in script  # mode's label, not its code
+    if shutil.which("Rscript"):  # where R is installed, the script runs too
+        with zipfile.ZipFile(io.BytesIO(got.content)) as archive:
+            archive.extractall(tmp_path / "package")
+        check = (
+            f'source("{STUDY}.R"); '
+            f"stopifnot(nrow(blinded_long) == {PEOPLE * 3}, nrow(participants) == {PEOPLE}, "
+            "is.factor(blinded_long$mode), is.integer(blinded_long$days_from_randomization), "
+            'attr(blinded_long$who5_1, "label") != "", '
+            'sum(blinded_long$mode == "Entered by staff (interview)", na.rm = TRUE) == 1); '
+            'cat("ok")'
+        )
+        ran = subprocess.run(
+            ["Rscript", "-e", check],
+            cwd=tmp_path / "package",
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert ran.returncode == 0 and ran.stdout.endswith("ok"), ran.stderr
 
 
 def _assert_balanced(script: str) -> None:
