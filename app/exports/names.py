@@ -8,7 +8,9 @@ from collections.abc import Sequence
 
 from app.exports.model import Column
 
-NAME_LIMIT = 32
+# Stata allows 32 characters, but pyreadstat names a variable's value labels after it with
+# a number appended (`group0`, `status1`...): 28 leaves room for 9,999 labelled columns.
+NAME_LIMIT = 28
 RESERVED = {
     # Stata
     *("byte", "double", "float", "if", "in", "int", "long", "strl", "using", "with"),

@@ -3,10 +3,10 @@
 The rules (the codebook says the same, column by column):
 
 - **Names.** Each column keeps its name when it is a valid Stata and SPSS name of at most
-  32 characters; else its characters other than a-z, A-Z, 0-9 and _ become `_`, a
-  reserved word gets `_v` after it, and a name longer than 32 keeps its first 26
-  characters, then `_` and 5 letters of a hash of the whole name (the codebook's
-  `file_name`).
+  28 characters (Stata's 32, less room for the number pyreadstat appends to name its
+  value labels); else its characters other than a-z, A-Z, 0-9 and _ become `_`, a
+  reserved word gets `_v` after it, and a longer name keeps its first 22 characters,
+  then `_` and 5 letters of a hash of the whole name (the codebook's `file_name`).
 - **Labels.** Variable labels are the codebook's labels (an item's text), cut to 80
   characters (Stata) or 256 bytes (SPSS) with "..." at the end; value labels are the
   codebook's, cut to 120 bytes in SPSS.

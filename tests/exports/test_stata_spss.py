@@ -158,7 +158,7 @@ def test_stata_and_spss_files_carry_the_codebooks_names_labels_and_types(
     assert len(frame) == (PEOPLE * 3 if shape == "long" else PEOPLE)
     names = [c["file_name"] for c in book]
     assert meta.column_names == names
-    assert all(len(n) <= 32 and re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", n) for n in names)
+    assert all(len(n) <= 28 and re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", n) for n in names)
     limit = 80 if fmt == "dta" else 256
     for entry, name in zip(book, names, strict=True):
         label = meta.column_names_to_labels[name]
@@ -292,7 +292,7 @@ def test_variable_names_fit_stata_and_spss():
     assert file_name("who5_1") == "who5_1"
     assert file_name("in") == "in_v" and file_name("str12") == "str12_v"
     long = file_name("month_12_" + "x" * 60)
-    assert len(long) == 32 and long.startswith("month_12_xxx")
+    assert len(long) == 28 and long.startswith("month_12_xxx")
     assert long != file_name("month_12_" + "x" * 61)
 
 
