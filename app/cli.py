@@ -382,15 +382,15 @@ def export_command(
         Path, typer.Option("--out", help="directory to write into (created; must be empty)")
     ],
 ) -> None:
-    """Write the study's blinded data package (datapackage.json, the long and wide CSV,
-    their codebooks) into a directory; audited like an export through the API. Shows
-    progress on a terminal."""
+    """Write the study's blinded data package (datapackage.json; the long, wide and
+    participant files as CSV, Stata and SPSS; their codebooks; an R script) into a
+    directory; audited like an export through the API. Shows progress on a terminal."""
     import sys
 
     from sqlalchemy import select
 
     from app.exports import service as exports
-    from app.exports.dataset import Shape
+    from app.exports.downloads import package_exports
     from app.studies.models import Study
 
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
@@ -403,15 +403,13 @@ def export_command(
             if row is None:
                 _fail(f"no study {study!r}")
                 return
-            kind = exports.Kind.blinded
-            long = exports.prepare(session, study=row, kind=kind, shape=Shape.long)
-            wide = exports.prepare(session, study=row, kind=kind, shape=Shape.wide)
+            long, wide, people = package_exports(session, study=row)
             parameters = {"format": "package", "via": "command line"}
             exports.started(session, long, parameters=parameters, actor=None)
             total = exports.count_participants(session, long)
         with typer.progressbar(length=2 * total, label=study, file=sys.stderr) as bar:
             show = bar.update if sys.stderr.isatty() else None
-            written = exports.write_package(db, wide, long, out, progress=show)
+            written = exports.write_package(db, wide, long, people, out, progress=show)
     finally:
         db.dispose()
     typer.echo(f"{total} participants ({written.rows} rows) written to {out}/", err=True)

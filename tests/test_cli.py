@@ -112,6 +112,9 @@ def test_serve_refuses_to_start_on_postgresql_without_a_server_key():
     assert "TRIALDESK_SECRET_KEY" in result.stderr
 
 
+EXTS = ("csv", "dta", "sav")
+
+
 def test_export_writes_the_blinded_data_package_into_a_new_directory_and_is_audited(
     settings, api, tmp_path
 ):
@@ -122,14 +125,18 @@ def test_export_writes_the_blinded_data_package_into_a_new_directory_and_is_audi
     done = trialdesk(settings, "export", "--study", "peer-support", "--out", str(out))
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == str(out / "datapackage.json")
-    assert "3 participants (12 rows) written" in done.stderr
-    assert sorted(p.name for p in out.iterdir()) == [
-        "blinded_long.csv",
-        "blinded_wide.csv",
-        "codebook_long.csv",
-        "codebook_wide.csv",
-        "datapackage.json",
-    ]
+    # Rows of the CSV files: long (3 x 3), wide (3) and participants (3).
+    assert "3 participants (15 rows) written" in done.stderr
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [
+            *(f"{t}.{e}" for t in ("blinded_long", "blinded_wide", "participants") for e in EXTS),
+            "codebook_long.csv",
+            "codebook_wide.csv",
+            "codebook_participants.csv",
+            "datapackage.json",
+            "peer-support.R",
+        ]
+    )
     assert len((out / "blinded_long.csv").read_text().splitlines()) == 1 + 3 * 3
     assert all((p.stat().st_mode & 0o777) == 0o600 for p in out.iterdir())
     assert validate(str(out / "datapackage.json")).valid
@@ -144,4 +151,4 @@ def test_export_writes_the_blinded_data_package_into_a_new_directory_and_is_audi
     completed = [r for r in audit if r["action"] == "export.completed"]
     assert len(started) == len(completed) == 1  # the refused second run audits nothing
     assert completed[0]["changes"]["export"] == started[0]["changes"]["export"]
-    assert completed[0]["changes"]["rows"]["new"] == 12 and completed[0]["actor"] == "system"
+    assert completed[0]["changes"]["rows"]["new"] == 15 and completed[0]["actor"] == "system"

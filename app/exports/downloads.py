@@ -4,6 +4,7 @@ started (audited) in the request's transaction, then streamed."""
 from __future__ import annotations
 
 import unicodedata
+from datetime import UTC, datetime
 
 from fastapi import Response
 from fastapi.responses import StreamingResponse
@@ -14,9 +15,10 @@ from app.db.engine import Database
 from app.exports import service
 from app.exports.dataset import Shape, columns
 from app.exports.formats import codebook_csv
-from app.exports.service import Format, Kind
+from app.exports.service import Export, Format, Kind
 from app.studies import service as studies
 from app.studies.models import Study
+from app.surveys.scheduling import local_date
 
 # An unblinded export says why the arms are needed: enough words for an auditor to read
 # (a one-letter reason is no reason).
@@ -43,7 +45,12 @@ def check_reason(reason: str) -> str:
 
 REASON_MAX_LENGTH = 2000
 
-MEDIA = {Format.csv: "text/csv; charset=utf-8", Format.json: "application/json"}
+MEDIA = {
+    Format.csv: "text/csv; charset=utf-8",
+    Format.json: "application/json",
+    Format.dta: "application/x-stata-dta",
+    Format.sav: "application/x-spss-sav",
+}
 
 
 def dataset(
@@ -55,34 +62,55 @@ def dataset(
     fmt: Format,
     shape: Shape,
     reason: str | None = None,
+    participants: bool = False,
 ) -> StreamingResponse:
-    """The blinded dataset, or with a `reason` the unblinded one (for roles the study
-    shows arms to), audited as started now and as completed at its last byte."""
+    """The blinded dataset (or with `participants` its participant-level file), or with a
+    `reason` the unblinded one (for roles the study shows arms to), audited as started
+    now and as completed at its last byte."""
     kind = Kind.blinded if reason is None else Kind.unblinded
     if kind is Kind.unblinded:
         studies.ensure_arms_visible(study, user=user)
     slot = service.StreamSlot()
-    export = service.prepare(session, study=study, kind=kind, shape=shape)
-    parameters = {"format": fmt, "shape": shape}
+    export = service.prepare(
+        session, study=study, kind=kind, shape=shape, participants=participants
+    )
+    parameters = {"format": fmt, "shape": service.PARTICIPANTS if participants else shape}
     service.started(session, export, parameters=parameters, actor=user, reason=reason)
     return StreamingResponse(
         service.stream(db, export, fmt=fmt, actor=user, slot=slot),
         media_type=MEDIA[fmt],
-        headers=attachment(f"{export.slug}-{export.kind}-{export.shape}.{fmt}"),
+        headers=attachment(export.file_name(fmt)),
     )
 
 
 def package(db: Database, session: Session, *, study: Study, user: Principal) -> StreamingResponse:
     """The Frictionless data package (zip) of the blinded dataset, long and wide."""
     slot = service.StreamSlot()
-    long = service.prepare(session, study=study, kind=Kind.blinded, shape=Shape.long)
-    wide = service.prepare(session, study=study, kind=Kind.blinded, shape=Shape.wide)
+    long, wide, people = package_exports(session, study=study)
     service.started(session, long, parameters={"format": "package"}, actor=user)
     return StreamingResponse(
-        service.package(db, wide, long, actor=user, slot=slot),
+        service.package(db, wide, long, people, actor=user, slot=slot),
         media_type="application/zip",
-        headers=attachment(f"{study.slug}-blinded-package.zip"),
+        headers=attachment(dated_name(study, "blinded-package", "zip", now=long.now)),
     )
+
+
+def package_exports(session: Session, *, study: Study) -> tuple[Export, Export, Export]:
+    """The long, wide and participant exports of the data package."""
+    blinded = Kind.blinded
+    return (
+        service.prepare(session, study=study, kind=blinded, shape=Shape.long),
+        service.prepare(session, study=study, kind=blinded, shape=Shape.wide),
+        service.prepare(session, study=study, kind=blinded, shape=Shape.long, participants=True),
+    )
+
+
+def dated_name(study: Study, what: str, ext: str, *, now: datetime | None = None) -> str:
+    """The dated name of a download of the study: `{slug}-{what}-{today}.{ext}`, today in
+    the study's time zone (the console's downloads use it too)."""
+    zone = studies.definition_of(study).zone()
+    today = local_date(now or datetime.now(UTC), zone)
+    return service.dated_name(study.slug, what, ext, on=today)
 
 
 def codebook_csv_file(study: Study, *, shape: Shape) -> Response:
@@ -91,7 +119,7 @@ def codebook_csv_file(study: Study, *, shape: Shape) -> Response:
     return Response(
         codebook_csv(cols),
         media_type=MEDIA[Format.csv],
-        headers=attachment(f"{study.slug}-codebook-{shape}.csv"),
+        headers=attachment(dated_name(study, f"codebook-{shape}", "csv")),
     )
 
 

@@ -18,6 +18,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from app.exports.dataset import Column, Shape
+from app.exports.labels import MISSING_TEXT
+from app.exports.names import file_names
 
 CHUNK_CHARS = 64 * 1024
 MISSING = ""
@@ -99,25 +101,31 @@ CODEBOOK_FIELDS = (
     "values",
     "instrument",
     "timepoint",
+    "file_name",
     "csv_text",
 )
 
 
 def codebook_csv(cols: Sequence[Column]) -> str:
     """The codebook as CSV: one row per column; values as `value=label` joined by `; `;
-    `csv_text` says, for text columns, how text that looks like a formula was escaped."""
+    `file_name` is the column's name in the Stata and SPSS files; `csv_text` says, for
+    text columns, how text that looks like a formula was escaped. Missing values: see
+    `labels.MISSING_TEXT` (in the data package's description)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(CODEBOOK_FIELDS)
-    for col in cols:
+    for col, name in zip(cols, file_names(cols), strict=True):
         described = col.describe()
         described["values"] = "; ".join(f"{v}={label}" for v, label in col.values)
+        described["file_name"] = name
         described["csv_text"] = ESCAPING if col.type == "string" else None
         writer.writerow([cell(described[name]) for name in CODEBOOK_FIELDS])
     return buffer.getvalue()
 
 
-def table_schema(cols: Sequence[Column], *, shape: Shape) -> dict[str, Any]:
+def table_schema(
+    cols: Sequence[Column], *, shape: Shape, participants: bool = False
+) -> dict[str, Any]:
     """The Frictionless Table Schema of a dataset (types, allowed values, missing values,
     primary key)."""
     fields = []
@@ -130,15 +138,15 @@ def table_schema(cols: Sequence[Column], *, shape: Shape) -> dict[str, Any]:
         if col.type == "boolean":
             spec["trueValues"], spec["falseValues"] = ["true"], ["false"]
         fields.append(spec)
-    key = ["pseudonym", "timepoint"] if shape is Shape.long else ["pseudonym"]
+    key = ["pseudonym", "timepoint"] if shape is Shape.long and not participants else ["pseudonym"]
     return {"fields": fields, "missingValues": [MISSING], "primaryKey": key}
 
 
 def data_package(
-    *, name: str, title: str, resources: Sequence[tuple[str, str, Shape, Sequence[Column]]]
+    *, name: str, title: str, resources: Sequence[tuple[str, str, Shape, Sequence[Column], bool]]
 ) -> dict[str, Any]:
     """The `datapackage.json` of the export: one tabular resource per (name, path,
-    shape, columns)."""
+    shape, columns, whether it is the participant file)."""
     return {
         "name": name,
         "title": title,
@@ -149,12 +157,13 @@ def data_package(
                 "name": resource,
                 "path": path,
                 "profile": "tabular-data-resource",
+                "description": MISSING_TEXT,
                 "format": "csv",
                 "mediatype": "text/csv",
                 "encoding": "utf-8",
                 "dialect": {"delimiter": ",", "lineTerminator": "\r\n", "header": True},
-                "schema": table_schema(cols, shape=shape),
+                "schema": table_schema(cols, shape=shape, participants=participants),
             }
-            for resource, path, shape, cols in resources
+            for resource, path, shape, cols, participants in resources
         ],
     }

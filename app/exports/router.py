@@ -20,7 +20,7 @@ from app.auth.principal import Principal
 from app.exports import downloads
 from app.exports.dataset import Shape, columns
 from app.exports.schemas import Codebook, codebook
-from app.exports.service import Format
+from app.exports.service import Format, TextFormat
 from app.studies import service as studies
 
 router = APIRouter(
@@ -34,7 +34,12 @@ router = APIRouter(
 Blinded = Annotated[Principal, Depends(require(Permission.export_blinded))]
 Unblinded = Annotated[Principal, Depends(require(Permission.export_unblinded))]
 FormatQuery = Annotated[
-    Format, Query(alias="format", description="csv (UTF-8, header row) or json")
+    Format,
+    Query(
+        alias="format",
+        description="csv (UTF-8, header row), json, dta (Stata 15+) or sav (SPSS), the last "
+        "two with variable and value labels",
+    ),
 ]
 ShapeQuery = Annotated[
     Shape, Query(description="long: a row per participant and timepoint; wide: per participant")
@@ -55,7 +60,7 @@ Reason = Annotated[
 FILE_RESPONSES: dict[int | str, dict[str, object]] = {
     200: {
         "description": "the dataset, streamed",
-        "content": {"text/csv": {}, "application/json": {}},
+        "content": {m.split(";")[0]: {} for m in downloads.MEDIA.values()},
     }
 }
 
@@ -95,6 +100,29 @@ def unblinded_export(
     )
 
 
+@router.get("/participants", response_class=StreamingResponse, responses=FILE_RESPONSES)
+def participants_export(
+    slug: SlugPath,
+    request: Request,
+    session: SessionDep,
+    user: Blinded,
+    fmt: FormatQuery = Format.csv,
+) -> StreamingResponse:
+    """One row per enrolled participant: pseudonym, coded group (empty before
+    randomization), site and strata, status, study day of randomization, and the kind,
+    category and day (from randomization) of leaving; no dates, codes or arms."""
+    study = studies.get_study(session, slug=slug, user=user)
+    return downloads.dataset(
+        request.app.state.db,
+        session,
+        study=study,
+        user=user,
+        fmt=fmt,
+        shape=Shape.long,
+        participants=True,
+    )
+
+
 @router.get(
     "/codebook",
     response_model=Codebook,
@@ -104,14 +132,14 @@ def export_codebook(
     slug: SlugPath,
     session: ReadSessionDep,
     user: Blinded,
-    fmt: Annotated[Format, Query(alias="format", description="json or csv")] = Format.json,
+    fmt: Annotated[TextFormat, Query(alias="format", description="json or csv")] = TextFormat.json,
     shape: ShapeQuery = Shape.long,
 ) -> Codebook | Response:
     """Every column of the blinded export of that shape: name, label, type, unit, allowed
     values and their labels, instrument and timepoint; nothing else."""
     study = studies.get_study(session, slug=slug, user=user)
     cols = columns(studies.definition_of(study), shape=shape, unblinded=False)
-    if fmt is Format.csv:
+    if fmt is TextFormat.csv:
         return downloads.codebook_csv_file(study, shape=shape)
     return codebook(slug, shape, cols)
 

@@ -6,6 +6,8 @@ from pydantic import BaseModel, Field
 
 from app.exports.dataset import Column
 from app.exports.formats import ESCAPING
+from app.exports.labels import MISSING_TEXT
+from app.exports.names import file_names
 
 
 class AllowedValue(BaseModel):
@@ -21,6 +23,7 @@ class CodebookEntry(BaseModel):
     values: list[AllowedValue] | None = Field(description="coded values and their labels")
     instrument: str | None = Field(description="the instrument the column comes from")
     timepoint: str | None = Field(description="the timepoint (wide shape)")
+    file_name: str = Field(description="the column's name in the Stata and SPSS files")
 
 
 class Codebook(BaseModel):
@@ -30,11 +33,17 @@ class Codebook(BaseModel):
     csv_text: str = Field(
         default=ESCAPING, description="how text that looks like a formula is written in CSV"
     )
+    missing_values: str = Field(
+        default=MISSING_TEXT, description="what a missing value means, in each format"
+    )
 
 
 def codebook(slug: str, shape: str, columns: list[Column]) -> Codebook:
     return Codebook(
         study=slug,
         shape=shape,
-        columns=[CodebookEntry.model_validate(c.describe()) for c in columns],
+        columns=[
+            CodebookEntry.model_validate(c.describe() | {"file_name": name})
+            for c, name in zip(columns, file_names(columns), strict=True)
+        ],
     )

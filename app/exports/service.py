@@ -1,5 +1,5 @@
-"""Exports read from the database as a stream: one query, grouped by participant, in
-constant memory; each one audited when it starts and when it ends."""
+"""Exports streamed from the database in constant memory (Stata and SPSS files through a
+private temporary file), each one audited when it starts and when it ends."""
 
 from __future__ import annotations
 
@@ -8,19 +8,14 @@ import io
 import json
 import logging
 import os
-import secrets
+import tempfile
 import threading
 import time
 import zipfile
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
-from datetime import date, datetime
-from enum import StrEnum
-from itertools import groupby
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Row, func, select
 from sqlalchemy.orm import Session
 
 from app.audit import service as audit
@@ -28,75 +23,36 @@ from app.audit.actions import AuditAction
 from app.auth.principal import Principal
 from app.db.engine import Database
 from app.errors import Busy
-from app.exports import formats
-from app.exports.dataset import (
-    Allocated,
-    Column,
-    ParticipantRecord,
-    RowMaker,
-    Shape,
-    SurveyRecord,
-    columns,
+from app.exports import formats, rscript, statfiles
+from app.exports.reading import (
+    PARTICIPANTS,
+    Export,
+    Format,
+    Kind,
+    TextFormat,
+    count_participants,
+    dataset_rows,
+    dated_name,
+    prepare,
+    records,
 )
-from app.participants.lifecycle import ParticipantStatus
-from app.participants.models import Participant
-from app.randomization.models import Allocation, Stratum
-from app.studies import service as studies
-from app.studies.definition import StudyDefinition
-from app.studies.models import Site, Study
-from app.studies.pseudonyms import group_codes, pseudonym
-from app.surveys.models import SurveyInstance
-from app.surveys.scheduling import local_date, status_of
 
-YIELD_PER = 500
+__all__ = [
+    "PARTICIPANTS",
+    "Export",
+    "Format",
+    "Kind",
+    "TextFormat",
+    "count_participants",
+    "dataset_rows",
+    "dated_name",
+    "prepare",
+    "records",
+]
 MAX_STREAMS = 4  # export downloads at once, per process
+FILE_CHUNK = 64 * 1024
+STAT_FORMATS = (Format.dta, Format.sav)
 log = logging.getLogger("trialdesk.exports")
-
-
-class Format(StrEnum):
-    csv = "csv"
-    json = "json"
-
-
-class Kind(StrEnum):
-    blinded = "blinded"
-    unblinded = "unblinded"
-
-
-@dataclass(frozen=True)
-class Export:
-    """What an export is of, decided (and audited) before its first byte is sent."""
-
-    study_id: int
-    slug: str
-    title: str
-    definition: StudyDefinition
-    kind: Kind
-    shape: Shape
-    columns: list[Column]
-    groups: dict[str, str]  # arm → group code
-    now: datetime
-    # The study's blinding key: pseudonyms are computed, never stored beside codes.
-    blinding_key: bytes = field(repr=False, default=b"")
-    id: str = field(default_factory=lambda: secrets.token_hex(8))  # pairs its audit records
-
-
-def prepare(session: Session, *, study: Study, kind: Kind, shape: Shape) -> Export:
-    """Decide the export's columns, pseudonym key and group codes."""
-    definition = studies.definition_of(study)
-    key = studies.blinding_key_of(session, study)
-    return Export(
-        study_id=study.id,
-        slug=study.slug,
-        title=study.title,
-        definition=definition,
-        kind=kind,
-        shape=shape,
-        columns=columns(definition, shape=shape, unblinded=kind is Kind.unblinded),
-        groups=group_codes(key, [a.code for a in definition.arms]),
-        now=audit.lock_chain_head(session).at,
-        blinding_key=key,
-    )
 
 
 def started(
@@ -172,112 +128,6 @@ class StreamSlot:
         self.release()
 
 
-def records(session: Session, export: Export) -> Iterator[ParticipantRecord]:
-    """Every enrolled participant of the study (withdrawn ones too), in order, with their
-    surveys; read by one streaming query."""
-    unblinded = export.kind is Kind.unblinded
-    arm_labels = {a.code: a.label for a in export.definition.arms}
-    zone = export.definition.zone()
-    query = (
-        select(
-            Participant.id,
-            Participant.code,
-            Participant.strata,
-            Participant.randomized_at,
-            Site.code.label("site"),
-            Allocation.arm,
-            Stratum.key.label("stratum"),
-            Allocation.block,
-            Allocation.block_size,
-            Allocation.position,
-            SurveyInstance.timepoint,
-            SurveyInstance.opens_on,
-            SurveyInstance.closes_on,
-            SurveyInstance.completed_at,
-            SurveyInstance.cancelled_at,
-            SurveyInstance.answers,
-            SurveyInstance.scores,
-        )
-        .join(Site, Site.id == Participant.site_id)
-        .outerjoin(Allocation, Allocation.participant_id == Participant.id)
-        .outerjoin(Stratum, Stratum.id == Allocation.stratum_id)
-        .outerjoin(SurveyInstance, SurveyInstance.participant_id == Participant.id)
-        .where(
-            Participant.study_id == export.study_id,
-            Participant.status != ParticipantStatus.ineligible,
-        )
-        # By a keyed hash of the code: the order of enrollment would give codes and
-        # allocations away (studies.pseudonyms.export_order).
-        .order_by(Participant.export_order, Participant.id, SurveyInstance.id)
-        .execution_options(yield_per=YIELD_PER)
-    )
-    result = session.connection().execute(query)  # rows, not entities: no ORM work
-    for _, group in groupby(result, key=lambda r: r.id):
-        lines = list(group)
-        first = lines[0]
-        randomized_on = local_date(first.randomized_at, zone) if first.randomized_at else None
-        surveys = {
-            line.timepoint: _survey(line, export.now, zone)
-            for line in lines
-            if line.timepoint is not None
-        }
-        allocation = None
-        if unblinded and first.arm is not None:
-            allocation = Allocated(
-                arm=first.arm,
-                arm_label=arm_labels.get(first.arm, first.arm),
-                stratum=first.stratum,
-                block=first.block,
-                block_size=first.block_size,
-                position=first.position,
-            )
-        yield ParticipantRecord(
-            pseudonym=pseudonym(export.blinding_key, first.code),
-            group=export.groups.get(first.arm) if first.arm is not None else None,
-            site=first.site,
-            strata=first.strata or {},
-            randomized_on=randomized_on,
-            surveys=surveys,
-            allocation=allocation,
-        )
-    result.close()
-
-
-def _survey(line: Row[Any], now: datetime, zone: Any) -> SurveyRecord:
-    state = status_of(line, now=now, zone=zone)
-    completed_on: date | None = local_date(line.completed_at, zone) if line.completed_at else None
-    return SurveyRecord(
-        status=state.value,
-        completed_on=completed_on,
-        answers=line.answers or {},
-        scores=line.scores or {},
-    )
-
-
-def dataset_rows(
-    session: Session, export: Export, progress: Callable[[int], None] | None = None
-) -> Iterator[list[Any]]:
-    """Every row of the export, in order; `progress(1)` after each participant."""
-    make = RowMaker(export.columns, export.definition, export.shape)
-    for record in records(session, export):
-        yield from make(record)
-        if progress is not None:
-            progress(1)
-
-
-def count_participants(session: Session, export: Export) -> int:
-    """How many participants the export will hold (for a progress bar)."""
-    return (
-        session.scalar(
-            select(func.count()).where(
-                Participant.study_id == export.study_id,
-                Participant.status != ParticipantStatus.ineligible,
-            )
-        )
-        or 0
-    )
-
-
 class Counter:
     """Counts rows and hashes what is sent, as it streams through."""
 
@@ -311,11 +161,25 @@ def stream(
     def body(counter: Counter) -> Generator[bytes]:
         with db.session(write=False) as session:
             source = counter.count(dataset_rows(session, export, progress))
+            if fmt in STAT_FORMATS:
+                yield from stat_chunks(export, source, fmt=fmt)
+                return
             write = formats.csv_chunks if fmt is Format.csv else formats.json_chunks
             for chunk in write(export.columns, source):
                 yield chunk.encode()
 
     return _audited(db, export, body, actor=actor, slot=slot)
+
+
+def stat_chunks(export: Export, rows: Iterable[list[Any]], *, fmt: Format) -> Iterator[bytes]:
+    """The rows as a Stata or SPSS file, in chunks: written in a private temporary folder
+    (readable by this user only), read back, and deleted when the stream ends or stops."""
+    with tempfile.TemporaryDirectory(prefix="trialdesk-export-") as folder:
+        path = Path(folder) / f"export.{fmt}"
+        statfiles.write(path, export.columns, rows, fmt=fmt, label=export.title)
+        with path.open("rb") as written:
+            while chunk := written.read(FILE_CHUNK):
+                yield chunk
 
 
 def _audited(
@@ -351,26 +215,39 @@ def package_files(
     session: Session,
     wide: Export,
     long: Export,
+    people: Export,
     counter: Counter,
     progress: Callable[[int], None] | None = None,
 ) -> Iterator[tuple[str, Iterator[bytes]]]:
     """The files of the blinded data package, each as (name, its bytes in chunks):
-    `datapackage.json`, the codebooks, the long and the wide CSV (read in `session`)."""
+    `datapackage.json`, the codebooks, the long, wide and participant files as CSV, Stata
+    and SPSS, and an R script that reads the CSV with factors and labels (all read in
+    `session`)."""
+    files = (
+        (f"blinded_{long.shape}", long),
+        (f"blinded_{wide.shape}", wide),
+        (PARTICIPANTS, people),
+    )
     descriptor = formats.data_package(
         name=long.slug,
         title=long.title,
-        resources=[
-            ("blinded_long", "blinded_long.csv", Shape.long, long.columns),
-            ("blinded_wide", "blinded_wide.csv", Shape.wide, wide.columns),
-        ],
+        resources=[(n, f"{n}.csv", e.shape, e.columns, e.participants) for n, e in files],
     )
     yield "datapackage.json", iter([(json.dumps(descriptor, indent=2) + "\n").encode()])
-    for export in (long, wide):
-        yield f"codebook_{export.shape}.csv", iter([formats.codebook_csv(export.columns).encode()])
-    for export in (long, wide):
-        rows = counter.count(dataset_rows(session, export, progress))
+    for name, export in files:
+        book = formats.codebook_csv(export.columns)
+        yield f"codebook_{name.removeprefix('blinded_')}.csv", iter([book.encode()])
+    script = rscript.script(long.slug, long.title, [(n, e.columns) for n, e in files])
+    yield f"{long.slug}.R", iter([script.encode()])
+    for name, export in files:
+        rows = counter.count(
+            dataset_rows(session, export, progress if name != PARTICIPANTS else None)
+        )
         chunks = formats.csv_chunks(export.columns, rows)
-        yield f"blinded_{export.shape}.csv", (chunk.encode() for chunk in chunks)
+        yield f"{name}.csv", (chunk.encode() for chunk in chunks)
+    for fmt in STAT_FORMATS:
+        for name, export in files:
+            yield f"{name}.{fmt}", stat_chunks(export, dataset_rows(session, export), fmt=fmt)
 
 
 def snapshot(session: Session) -> Session:
@@ -400,7 +277,13 @@ class _Pipe(io.RawIOBase):
 
 
 def package(
-    db: Database, wide: Export, long: Export, *, actor: Principal, slot: StreamSlot | None = None
+    db: Database,
+    wide: Export,
+    long: Export,
+    people: Export,
+    *,
+    actor: Principal,
+    slot: StreamSlot | None = None,
 ) -> Iterator[bytes]:
     """The data package as a zip, streamed: each entry is written as it is read, both
     datasets from one snapshot."""
@@ -411,7 +294,7 @@ def package(
             db.session(write=False) as session,
             zipfile.ZipFile(pipe, "w", compression=zipfile.ZIP_DEFLATED) as archive,
         ):
-            for name, chunks in package_files(snapshot(session), wide, long, counter):
+            for name, chunks in package_files(snapshot(session), wide, long, people, counter):
                 with archive.open(name, "w", force_zip64=True) as entry:
                     for chunk in chunks:
                         entry.write(chunk)
@@ -425,6 +308,7 @@ def write_package(
     db: Database,
     wide: Export,
     long: Export,
+    people: Export,
     directory: Path,
     *,
     progress: Callable[[int], None] | None = None,
@@ -439,7 +323,7 @@ def write_package(
         raise FileExistsError(f"{directory} is not empty")
     try:
         with db.session(write=False) as session:
-            files = package_files(snapshot(session), wide, long, counter, progress)
+            files = package_files(snapshot(session), wide, long, people, counter, progress)
             for name, chunks in files:
                 descriptor = os.open(directory / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
                 with os.fdopen(descriptor, "wb") as out:

@@ -84,6 +84,7 @@ _MATRIX: dict[tuple[str, str], tuple[int, int, int, int, int, int, int]] = {
     ("GET",  "/api/v1/studies/{slug}/exports/blinded"):        (401, 401, 200, 403, 403, 200, 200),
     ("GET",  "/api/v1/studies/{slug}/exports/codebook"):       (401, 401, 200, 403, 403, 200, 200),
     ("GET",  "/api/v1/studies/{slug}/exports/package"):        (401, 401, 200, 403, 403, 200, 200),
+    ("GET",  "/api/v1/studies/{slug}/exports/participants"):   (401, 401, 200, 403, 403, 200, 200),
     ("GET",  "/api/v1/studies/{slug}/exports/unblinded"):      (401, 401, 200, 403, 403, 403, 200),
     # aggregate counts; groups coded for roles the study hides arms from
     ("GET",  "/api/v1/studies/{slug}/reports/consort"):        (401, 401, 200, 200, 200, 200, 200),
@@ -306,6 +307,9 @@ REQUESTS: dict[tuple[str, str], Callable[[Ctx], Call]] = {
     ("GET", "/api/v1/studies/{slug}/exports/blinded"): lambda ctx: Call(f"{S}/exports/blinded"),
     ("GET", "/api/v1/studies/{slug}/exports/codebook"): lambda ctx: Call(f"{S}/exports/codebook"),
     ("GET", "/api/v1/studies/{slug}/exports/package"): lambda ctx: Call(f"{S}/exports/package"),
+    ("GET", "/api/v1/studies/{slug}/exports/participants"): lambda ctx: Call(
+        f"{S}/exports/participants"
+    ),
     ("GET", "/api/v1/studies/{slug}/exports/unblinded"): lambda ctx: Call(
         f"{S}/exports/unblinded?reason=role+matrix"
     ),

@@ -99,6 +99,12 @@ STUDY_SURFACES: list[tuple[str, str]] = [
     ("api", "/api/v1/studies/{slug}/exports/codebook?format=json"),
     ("api", "/api/v1/studies/{slug}/exports/codebook?format=csv"),
     ("api", "/api/v1/studies/{slug}/exports/package"),
+    ("api", "/api/v1/studies/{slug}/exports/blinded?format=dta&shape=long"),
+    ("api", "/api/v1/studies/{slug}/exports/blinded?format=sav&shape=wide"),
+    ("api", "/api/v1/studies/{slug}/exports/participants?format=csv"),
+    ("api", "/api/v1/studies/{slug}/exports/participants?format=json"),
+    ("api", "/api/v1/studies/{slug}/exports/participants?format=dta"),
+    ("api", "/api/v1/studies/{slug}/exports/participants?format=sav"),
     ("api", "/api/v1/studies/{slug}/exports/unblinded?reason=checking+the+blind"),
     ("api", "/api/v1/studies/{slug}/audit"),
     ("api", "/api/v1/studies/{slug}/audit/head"),
@@ -117,6 +123,7 @@ STUDY_SURFACES: list[tuple[str, str]] = [
     ("console", "/console/studies/{slug}/exports/blinded?format=csv&shape=long"),
     ("console", "/console/studies/{slug}/exports/codebook"),
     ("console", "/console/studies/{slug}/exports/package"),
+    ("console", "/console/studies/{slug}/exports/blinded?format=sav&shape=long"),
     ("console", "/console/admin/audit?study={slug}"),
 ]
 # Surfaces still compared and reported, but not yet held to the rule, each with why.
@@ -173,11 +180,15 @@ def answer(
     head = [str(response.status_code)]
     head += [f"{h}: {response.headers[h]}" for h in HEADERS_THAT_MATTER if h in response.headers]
     body = response.content
+    kind = response.headers.get("content-type", "")
     if body[:2] == b"PK":
         with zipfile.ZipFile(io.BytesIO(body)) as archive:
             text = "\n".join(
-                f"== {name}\n{archive.read(name).decode()}" for name in sorted(archive.namelist())
+                f"== {name}\n{_readable(name, archive.read(name))}"
+                for name in sorted(archive.namelist())
             )
+    elif "stata" in kind or "spss" in kind:
+        text = _readable("file.dta" if "stata" in kind else "file.sav", body)
     else:
         text = body.decode(errors="replace")
     if follow is not None:
@@ -186,6 +197,31 @@ def answer(
             head.append(f"link opens: {opened.status_code}\n{opened.text}")
     out = normalize("\n".join([*head, text]), slug=slug, code=code)
     return _rows_sorted(out) if rows_unordered else out
+
+
+def _readable(name: str, content: bytes) -> str:
+    """A file as text: a Stata or SPSS file read back (its variables, labels, value labels,
+    missing-value codes and rows as CSV; not its time stamp), any other decoded."""
+    if not name.endswith((".dta", ".sav")):
+        return content.decode()
+    import tempfile
+    from pathlib import Path
+
+    import pyreadstat
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / name
+        path.write_bytes(content)
+        read = pyreadstat.read_dta if name.endswith(".dta") else pyreadstat.read_sav
+        frame, meta = read(str(path), user_missing=True)
+    head = [
+        f"variables {meta.column_names}",
+        f"labels {meta.column_labels}",
+        f"value labels {sorted(meta.variable_value_labels.items())}",
+        f"types {sorted(meta.readstat_variable_types.items())}",
+        f"missing {getattr(meta, 'missing_user_values', None) or meta.missing_ranges}",
+    ]
+    return "\n".join([*head, frame.to_csv(index=False)])
 
 
 def _rows_sorted(text: str) -> str:

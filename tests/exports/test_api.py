@@ -151,6 +151,15 @@ def _every_export(api, token: str) -> dict[str, bytes]:
             codebook = _get(api, "/exports/codebook", token, format=fmt, shape=shape)
             assert codebook.status_code == 200, codebook.text
             pulled[f"codebook.{shape}.{fmt}"] = codebook.content
+    for fmt in ("dta", "sav"):
+        for shape in ("long", "wide"):
+            got = _get(api, "/exports/blinded", token, format=fmt, shape=shape)
+            assert got.status_code == 200, got.text
+            pulled[f"blinded.{shape}.{fmt}"] = got.content
+    for fmt in ("csv", "json", "dta", "sav"):
+        got = _get(api, "/exports/participants", token, format=fmt)
+        assert got.status_code == 200, got.text
+        pulled[f"participants.{fmt}"] = got.content
     package = _get(api, "/exports/package", token)
     assert package.status_code == 200
     pulled["package.zip"] = package.content
@@ -261,7 +270,8 @@ def test_the_codebook_covers_every_column_and_the_package_validates(api, trial, 
     report = validate(str(tmp_path / "datapackage.json"))
     assert report.valid, report.flatten(["rowNumber", "fieldName", "type", "note"])
     described = Package(str(tmp_path / "datapackage.json"))
-    assert {r.name for r in described.resources} == {"blinded_long", "blinded_wide"}
+    names = {"blinded_long", "blinded_wide", "participants"}
+    assert {r.name for r in described.resources} == names
 
 
 def test_tampering_shows_in_the_package_validation(api, trial, tmp_path):

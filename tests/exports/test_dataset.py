@@ -173,3 +173,53 @@ def test_the_fast_row_maker_gives_what_every_columns_getter_gives():
             timepoints = [t.code for t in definition.schedule] if shape is Shape.long else [None]
             slow = [[c.get(record, tp) for c in cols] for tp in timepoints]
             assert list(rows(record, cols, definition, shape)) == slow
+
+
+def test_days_from_randomization_count_from_the_interview_when_staff_entered_it():
+    definition = _definition()
+    cols = columns(definition, shape=Shape.long, unblinded=False)
+    survey = SurveyRecord(
+        "completed",
+        date(2027, 1, 10),
+        {},
+        {},
+        mode="staff",
+        interviewed_on=date(2027, 1, 2),
+    )
+    record = ParticipantRecord(
+        "P1", "G1", "PHL", {}, date(2027, 1, 5), {"baseline": survey, "month_4": survey}
+    )
+    names = [c.name for c in cols]
+    first = next(iter(rows(record, cols, definition, Shape.long)))
+    row = dict(zip(names, first, strict=True))
+    assert (row["timepoint"], row["planned_day"], row["mode"]) == ("baseline", 0, "staff")
+    assert row["days_from_randomization"] == -3  # the interview, before randomization
+    by_self = SurveyRecord("completed", date(2027, 1, 10), {}, {}, mode="self")
+    assert by_self.dated_on == date(2027, 1, 10)
+    assert SurveyRecord("missed", None, {}, {}, mode="self").dated_on is None
+
+
+def test_stata_and_spss_files_keep_long_unicode_labels_and_odd_names_within_limits(tmp_path):
+    import pyreadstat
+
+    from app.exports import statfiles
+    from app.exports.model import Column
+
+    long_label = "Über " + "é" * 300
+    cols = [
+        Column("in", long_label, "integer", lambda p, _: None),
+        Column("x" * 40, "Coded", "string", lambda p, _: None, values=(("a", "A"),), closed=True),
+        Column("free", "Text", "string", lambda p, _: None),
+    ]
+    rows_ = [[1, "a", "=1+1"], [None, "b", None]]
+    for fmt in ("dta", "sav"):
+        path = tmp_path / f"t.{fmt}"
+        statfiles.write(path, cols, rows_, fmt=fmt, label="Study " * 30)
+        read = pyreadstat.read_dta if fmt == "dta" else pyreadstat.read_sav
+        frame, meta = read(str(path))
+        assert meta.column_names[0] == "in_v" and len(meta.column_names[1]) == 28
+        label = meta.column_names_to_labels["in_v"]
+        assert label.endswith("...") and long_label.startswith(label[:-3])
+        assert list(frame["free"]) == ["=1+1", ""]  # a binary file: no formula escaping
+        assert frame[meta.column_names[1]].iloc[0] == 1.0  # `a` is 1, labelled "A"
+        assert meta.variable_value_labels[meta.column_names[1]] == {1.0: "A"}

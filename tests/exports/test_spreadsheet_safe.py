@@ -181,3 +181,7 @@ def test_the_cli_export_is_spreadsheet_safe(settings, api, tmp_path):
     done = trialdesk(settings, "export", "--study", STUDY, "--out", str(out))
     assert done.returncode == 0, done.stderr
     assert_package_safe(lambda name: (out / name).read_bytes())
+    for table in ("blinded_long", "blinded_wide", "participants"):
+        for ext in ("csv", "dta", "sav"):
+            assert (out / f"{table}.{ext}").stat().st_size > 0
+    assert "read_trialdesk" in (out / f"{STUDY}.R").read_text()

@@ -1,0 +1,73 @@
+"""The human labels of the export's coded values, and its missing-value codes (pure).
+
+The codebook labels every coded value from what the study definition says (option
+labels, timepoints) or, for the product's own codes (survey status, mode, kinds of
+leaving), from the tables below, so that a statistician reads "Entered by staff
+(interview)" where the file says `staff`.
+"""
+
+from __future__ import annotations
+
+NOT_SCHEDULED = "not_scheduled"  # the timepoint was never scheduled for the participant
+
+STATUS_LABELS: dict[str, str] = {
+    "scheduled": "Scheduled (window not open yet)",
+    "open": "Open (window open, not completed)",
+    "completed": "Completed",
+    "missed": "Missed (window closed before completion)",
+    "cancelled": "Cancelled (participant left the study)",
+    NOT_SCHEDULED: "Not scheduled for this participant",
+}
+
+MODE_LABELS: dict[str, str] = {
+    "self": "Self-completed (participant's link)",
+    "staff": "Entered by staff (interview)",
+}
+
+# SPEC 8: the kinds of leaving. Codes decided with the participants package (issue 14).
+WITHDRAWAL_KIND_LABELS: dict[str, str] = {
+    "intervention": "Stopped the intervention (still followed up)",
+    "follow_up": "Withdrew from follow-up",
+    "data": "Withdrew consent to the use of their data",
+    "lost": "Lost to follow-up",
+    "died": "Died",
+}
+
+PARTICIPANT_STATUS_LABELS: dict[str, str] = {
+    "enrolled": "Enrolled, not randomized",
+    "randomized": "Randomized",
+    "withdrawn": "Left the study (see withdrawal_kind)",
+}
+
+BOOLEAN_LABELS: tuple[tuple[int | str, str], ...] = ((0, "No"), (1, "Yes"))
+
+
+def humanized(code: str) -> str:
+    """A label made from a code the definition gives no label for: `no_longer_interested`
+    → "No longer interested"."""
+    text = code.replace("_", " ").strip()
+    return text[:1].upper() + text[1:] if text else code
+
+
+def labelled(codes: dict[str, str]) -> tuple[tuple[int | str, str], ...]:
+    return tuple(codes.items())
+
+
+# Missing values. In CSV and JSON a missing value is an empty cell / null, and which kind
+# it is follows from the row's survey status (so numeric columns stay numeric for every
+# reader); Stata and SPSS carry the kind in the cell itself.
+NOT_GIVEN = "not_given"  # the survey was not completed (scheduled, open, missed, cancelled)
+SKIPPED = "skipped"  # the survey was completed, this item left blank (or score not made)
+MISSING_CODES: dict[str, dict[str, str | int]] = {
+    # Stata extended missing values; SPSS user-missing values (numeric columns).
+    NOT_GIVEN: {"stata": ".a", "spss": -9},
+    SKIPPED: {"stata": ".b", "spss": -8},
+}
+MISSING_TEXT = (
+    "Missing answers and scores: an empty cell (CSV) or null (JSON). The row's survey "
+    "status says which kind: when the status is `completed` the item was skipped (an "
+    "optional item left blank, or a score that could not be made), otherwise the survey "
+    "was not given (scheduled, open, missed, cancelled or not scheduled). Stata files "
+    "code them as extended missing values .a (not given) and .b (skipped); SPSS files as "
+    "user-missing values -9 (not given) and -8 (skipped) in numeric columns."
+)
