@@ -175,7 +175,7 @@ def _survey_links(url: str, admin_token: str) -> list[Link]:
             code = enrolled.json()["code"]
             shown = client.get(f"/api/v1/studies/{STUDY}/participants/{code}").json()
             path = "/s/" + str(shown["surveys"][0]["link"]).rsplit("/s/", 1)[1]
-            page = client.get(path)
+            page = client.get(f"{path}?part=1")  # the first part, past the demo's intro page
             found = re.search(r'name="csrf_token" value="([0-9a-f]+)"', page.text)
             if page.status_code != 200 or not found:
                 raise BenchError(f"survey page: {page.status_code}")
@@ -270,7 +270,7 @@ def bench_pages(name: str, urls: dict[str, str], workdir: Path, args: argparse.N
         trialdesk = _measure_pages(
             url,
             PageTargets(
-                get_path=lambda i: links[i % PARTICIPANTS].path,
+                get_path=lambda i: f"{links[i % PARTICIPANTS].path}?part=1",  # past the intro
                 post_path=lambda i: links[i % PARTICIPANTS].path,
                 form=lambda i: {
                     "csrf_token": links[i % PARTICIPANTS].csrf,

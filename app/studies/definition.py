@@ -154,6 +154,12 @@ class Item(Document):
     min: Number | None = None
     max: Number | None = None
     export: bool = Field(default=False, description="free text only: include in the blinded export")
+    instructions: Text | None = Field(
+        default=None, description="a hint under the question: its own stem or time frame"
+    )
+    section: Text | None = Field(
+        default=None, description="a section heading shown before this question"
+    )
 
 
 class ScoreMethod(StrEnum):
@@ -184,6 +190,17 @@ class Instrument(Document):
         description="only these arms answer it; it then reveals the arm",
     )
     released_in_blinded_export: bool = False
+    participant_title: Text | None = Field(
+        default=None, description="the title participants see; default `title`"
+    )
+    instructions: Text | None = Field(
+        default=None,
+        description="the validated stem and time frame, shown above the questions",
+    )
+
+    def shown_to_participants(self) -> str:
+        """The instrument's title on the survey pages."""
+        return self.participant_title or self.title
 
 
 class AlertOperator(StrEnum):
@@ -202,6 +219,17 @@ class AlertRule(Document):
     score: Code | None = None
     op: AlertOperator
     value: Number
+
+
+class Intro(Document):
+    """A page before the survey's first part: how long it takes, and (with alert rules)
+    that answers about self-harm are read by the team and may bring a call."""
+
+    enabled: bool = True
+    minutes: Annotated[int, Field(ge=1, le=240)] = Field(
+        description="about how long the whole survey takes, in minutes"
+    )
+    text: Text | None = Field(default=None, description="a paragraph of the study's own")
 
 
 SiteCode = Annotated[str, Field(min_length=1, max_length=12)]
@@ -238,8 +266,11 @@ class StudyDefinition(Document):
     reminders: Reminders = Reminders()
     instruments: Annotated[list[Instrument], bounded(50)] = []
     alerts: Annotated[list[AlertRule], bounded(50)] = []
+    intro: Intro | None = Field(default=None, description="a page before the survey's first part")
     crisis_text: Text | None = Field(
-        default=None, description="shown after a safety alert (phone numbers become links)"
+        default=None,
+        description="shown beside the questions alert rules watch, and after a safety alert "
+        "(phone numbers become links)",
     )
     support_text: Text | None = Field(
         default=None, description="shown on every thank-you page: whom to contact"

@@ -16,29 +16,38 @@ import hmac
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
 from sqlalchemy.orm import Session
-from starlette.types import Scope
 
-from app import errors
 from app.api.deps import ReadSessionDep, RequestSlot, SessionDep
 from app.db.base import utcnow
 from app.db.server_key import keys_of
 from app.errors import FieldProblem, InvalidAnswers
 from app.keys import Use
 from app.studies.definition import Item, ItemType
-from app.surveys import service
+from app.surveys import layout, service
 from app.surveys.deps import slow_down_link_guessers
 from app.surveys.forms import NO, YES, parse_form
+from app.surveys.link_pages import (
+    PAGE_EXPIRED,
+    common,
+    error_page,
+    state_page,
+    status_page,
+    too_large_page,
+)
 from app.surveys.scheduling import SurveyStatus
 from app.surveys.scoring import check
 from app.surveys.service import OpenedSurvey
 from app.surveys.tokens import form_token
 from app.web.forms import FormDep, first
-from app.web.pages import longdate, page
+from app.web.pages import TEXT_SIZE_COOKIE, TEXT_SIZES, page
+
+__all__ = ["router", "too_large_page"]
 
 # One page of answers, typed by a person: up to 200 items, text answers of up to 5,000
 # characters, which a form encodes in up to 12 bytes each in some scripts.
@@ -50,7 +59,7 @@ class LinkPageRoute(APIRoute):
     headers the JSON problem would have), never a problem document or a stack trace."""
 
     def error_page(self, request: Request, error: Exception, problem: Response) -> Response:
-        response = _error_page(request, error, problem.status_code)
+        response = error_page(request, error, problem.status_code)
         retry_after = problem.headers.get("Retry-After")
         if retry_after is not None:
             response.headers["Retry-After"] = retry_after
@@ -89,15 +98,26 @@ router = APIRouter(
 
 @router.get("/{token}", response_class=HTMLResponse)
 def show_survey(
-    request: Request, token: str, session: ReadSessionDep, part: str | None = None
+    request: Request,
+    token: str,
+    session: ReadSessionDep,
+    part: str | None = None,
+    text: str | None = None,
 ) -> Response:
     """A page of the survey (`?part=N`; by default the first with a required question
-    unanswered), with the answers saved so far; or the page saying why it cannot be
-    answered."""
+    unanswered, or the study's intro page while nothing is saved), with the answers saved
+    so far; or the page saying why it cannot be answered. `?text=large` (or `standard`)
+    chooses the text size, remembered in a cookie, and comes back to the same page."""
+    if text is not None:
+        return _remember_text_size(request, token=token, size=text, part=part)
     opened = service.view(session, token=token)
     if opened.status is not SurveyStatus.open:
-        return _state_page(request, opened)
-    number = _part_number(part, opened) or _resume_at(opened)
+        return state_page(request, opened)
+    number = _part_number(part, opened)
+    intro = opened.definition.intro
+    if number is None and intro is not None and intro.enabled and not opened.instance.answers:
+        return _intro_page(request, opened)
+    number = number or _resume_at(opened)
     return _part_page(request, session, opened, number, shown=_as_typed(opened.instance.answers))
 
 
@@ -107,10 +127,10 @@ def answer_survey(request: Request, token: str, session: SessionDep, form: FormD
     the survey (`action=submit`, on its last page)."""
     opened = service.find(session, token=token, now=utcnow())
     if opened.status is not SurveyStatus.open:
-        return _state_page(request, opened)
+        return state_page(request, opened)
     expected = _csrf_token(session, opened)
     if not hmac.compare_digest(first(form, "csrf_token").encode(), expected.encode()):
-        return _status_page(request, _PAGE_EXPIRED, opened=opened, status_code=403)
+        return status_page(request, PAGE_EXPIRED, opened=opened, status_code=403)
     number = _part_number(first(form, "part"), opened) or 1
     action = first(form, "action")
     instrument = opened.instruments[number - 1]
@@ -133,7 +153,7 @@ def answer_survey(request: Request, token: str, session: SessionDep, form: FormD
     return page(
         request,
         "survey/saved.html",
-        {**_common(opened), "closes_on": opened.instance.closes_on, "part": number},
+        {**common(opened), "closes_on": opened.instance.closes_on, "part": number},
         secret_url=True,
     )
 
@@ -165,7 +185,7 @@ def _submit(request: Request, session: Session, opened: OpenedSurvey, *, token: 
         request,
         "survey/thanks.html",
         {
-            **_common(opened),
+            **common(opened),
             "support_text": definition.support_text,
             "crisis_text": definition.crisis_text if done.alerts else None,
             "next_survey_on": min(upcoming, default=None),
@@ -184,6 +204,7 @@ def _part_page(
     problems: Sequence[FieldProblem] = (),
 ) -> Response:
     instrument = opened.instruments[number - 1]
+    watched = layout.watched_items(opened.definition)
     items = {item.code: item for item in opened.items}
     messages: dict[str, str] = {}
     summary = []
@@ -199,7 +220,7 @@ def _part_page(
         request,
         "survey/part.html",
         {
-            **_common(opened),
+            **common(opened),
             "instrument": instrument,
             "part": number,
             "parts": len(opened.instruments),
@@ -207,19 +228,54 @@ def _part_page(
             "errors": summary,
             "messages": messages,
             "shown": defaultdict(list, shown),
-            "hints": {item.code: hint for item in instrument.items if (hint := _hint(item))},
+            "hints": {item.code: hint for item in instrument.items if (hint := layout.hints(item))},
+            "any_optional": layout.any_optional(instrument.items),
+            "crisis_after": layout.crisis_after(instrument.items, watched),
+            "crisis_text": opened.definition.crisis_text,
         },
         status_code=422 if problems else 200,
         secret_url=True,
     )
 
 
-def _common(opened: OpenedSurvey) -> dict[str, Any]:
-    return {
-        "study_title": opened.definition.title,
-        "timepoint_name": service.timepoint_name(opened.instance.timepoint),
-        "support_text": opened.definition.support_text,
-    }
+def _intro_page(request: Request, opened: OpenedSurvey) -> Response:
+    definition = opened.definition
+    watched = layout.watched_items(definition)
+    return page(
+        request,
+        "survey/intro.html",
+        {
+            **common(opened),
+            "intro": definition.intro,
+            "parts": len(opened.instruments),
+            "closes_on": opened.instance.closes_on,
+            "asks_about_safety": layout.asks_about_safety(opened.instruments, watched),
+            "crisis_text": definition.crisis_text,
+        },
+        secret_url=True,
+    )
+
+
+def _remember_text_size(request: Request, *, token: str, size: str, part: str | None) -> Response:
+    """Back to the page the size was chosen on, with the size kept for every survey page
+    of this browser (the choice of a person, not data about them: no expiry needed soon)."""
+    where = f"/s/{quote(token, safe='')}"
+    if part is not None and part.isascii() and part.isdigit() and len(part) <= 4:
+        where += f"?part={part}"
+    response = RedirectResponse(where, status_code=303)
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    if size in TEXT_SIZES:
+        response.set_cookie(
+            TEXT_SIZE_COOKIE,
+            size,
+            max_age=365 * 24 * 3600,
+            path="/s/",
+            secure=request.url.scheme == "https",
+            httponly=False,  # the page's script sets the same cookie without a reload
+            samesite="strict",
+        )
+    return response
 
 
 def _csrf_token(session: Session, opened: OpenedSurvey) -> str:
@@ -278,18 +334,6 @@ def _first_input(item: Item) -> str:
     return item.code
 
 
-def _hint(item: Item) -> str | None:
-    if item.type in (ItemType.integer, ItemType.number):
-        kind = "a whole number" if item.type is ItemType.integer else "a number"
-        if item.min is not None and item.max is not None:
-            return f"Enter {kind} from {item.min:g} to {item.max:g}"
-        if item.min is not None:
-            return f"Enter {kind}, {item.min:g} or more"
-        if item.max is not None:
-            return f"Enter {kind}, {item.max:g} or less"
-    return None
-
-
 def _as_typed(answers: Mapping[str, Any]) -> dict[str, list[str]]:
     """Saved answers as the form's fields would carry them."""
     shown: dict[str, list[str]] = {}
@@ -308,136 +352,3 @@ def _redirect(token: str, number: int) -> Response:
     response.headers["Cache-Control"] = "no-store"
     response.headers["Referrer-Policy"] = "no-referrer"
     return response
-
-
-# --- the pages of a link that cannot be answered -------------------------------------
-Text = tuple[str, tuple[str, ...]]
-
-_UNKNOWN: Text = (
-    "We cannot find this survey",
-    (
-        "The link may be incomplete. Check that you used the whole link from your email, "
-        "or open the email again and tap the link there.",
-    ),
-)
-_REPLACED: Text = (
-    "This link is no longer used",
-    (
-        "We sent you a newer link for this survey. Please use the link in the most recent "
-        "email from the study team.",
-    ),
-)
-_CANCELLED: Text = (
-    "You do not need to fill in this survey",
-    ("This survey was cancelled. You do not need to do anything.",),
-)
-_COMPLETED: Text = (
-    "You have already sent your answers",
-    ("Thank you. The study team has your answers. There is nothing more you need to do.",),
-)
-_NOT_OPEN: Text = (
-    "This survey is not open yet",
-    ("We will email you when it opens. You can fill it in from then.",),
-)
-_CLOSED: Text = (
-    "This survey has closed",
-    ("The time to fill in this survey has ended. You do not need to do anything.",),
-)
-_TOO_MANY: Text = (
-    "Please wait a minute",
-    (
-        "There were too many tries to open survey links from your connection. "
-        "Wait a minute, then open your link again.",
-    ),
-)
-_BUSY: Text = (
-    "Sorry, the survey is busy",
-    ("Please try again in a few minutes. Any answers you saved are kept.",),
-)
-_PAGE_EXPIRED: Text = (
-    "This page has expired",
-    ("Open the survey again from the link in your email. Any answers you saved are kept.",),
-)
-_TOO_LONG: Text = (
-    "Your answers are too long to send",
-    (
-        "Please go back, make your longest answer shorter, and send the page again."
-        " Any answers you saved before are kept.",
-    ),
-)
-_BROKEN: Text = (
-    "Sorry, something went wrong",
-    ("Please try again later. Any answers you saved are kept.",),
-)
-
-
-def _state_page(request: Request, opened: OpenedSurvey) -> Response:
-    """The page of a survey that is not open, with the status its JSON answer has."""
-    instance = opened.instance
-    match opened.status:
-        case SurveyStatus.scheduled:
-            heading, _ = _NOT_OPEN
-            text: Text = (
-                heading,
-                (
-                    f"You can fill it in from {longdate(instance.opens_on)}. "
-                    "We will email you when it opens.",
-                ),
-            )
-            return _status_page(request, text, opened=opened, status_code=409)
-        case SurveyStatus.completed:
-            return _status_page(request, _COMPLETED, opened=opened, status_code=409)
-        case SurveyStatus.missed:
-            heading, _ = _CLOSED
-            text = (
-                heading,
-                (
-                    f"The time to fill in this survey ended on {longdate(instance.closes_on)}."
-                    " You do not need to do anything.",
-                ),
-            )
-            return _status_page(request, text, opened=opened, status_code=410)
-        case _:
-            return _status_page(request, _CANCELLED, opened=opened, status_code=410)
-
-
-def _error_page(request: Request, error: Exception, status_code: int) -> Response:
-    match error:
-        case errors.UnknownSurveyLink():
-            text = _UNKNOWN
-        case errors.SurveyLinkReplaced():
-            text = _REPLACED
-        case errors.SurveyCancelled():
-            text = _CANCELLED
-        case errors.SurveyAlreadyCompleted():
-            text = _COMPLETED
-        case errors.SurveyNotOpenYet():
-            text = _NOT_OPEN
-        case errors.SurveyClosed():
-            text = _CLOSED
-        case errors.TooManyAttempts():
-            text = _TOO_MANY
-        case _ if status_code == 503:
-            text = _BUSY
-        case _ if status_code < 500:
-            text = _PAGE_EXPIRED  # a form this page did not send (too large, malformed)
-        case _:
-            text = _BROKEN
-    return _status_page(request, text, status_code=status_code)
-
-
-def too_large_page(scope: Scope) -> Response | None:
-    """The page for a form too large to take, on a survey's address (else None)."""
-    if not str(scope.get("path", "")).startswith("/s/"):
-        return None
-    return _status_page(Request(scope), _TOO_LONG, status_code=413)
-
-
-def _status_page(
-    request: Request, text: Text, *, opened: OpenedSurvey | None = None, status_code: int
-) -> Response:
-    heading, paragraphs = text
-    context: dict[str, Any] = {"heading": heading, "paragraphs": paragraphs}
-    if opened is not None:
-        context |= _common(opened)
-    return page(request, "survey/status.html", context, status_code=status_code, secret_url=True)

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from app.outbox.models import OutboxMessage
 from app.studies.definition import Instrument
+from app.surveys.layout import crisis_after, watched_items
 from app.surveys.models import Alert, SurveyInstance
 from app.surveys.service import OpenedSurvey
 
@@ -30,18 +31,38 @@ class ItemRead(BaseModel):
     options: list[OptionRead] | None
     min: float | None
     max: float | None
+    instructions: str | None = Field(default=None, description="shown under the question")
+    section: str | None = Field(default=None, description="a heading shown before it")
+    crisis_beside: bool = Field(
+        default=False, description="the study's crisis text is shown after this question"
+    )
 
 
 class InstrumentRead(BaseModel):
     code: str
     title: str
+    participant_title: str | None = Field(
+        default=None, description="the title participants see (`title` if none of its own)"
+    )
+    instructions: str | None = Field(
+        default=None, description="the stem and time frame, shown above the questions"
+    )
     items: list[ItemRead]
 
 
 class SurveyRead(BaseModel):
     """A survey as its personal link shows it (never anything else of the participant)."""
 
-    study: str = Field(description="the study's title")
+    study: str = Field(description="the study's name as participants see it")
+    participant_title: str | None = Field(
+        default=None, description="the study's name as participants see it (same as `study`)"
+    )
+    intro_minutes: int | None = Field(
+        default=None, description="about how long the survey takes, when the study says"
+    )
+    crisis_text: str | None = Field(
+        default=None, description="shown beside the questions marked `crisis_beside`"
+    )
     timepoint: str
     status: str = Field(description="open, or completed")
     opens_on: date
@@ -64,10 +85,14 @@ class Submitted(BaseModel):
     )
 
 
-def instrument_read(instrument: Instrument) -> InstrumentRead:
+def instrument_read(
+    instrument: Instrument, *, crisis_beside: frozenset[str] = frozenset()
+) -> InstrumentRead:
     return InstrumentRead(
         code=instrument.code,
         title=instrument.title,
+        participant_title=instrument.shown_to_participants(),
+        instructions=instrument.instructions,
         items=[
             ItemRead(
                 code=item.code,
@@ -79,6 +104,9 @@ def instrument_read(instrument: Instrument) -> InstrumentRead:
                 else None,
                 min=item.min,
                 max=item.max,
+                instructions=item.instructions,
+                section=item.section,
+                crisis_beside=item.code in crisis_beside,
             )
             for item in instrument.items
         ],
@@ -87,13 +115,22 @@ def instrument_read(instrument: Instrument) -> InstrumentRead:
 
 def survey_read(opened: OpenedSurvey) -> SurveyRead:
     instance = opened.instance
+    definition = opened.definition
+    watched = watched_items(definition)
+    intro = definition.intro
     return SurveyRead(
-        study=opened.definition.title,
+        study=definition.shown_to_participants(),
+        participant_title=definition.shown_to_participants(),
+        intro_minutes=intro.minutes if intro is not None and intro.enabled else None,
+        crisis_text=definition.crisis_text,
         timepoint=instance.timepoint,
         status=opened.status,
         opens_on=instance.opens_on,
         closes_on=instance.closes_on,
-        instruments=[instrument_read(i) for i in opened.instruments],
+        instruments=[
+            instrument_read(i, crisis_beside=crisis_after(i.items, watched))
+            for i in opened.instruments
+        ],
         answers=instance.answers,
     )
 

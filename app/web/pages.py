@@ -23,6 +23,11 @@ CONTENT_SECURITY_POLICY = (
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
 )
 
+# A person's choice of text size on the survey pages (`?text=large`, or the page's
+# script), kept in a cookie; every page renders with it (`<html class="text-large">`).
+TEXT_SIZE_COOKIE = "text_size"
+TEXT_SIZES = ("standard", "large")
+
 environment = Environment(
     loader=ChoiceLoader(
         [
@@ -106,6 +111,8 @@ def page(
     """Render a page with the headers every page gets: a strict Content-Security-Policy,
     no sniffing, no framing; `Cache-Control: no-store` on anything `personal`; no
     referrer at all when the page's address is itself a secret (a survey link)."""
+    size = request.cookies.get(TEXT_SIZE_COOKIE)
+    context = {"text_size": size if size in TEXT_SIZES else "standard", **context}
     html = environment.get_template(template).render(request=request, **context)
     response = HTMLResponse(html, status_code=status_code)
     headers = response.headers

@@ -176,7 +176,7 @@ class Ctx:
         """Saving one answer through a new participant's survey page (with its form's
         csrf token, read from the page)."""
         token = self.survey()
-        page = self.api.client.get(f"/s/{token}").text
+        page = self.api.client.get(f"/s/{token}?part=1").text  # past the intro page
         found = re.search(r'name="csrf_token" value="([0-9a-f]+)"', page)
         assert found, page[:300]
         form = {"csrf_token": found.group(1), "part": "1", "action": "save", "who5_1": "2"}

@@ -58,8 +58,9 @@ def test_a_withheld_link_is_replaced_and_emailed_to_the_participant(api, db, cli
     [letter] = inbox.to(to)[before:]
     found = LINK.search(body(letter))
     assert found, body(letter)
-    page = api.client.get(found.group(1))
-    assert page.status_code == 200 and "Part 1 of 3" in page.text
+    page = api.client.get(found.group(1))  # the study's intro page, then the first part
+    assert page.status_code == 200 and "Start the survey" in page.text
+    assert "Part 1 of 3" in api.client.get(found.group(1), params={"part": "1"}).text
 
 
 def test_a_survey_only_some_arms_have_is_answered_alike_and_mailed_only_where_it_exists(

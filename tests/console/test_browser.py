@@ -368,6 +368,7 @@ def test_a_coordinator_enrolls_a_participant_who_answers_is_randomized_and_expor
     # The participant, on their phone, in a browser of their own.
     phone = _context(browser, viewport=PHONE).new_page()
     phone.goto(copied)
+    phone.get_by_role("link", name="Start the survey").click()  # past the intro page
     expect(phone).to_have_title("Part 1 of 2 — WHO-5 Well-Being Index")
     for item in range(1, 6):
         phone.locator(f"label[for='who5_{item}-3']").click()

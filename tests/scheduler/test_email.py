@@ -56,8 +56,9 @@ def test_the_invitation_arrives_and_its_link_opens_the_survey(api, mailer, inbox
     text = body(message)
     found = LINK.search(text)
     assert found, text
-    page = api.client.get(found.group(2))
-    assert page.status_code == 200 and "Part 1 of 2" in page.text
+    page = api.client.get(found.group(2))  # the study's intro page, then the first part
+    assert page.status_code == 200 and "Start the survey" in page.text
+    assert "Part 1 of 2" in api.client.get(found.group(2), params={"part": "1"}).text
     assert run_pass(mailer) == NOTHING  # sent once, however many passes
 
 

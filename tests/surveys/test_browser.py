@@ -124,7 +124,8 @@ def test_a_participant_fills_in_the_baseline_with_an_error_a_save_and_a_return(
     page = _page(browser, javascript=javascript, viewport=viewport)
     check_axe = javascript  # axe runs in the page: only where script runs
 
-    page.goto(link)
+    page.goto(link)  # first, the study's intro page (test_browser_layout.py checks it)
+    page.get_by_role("link", name="Start the survey").click()
     expect(page).to_have_title("Part 1 of 2 — WHO-5 Well-Being Index")
     assert page.locator("h1").count() == 1
     width = page.evaluate("document.documentElement.scrollWidth")
@@ -186,7 +187,7 @@ def test_after_a_safety_alert_the_thank_you_page_shows_the_crisis_text(
 ) -> None:
     _code, link = site.new_participant()
     page = _page(browser, javascript=javascript)
-    page.goto(link)
+    page.goto(f"{link}?part=1")
     for item in range(1, 6):
         _choose(page, f"who5_{item}", 6)
     page.get_by_role("button", name="Continue", exact=True).click()

@@ -1,0 +1,156 @@
+"""The pages of a survey link that cannot be answered (unknown, not open yet, completed,
+closed, replaced, cancelled) and of requests that fail: what happened, what to do, who to
+contact, with the status code the JSON API gives; never data, never a stack trace."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Request, Response
+from starlette.types import Scope
+
+from app import errors
+from app.surveys import service
+from app.surveys.scheduling import SurveyStatus
+from app.surveys.service import OpenedSurvey
+from app.web.pages import longdate, page
+
+Text = tuple[str, tuple[str, ...]]
+
+_UNKNOWN: Text = (
+    "We cannot find this survey",
+    (
+        "The link may be incomplete. Check that you used the whole link from your email, "
+        "or open the email again and tap the link there.",
+    ),
+)
+_REPLACED: Text = (
+    "This link is no longer used",
+    (
+        "We sent you a newer link for this survey. Please use the link in the most recent "
+        "email from the study team.",
+    ),
+)
+_CANCELLED: Text = (
+    "You do not need to fill in this survey",
+    ("This survey was cancelled. You do not need to do anything.",),
+)
+_COMPLETED: Text = (
+    "You have already sent your answers",
+    ("Thank you. The study team has your answers. There is nothing more you need to do.",),
+)
+_NOT_OPEN: Text = (
+    "This survey is not open yet",
+    ("We will email you when it opens. You can fill it in from then.",),
+)
+_CLOSED: Text = (
+    "This survey has closed",
+    ("The time to fill in this survey has ended. You do not need to do anything.",),
+)
+_TOO_MANY: Text = (
+    "Please wait a minute",
+    (
+        "There were too many tries to open survey links from your connection. "
+        "Wait a minute, then open your link again.",
+    ),
+)
+_BUSY: Text = (
+    "Sorry, the survey is busy",
+    ("Please try again in a few minutes. Any answers you saved are kept.",),
+)
+PAGE_EXPIRED: Text = (
+    "This page has expired",
+    ("Open the survey again from the link in your email. Any answers you saved are kept.",),
+)
+_TOO_LONG: Text = (
+    "Your answers are too long to send",
+    (
+        "Please go back, make your longest answer shorter, and send the page again."
+        " Any answers you saved before are kept.",
+    ),
+)
+_BROKEN: Text = (
+    "Sorry, something went wrong",
+    ("Please try again later. Any answers you saved are kept.",),
+)
+
+
+def state_page(request: Request, opened: OpenedSurvey) -> Response:
+    """The page of a survey that is not open, with the status its JSON answer has."""
+    instance = opened.instance
+    match opened.status:
+        case SurveyStatus.scheduled:
+            heading, _ = _NOT_OPEN
+            text: Text = (
+                heading,
+                (
+                    f"You can fill it in from {longdate(instance.opens_on)}. "
+                    "We will email you when it opens.",
+                ),
+            )
+            return status_page(request, text, opened=opened, status_code=409)
+        case SurveyStatus.completed:
+            return status_page(request, _COMPLETED, opened=opened, status_code=409)
+        case SurveyStatus.missed:
+            heading, _ = _CLOSED
+            text = (
+                heading,
+                (
+                    f"The time to fill in this survey ended on {longdate(instance.closes_on)}."
+                    " You do not need to do anything.",
+                ),
+            )
+            return status_page(request, text, opened=opened, status_code=410)
+        case _:
+            return status_page(request, _CANCELLED, opened=opened, status_code=410)
+
+
+def error_page(request: Request, error: Exception, status_code: int) -> Response:
+    match error:
+        case errors.UnknownSurveyLink():
+            text = _UNKNOWN
+        case errors.SurveyLinkReplaced():
+            text = _REPLACED
+        case errors.SurveyCancelled():
+            text = _CANCELLED
+        case errors.SurveyAlreadyCompleted():
+            text = _COMPLETED
+        case errors.SurveyNotOpenYet():
+            text = _NOT_OPEN
+        case errors.SurveyClosed():
+            text = _CLOSED
+        case errors.TooManyAttempts():
+            text = _TOO_MANY
+        case _ if status_code == 503:
+            text = _BUSY
+        case _ if status_code < 500:
+            text = PAGE_EXPIRED  # a form this page did not send (too large, malformed)
+        case _:
+            text = _BROKEN
+    return status_page(request, text, status_code=status_code)
+
+
+def too_large_page(scope: Scope) -> Response | None:
+    """The page for a form too large to take, on a survey's address (else None)."""
+    if not str(scope.get("path", "")).startswith("/s/"):
+        return None
+    return status_page(Request(scope), _TOO_LONG, status_code=413)
+
+
+def status_page(
+    request: Request, text: Text, *, opened: OpenedSurvey | None = None, status_code: int
+) -> Response:
+    heading, paragraphs = text
+    context: dict[str, Any] = {"heading": heading, "paragraphs": paragraphs}
+    if opened is not None:
+        context |= common(opened)
+    return page(request, "survey/status.html", context, status_code=status_code, secret_url=True)
+
+
+def common(opened: OpenedSurvey) -> dict[str, Any]:
+    """What every page of an opened survey shows: the names participants see."""
+    return {
+        "study_title": opened.definition.shown_to_participants(),
+        "timepoint_name": service.timepoint_name(opened.instance.timepoint),
+        "support_text": opened.definition.support_text,
+    }
