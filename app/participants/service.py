@@ -24,6 +24,8 @@ from app.errors import (
     ParticipantNotFound,
     TimepointNotCompleted,
 )
+from app.outbox import service as outbox
+from app.outbox.models import MessageKind
 from app.participants import lifecycle
 from app.participants.lifecycle import ParticipantStatus
 from app.participants.models import Contact, Participant
@@ -44,6 +46,7 @@ from app.studies.definition import Anchor
 from app.studies.lifecycle import ensure_enrolling, ensure_not_locked
 from app.studies.models import Site, Study
 from app.surveys import service as surveys
+from app.surveys.models import SurveyInstance
 from app.surveys.scheduling import SurveyStatus
 
 
@@ -358,17 +361,28 @@ def _ensure_required_surveys_completed(
         )
 
 
-def reissue_link(
+@dataclass(frozen=True)
+class Reissued:
+    """A survey's new link as its actor is told of it."""
+
+    token: str | None  # None: withheld by the actor's blinding policy
+    # Whether the new link is on its way to the participant: queued, or None when not
+    # said (a blind actor and a survey only some arms have: answered alike for every arm).
+    emailed: bool | None
+
+
+def reissue(
     session: Session, *, study: Study, code: str, timepoint: str, actor: Principal
-) -> str | None:
-    """A new link for one of the participant's surveys (the old one is dead): its token,
-    or None when the actor's blinding policy withholds the link, which is then emailed
-    to the participant if the survey is open. For a blind actor and a survey only some
-    arms have, the answer is None whether or not the participant has it (and acts only
-    where they do)."""
+) -> Reissued:
+    """A new link for one of the participant's surveys (the old one is dead), emailed to
+    the participant in the same transaction when the survey is open (SPEC: a reissued
+    link is sent to the participant); its token unless the actor's blinding policy
+    withholds it. For a blind actor and a survey only some arms have, the answer is
+    the same whether or not the participant has it (and acts only where they do)."""
     participant = get_participant(session, study=study, code=code, user=actor)
     policy = blinding.policy_for(actor.role, studies.definition_of(study))
-    if policy.answers_alike(timepoint) and not surveys.is_replaceable(
+    alike = policy.answers_alike(timepoint)
+    if alike and not surveys.is_replaceable(
         session, study=study, participant_id=participant.id, timepoint=timepoint
     ):
         surveys.record_request(
@@ -379,14 +393,52 @@ def reissue_link(
             action=AuditAction.survey_link_reissued,
             actor=actor,
         )
-        return None
+        return Reissued(None, None)
     instance = surveys.reissue(
         session, study=study, participant_id=participant.id, timepoint=timepoint, actor=actor
     )
-    if policy.shows_link(timepoint):
-        return surveys.link_token(session, instance)
-    surveys.email_link(session, study=study, instance=instance)
-    return None
+    emailed = _email_new_link(session, study=study, instance=instance)
+    token = surveys.link_token(session, instance) if policy.shows_link(timepoint) else None
+    return Reissued(token, None if alike else emailed)
+
+
+def reissue_link(
+    session: Session, *, study: Study, code: str, timepoint: str, actor: Principal
+) -> str | None:
+    """The token of `reissue` (None when withheld)."""
+    return reissue(session, study=study, code=code, timepoint=timepoint, actor=actor).token
+
+
+def _email_new_link(session: Session, *, study: Study, instance: SurveyInstance) -> bool:
+    """Queue the `link_reissued` email of an open survey (the caller holds its row lock);
+    whether it is on its way. Messages about it still queued are skipped: this one
+    carries the link they would. Without an email address, the message is recorded as
+    failed, for the worklist. A survey not open yet gets nothing now: its invitation
+    will carry the new link, written when it is sent."""
+    now = utcnow()
+    if surveys.status_of(instance, definition=studies.definition_of(study), now=now) is not (
+        SurveyStatus.open
+    ):
+        return False
+    contact = session.get(Contact, instance.participant_id)
+    has_email = contact is not None and bool(contact.email)
+    missing = None if has_email else "the participant has no email address"
+    key = outbox.reissued_key(instance.id, instance.issue)
+    outbox.enqueue(
+        session,
+        kind=MessageKind.link_reissued,
+        dedupe_key=key,
+        subject_id=instance.id,
+        study_id=study.id,
+        site_id=instance.site_id,
+        participant_code=instance.participant_code,
+        now=now,
+        failed_because=missing,
+    )
+    if missing:
+        return False
+    outbox.supersede(session, instance_id=instance.id, keep=key, now=now)
+    return True
 
 
 def resend_invitation(

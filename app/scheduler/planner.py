@@ -76,6 +76,11 @@ def enqueue(session: Session, *, study: Study, now: datetime, rows: list[Any]) -
         )
         if claimed.rowcount != 1:  # type: ignore[attr-defined]
             continue  # another pass took it
+        # The update holds the survey's row lock, as a resend or a reissue does: a
+        # message about it still queued carries its current link, so this one is
+        # counted as given without a second email.
+        if outbox.queued_about(session, instance_id=instance_id):
+            continue
         kind = MessageKind.invitation if given == 0 else MessageKind.reminder
         added += outbox.enqueue(
             session,
