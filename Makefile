@@ -14,7 +14,7 @@ CHROMIUM := /usr/bin/chromium
 AXE := tests/browser/node_modules/axe-core/axe.min.js
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test lint smoke bench clean
+.PHONY: run env-file test lint smoke bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,10 +34,12 @@ $(VENV)/.installed-test: pyproject.toml setup.py | $(BIN)/python
 # Behind a proxy: make run BASE_URL=https://trial.example.org
 BASE_URL ?= http://$(HOST):$(PORT)
 
-run: $(VENV)/.installed-run
+env-file:
 	@grep -qx 'TRIALDESK_BASE_URL=$(BASE_URL)' .env 2>/dev/null || { \
 	  { grep -v '^TRIALDESK_BASE_URL=' .env 2>/dev/null; echo 'TRIALDESK_BASE_URL=$(BASE_URL)'; } \
 	    > .env.tmp && mv .env.tmp .env && echo "  .env: TRIALDESK_BASE_URL=$(BASE_URL)"; }
+
+run: env-file $(VENV)/.installed-run
 	$(BIN)/trialdesk db upgrade
 	@token=$$($(BIN)/trialdesk demo) && \
 	  link=$$($(BIN)/trialdesk users sign-in-link admin@demo.trialdesk.org --valid-for 24h 2>/dev/null | tail -n 1) && \

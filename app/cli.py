@@ -187,8 +187,8 @@ def _duration(text: str) -> int:
 
 
 def _minutes(minutes: int) -> str:
-    if minutes % (24 * 60) == 0:
-        return f"{minutes // (24 * 60)} day{'s' if minutes != 24 * 60 else ''}"
+    if minutes % (24 * 60) == 0 and minutes > 24 * 60:
+        return f"{minutes // (24 * 60)} days"
     if minutes % 60 == 0:
         return f"{minutes // 60} hour{'s' if minutes != 60 else ''}"
     return f"{minutes} minute{'s' if minutes != 1 else ''}"
