@@ -195,3 +195,27 @@ def test_participant_emails_name_the_study_as_participants_are_shown_it(api, mai
     for email in emails:
         assert "The Wellbeing Study" in email["Subject"] + body(email)
         assert "mental illness" not in email["Subject"] + body(email)
+
+
+def test_the_worklist_lists_failed_emails_of_the_users_sites_only(api, mailer):
+    from app.auth.principal import Principal, Role
+    from app.studies.models import Site
+    from app.surveys import worklist
+
+    phl = api.user("coordinator", "PHL")
+    code = _enroll(api, phl, None)
+    assert _reissue(api, phl, code)["emailed"] is False
+    with mailer.session(write=False) as session:
+        study = session.scalars(select(Study).where(Study.slug == STUDY)).one()
+        sites = {s.code: s.id for s in session.scalars(select(Site))}
+
+        def failed_for(*codes: str) -> list[str]:
+            user = Principal(1, "c@x", Role.coordinator, frozenset(sites[c] for c in codes))
+            found = worklist.worklist(
+                session, study=study, user=user, wanted=None, after_id=0, limit=10, now=utcnow()
+            )
+            assert found.messages_failed == len(found.failed_emails)
+            return [m.participant_code for m in found.failed_emails]
+
+        assert failed_for("PHL") == [code]
+        assert failed_for(*(c for c in sites if c != "PHL")) == []
