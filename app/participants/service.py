@@ -24,9 +24,7 @@ from app.errors import (
     ParticipantNotFound,
     TimepointNotCompleted,
 )
-from app.outbox import service as outbox
-from app.outbox.models import MessageKind
-from app.participants import lifecycle
+from app.participants import lifecycle, relink
 from app.participants.lifecycle import ParticipantStatus
 from app.participants.models import Contact, Participant
 from app.participants.schemas import (
@@ -46,7 +44,6 @@ from app.studies.definition import Anchor
 from app.studies.lifecycle import ensure_enrolling, ensure_not_locked
 from app.studies.models import Site, Study
 from app.surveys import service as surveys
-from app.surveys.models import SurveyInstance
 from app.surveys.scheduling import SurveyStatus
 
 
@@ -369,6 +366,7 @@ class Reissued:
     # Whether the new link is on its way to the participant: queued, or None when not
     # said (a blind actor and a survey only some arms have: answered alike for every arm).
     emailed: bool | None
+    why_not: str | None = None  # when not emailed: relink.NO_EMAIL or relink.NOT_OPEN
 
 
 def reissue(
@@ -397,9 +395,11 @@ def reissue(
     instance = surveys.reissue(
         session, study=study, participant_id=participant.id, timepoint=timepoint, actor=actor
     )
-    emailed = _email_new_link(session, study=study, instance=instance)
+    why_not = relink.email_new_link(session, study=study, instance=instance)
     token = surveys.link_token(session, instance) if policy.shows_link(timepoint) else None
-    return Reissued(token, None if alike else emailed)
+    if alike:
+        return Reissued(token, None)
+    return Reissued(token, why_not is None, why_not)
 
 
 def reissue_link(
@@ -407,38 +407,6 @@ def reissue_link(
 ) -> str | None:
     """The token of `reissue` (None when withheld)."""
     return reissue(session, study=study, code=code, timepoint=timepoint, actor=actor).token
-
-
-def _email_new_link(session: Session, *, study: Study, instance: SurveyInstance) -> bool:
-    """Queue the `link_reissued` email of an open survey (the caller holds its row lock);
-    whether it is on its way. Messages about it still queued are skipped: this one
-    carries the link they would. Without an email address, the message is recorded as
-    failed, for the worklist. A survey not open yet gets nothing now: its invitation
-    will carry the new link, written when it is sent."""
-    now = utcnow()
-    if surveys.status_of(instance, definition=studies.definition_of(study), now=now) is not (
-        SurveyStatus.open
-    ):
-        return False
-    contact = session.get(Contact, instance.participant_id)
-    has_email = contact is not None and bool(contact.email)
-    missing = None if has_email else "the participant has no email address"
-    key = outbox.reissued_key(instance.id, instance.issue)
-    outbox.enqueue(
-        session,
-        kind=MessageKind.link_reissued,
-        dedupe_key=key,
-        subject_id=instance.id,
-        study_id=study.id,
-        site_id=instance.site_id,
-        participant_code=instance.participant_code,
-        now=now,
-        failed_because=missing,
-    )
-    if missing:
-        return False
-    outbox.supersede(session, instance_id=instance.id, keep=key, now=now)
-    return True
 
 
 def resend_invitation(
