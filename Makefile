@@ -14,7 +14,7 @@ CHROMIUM := /usr/bin/chromium
 AXE := tests/browser/node_modules/axe-core/axe.min.js
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test lint smoke bench clean
+.PHONY: run env-file test lint smoke bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,14 +28,23 @@ $(VENV)/.installed-test: pyproject.toml setup.py | $(BIN)/python
 	$(BIN)/pip install -q -e '.[test]'
 	touch $@ $(VENV)/.installed-run
 
-# Links in emails point at this server unless TRIALDESK_BASE_URL says otherwise.
-run: export TRIALDESK_BASE_URL ?= http://$(HOST):$(PORT)
-run: $(VENV)/.installed-run
+# Every link (emails, sign-in links, pages) is built on TRIALDESK_BASE_URL, which the
+# settings read from .env: `make run` writes this server's address there (keeping the
+# file's other lines), so that `trialdesk` commands run beside it use the same one.
+# Behind a proxy: make run BASE_URL=https://trial.example.org
+BASE_URL ?= http://$(HOST):$(PORT)
+
+env-file:
+	@grep -qx 'TRIALDESK_BASE_URL=$(BASE_URL)' .env 2>/dev/null || { \
+	  { grep -v '^TRIALDESK_BASE_URL=' .env 2>/dev/null; echo 'TRIALDESK_BASE_URL=$(BASE_URL)'; } \
+	    > .env.tmp && mv .env.tmp .env && echo "  .env: TRIALDESK_BASE_URL=$(BASE_URL)"; }
+
+run: env-file $(VENV)/.installed-run
 	$(BIN)/trialdesk db upgrade
 	@token=$$($(BIN)/trialdesk demo) && \
-	  link=$$($(BIN)/trialdesk users sign-in-link admin@demo.trialdesk.org 2>/dev/null | tail -n 1) && \
+	  link=$$($(BIN)/trialdesk users sign-in-link admin@demo.trialdesk.org --valid-for 24h 2>/dev/null | tail -n 1) && \
 	  echo "" && \
-	  echo "  Staff console:    open this one-time sign-in link (valid 15 minutes):" && \
+	  echo "  Staff console:    open this one-time sign-in link (valid 24 hours, once):" && \
 	  echo "                    $$link" && \
 	  echo "  Demo admin token: $$token" && \
 	  echo "  Server key file:  $$($(BIN)/trialdesk keys where | tail -n 1)" && \

@@ -133,15 +133,24 @@ def users_create(
 @users_app.command("sign-in-link")
 def users_sign_in_link(
     email: Annotated[str, typer.Argument(help="the user's email")],
+    valid_for: Annotated[
+        str | None,
+        typer.Option(
+            "--valid-for",
+            help="how long the link works, such as 30m, 24h or 7d (at most 7d; "
+            "default: TRIALDESK_SIGN_IN_LINK_MINUTES)",
+        ),
+    ] = None,
 ) -> None:
-    """Print a one-time sign-in link of the staff console for the user, alone on the last
-    line (valid TRIALDESK_SIGN_IN_LINK_MINUTES, used once; audited)."""
+    """Print a one-time sign-in link of the staff console for the user, on the server's
+    base URL (TRIALDESK_BASE_URL, or .env), alone on the last line (used once; audited)."""
     from app.auth import service as auth
     from app.users import sign_in
 
+    lifetime = _duration(valid_for) if valid_for is not None else None
     db = _database()
     settings = db.settings
-    minutes = settings.sign_in_link_minutes
+    minutes = settings.sign_in_link_minutes if lifetime is None else lifetime
     try:
         with db.begin() as session:
             user = auth.find_user(session, email=email)
@@ -156,8 +165,32 @@ def users_sign_in_link(
             )
     finally:
         db.dispose()
-    typer.echo(f"sign-in link for {user.email}, valid {minutes} minutes, once:", err=True)
+    typer.echo(f"sign-in link for {user.email}, valid {_minutes(minutes)}, once:", err=True)
     typer.echo(sign_in.sign_in_url(settings.base_url, token))
+
+
+LONGEST_SIGN_IN_LINK = 7 * 24 * 60  # minutes: a week, for a newcomer's first link
+_UNITS = {"m": 1, "h": 60, "d": 24 * 60}
+
+
+def _duration(text: str) -> int:
+    """Minutes of a duration such as 30m, 24h or 7d (1 minute to 7 days)."""
+    value = text.strip().lower()
+    number, unit = value[:-1], value[-1:]
+    if unit not in _UNITS or not number.isascii() or not number.isdigit() or len(number) > 6:
+        _fail(f"--valid-for: {text[:20]!r} is not a duration such as 30m, 24h or 7d")
+    minutes = int(number) * _UNITS[unit]
+    if not 1 <= minutes <= LONGEST_SIGN_IN_LINK:
+        _fail("--valid-for: must be between 1 minute and 7 days")
+    return minutes
+
+
+def _minutes(minutes: int) -> str:
+    if minutes % (24 * 60) == 0 and minutes > 24 * 60:
+        return f"{minutes // (24 * 60)} days"
+    if minutes % 60 == 0:
+        return f"{minutes // 60} hour{'s' if minutes != 60 else ''}"
+    return f"{minutes} minute{'s' if minutes != 1 else ''}"
 
 
 @studies_app.command("create")

@@ -22,9 +22,13 @@ class ConfigurationError(RuntimeError):
 
 
 class Settings(BaseSettings):
-    """Trialdesk settings, read from variables prefixed ``TRIALDESK_``."""
+    """Trialdesk settings, read from variables prefixed ``TRIALDESK_``, then from a
+    ``.env`` file in the working directory (variables win; `make run` writes the base URL
+    there, so that every command run beside the server builds links on the same one)."""
 
-    model_config = SettingsConfigDict(env_prefix="TRIALDESK_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="TRIALDESK_", extra="ignore", env_file=".env", env_file_encoding="utf-8"
+    )
 
     database_url: str = Field(
         default="sqlite:///./trialdesk.db",
@@ -39,7 +43,11 @@ class Settings(BaseSettings):
         description="the server key file, when no secret_key is set (default with SQLite: one "
         "file per database in the user's config folder, never beside the database)",
     )
-    base_url: str = Field(default="http://127.0.0.1:8000", description="Public URL, for links")
+    base_url: str = Field(
+        default="http://127.0.0.1:8000",
+        max_length=300,
+        description="Public URL, for every link (emails, sign-in links, pages, survey links)",
+    )
     smtp_host: str | None = Field(
         default=None,
         description="SMTP server for emails; unset: each email is written to mail_dir instead",
@@ -141,6 +149,16 @@ class Settings(BaseSettings):
         if url.drivername in ("postgresql", "postgres"):
             url = url.set(drivername="postgresql+psycopg")
         return url.render_as_string(hide_password=False)
+
+    @field_validator("base_url")
+    @classmethod
+    def _web_address(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        if not value.startswith(("http://", "https://")) or len(value.split("//", 1)[1]) == 0:
+            raise ValueError(
+                "must be an http:// or https:// address, such as http://127.0.0.1:8000"
+            )
+        return value
 
     @field_validator("secret_key")
     @classmethod

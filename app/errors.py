@@ -193,6 +193,8 @@ class SurveyLinkGone(DomainError):
 
 class SurveyLinkReplaced(SurveyLinkGone):
     code, title = "survey-link-replaced", "This survey link was replaced by a newer one"
+    newer_sent = False  # the participant was emailed the newer link (queued or sent)
+    support: str | None = None  # the study's support text, for the page
 
 
 class SurveyClosed(SurveyLinkGone):

@@ -17,6 +17,7 @@ class MessageKind(StrEnum):
     reminder = "reminder"  # still not answered, on the study's reminder days
     alert = "alert"  # a submitted survey met a safety rule: to the site's coordinators
     sign_in = "sign_in"  # a one-time link to the staff console, to its user
+    link_reissued = "link_reissued"  # a survey's new link, after staff replaced the old one
 
 
 class MessageStatus(StrEnum):

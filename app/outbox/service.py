@@ -31,8 +31,11 @@ def enqueue(
     study_id: int | None = None,
     site_id: int | None = None,
     participant_code: str | None = None,
+    failed_because: str | None = None,
 ) -> bool:
-    """Add the message unless one with its key exists; whether it was added."""
+    """Add the message unless one with its key exists; whether it was added. With
+    `failed_because`, it is recorded as failed at once (it can never be sent, such as to
+    a participant without an email address), so that coordinators see it."""
     insert: Any = (
         postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     )
@@ -45,7 +48,8 @@ def enqueue(
             study_id=study_id,
             site_id=site_id,
             participant_code=participant_code,
-            status=MessageStatus.pending,
+            status=MessageStatus.failed if failed_because else MessageStatus.pending,
+            last_error=failed_because[:500] if failed_because else None,
             attempts=0,
             next_attempt_at=now,
             created_at=now,
@@ -116,7 +120,71 @@ def mark_given_up(
     )
 
 
-SURVEY_KINDS = (MessageKind.invitation, MessageKind.reminder)  # subject: a survey instance
+# Their subject is a survey instance; each carries the survey's link, written when sent.
+SURVEY_KINDS = (MessageKind.invitation, MessageKind.reminder, MessageKind.link_reissued)
+
+
+def queued_about(session: Session, *, instance_id: int) -> bool:
+    """Whether a message about this survey is queued and not yet sent: it will carry the
+    survey's current link (written when sent), so another one would only repeat it. The
+    caller holds the survey's row lock, as every writer of its messages does."""
+    return (
+        session.scalar(
+            select(OutboxMessage.id)
+            .where(
+                OutboxMessage.kind.in_(SURVEY_KINDS),
+                OutboxMessage.subject_id == instance_id,
+                OutboxMessage.status == MessageStatus.pending,
+            )
+            .limit(1)
+        )
+        is not None
+    )
+
+
+def supersede(session: Session, *, instance_id: int, keep: str, now: datetime) -> int:
+    """Settle as skipped the queued messages about this survey other than the one with
+    key `keep` (the new link's email says all they would), unless a sender holds one
+    now; how many."""
+    result = session.execute(
+        update(OutboxMessage)
+        .where(
+            OutboxMessage.kind.in_(SURVEY_KINDS),
+            OutboxMessage.subject_id == instance_id,
+            OutboxMessage.status == MessageStatus.pending,
+            OutboxMessage.dedupe_key != keep,
+            or_(OutboxMessage.lease_until.is_(None), OutboxMessage.lease_until < now),
+        )
+        .values(
+            status=MessageStatus.skipped,
+            last_error="replaced by the email of the survey's new link",
+            next_attempt_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def reissued_key(instance_id: int, issue: int) -> str:
+    """The key of the email that carries link `issue` of a survey after a reissue."""
+    return f"survey:{instance_id}:reissued:{issue}"
+
+
+def link_sent(session: Session, *, instance_id: int, issue: int) -> bool:
+    """Whether link `issue` of this survey was emailed after its reissue, or a message
+    about the survey is queued (it will carry the current link): what the old link's
+    page may then say ("we sent you a newer link")."""
+    if queued_about(session, instance_id=instance_id):
+        return True
+    return (
+        session.scalar(
+            select(OutboxMessage.id).where(
+                OutboxMessage.dedupe_key == reissued_key(instance_id, issue),
+                OutboxMessage.status == MessageStatus.sent,
+            )
+        )
+        is not None
+    )
 
 
 def not_about(surveys: Select[Any] | None) -> ColumnElement[bool]:

@@ -175,13 +175,15 @@ def reissue_link(
     """A new personal link for the survey; the old one answers 410 from now on.
 
     For a role the study keeps blind to arms, a survey whose instruments differ by arm
-    gets `link: null` (its pages would show the arm): the new link is emailed to the
-    participant when the survey is open. For such a role and a timepoint only some arms
-    have, the answer is always 200 `{"link": null}`, whether or not the participant has
-    that survey (the link is replaced, and emailed, only where they do)."""
+    gets `link: null` (its pages would show the arm). For every role, the new link of
+    an open survey is emailed to the participant (`emailed` says whether it was). For
+    such a role and a timepoint only some arms have, the answer is always 200
+    `{"link": null, "emailed": null}`, whether or not the participant has that survey
+    (the link is replaced, and emailed, only where they do)."""
     study = get_study(session, slug=slug, user=actor, lock=RowLock.for_no_key_update)
-    token = service.reissue_link(session, study=study, code=code, timepoint=timepoint, actor=actor)
-    return idempotency.remember(ReissuedLink(link=survey_link(base, token) if token else None))
+    new = service.reissue(session, study=study, code=code, timepoint=timepoint, actor=actor)
+    link = survey_link(base, new.token) if new.token else None
+    return idempotency.remember(ReissuedLink(link=link, emailed=new.emailed))
 
 
 @router.post("/{code}/surveys/{timepoint}/resend", status_code=202, response_model=InvitationResent)

@@ -116,6 +116,13 @@ class ReissuedLink(BaseModel):
         description="the new personal link; null for a role blind to arms when the "
         "survey's instruments differ by arm (the link is emailed to the participant)"
     )
+    emailed: bool | None = Field(
+        default=None,
+        description="true: the new link is queued to the participant's email; false: it "
+        "was not sent (no email address: the failed message is listed in `messages`; or "
+        "the survey is not open yet: its invitation will carry the new link); null: not "
+        "said (a role blind to arms asking about a survey only some arms have)",
+    )
 
 
 class ParticipantCreated(BaseModel):

@@ -22,7 +22,7 @@ from app.errors import (
     NotRandomized,
     TimepointNotCompleted,
 )
-from app.participants import lifecycle
+from app.participants import lifecycle, relink
 from app.participants.codes import next_code
 from app.participants.leaving import LeavingCategory, LeavingKind
 from app.participants.lifecycle import ParticipantStatus
@@ -309,17 +309,29 @@ def _ensure_required_surveys_completed(
         )
 
 
-def reissue_link(
+@dataclass(frozen=True)
+class Reissued:
+    """A survey's new link as its actor is told of it."""
+
+    token: str | None  # None: withheld by the actor's blinding policy
+    # Whether the new link is on its way to the participant: queued, or None when not
+    # said (a blind actor and a survey only some arms have: answered alike for every arm).
+    emailed: bool | None
+    why_not: str | None = None  # when not emailed: relink.NO_EMAIL or relink.NOT_OPEN
+
+
+def reissue(
     session: Session, *, study: Study, code: str, timepoint: str, actor: Principal
-) -> str | None:
-    """A new link for one of the participant's surveys (the old one is dead): its token,
-    or None when the actor's blinding policy withholds the link, which is then emailed
-    to the participant if the survey is open. For a blind actor and a survey only some
-    arms have, the answer is None whether or not the participant has it (and acts only
-    where they do)."""
+) -> Reissued:
+    """A new link for one of the participant's surveys (the old one is dead), emailed to
+    the participant in the same transaction when the survey is open (SPEC: a reissued
+    link is sent to the participant); its token unless the actor's blinding policy
+    withholds it. For a blind actor and a survey only some arms have, the answer is
+    the same whether or not the participant has it (and acts only where they do)."""
     participant = get_participant(session, study=study, code=code, user=actor)
     policy = blinding.policy_for(actor.role, studies.definition_of(study))
-    if policy.answers_alike(timepoint) and not surveys.is_replaceable(
+    alike = policy.answers_alike(timepoint)
+    if alike and not surveys.is_replaceable(
         session, study=study, participant_id=participant.id, timepoint=timepoint
     ):
         surveys.record_request(
@@ -330,14 +342,22 @@ def reissue_link(
             action=AuditAction.survey_link_reissued,
             actor=actor,
         )
-        return None
+        return Reissued(None, None)
     instance = surveys.reissue(
         session, study=study, participant_id=participant.id, timepoint=timepoint, actor=actor
     )
-    if policy.shows_link(timepoint):
-        return surveys.link_token(session, instance)
-    surveys.email_link(session, study=study, instance=instance)
-    return None
+    why_not = relink.email_new_link(session, study=study, instance=instance)
+    token = surveys.link_token(session, instance) if policy.shows_link(timepoint) else None
+    if alike:
+        return Reissued(token, None)
+    return Reissued(token, why_not is None, why_not)
+
+
+def reissue_link(
+    session: Session, *, study: Study, code: str, timepoint: str, actor: Principal
+) -> str | None:
+    """The token of `reissue` (None when withheld)."""
+    return reissue(session, study=study, code=code, timepoint=timepoint, actor=actor).token
 
 
 def resend_invitation(

@@ -190,15 +190,24 @@ def compose(
     contact = session.get(Contact, instance.participant_id)
     if contact is None or not contact.email:
         return NotSent(MessageStatus.failed, "the participant has no email address")
-    write = mail.invitation if message.kind is MessageKind.invitation else mail.reminder
+    write = _WRITERS[message.kind]
     subject, body = write(
-        study_title=definition.title,
+        # Never the study's title: a subject line shows on lock screens (SPEC 6b).
+        study_title=definition.shown_to_participants(),
         survey_name=surveys.timepoint_name(instance.timepoint),
         link=f"{settings.base_url}/s/{surveys.link_token(session, instance)}",
         closes_on=instance.closes_on,
         support=definition.support_text,
     )
     return Letter([contact.email], subject, body)
+
+
+# What a survey's message says, by kind; the link in each is the survey's current one.
+_WRITERS = {
+    MessageKind.invitation: mail.invitation,
+    MessageKind.reminder: mail.reminder,
+    MessageKind.link_reissued: mail.new_link,
+}
 
 
 def _sign_in_letter(

@@ -68,6 +68,24 @@ def reminder(
     return subject, body + _signature(support)
 
 
+def new_link(
+    *, study_title: str, survey_name: str, link: str, closes_on: date, support: str | None
+) -> tuple[str, str]:
+    """(subject, body) of the email with a survey's new link, after the study team
+    replaced the old one (which no longer works)."""
+    subject = f"Your new survey link: {study_title}"
+    body = (
+        f"Hello,\n\n"
+        f"The study team has made you a new link for your {survey_name.lower()} for the "
+        f"study \u201c{study_title}\u201d. The link you had before no longer works.\n\n"
+        f"Open your survey here:\n{link}\n\n"
+        f"You can fill it in until {_when(closes_on)}. Answers you saved before are "
+        f"kept.\n\n"
+        f"This link is for you only. Please do not share it.\n"
+    )
+    return subject, body + _signature(support)
+
+
 def alert(*, study_title: str, participant: str, site: str, link: str) -> tuple[str, str]:
     """(subject, body) of a safety alert to the site's coordinators: no answers."""
     subject = f"Safety alert for participant {participant} ({site})"

@@ -9,16 +9,17 @@ and an invitation first if none was sent yet.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from app.outbox import service as outbox
 from app.outbox.models import MessageKind
 from app.studies.models import Study
 from app.studies.service import definition_of
+from app.surveys import windows_sql
 from app.surveys.models import SurveyInstance
 from app.surveys.scheduling import local_date
 
@@ -30,17 +31,10 @@ def owed_surveys(session: Session, *, study: Study, now: datetime, limit: int) -
     surveys owed a message at `now`, at most `limit`."""
     definition = definition_of(study)
     today = local_date(now, definition.zone())
-    offsets = sorted(set(definition.reminders.after_days), reverse=True)
-    count = len(offsets) + 1
+    reminders = definition.reminders.after_days
     # Owed: 1 (the invitation) + every reminder whose day has come. The window is open
     # today, so every such day lies inside it.
-    owed = case(
-        *[
-            (SurveyInstance.opens_on <= today - timedelta(days=days), count - k)
-            for k, days in enumerate(offsets)
-        ],
-        else_=1,
-    )
+    owed = windows_sql.messages_owed(SurveyInstance, today=today, reminder_days=reminders)
     query = (
         select(
             SurveyInstance.id,
@@ -51,10 +45,7 @@ def owed_surveys(session: Session, *, study: Study, now: datetime, limit: int) -
         )
         .where(
             SurveyInstance.study_id == study.id,
-            SurveyInstance.opens_on <= today,
-            SurveyInstance.closes_on >= today,
-            SurveyInstance.completed_at.is_(None),
-            SurveyInstance.cancelled_at.is_(None),
+            windows_sql.is_open(SurveyInstance, today=today, now=now),
             SurveyInstance.messages_enqueued < owed,
         )
         .order_by(SurveyInstance.id)
@@ -76,6 +67,11 @@ def enqueue(session: Session, *, study: Study, now: datetime, rows: list[Any]) -
         )
         if claimed.rowcount != 1:  # type: ignore[attr-defined]
             continue  # another pass took it
+        # The update holds the survey's row lock, as a resend or a reissue does: a
+        # message about it still queued carries its current link, so this one is
+        # counted as given without a second email.
+        if outbox.queued_about(session, instance_id=instance_id):
+            continue
         kind = MessageKind.invitation if given == 0 else MessageKind.reminder
         added += outbox.enqueue(
             session,

@@ -31,6 +31,17 @@ _REPLACED: Text = (
         "email from the study team.",
     ),
 )
+
+
+def _replaced_unsent(support: str | None) -> Text:
+    """A replaced link whose newer one was not emailed: say so, and who to ask."""
+    told = (
+        "The study team replaced this link with a new one. Please contact the study team "
+        "to get the new link.",
+    )
+    return ("This link is no longer used", told + ((support,) if support else ()))
+
+
 _CANCELLED: Text = (
     "You do not need to fill in this survey",
     ("This survey was cancelled. You do not need to do anything.",),
@@ -110,7 +121,7 @@ def error_page(request: Request, error: Exception, status_code: int) -> Response
         case errors.UnknownSurveyLink():
             text = _UNKNOWN
         case errors.SurveyLinkReplaced():
-            text = _REPLACED
+            text = _REPLACED if error.newer_sent else _replaced_unsent(error.support)
         case errors.SurveyCancelled():
             text = _CANCELLED
         case errors.SurveyAlreadyCompleted():

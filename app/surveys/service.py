@@ -220,24 +220,6 @@ def record_request(
     )
 
 
-def email_link(session: Session, *, study: Study, instance: SurveyInstance) -> bool:
-    """Queue the invitation with the survey's current link (a link withheld from staff
-    goes to the participant instead), if the survey is open; whether it was queued."""
-    now = utcnow()
-    if status_of(instance, definition=definition_of(study), now=now) is not SurveyStatus.open:
-        return False
-    return outbox.enqueue(
-        session,
-        kind=MessageKind.invitation,
-        dedupe_key=f"survey:{instance.id}:reissued:{instance.issue}",
-        subject_id=instance.id,
-        study_id=study.id,
-        site_id=instance.site_id,
-        participant_code=instance.participant_code,
-        now=now,
-    )
-
-
 def reissue(
     session: Session, *, study: Study, participant_id: int, timepoint: str, actor: Principal
 ) -> SurveyInstance:
@@ -272,16 +254,19 @@ def resend_invitation(
     current = status_of(instance, definition=definition_of(study), now=now)
     if current is not SurveyStatus.open:
         raise SurveyNotOpen(f"the survey is {current}: only an open survey's invitation is sent")
-    outbox.enqueue(
-        session,
-        kind=MessageKind.invitation,
-        dedupe_key=f"survey:{instance.id}:resent:{now.isoformat()}",
-        subject_id=instance.id,
-        study_id=study.id,
-        site_id=instance.site_id,
-        participant_code=instance.participant_code,
-        now=now,
-    )
+    # One queued at a time: a message about the survey not sent yet (the scheduler's
+    # invitation, an earlier resend) carries its current link already (API.md).
+    if not outbox.queued_about(session, instance_id=instance.id):
+        outbox.enqueue(
+            session,
+            kind=MessageKind.invitation,
+            dedupe_key=f"survey:{instance.id}:resent:{now.isoformat()}",
+            subject_id=instance.id,
+            study_id=study.id,
+            site_id=instance.site_id,
+            participant_code=instance.participant_code,
+            now=now,
+        )
     audit.record(
         session,
         AuditAction.survey_invitation_resent,
@@ -321,8 +306,9 @@ def find(session: Session, *, token: str, now: datetime, for_update: bool = Fals
         query = query.with_for_update().execution_options(populate_existing=True)
     instance = session.scalars(query).first()
     if instance is None:
-        if session.get(RetiredLink, hashed) is not None:
-            raise SurveyLinkReplaced("this link was replaced by a newer one")
+        retired = session.get(RetiredLink, hashed)
+        if retired is not None:
+            raise _replaced(session, retired.instance_id)
         raise UnknownSurveyLink("no survey has this link")
     study = session.get_one(Study, instance.study_id)
     definition = definition_of(study)
@@ -330,6 +316,16 @@ def find(session: Session, *, token: str, now: datetime, for_update: bool = Fals
     if instance.cancelled_at is not None:  # withdrawn: the link is dead, answered or not
         state = SurveyStatus.cancelled
     return OpenedSurvey(instance, study, definition, state)
+
+
+def _replaced(session: Session, instance_id: int) -> SurveyLinkReplaced:
+    """The 410 of a replaced link: whether its participant was sent the newer one (the
+    page says so only then), and the study's support text."""
+    instance = session.get_one(SurveyInstance, instance_id)
+    error = SurveyLinkReplaced("this link was replaced by a newer one")
+    error.newer_sent = outbox.link_sent(session, instance_id=instance.id, issue=instance.issue)
+    error.support = definition_of(session.get_one(Study, instance.study_id)).support_text
+    return error
 
 
 def ensure_answerable(opened: OpenedSurvey) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -22,6 +22,7 @@ from app.outbox.service import failed_messages, not_about
 from app.randomization import blinding
 from app.studies.models import Study
 from app.studies.service import definition_of
+from app.surveys import windows_sql
 from app.surveys.models import Alert, SurveyInstance
 from app.surveys.scheduling import Window, local_date, overdue, status
 
@@ -39,11 +40,18 @@ class WorkRow:
     overdue: bool
 
 
+FAILED_EMAILS_SHOWN = 50  # failed emails listed with the worklist, newest first
+
+
 @dataclass(frozen=True)
 class Worklist:
     rows: list[WorkRow]
     alerts_open: int
     messages_failed: int
+    # Rows that need action too: emails that could not be sent (no address, refused),
+    # of the user's sites, none a blind role may not see; newest first, at most
+    # FAILED_EMAILS_SHOWN (`messages_failed` counts them all).
+    failed_emails: Sequence[OutboxMessage] = ()
 
 
 class WorkSort(StrEnum):
@@ -87,21 +95,17 @@ def worklist(
     timepoint: str | None = None,
 ) -> Worklist:
     """The study's surveys at the user's sites, oldest first (or in `sort` order, from
-    `offset`), with how many alerts and failed emails wait there."""
+    `offset`), with how many alerts wait there, and the emails that failed."""
     definition = definition_of(study)
     zone = definition.zone()
     today = local_date(now, zone)
     reminders = definition.reminders.after_days
-    pending = and_(SurveyInstance.completed_at.is_(None), SurveyInstance.cancelled_at.is_(None))
-    is_open = and_(pending, SurveyInstance.opens_on <= today, SurveyInstance.closes_on >= today)
     conditions: dict[WorkStatus, ColumnElement[bool]] = {
-        WorkStatus.open: is_open,
-        WorkStatus.overdue: and_(
-            is_open, SurveyInstance.opens_on <= today - timedelta(days=max(reminders, default=0))
-        )
-        if reminders
-        else SurveyInstance.id.is_(None),
-        WorkStatus.missed: and_(pending, SurveyInstance.closes_on < today),
+        WorkStatus.open: windows_sql.is_open(SurveyInstance, today=today, now=now),
+        WorkStatus.overdue: windows_sql.overdue(
+            SurveyInstance, today=today, now=now, reminder_days=reminders
+        ),
+        WorkStatus.missed: windows_sql.missed(SurveyInstance, today=today, now=now),
     }
     query = select(SurveyInstance).where(
         SurveyInstance.study_id == study.id, SurveyInstance.id > after_id
@@ -131,6 +135,7 @@ def worklist(
         )
         late = current == "open" and overdue(span, now=now, zone=zone, reminder_days=reminders)
         rows.append(WorkRow(instance, current, late))
+    hidden_surveys = _hidden_surveys(study, user)
     return Worklist(
         rows,
         alerts_open=_count(session, study, sites, Alert, Alert.acknowledged_at.is_(None)),
@@ -139,10 +144,14 @@ def worklist(
             study,
             sites,
             OutboxMessage,
-            and_(
-                OutboxMessage.status == MessageStatus.failed,
-                not_about(_hidden_surveys(study, user)),
-            ),
+            and_(OutboxMessage.status == MessageStatus.failed, not_about(hidden_surveys)),
+        ),
+        failed_emails=failed_messages(
+            session,
+            study_id=study.id,
+            site_ids=sites,
+            limit=FAILED_EMAILS_SHOWN,
+            hidden_surveys=hidden_surveys,
         ),
     )
 

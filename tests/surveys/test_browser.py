@@ -44,11 +44,11 @@ class Site:
     token: str
     db: Database
 
-    def new_participant(self) -> tuple[str, str]:
+    def new_participant(self, **overrides: Any) -> tuple[str, str]:
         """Enroll one; (code, the browser address of its baseline survey)."""
         enrolled = httpx.post(
             f"{self.url}/api/v1/studies/{STUDY}/participants",
-            json=enrollment(),
+            json=enrollment(**overrides),
             headers=bearer(self.token),
             timeout=30,
         )
@@ -207,16 +207,19 @@ def test_every_status_page_is_friendly_and_accessible(site: Site, browser: Brows
     closed, closed_link = site.new_participant()
     withdrawn, withdrawn_link = site.new_participant()
     reissued, reissued_link = site.new_participant()
+    unmailed, unmailed_link = site.new_participant(contact={"name": "No Email"})
     _shift_window(site.db, later, "baseline", days=5)
     _shift_window(site.db, closed, "baseline", days=-30)
     participants = f"/api/v1/studies/{STUDY}/participants"
     site.post(f"{participants}/{withdrawn}/withdraw", {"reason": "moved away"})
     site.post(f"{participants}/{reissued}/surveys/baseline/reissue")
+    site.post(f"{participants}/{unmailed}/surveys/baseline/reissue")
     pages = {
         later_link: (409, "This survey is not open yet"),
         closed_link: (410, "This survey has closed"),
         withdrawn_link: (410, "You do not need to fill in this survey"),
         reissued_link: (410, "This link is no longer used"),
+        unmailed_link: (410, "This link is no longer used"),
         f"{site.url}/s/{secrets.token_urlsafe(32)}": (404, "We cannot find this survey"),
     }
     for link, (status, heading) in pages.items():
@@ -225,6 +228,10 @@ def test_every_status_page_is_friendly_and_accessible(site: Site, browser: Brows
         assert response is not None and response.status == status
         assert page.locator("h1").inner_text() == heading
         assert page.locator("form").count() == 0
+        if link in (reissued_link, unmailed_link):  # "sent" only when it was (issue 14)
+            text = page.locator("main").inner_text()
+            assert ("We sent you a newer link" in text) == (link == reissued_link), text
+            assert ("contact the study team" in text) == (link == unmailed_link), text
         page.context.close()
         checked = _page(browser)
         checked.goto(link)
