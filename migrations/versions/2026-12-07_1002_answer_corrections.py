@@ -7,7 +7,7 @@ on the allocation ledger and the audit trail (key rotation sets them aside while
 re-seals).
 
 Revision ID: c4e8a1f9d203
-Revises: 7a2d4e6f8b10
+Revises: af99fb9b0e4d
 Create Date: 2026-12-07 05:47:00.000000+00:00
 """
 
@@ -19,7 +19,7 @@ from alembic import op
 from trialdesk_migrations.frozen.db_20261125 import UTCDateTime
 
 revision: str = "c4e8a1f9d203"
-down_revision: str | None = "7a2d4e6f8b10"
+down_revision: str | None = "af99fb9b0e4d"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
