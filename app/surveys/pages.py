@@ -73,7 +73,10 @@ def _html(description: str) -> dict[str, Any]:
 # Every answer is an HTML page; these are the statuses of the JSON API's survey routes.
 PAGE_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: _html("The survey's page (or, after a save, the page saying it is saved)"),
-    303: {"description": "After `next` or `back`: the survey's next or previous page"},
+    303: {
+        "description": "After `next` or `back`: the survey's next or previous page; after "
+        "`?text=`: the same page, with the text size kept in a cookie"
+    },
     400: _html("The address is malformed"),
     403: _html("The form did not come from this link's page (csrf token)"),
     404: _html("No survey has this link"),
