@@ -9,6 +9,7 @@ leaving), from the tables below, so that a statistician reads "Entered by staff
 from __future__ import annotations
 
 NOT_SCHEDULED = "not_scheduled"  # the timepoint was never scheduled for the participant
+WITHHELD = "withheld"  # answered on or after a withdrawal of consent to the use of data
 
 STATUS_LABELS: dict[str, str] = {
     "scheduled": "Scheduled (window not open yet)",
@@ -17,6 +18,7 @@ STATUS_LABELS: dict[str, str] = {
     "missed": "Missed (window closed before completion)",
     "cancelled": "Cancelled (participant left the study)",
     NOT_SCHEDULED: "Not scheduled for this participant",
+    WITHHELD: "Withheld (answered on or after the withdrawal of consent to use the data)",
 }
 
 MODE_LABELS: dict[str, str] = {
@@ -67,7 +69,7 @@ MISSING_TEXT = (
     "Missing answers and scores: an empty cell (CSV) or null (JSON). The row's survey "
     "status says which kind: when the status is `completed` the item was skipped (an "
     "optional item left blank, or a score that could not be made), otherwise the survey "
-    "was not given (scheduled, open, missed, cancelled or not scheduled). Stata files "
+    "was not given (scheduled, open, missed, cancelled, withheld or not scheduled). Stata files "
     "code them as extended missing values .a (not given) and .b (skipped); SPSS files as "
     "user-missing values -9 (not given) and -8 (skipped) in numeric columns."
 )

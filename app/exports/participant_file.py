@@ -24,6 +24,7 @@ from app.exports.labels import (
 )
 from app.exports.layout import participant_columns
 from app.exports.model import DAYS, Column, ParticipantRecord
+from app.participants.leaving import CATEGORY_LABELS
 from app.studies.definition import StudyDefinition
 
 STUDY_DAY = "days from the study's first randomization"
@@ -61,6 +62,8 @@ def columns(definition: StudyDefinition) -> list[Column]:
             "Reason for leaving (coded category)",
             "string",
             lambda p, _: p.withdrawal_category,
+            values=labelled({c.value: label for c, label in CATEGORY_LABELS.items()}),
+            closed=True,
         ),
         Column(
             "withdrawn_day",

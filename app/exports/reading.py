@@ -25,6 +25,8 @@ from app.exports.dataset import (
     SurveyRecord,
     columns,
 )
+from app.exports.labels import WITHHELD
+from app.participants.leaving import answers_usable
 from app.participants.lifecycle import ParticipantStatus
 from app.participants.models import Participant
 from app.randomization.models import Allocation, Stratum
@@ -179,7 +181,7 @@ def records(session: Session, export: Export) -> Iterator[ParticipantRecord]:
         first = lines[0]
         randomized_on = local_date(first.randomized_at, zone) if first.randomized_at else None
         surveys = {
-            line.timepoint: _survey(line, export.now, zone)
+            line.timepoint: _usable(_survey(line, export.now, zone), first)
             for line in lines
             if line.timepoint is not None
         }
@@ -221,6 +223,16 @@ def _survey(line: Row[Any], now: datetime, zone: Any) -> SurveyRecord:
         mode=line.mode if completed_on is not None else None,
         interviewed_on=line.interviewed_on,
     )
+
+
+def _usable(survey: SurveyRecord, participant: Row[Any]) -> SurveyRecord:
+    """The survey as the export may carry it: answered on or after a withdrawal of consent
+    to the use of data, its answers are withheld (`leaving.answers_usable`), and it reads
+    as `withheld`, a survey not given."""
+    on = survey.dated_on
+    if on is None or answers_usable(participant.withdrawal_kind, participant.withdrawn_on, on):
+        return survey
+    return SurveyRecord(status=WITHHELD, completed_on=None, answers={}, scores={})
 
 
 def dataset_rows(

@@ -18,6 +18,12 @@ def r_string(text: str) -> str:
     return json.dumps(text, ensure_ascii=False)
 
 
+def _comment(text: str) -> str:
+    """Text on one comment line: every line break R (or an editor) knows, and any other
+    whitespace or control character, made one space, so no title can end the comment."""
+    return " ".join("".join(" " if ord(c) < 32 or c == "\x7f" else c for c in text).split())
+
+
 def _vector(values: Sequence[str]) -> str:
     return "c(" + ", ".join(values) + ")"
 
@@ -56,7 +62,7 @@ def script(slug: str, title: str, tables: Sequence[tuple[str, Sequence[Column]]]
     """The script: `source("{slug}.R")` in the unzipped package's folder makes one data
     frame per table."""
     lines = [
-        f"# {title.replace(chr(10), ' ')}: the blinded data package, read into R.",
+        f"# {_comment(title)}: the blinded data package, read into R.",
         f'# Run source("{slug}.R") in the folder of the unzipped package.',
         "# Coded columns become factors with the codebook's labels; each column carries its",
         '# label in attr(x, "label"). Missing: NA; the row\'s survey status says whether the',

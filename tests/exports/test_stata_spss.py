@@ -308,3 +308,63 @@ def test_every_download_is_named_with_the_study_and_todays_date(api, edited):
         ext = params["format"]
         want = f'attachment; filename="{STUDY}-{name}-{today}.{ext}"'
         assert got.headers["content-disposition"] == want
+
+
+def test_answers_given_on_or_after_a_withdrawal_of_consent_to_data_are_withheld(
+    api, db, edited, tmp_path
+):
+    """SPEC 8: after a withdrawal of consent to the use of their data nothing answered on
+    or after that date is exported; what was answered before stays."""
+    with db.begin() as session:
+        study = session.scalars(sa.select(Study).where(Study.slug == STUDY)).one()
+        people = {
+            p.code: p
+            for p in session.scalars(sa.select(Participant).where(Participant.study_id == study.id))
+        }
+        answered_on = {}
+        for person in (edited[1], edited[2]):
+            participant = people[person["code"]]
+            baseline = session.scalars(
+                sa.select(SurveyInstance).where(
+                    SurveyInstance.participant_id == participant.id,
+                    SurveyInstance.timepoint == "baseline",
+                )
+            ).one()
+            answered_on[participant.code] = local_date(baseline.completed_at, ZONE)
+            participant.withdrawal_kind = "data"
+            participant.withdrawal_category = "no_longer_interested"
+        withheld, kept = edited[1]["code"], edited[2]["code"]
+        people[withheld].withdrawn_on = answered_on[withheld]  # the same day: withheld
+        people[kept].withdrawn_on = answered_on[kept] + timedelta(days=1)  # after: kept
+    statistician = api.user("statistician")
+    rows = _csv(_get(api, "/exports/blinded", statistician).text)
+    baselines = [r for r in rows if r["timepoint"] == "baseline"]
+    assert [r["status"] for r in baselines].count("withheld") == 1
+    [gone] = [r for r in baselines if r["status"] == "withheld"]
+    assert all(gone[c] == "" for c in gone if c.startswith(("who5_", "phq9_")))
+    assert (gone["mode"], gone["days_from_randomization"]) == ("", "")
+    completed = [r for r in baselines if r["status"] == "completed"]
+    assert len(completed) == PEOPLE - 1  # the one whose withdrawal came after kept theirs
+    assert all(r["phq9_total"] != "" for r in completed)
+    book = _get(api, "/exports/codebook", statistician, shape="long").json()["columns"]
+    [status] = [c for c in book if c["name"] == "status"]
+    assert "withheld" in {v["value"] for v in status["values"]}
+    _, meta = _read(
+        _get(api, "/exports/participants", statistician, format="dta").content, "dta", tmp_path
+    )
+    labels = meta.variable_value_labels["withdrawal_category"]
+    assert "No longer interested" in labels.values()
+
+
+def test_no_title_breaks_out_of_the_r_scripts_comment():
+    from app.exports.rscript import script
+
+    title = "Peer support\r\nstop('x')\u2028q()\x0bsystem('rm')\x85end"
+    text = script("peer-support", title, [])
+    first = text.splitlines()[0]
+    assert first.startswith("# Peer support stop('x') q() system('rm') end:")
+    assert all(
+        line.startswith("#") or not line.strip() or not line.startswith(("stop", "q(", "system"))
+        for line in text.splitlines()
+    )
+    assert sum("stop('x')" in line for line in text.splitlines()) == 1
