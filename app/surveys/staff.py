@@ -163,7 +163,10 @@ def submit(
     _check_interview(interviewed, instance, definition, now=now, required=True)
     if assessor_blind is None and drafted:
         assessor_blind = instance.assessor_blind
-    cleared = {code for code, value in answers.items() if value in (None, "", [])}
+    # Null takes back only what the caller is shown: a blind interviewer's null for an
+    # item of an instrument only some arms answer leaves the participant's answer alone.
+    shown = {item.code for item in _items(view.instruments)}
+    cleared = {code for code, value in answers.items() if value in (None, "", []) and code in shown}
     if cleared & set(instance.answers):  # null takes a saved answer back, as in a save
         instance.answers = {c: v for c, v in instance.answers.items() if c not in cleared}
     with _under("answers"):

@@ -39,7 +39,9 @@ STEPS: list[tuple[str, str, str, object]] = [
     ("PUT", "/answers", "month_1", {"answers": {"gx_frequency": 3}}),
     ("PUT", "/answers", "month_1", {"answers": {"who5_1": 4}, "interviewed_on": TODAY}),
     ("POST", "/submit", "month_1", {"answers": WHO5 | {"gx_helpful": 2}}),
-    ("POST", "/submit", "month_1", {"answers": WHO5 | PHQ9}),
+    # A null for the arm-limited item takes nothing back: the blind coordinator is not
+    # shown it (the list-serv participant's own answer stays, checked below).
+    ("POST", "/submit", "month_1", {"answers": WHO5 | PHQ9 | {"gx_frequency": None}}),
     ("GET", "", "month_1", None),
     ("POST", "/corrections", "month_1", {"item": "gx_frequency", "value": 1, "reason": REASON}),
     ("POST", "/corrections", "month_1", {"item": "who5_3", "value": 5, "reason": REASON}),
