@@ -35,7 +35,7 @@ $(VENV)/.installed-test: pyproject.toml setup.py | $(BIN)/python
 BASE_URL ?= http://$(HOST):$(PORT)
 
 env-file:
-	@grep -qx 'TRIALDESK_BASE_URL=$(BASE_URL)' .env 2>/dev/null || { \
+	@grep -qx 'TRIALDESK_BASE_URL=$(BASE_URL)' .env 2>/dev/null || { umask 077; \
 	  { grep -v '^TRIALDESK_BASE_URL=' .env 2>/dev/null; echo 'TRIALDESK_BASE_URL=$(BASE_URL)'; } \
 	    > .env.tmp && mv .env.tmp .env && echo "  .env: TRIALDESK_BASE_URL=$(BASE_URL)"; }
 

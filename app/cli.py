@@ -289,7 +289,20 @@ def serve(
         except ValidationError as exc:
             _fail(f"--forwarded-allow-ips: {exc.errors()[0]['msg']}")
     trusted = settings.forwarded_allow_ips if forwarded_allow_ips is None else forwarded_allow_ips
+    if "base_url" not in settings.model_fields_set:  # neither the environment nor .env
+        os.environ["TRIALDESK_BASE_URL"] = own = _own_address(host, port)
+        typer.echo(f"links point to {own} (set TRIALDESK_BASE_URL in .env to change)", err=True)
     server.run(host=host, port=port, workers=workers, forwarded_allow_ips=trusted)
+
+
+def _own_address(host: str, port: int) -> str:
+    """The server's address as a browser on this machine reaches it (links in emails and
+    pages are built on it when no base URL is configured)."""
+    if host in ("0.0.0.0", "::", ""):
+        host = "127.0.0.1"
+    elif ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
 
 
 def _mail_words(settings: Settings) -> str:

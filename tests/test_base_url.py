@@ -35,6 +35,21 @@ def test_settings_read_dot_env_in_the_working_directory_and_variables_win(tmp_pa
             Settings()
 
 
+def test_serve_without_a_configured_base_url_builds_links_on_its_own_address(
+    tmp_path, monkeypatch
+):
+    from app.cli import _own_address
+
+    monkeypatch.delenv("TRIALDESK_BASE_URL", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert "base_url" not in Settings().model_fields_set  # so `serve` sets its own
+    (tmp_path / ".env").write_text("TRIALDESK_BASE_URL=http://127.0.0.1:8123\n")
+    assert "base_url" in Settings().model_fields_set  # .env wins over the guess
+    assert _own_address("127.0.0.1", 9001) == "http://127.0.0.1:9001"
+    assert _own_address("0.0.0.0", 9001) == "http://127.0.0.1:9001"
+    assert _own_address("::1", 9001) == "http://[::1]:9001"
+
+
 def test_make_writes_the_base_url_into_dot_env_and_keeps_the_other_lines(tmp_path):
     env_file = tmp_path / ".env"
     env_file.write_text("TRIALDESK_SMTP_HOST=mail.example.org\nTRIALDESK_BASE_URL=http://x:1\n")
@@ -48,6 +63,7 @@ def test_make_writes_the_base_url_into_dot_env_and_keeps_the_other_lines(tmp_pat
     env_file.unlink()
     subprocess.run(make, cwd=tmp_path, check=True, capture_output=True, timeout=60)
     assert env_file.read_text() == "TRIALDESK_BASE_URL=http://127.0.0.1:8123\n"
+    assert env_file.stat().st_mode & 0o077 == 0  # it may hold secrets: the owner's only
 
 
 def _sign_in_link(settings, folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
