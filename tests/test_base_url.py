@@ -35,9 +35,7 @@ def test_settings_read_dot_env_in_the_working_directory_and_variables_win(tmp_pa
             Settings()
 
 
-def test_serve_without_a_configured_base_url_builds_links_on_its_own_address(
-    tmp_path, monkeypatch
-):
+def test_serve_without_a_configured_base_url_builds_links_on_its_own_address(tmp_path, monkeypatch):
     from app.cli import _own_address
 
     monkeypatch.delenv("TRIALDESK_BASE_URL", raising=False)

@@ -63,6 +63,7 @@ class ParticipantRecord:
     withdrawal_kind: str | None = None
     withdrawal_category: str | None = None
     withdrawn_on: date | None = None
+    intervention_stopped_on: date | None = None
     first_randomization_on: date | None = None  # the study's day 0 (participant file)
 
 

@@ -9,7 +9,9 @@ files, so that every enrolled person is counted (a REDCap report lists every rec
 Calendar dates are never exported: `randomized_day` counts days from the study's first
 randomization (its nominal day 0, in the study's time zone), `withdrawn_day` days from
 the participant's own randomization (negative when the date recorded precedes it; from
-enrollment-only participants it is empty, since they have no randomization).
+enrollment-only participants it is empty, since they have no randomization), and
+`intervention_stopped_day` likewise to the day they stopped the intervention (kept when
+they later leave the study altogether).
 """
 
 from __future__ import annotations
@@ -72,6 +74,13 @@ def columns(definition: StudyDefinition) -> list[Column]:
             _withdrawn_day,
             unit=DAYS,
         ),
+        Column(
+            "intervention_stopped_day",
+            "Days from randomization to the date the participant stopped the intervention",
+            "integer",
+            _intervention_stopped_day,
+            unit=DAYS,
+        ),
     ]
 
 
@@ -90,3 +99,9 @@ def _withdrawn_day(p: ParticipantRecord, _: str | None) -> int | None:
     if p.withdrawn_on is None or p.randomized_on is None:
         return None
     return (p.withdrawn_on - p.randomized_on).days
+
+
+def _intervention_stopped_day(p: ParticipantRecord, _: str | None) -> int | None:
+    if p.intervention_stopped_on is None or p.randomized_on is None:
+        return None
+    return (p.intervention_stopped_on - p.randomized_on).days

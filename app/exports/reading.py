@@ -146,6 +146,7 @@ def records(session: Session, export: Export) -> Iterator[ParticipantRecord]:
             Participant.withdrawal_kind,
             Participant.withdrawal_category,
             Participant.withdrawn_on,
+            Participant.intervention_stopped_on,
             Site.code.label("site"),
             Allocation.arm,
             Stratum.key.label("stratum"),
@@ -207,6 +208,7 @@ def records(session: Session, export: Export) -> Iterator[ParticipantRecord]:
             withdrawal_kind=first.withdrawal_kind,
             withdrawal_category=first.withdrawal_category,
             withdrawn_on=first.withdrawn_on,
+            intervention_stopped_on=first.intervention_stopped_on,
             first_randomization_on=first_on,
         )
     result.close()

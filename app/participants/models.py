@@ -49,6 +49,9 @@ class Participant(Base):
     withdrawal_kind: Mapped[str | None] = mapped_column(String(24))
     withdrawn_on: Mapped[date | None]
     withdrawal_category: Mapped[str | None] = mapped_column(String(32))
+    # The day the intervention stopped: kept when the person later leaves altogether
+    # (withdrawn_on then moves to that later date).
+    intervention_stopped_on: Mapped[date | None]
     created_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
 
     @property

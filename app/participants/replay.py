@@ -14,7 +14,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -30,6 +32,7 @@ from app.studies import service as studies
 from app.studies.models import Study
 from app.surveys.answers import BLIND_CHANGE, INTERVIEWED_CHANGE, MODE_CHANGE, SCORES_CHANGE
 from app.surveys.models import Alert, SurveyInstance
+from app.surveys.scheduling import local_date
 
 CHUNK = 500
 
@@ -57,6 +60,7 @@ class _Person:
     randomized: dict[str, Any] | None = None
     withdrawal_reason: str | None = None
     withdrawal: tuple[Any, Any, Any] | None = None  # kind, date (ISO), category
+    intervention_stopped_on: str | None = None  # ISO
 
 
 @dataclass
@@ -157,6 +161,7 @@ def _chunk(
             contacts.get(person.id),
             allocations.get(person.id),
             plan,
+            studies.definition_of(study).zone(),
         )
     for key, instance in instances.items():
         yield from _compare_survey(key, instance, expected_surveys.pop(key, _Survey()))
@@ -202,6 +207,11 @@ def _apply_participant(person: _Person, rec: AuditRecord) -> None:
                     _new(changes, "withdrawn_on"),
                     _new(changes, "withdrawal_category"),
                 )
+                person.intervention_stopped_on = _new(
+                    changes, "intervention_stopped_on", person.intervention_stopped_on
+                )
+            else:  # before kinds: what the 2026-12-07_1000 revision made of it
+                person.withdrawal = ("follow_up", rec.at, "other")
 
 
 def _apply_survey(survey: _Survey, rec: AuditRecord) -> None:
@@ -249,6 +259,7 @@ def _compare_person(
     contact: Contact | None,
     allocation: Allocation | None,
     plan: Any,
+    zone: ZoneInfo,
 ) -> Iterator[Difference]:
     code = person.code
 
@@ -275,8 +286,12 @@ def _compare_person(
         person.withdrawal_kind,
         person.withdrawn_on.isoformat() if person.withdrawn_on else None,
         person.withdrawal_category,
+        person.intervention_stopped_on.isoformat() if person.intervention_stopped_on else None,
     )
-    if stored_leaving != (expected.withdrawal or (None, None, None)) or (
+    kind, on, category = expected.withdrawal or (None, None, None)
+    if isinstance(on, datetime):  # a withdrawal recorded before kinds: its day there
+        on = local_date(on, zone).isoformat()
+    if stored_leaving != (kind, on, category, expected.intervention_stopped_on) or (
         expected.withdrawal is not None and person.withdrawal_reason != expected.withdrawal_reason
     ):
         yield differ("participants", "withdrawal kind")

@@ -153,6 +153,10 @@ class ParticipantSummary(BaseModel):
     )
     withdrawn_on: date | None = Field(default=None, description="the date they left")
     withdrawal_category: LeavingCategory | None = None
+    intervention_stopped_on: date | None = Field(
+        default=None,
+        description="the date they stopped the intervention, kept if they leave later",
+    )
 
 
 class ParticipantList(BaseModel):
@@ -234,6 +238,7 @@ def participant_summary(p: Participant) -> ParticipantSummary:
         withdrawn_at=p.withdrawn_at,
         withdrawal_kind=p.withdrawal_kind,
         withdrawn_on=p.withdrawn_on,
+        intervention_stopped_on=p.intervention_stopped_on,
         withdrawal_category=p.withdrawal_category,
     )
 

@@ -70,6 +70,12 @@ def record_leaving(
         "withdrawn_on": (_iso(participant.withdrawn_on), on.isoformat()),
         "withdrawal_category": (participant.withdrawal_category, leaving_.category.value),
     }
+    if leaving_.kind is LeavingKind.intervention:
+        changes["intervention_stopped_on"] = (
+            _iso(participant.intervention_stopped_on),
+            on.isoformat(),
+        )
+        participant.intervention_stopped_on = on
     previous = participant.status
     if leaving.leaves_study(leaving_.kind):
         cancelled = surveys.cancel_pending(

@@ -109,6 +109,7 @@ def test_the_participant_file_has_one_row_each_with_status_and_study_days(api, e
         "withdrawal_kind",
         "withdrawal_category",
         "withdrawn_day",
+        "intervention_stopped_day",
     ]
     assert sorted(r["randomized_day"] for r in rows) == ["0"] + ["3"] * (PEOPLE - 1)
     [left] = [r for r in rows if r["status"] == "withdrawn"]

@@ -177,6 +177,12 @@ def test_the_trail_records_kind_date_and_category_and_verify_replays_them(api, d
     assert records[1]["changes"]["withdrawal_kind"]["old"] == "intervention"
     assert records[1]["changes"]["withdrawal_category"]["new"] == "moved"
     assert records[1]["changes"]["status"] == {"old": "randomized", "new": "withdrawn"}
+    assert records[0]["changes"]["intervention_stopped_on"]["new"] == str(on)
+    shown = api.client.get(
+        f"/api/v1/studies/{STUDY}/participants/{code}", headers=bearer(coordinator)
+    ).json()
+    # Leaving altogether later keeps the day the intervention stopped.
+    assert (shown["withdrawal_kind"], shown["intervention_stopped_on"]) == ("lost", str(on))
 
     with db.session(write=False) as session:
         study = session.scalars(sa.select(Study).where(Study.slug == STUDY)).one()
