@@ -133,9 +133,7 @@ def test_a_correction_keeps_the_original_and_needs_a_reason(api, signed_in, db):
     api.complete_survey(code)
     correct = f"{S}/participants/{code}/surveys/baseline/correct"
     choose = coordinator.get(correct)
-    assert choose.status_code == 200 and '<select class="select" id="item" name="item">' in (
-        choose.text
-    )
+    assert choose.status_code == 200 and 'id="item" name="item">' in (choose.text)
     page = coordinator.get(f"{correct}?item=who5_1")
     assert "Stored answer" in page.text and "Reason for the correction" in page.text
 
