@@ -112,6 +112,7 @@ _MAY = {
     Permission.enroll: "enroll participants",
     Permission.randomize: "randomize participants",
     Permission.withdraw: "withdraw participants",
+    Permission.enter_data: "enter or correct survey answers",
     Permission.unblind: "unblind participants",
     Permission.read_allocations: "see allocations",
     Permission.read_audit: "read the audit trail",

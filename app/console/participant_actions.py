@@ -1,5 +1,6 @@
-"""What staff do to one participant from their record page: randomize, withdraw, give a
-survey a new link or email its invitation again, acknowledge a safety alert."""
+"""What staff do to one participant from their record page: randomize, give a survey a
+new link or email its invitation again, acknowledge a safety alert (leaving the study is
+`console.leaving`)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from app.console.deps import CheckedForm, Staff, console_router, needs, send_soo
 from app.console.forms import FormRefused, text
 from app.console.shared import acting, back, stratum_words
 from app.participants import service as participants
+from app.participants.relink import NOT_OPEN
 from app.studies import service as studies
 from app.studies.models import Study
 from app.surveys import worklist as work
@@ -59,26 +61,7 @@ def randomize(
     return back(study, f"/participants/{code}", done="randomized")
 
 
-@router.post("/studies/{slug}/participants/{code}/withdraw")
-def withdraw(
-    request: Request,
-    slug: SlugPath,
-    code: CodePath,
-    session: SessionDep,
-    staff: Annotated[Staff, needs(Permission.withdraw)],
-    form: CheckedForm,
-) -> Response:
-    """Record a withdrawal with its reason; the participant's surveys are cancelled."""
-    study = acting(session, slug, staff)
-    reason = text(form, "reason")
-    if not reason:
-        raise _reason_missing(request, session, staff, study, code, "reason")
-    participants.withdraw(session, study=study, code=code, reason=reason, actor=staff.user)
-    return back(study, f"/participants/{code}", done="withdrawn")
-
-
 _REASON_MESSAGES = {
-    "reason": "Enter why the participant is withdrawing",
     "note": "Enter a note on how the alert was dealt with",
 }
 
@@ -113,13 +96,26 @@ def reissue(
     staff: Annotated[Staff, needs(Permission.enroll)],
     form: CheckedForm,
 ) -> Response:
-    """Give the survey a new link; the old one stops working (a link withheld from a
-    blind role is emailed to the participant; see the API's reissue)."""
+    """Give the survey a new link; the old one stops working. The notice says whether it
+    was emailed to the participant, and why not (a link withheld from a blind role is
+    still emailed; for a timepoint only some arms have, a blind role is told alike
+    whether or not the participant has it: see the API's reissue)."""
     study = acting(session, slug, staff)
-    token = participants.reissue_link(
+    new = participants.reissue(
         session, study=study, code=code, timepoint=timepoint, actor=staff.user
     )
-    return back(study, f"/participants/{code}", done="reissued" if token else "relinked")
+    return back(study, f"/participants/{code}", done=reissued_notice(new))
+
+
+def reissued_notice(new: participants.Reissued) -> str:
+    """The participant page's notice (its `done` code) after a new link."""
+    if new.emailed is None:  # not said: answered alike for every arm
+        return "relinked"
+    if new.emailed:
+        return "reissued_emailed"
+    if new.why_not == NOT_OPEN:
+        return "reissued_not_open"
+    return "reissued_no_email" if new.token else "no_email_withheld"
 
 
 @router.post("/studies/{slug}/participants/{code}/surveys/{timepoint}/resend")

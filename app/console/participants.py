@@ -107,6 +107,13 @@ DONE = {
     "randomized": "The participant is randomized.",
     "withdrawn": "The withdrawal is recorded.",
     "reissued": "The survey has a new link. The old link no longer works.",
+    "reissued_emailed": "The survey has a new link, emailed to the participant. The old link no longer works.",  # noqa: E501
+    "reissued_no_email": "The survey has a new link, not emailed: the participant has no email address. Give them the link below. The old link no longer works.",  # noqa: E501
+    "no_email_withheld": "The survey has a new link, not emailed: the participant has no email address, and the link is not shown to roles blind to arms. Ask a colleague who may see it to give it to them. The old link no longer works.",  # noqa: E501
+    "reissued_not_open": "The survey has a new link. It is not emailed now: the survey is not open yet, and its invitation will carry the new link. The old link no longer works.",  # noqa: E501
+    "stopped_intervention": "The stop of the intervention is recorded. The participant's surveys continue.",  # noqa: E501
+    "entered": "The answers are entered and the survey is complete.",
+    "corrected": "The answer is corrected. The original is kept in the survey's corrections.",
     "resent": "The invitation will be emailed again in a moment.",
     "relinked": "If the participant has this survey open, a new link is on its way to them "
     "by email. Any older link no longer works.",

@@ -1,7 +1,8 @@
 """The staff console's study pages, one module per area: the dashboard (and the home
-page), reports, enrollment, participants (the list and record page, and what is done to
-one participant), the worklist and exports. Each page calls the services the API calls,
-with the signed-in user as the actor: no rule, permission or blinding decision of its own.
+page), reports, enrollment, participants (the list and record page, what is done to one
+participant, leaving the study, staff data entry and corrections), the worklist and
+exports. Each page calls the services the API calls, with the signed-in user as the
+actor: no rule, permission or blinding decision of its own.
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ from fastapi import APIRouter
 from app.console import (
     dashboard,
     enroll,
+    entry,
     exports,
+    leaving,
     participant_actions,
     participants,
     reports,
@@ -28,6 +31,8 @@ router = APIRouter(
             enroll,
             participants,
             participant_actions,
+            leaving,
+            entry,
             worklist,
             exports,
         )

@@ -91,6 +91,19 @@ def ensure_can_leave(
         )
 
 
+def kinds_allowed(code: str, *, previous: str | None, randomized: bool) -> list[LeavingKind]:
+    """The kinds of leaving that may be recorded now, in order (a form offers only these):
+    those `ensure_can_leave` takes."""
+    allowed = []
+    for kind in LeavingKind:
+        try:
+            ensure_can_leave(code, kind=kind, previous=previous, randomized=randomized)
+        except CannotWithdraw:
+            continue
+        allowed.append(kind)
+    return allowed
+
+
 def check_date(
     on: date,
     *,

@@ -69,6 +69,17 @@ PARTICIPANT_SURFACES: list[tuple[str, str]] = [
     ("api", "/api/v1/studies/{slug}/participants/{code}/surveys/month_1"),
     ("api", "/api/v1/studies/{slug}/participants/{code}/surveys/group_check"),
     ("api", "/api/v1/studies/{slug}/participants/{code}/surveys/recall"),
+    # The console's leaving form (the kinds allowed now), and its staff data entry and
+    # correction pages at the same timepoints (a blind role: 404 alike for group_check).
+    ("console", "/console/studies/{slug}/participants/{code}/withdraw"),
+    ("console", "/console/studies/{slug}/participants/{code}/surveys/baseline/enter"),
+    ("console", "/console/studies/{slug}/participants/{code}/surveys/month_1/enter"),
+    ("console", "/console/studies/{slug}/participants/{code}/surveys/group_check/enter"),
+    ("console", "/console/studies/{slug}/participants/{code}/surveys/recall/enter"),
+    ("console", "/console/studies/{slug}/participants/{code}/surveys/baseline/correct"),
+    ("console", "/console/studies/{slug}/participants/{code}/surveys/baseline/correct?item=who5_1"),
+    ("console", "/console/studies/{slug}/participants/{code}/surveys/month_1/correct"),
+    ("console", "/console/studies/{slug}/participants/{code}/surveys/group_check/correct"),
 ]
 # Posts about one participant's survey ({slug}, {code}, {tp}).
 ACTION_SURFACES: list[tuple[str, str]] = [
@@ -76,6 +87,10 @@ ACTION_SURFACES: list[tuple[str, str]] = [
     ("api", "/api/v1/studies/{slug}/participants/{code}/surveys/{tp}/resend"),
     ("console", "/console/studies/{slug}/participants/{code}/surveys/{tp}/reissue"),
     ("console", "/console/studies/{slug}/participants/{code}/surveys/{tp}/resend"),
+    # Staff data entry with nothing entered (a save), and a correction that names no
+    # question (422, nothing stored).
+    ("console", "/console/studies/{slug}/participants/{code}/surveys/{tp}/enter"),
+    ("console", "/console/studies/{slug}/participants/{code}/surveys/{tp}/correct"),
 ]
 # Surfaces about the whole study ({slug}).
 STUDY_SURFACES: list[tuple[str, str]] = [
@@ -140,6 +155,8 @@ JSON_IDS = re.compile(r'"(id|seq|subject_id)":\s*\d+')
 PATH_IDS = re.compile(r"/(alerts|users|messages)/\d+")
 ELEMENT_IDS = re.compile(r"\b(note|alert)-\d+")
 CODE = re.compile(r"PS-PHL-\d{4}")
+# How long an alert has been open: the wall clock of each world's run, not the arm.
+OPEN_FOR = re.compile(r"\bopen (less than a minute|\d+ (minute|hour|day)s?)\b")
 
 
 def normalize(text: str, *, slug: str, code: str | None = None) -> str:
@@ -154,6 +171,7 @@ def normalize(text: str, *, slug: str, code: str | None = None) -> str:
     out = DATETIME.sub("{time}", out)
     out = DATE.sub("{date}", out)
     out = CLOCK.sub("{clock}", out)
+    out = OPEN_FOR.sub("open {for}", out)
     out = PSEUDONYM.sub("{pseudonym}", out)
     out = HEX.sub("{hex}", out)
     out = JSON_IDS.sub(r'"\1": {id}', out)

@@ -48,6 +48,14 @@ def _code(response) -> str:  # type: ignore[no-untyped-def]
     return found.group(1)
 
 
+def _today(browser, code: str) -> str:  # type: ignore[no-untyped-def]
+    """Today in the study's time zone, as the leaving form gives it by default."""
+    page = browser.get(f"{S}/participants/{code}/withdraw").text
+    found = re.search(r'name="withdrawn_on" type="date" value="([\d-]+)"', page)
+    assert found, "the leaving form has no date"
+    return found.group(1)
+
+
 def _participants(db) -> int:  # type: ignore[no-untyped-def]
     with db.session(write=False) as session:
         return session.scalar(select(func.count()).select_from(Participant)) or 0
@@ -252,11 +260,10 @@ def test_the_participant_page_actions_do_what_they_say(api, signed_in, client, d
     twice = coordinator.post(f"{page_path}/randomize", csrf_from=f"{S}/participants")
     assert twice.status_code == 409
 
-    no_reason = coordinator.post(f"{page_path}/withdraw", {"reason": ""}, csrf_from=page_path)
+    leaving = {"kind": "follow_up", "category": "moved", "withdrawn_on": _today(coordinator, code)}
+    no_reason = coordinator.post(f"{page_path}/withdraw", {**leaving, "reason": ""})
     assert no_reason.status_code == 422 and "Enter why" in no_reason.text
-    withdrawn = coordinator.post(
-        f"{page_path}/withdraw", {"reason": "Moved away"}, csrf_from=page_path
-    )
+    withdrawn = coordinator.post(f"{page_path}/withdraw", {**leaving, "reason": "Moved away"})
     assert withdrawn.status_code == 303
     history = coordinator.get(page_path).text
     for action in (
@@ -360,9 +367,8 @@ def test_text_no_database_can_keep_is_refused_and_nothing_is_stored(signed_in, d
     assert _participants(db) == 0
     code = _code(_enroll(coordinator)[0])
     page_path = f"{S}/participants/{code}"
-    nul = coordinator.post(
-        f"{page_path}/withdraw", {"reason": "moved\x00away"}, csrf_from=page_path
-    )
+    leaving = {"kind": "follow_up", "category": "moved", "withdrawn_on": _today(coordinator, code)}
+    nul = coordinator.post(f"{page_path}/withdraw", {**leaving, "reason": "moved\x00away"})
     assert nul.status_code == 422
     assert "withdrawn" not in coordinator.get(page_path).text.split("History")[0]
 
