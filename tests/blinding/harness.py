@@ -61,6 +61,9 @@ PARTICIPANT_SURFACES: list[tuple[str, str]] = [
     ("console", "/console/studies/{slug}/participants/{code}"),
     # After randomizing: the arm is named only to roles that may see it.
     ("console", "/console/studies/{slug}/participants/{code}?done=randomized"),
+    # The record after its other actions (the notices), with the grid, answers, alerts.
+    ("console", "/console/studies/{slug}/participants/{code}?done=acknowledged"),
+    ("console", "/console/studies/{slug}/participants/{code}?done=withdrawn"),
     # The confirmation before randomizing, with the stratum.
     ("console", "/console/studies/{slug}/participants/{code}/randomize"),
     # One survey with its answers: a shared timepoint, one with an arm-limited
@@ -140,12 +143,14 @@ JSON_IDS = re.compile(r'"(id|seq|subject_id)":\s*\d+')
 PATH_IDS = re.compile(r"/(alerts|users|messages)/\d+")
 ELEMENT_IDS = re.compile(r"\b(note|alert)-\d+")
 CODE = re.compile(r"PS-PHL-\d{4}")
+OPEN_FOR = re.compile(r"\bopen (\d+ (day|hour|minute)s?|less than a minute)\b")
 
 
 def normalize(text: str, *, slug: str, code: str | None = None) -> str:
     """The answer with what legitimately differs between worlds and participants
     replaced: the study's slug, the participant's own code (the others stay), times,
-    dates, link tokens, CSRF tokens and form ids, pseudonyms, hashes and row ids."""
+    dates, how long an alert has been open, link tokens, CSRF tokens and form ids,
+    pseudonyms, hashes and row ids."""
     out = text.replace(slug, "{slug}")
     if code is not None:
         out = out.replace(code, "{code}")
@@ -154,6 +159,7 @@ def normalize(text: str, *, slug: str, code: str | None = None) -> str:
     out = DATETIME.sub("{time}", out)
     out = DATE.sub("{date}", out)
     out = CLOCK.sub("{clock}", out)
+    out = OPEN_FOR.sub("open {duration}", out)
     out = PSEUDONYM.sub("{pseudonym}", out)
     out = HEX.sub("{hex}", out)
     out = JSON_IDS.sub(r'"\1": {id}', out)
