@@ -104,6 +104,15 @@ def answer_words(item: Item | None, value: Any) -> str:
     return labels.get(str(value), str(value))
 
 
+def score_words(value: Any) -> str:
+    """A score as people write it: `10`, `2.5` (not `10.0`), or a dash when not scored."""
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:.0f}" if value.is_integer() else f"{value:.2f}".rstrip("0")
+    return str(value)
+
+
 def read_surveys(
     session: Session, *, study: Study, detail: ParticipantDetail, user: Principal
 ) -> list[StaffSurvey]:
@@ -211,7 +220,7 @@ def answers(definition: StudyDefinition, surveys: Sequence[StaffSurvey]) -> list
                         "questions": [
                             (it.text, answer_words(it, given.get(it.code))) for it in i.items
                         ],
-                        "scores": [(s.code, scores.get(s.code)) for s in i.scores],
+                        "scores": [(s.code, score_words(scores.get(s.code))) for s in i.scores],
                     }
                     for i in survey.instruments
                 ],
@@ -285,7 +294,8 @@ def _trigger(survey: StaffSurvey, item_code: str | None, score_code: str | None)
             "corrected": item is not None
             and any(c.item == item.code for c in survey.shown_corrections()),
             "scores": [
-                (f"{instrument.title}: {s.code}", scores.get(s.code)) for s in instrument.scores
+                (f"{instrument.title}: {s.code}", score_words(scores.get(s.code)))
+                for s in instrument.scores
             ],
         }
     return {}
