@@ -24,9 +24,9 @@ the product answers about a participant does not depend on the arm (docs/blindin
 - reissuing or resending a survey that only some arms have answers alike for every arm
   (and acts only where the participant has that survey);
 - the reason of an unblinding (written by someone who knows the arm) is not shown;
-- a correction of an answer to an instrument only some arms have, and a safety alert
-  raised by such an instrument's answers or scores, are not listed (in a participant's
-  history or record), whatever the timepoint.
+- a correction (or a save) of answers only to an instrument some arms have, and a
+  safety alert raised by such an instrument's answers or scores, are not listed (in a
+  participant's history or record), whatever the timepoint.
 
 Services choose the response schema from the policy: a blinded schema has no field for
 what it hides, so nothing can fill it by mistake.
@@ -137,17 +137,19 @@ class Policy:
     ) -> bool:
         """Whether an audit record about a participant (`CODE` or `CODE:timepoint`) is
         listed in the participant's history for this role: not one of a timepoint only
-        some arms have, nor the correction of an item only some arms answer (its
-        `changes` name the item; a correction whose changes are not given is not shown
-        to a blind role)."""
+        some arms have, nor one about answers (a correction, a save) whose `changes` name
+        only items some arms answer (keys starting with `_` are not items: `_mode`,
+        `_scores`...). A correction whose changes are not given is not shown to a blind
+        role."""
         _, _, timepoint = entity_id.partition(":")
         if timepoint and not self.shows_timepoint(timepoint):
             return False
-        if action == CORRECTED_ACTION and not self.arms:
-            return changes is not None and not any(
-                key in self.arm_limited_items for key in changes
-            )
-        return True
+        if self.arms:
+            return True
+        if changes is None:
+            return action != CORRECTED_ACTION
+        items = {key for key in changes if not key.startswith("_")}
+        return not items or not items <= self.arm_limited_items
 
     def shows_message(self, timepoint: str | None) -> bool:
         """Whether a message (an invitation or reminder of that timepoint; None: not about

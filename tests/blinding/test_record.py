@@ -3,7 +3,9 @@ page for participants in different arms after the same actions, though an unblin
 admin corrected an answer to the instrument only some arms have (its correction, with
 its reason, is in the audit trail of those arms alone).
 
-The admin makes the same corrections for every participant: an item every arm answers
+Each participant first saves an answer to the group's questions alone through their link
+(refused where they have none), then submits. The admin makes the same corrections for
+every participant: an item every arm answers
 (shown to the coordinator, in words) and an item of the arm-limited instrument (refused
 where the participant does not have it). The blind coordinator's record of each
 participant (grid, answers, corrections, alerts, history) is then compared.
@@ -42,6 +44,9 @@ def test_a_correction_of_an_arm_limited_answer_leaves_a_blind_coordinators_recor
         own = harness.token_of(db, world, index, "month_1")
         has_group = "group_experience" in harness._instruments(db, world.slug, code, "month_1")
         answers = WHO5 | PHQ9 | (harness.GROUP_ANSWERS if has_group else {})
+        # First the group's question alone, saved through the link (the control cannot).
+        saved = api.client.put(f"/api/v1/surveys/{own}/answers", json={"gx_frequency": 3})
+        assert saved.status_code == (200 if has_group else 422), saved.text
         done = api.client.post(f"/api/v1/surveys/{own}/submit", json={"answers": answers})
         assert done.status_code == 200, done.text
         base = f"/api/v1/studies/{world.slug}/participants/{code}/surveys/month_1/corrections"
