@@ -1,35 +1,33 @@
 """The participants of a study: the list of the user's sites, and one participant's record
 page (status, strata, contact, surveys with their links, alerts, actions, history).
 
-The record page's parts are built by one function each (`_surveys`, `_history`...), so a
-new part (the answers of each survey, staff data entry) is one more function and one more
-key of the page's context."""
+The record page's parts are built by one function each in `console.record` (the grid,
+the answers, the alerts, the history), so a new part is one more function there and one
+more key of the page's context."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
 from fastapi import Query, Request, Response
-from sqlalchemy.orm import Session
 
 from app.api.deps import ReadSessionDep
 from app.api.params import CodePath, SlugPath
-from app.audit import service as audit
 from app.auth.permissions import Permission
+from app.console import record
 from app.console.deps import Staff, console_router, needs, study_view
 from app.console.forms import chosen
 from app.console.shared import PAGE_SIZE, reachable, site_choices, strata_rows
+from app.db.base import utcnow
 from app.errors import NotFound
 from app.participants import search as finding
 from app.participants import service as participants
+from app.participants.leaving import CATEGORY_LABELS
 from app.participants.lifecycle import ParticipantStatus
-from app.participants.models import Participant
 from app.participants.search import MAX_QUERY, NAME_SCAN_LIMIT, Readiness
 from app.randomization import blinding
-from app.randomization.blinding import Policy
 from app.studies import service as studies
 from app.studies.definition import StudyDefinition
-from app.studies.models import Study
 from app.surveys import worklist as work
 from app.surveys.service import timepoint_name
 
@@ -91,7 +89,8 @@ def participants_page(
         "scan_stopped": scan_stopped,
         "name_scan_limit": NAME_SCAN_LIMIT,
         "sites": site_choices(study, staff),
-        "statuses": [s.value for s in ParticipantStatus],
+        "statuses": [(s.value, record.STATUS_WORDS[s]) for s in ParticipantStatus],
+        "status_words": record.status_words,
         "readiness": [
             (Readiness.ready.value, "Ready to randomize"),
             (Readiness.awaiting_baseline.value, "Awaiting baseline"),
@@ -123,25 +122,6 @@ DONE = {
     "unblinded": "The unblinding is recorded.",
 }
 
-ACTION_WORDS = {
-    "participant.screened": "Screened",
-    "participant.enrolled": "Enrolled",
-    "participant.randomized": "Randomized",
-    "participant.withdrawn": "Withdrawn",
-    "participant.unblinded": "Arm revealed (unblinded)",
-    "survey.saved": "Survey answers saved",
-    "survey.submitted": "Survey submitted",
-    "survey.link_reissued": "Survey link reissued",
-    "survey.invitation_resent": "Survey invitation emailed again",
-    "alert.raised": "Safety alert raised",
-    "alert.acknowledged": "Safety alert acknowledged",
-}
-
-
-def action_words(action: str) -> str:
-    """An audit action in words: its own, else made from its code."""
-    return ACTION_WORDS.get(action) or action.replace(".", " ").replace("_", " ").capitalize()
-
 
 def ineligible_words(definition: StudyDefinition, reasons: list[str] | None) -> list[str]:
     """Why a person was not eligible: each criterion not met, with the answer given."""
@@ -163,8 +143,9 @@ def participant_page(
     staff: Reader,
     done: Annotated[str | None, Query(max_length=20)] = None,
 ) -> Response:
-    """One participant: status, strata, contact, surveys with their links, alerts, the
-    actions the role may take, and the participant's history."""
+    """One participant's record: open safety alerts first, then status, strata, contact,
+    the timepoints x instruments grid, each completed survey's answers and scores, the
+    actions the role may take, and the history (see `console.record`)."""
     user = staff.user
     study = studies.get_study(session, slug=slug, user=user)
     participant = participants.get_participant(session, study=study, code=code, user=user)
@@ -172,9 +153,24 @@ def participant_page(
     definition = studies.definition_of(study)
     policy = blinding.policy_for(user.role, definition)
     base_url: str = request.app.state.settings.base_url
+    read = record.read_surveys(session, study=study, detail=detail, user=user)
+    found = work.alerts(
+        session,
+        study=study,
+        user=user,
+        open_only=False,
+        after_id=0,
+        limit=100,
+        participant_code=participant.code,
+    )
+    alerts = record.alerts(definition, policy, found, read, now=utcnow())
+    arm = getattr(detail, "arm", None)
     context = {
         "participant": participant,
         "detail": detail,
+        "status_words": record.status_words(participant),
+        "leaving": record.leaving_words(participant.withdrawal_kind),
+        "category": _category_words(participant.withdrawal_category),
         "surveys": [
             {
                 "timepoint": s.timepoint,
@@ -187,16 +183,25 @@ def participant_page(
             }
             for s in detail.surveys
         ],
-        "alerts": work.alerts(
+        "grid": record.grid(
+            definition,
+            policy,
+            read,
+            arm=arm.code if arm is not None and arm.code else None,
+            randomized=participant.randomized_at is not None,
+        ),
+        "answers": record.answers(definition, read),
+        "entry": record.entry_links(read) if staff.may(Permission.enter_data) else [],
+        "open_alerts": [a for a in alerts if a["open_for"]],
+        "acknowledged_alerts": [a for a in alerts if not a["open_for"]],
+        "history": record.history(
             session,
             study=study,
-            user=user,
-            open_only=False,
-            after_id=0,
-            limit=100,
-            participant_code=participant.code,
+            definition=definition,
+            participant=participant,
+            policy=policy,
+            shown_alerts=alerts,
         ),
-        "history": _history(session, study, participant, policy),
         "notice": DONE.get(done or ""),
         "allocated": _allocated(done, detail),
         "strata": strata_rows(definition, participant.strata),
@@ -213,6 +218,13 @@ def participant_page(
     return study_view(request, staff, study, "console/participant.html", context)
 
 
+def _category_words(category: str | None) -> str | None:
+    if category is None:
+        return None
+    known = {c.value: label for c, label in CATEGORY_LABELS.items()}
+    return known.get(category, category.replace("_", " ").capitalize())
+
+
 def _allocated(done: str | None, detail: Any) -> str | None:
     """After randomizing, the arm in words, for roles the study shows arms to (the
     service gives `detail.arm` only to them)."""
@@ -220,22 +232,3 @@ def _allocated(done: str | None, detail: Any) -> str | None:
     if done != "randomized" or arm is None or not arm.code:
         return None
     return f"Allocated to {arm.label}."
-
-
-def _history(
-    session: Session, study: Study, participant: Participant, policy: Policy
-) -> list[dict[str, Any]]:
-    records = audit.list_records(
-        session, study_id=study.id, after_seq=0, limit=500, entity=participant.code
-    )
-    return [
-        {
-            "at": r.at,
-            "actor": r.actor,
-            "action": r.action,
-            "words": action_words(r.action),
-            "reason": r.reason if policy.shows_reason(r.action) else None,
-        }
-        for r in records
-        if policy.shows_history(r.action, r.entity_id)
-    ]

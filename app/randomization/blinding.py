@@ -23,7 +23,10 @@ the product answers about a participant does not depend on the arm (docs/blindin
   emailed to the participant instead;
 - reissuing or resending a survey that only some arms have answers alike for every arm
   (and acts only where the participant has that survey);
-- the reason of an unblinding (written by someone who knows the arm) is not shown.
+- the reason of an unblinding (written by someone who knows the arm) is not shown;
+- a correction (or a save) of answers only to an instrument some arms have, and a
+  safety alert raised by such an instrument's answers or scores, are not listed (in a
+  participant's history or record), whatever the timepoint.
 
 Services choose the response schema from the policy: a blinded schema has no field for
 what it hides, so nothing can fill it by mistake.
@@ -31,7 +34,7 @@ what it hides, so nothing can fill it by mistake.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING
@@ -47,6 +50,7 @@ NEVER_SEES_ARMS = frozenset({Role.statistician})
 BLIND = Role.statistician  # a role blind in every study: the policy of blinded data
 
 UNBLINDED_ACTION = "participant.unblinded"  # its reason was written knowing the arm
+CORRECTED_ACTION = "survey.answer_corrected"  # its changes (and reason) name the item
 
 
 @dataclass(frozen=True)
@@ -77,6 +81,8 @@ class Policy:
     arm_only: frozenset[str]  # timepoints only some arms have
     arm_dependent: frozenset[str]  # timepoints whose survey differs by arm (⊇ arm_only)
     arm_limited_instruments: frozenset[str]
+    arm_limited_items: frozenset[str] = frozenset()  # the items of those instruments
+    arm_limited_alerts: frozenset[str] = frozenset()  # alert rules on their items or scores
 
     @property
     def blind(self) -> bool:
@@ -117,11 +123,33 @@ class Policy:
         not the participant has it: a blind role, a timepoint only some arms have."""
         return not self.arms and timepoint in self.arm_only
 
-    def shows_history(self, action: str, entity_id: str) -> bool:
+    def shows_item(self, item: str) -> bool:
+        """Whether the role sees this item (its text, an answer, a correction of it)."""
+        return self.arms or item not in self.arm_limited_items
+
+    def shows_alert(self, rule: str) -> bool:
+        """Whether a safety alert of this rule is shown with a participant's record (a
+        rule on an arm-limited instrument is met only in the arms that answer it)."""
+        return self.arms or rule not in self.arm_limited_alerts
+
+    def shows_history(
+        self, action: str, entity_id: str, changes: Mapping[str, object] | None = None
+    ) -> bool:
         """Whether an audit record about a participant (`CODE` or `CODE:timepoint`) is
-        listed in the participant's history for this role."""
+        listed in the participant's history for this role: not one of a timepoint only
+        some arms have, nor one about answers (a correction, a save) whose `changes` name
+        only items some arms answer (keys starting with `_` are not items: `_mode`,
+        `_scores`...). A correction whose changes are not given is not shown to a blind
+        role."""
         _, _, timepoint = entity_id.partition(":")
-        return not timepoint or self.shows_timepoint(timepoint)
+        if timepoint and not self.shows_timepoint(timepoint):
+            return False
+        if self.arms:
+            return True
+        if changes is None:
+            return action != CORRECTED_ACTION
+        items = {key for key in changes if not key.startswith("_")}
+        return not items or not items <= self.arm_limited_items
 
     def shows_message(self, timepoint: str | None) -> bool:
         """Whether a message (an invitation or reminder of that timepoint; None: not about
@@ -147,6 +175,12 @@ class Policy:
 def policy_for(role: Role, definition: StudyDefinition) -> Policy:
     """The blinding policy of the role in the study of this definition."""
     limited = frozenset(i.code for i in definition.instruments if i.arms is not None)
+    items = frozenset(
+        item.code for i in definition.instruments if i.code in limited for item in i.items
+    )
+    scores = frozenset(
+        score.code for i in definition.instruments if i.code in limited for score in i.scores
+    )
     return Policy(
         role=role,
         arms=may_see_arms(role, definition.blinding.arm_visible_to),
@@ -159,6 +193,13 @@ def policy_for(role: Role, definition: StudyDefinition) -> Policy:
             t.code for t in definition.schedule if limited.intersection(t.instruments)
         ),
         arm_limited_instruments=limited,
+        arm_limited_items=items,
+        arm_limited_alerts=frozenset(
+            rule.code
+            for rule in definition.alerts
+            if (rule.item is not None and rule.item in items)
+            or (rule.score is not None and rule.score in scores)
+        ),
     )
 
 

@@ -61,6 +61,9 @@ PARTICIPANT_SURFACES: list[tuple[str, str]] = [
     ("console", "/console/studies/{slug}/participants/{code}"),
     # After randomizing: the arm is named only to roles that may see it.
     ("console", "/console/studies/{slug}/participants/{code}?done=randomized"),
+    # The record after its other actions (the notices), with the grid, answers, alerts.
+    ("console", "/console/studies/{slug}/participants/{code}?done=acknowledged"),
+    ("console", "/console/studies/{slug}/participants/{code}?done=withdrawn"),
     # The confirmation before randomizing, with the stratum.
     ("console", "/console/studies/{slug}/participants/{code}/randomize"),
     # One survey with its answers: a shared timepoint, one with an arm-limited
@@ -162,7 +165,8 @@ OPEN_FOR = re.compile(r"\bopen (less than a minute|\d+ (minute|hour|day)s?)\b")
 def normalize(text: str, *, slug: str, code: str | None = None) -> str:
     """The answer with what legitimately differs between worlds and participants
     replaced: the study's slug, the participant's own code (the others stay), times,
-    dates, link tokens, CSRF tokens and form ids, pseudonyms, hashes and row ids."""
+    dates, how long an alert has been open, link tokens, CSRF tokens and form ids,
+    pseudonyms, hashes and row ids."""
     out = text.replace(slug, "{slug}")
     if code is not None:
         out = out.replace(code, "{code}")

@@ -294,8 +294,9 @@ def _code_of(page: Page) -> str:
 
 
 def _survey_status(page: Page, survey: str = "Baseline survey") -> str:
-    row = page.locator("table tr", has=page.locator("td", has_text=survey))
-    return row.locator(".tag").inner_text()
+    """The survey's status in words, in its row of the record's grid (first instrument)."""
+    row = page.locator("table.table-grid tr", has=page.locator("th", has_text=survey))
+    return row.locator("td").first.inner_text()
 
 
 def _open_alerts_on_dashboard(page: Page, site: Site) -> str:
@@ -356,7 +357,7 @@ def test_a_coordinator_enrolls_a_participant_who_answers_is_randomized_and_expor
     code = _code_of(page)
     assert page.url.endswith(f"/participants/{code}?done=enrolled")
     assert _notice(page) == "The participant is enrolled."
-    assert _survey_status(page) == "open"
+    assert _survey_status(page).startswith("Open until ")
     link = page.get_by_label("Personal link (for the participant only)")
     shown = link.input_value()
     assert shown.startswith(f"{site.url}/s/")
@@ -384,7 +385,7 @@ def test_a_coordinator_enrolls_a_participant_who_answers_is_randomized_and_expor
     phone.context.close()
 
     page.reload()
-    assert _survey_status(page) == "completed"
+    assert _survey_status(page).startswith("Completed ")
     alert = page.locator(".alert-open")
     expect(alert).to_contain_text("Thoughts of self-harm (PHQ-9 item 9 above 0)")
     assert page.get_by_label("Personal link (for the participant only)").count() == 0
@@ -401,7 +402,7 @@ def test_a_coordinator_enrolls_a_participant_who_answers_is_randomized_and_expor
     expect(page.get_by_role("status").first).to_have_text("The participant is randomized.")
     expect(page.get_by_role("status").nth(1)).to_contain_text("Allocated to ")
     assert page.locator(".summary-row", has_text="Status").locator(".tag").inner_text() == (
-        "randomized"
+        "Randomized"
     )
     arm = page.locator(".summary-row", has=page.locator("dt", has_text="Arm")).locator("dd")
     assert any(arm.inner_text().startswith(label) for label in ARM_LABELS), arm.inner_text()
@@ -709,7 +710,7 @@ def test_without_javascript_staff_sign_in_enroll_randomize_acknowledge_and_expor
     page.get_by_label("Participant's name").fill("Kim Example")
     page.get_by_role("button", name="Enroll").click()
     code = _code_of(page)
-    assert _survey_status(page) == "open"
+    assert _survey_status(page).startswith("Open until ")
     assert page.get_by_label("Personal link (for the participant only)").input_value()
     assert not page.get_by_role("button", name="Copy link").is_visible()  # needs the script
     # Not before the baseline is completed (the study requires it): no button, a reason.
