@@ -19,9 +19,11 @@ pytestmark = pytest.mark.slow
 
 
 def _statuses(page: Page) -> list[str]:
-    """The status tags of the participant's surveys, in the table's order."""
-    table = page.get_by_role("table", name="The participant's surveys")
-    return table.locator(".tag").all_inner_texts()
+    """The status of each timepoint's first instrument in the record's grid, in order
+    (the cell's class names the status its words say)."""
+    rows = page.locator("table.table-grid tbody tr")
+    classes = rows.evaluate_all("rows => rows.map(r => r.querySelector('td').className)")
+    return [name.removeprefix("cell-") for name in classes]
 
 
 def _leave(page: Page, kind: str, category: str, reason: str) -> None:
@@ -97,6 +99,6 @@ def test_a_coordinator_enters_corrects_and_records_leaving(site: Site, browser: 
     expect(page).to_have_url(f"{participant}?done=withdrawn")
     assert _notice(page) == "The withdrawal is recorded."
     assert set(_statuses(page)[1:]) == {"cancelled"}
-    expect(page.locator(".tag").first).to_have_text("withdrawn")
+    expect(page.locator(".tag-withdrawn")).to_have_text("Withdrawn from follow-up")
     _axe(page, "withdrawn")
     page.context.close()
