@@ -1,18 +1,18 @@
-"""The staff console's dashboard and worklist beside the JSON API calls they draw on,
-measured at a fixed arrival rate in the same run.
+"""The staff console's dashboard, worklist and participant page beside the JSON API calls
+they draw on, measured at a fixed arrival rate in the same run.
 
 Run from the project root (see benchmarks/README.md):
 
     python benchmarks/console.py [--participants 10000] [--rate 1] [--worklist-rate 20]
-        [--seconds 20] [--rounds 2] [--skip-postgres]
+        [--participant-rate 10] [--seconds 20] [--rounds 2] [--skip-postgres]
 
 For each backend (SQLite always; PostgreSQL when it answers):
 
 1. Setup. A fresh database (`trialdesk db upgrade`, `trialdesk demo` for the admin's
-   token), the study of `export.py` (`export-bench`: three timepoints of 40 items, sites
-   PHL and PIT) created and activated through the API, then filled straight into the
-   database by `export.fill` (`--participants` randomized participants, three completed
-   surveys each). Then, so that the worklist and the dashboard have work to show: the
+   token), the study of `export.py` (`export-bench`: three timepoints of 40 items, here
+   as four instruments of 10 items and a sum score each, sites PHL and PIT) created and
+   activated through the API, then filled straight into the database by `export.fill`
+   (`--participants` randomized participants, three completed surveys each). Then, so that the worklist and the dashboard have work to show: the
    month_12 survey of every tenth participant is made open (its window around today),
    the month_4 survey of another tenth missed (never completed), and 30 safety alerts
    (20 open) and 10 failed emails are written.
@@ -20,7 +20,9 @@ For each backend (SQLite always; PostgreSQL when it answers):
    console the way a browser does (a one-time link issued in this process, its page
    fetched, its form posted back with the csrf token): the `trialdesk_session` cookie.
    The API calls use the admin's bearer token: the same user, so the same groups (arms)
-   and sites on both sides.
+   and sites on both sides. Five of the participants with an alert are chosen (fixed
+   seed) for the participant page and given a history through the API: a baseline
+   answer corrected, their alert acknowledged (see `console_setup.py`).
 3. Each of these, one after the other, for `--seconds` in all at a fixed arrival rate
    (open loop: `driver.open_loop`, latency counted from the scheduled start), in
    `--rounds` turns (all of them for a share of the time, then again) so that a change
@@ -31,7 +33,15 @@ For each backend (SQLite always; PostgreSQL when it answers):
      one operation (`reports/consort`, `reports/retention`, `alerts?open=true&limit=100`,
      `messages?limit=100`; the dashboard's recruitment table has no JSON endpoint);
    - at `--worklist-rate` a second: `GET /console/studies/{slug}/worklist?status=open`
-     (by closing date, 50 a page) and `GET .../schedule?status=open&limit=50` (JSON).
+     (by closing date, 50 a page) and `GET .../schedule?status=open&limit=50` (JSON);
+   - at `--participant-rate` a second, the chosen participants in turn:
+     `GET /console/studies/{slug}/participants/{code}` (the record: grid of timepoints x
+     instruments, answers and scores, alerts, history), and the JSON calls a client
+     makes to draw it, one after the other as one operation: the participant, the
+     study's alerts (`alerts?open=false&limit=100`: the API has no filter by
+     participant), each completed survey (`participants/{code}/surveys/{timepoint}`:
+     answers, scores, corrections) and the study's audit trail (`audit?limit=1000`,
+     for the history; no filter by participant either).
 
 It prints, per backend, p50, p99 and max of each, whether the server kept up with the
 rate, and the ratios console / API (target: the console within 2x of the API).
