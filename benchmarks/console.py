@@ -12,10 +12,11 @@ For each backend (SQLite always; PostgreSQL when it answers):
    token), the study of `export.py` (`export-bench`: three timepoints of 40 items, here
    as four instruments of 10 items and a sum score each, sites PHL and PIT) created and
    activated through the API, then filled straight into the database by `export.fill`
-   (`--participants` randomized participants, three completed surveys each). Then, so that the worklist and the dashboard have work to show: the
-   month_12 survey of every tenth participant is made open (its window around today),
-   the month_4 survey of another tenth missed (never completed), and 30 safety alerts
-   (20 open) and 10 failed emails are written.
+   (`--participants` randomized participants, three completed surveys each). Then, so
+   that the worklist and the dashboard have work to show: the month_12 survey of every
+   tenth participant is made open (its window around today), the month_4 survey of
+   another tenth missed (never completed), and 30 safety alerts (20 open) and 10
+   failed emails are written.
 2. A server (uvicorn, one process) on that database. The demo admin signs in to the
    console the way a browser does (a one-time link issued in this process, its page
    fetched, its form posted back with the csrf token): the `trialdesk_session` cookie.
