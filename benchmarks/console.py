@@ -1,26 +1,29 @@
-"""The staff console's dashboard and worklist beside the JSON API calls they draw on,
-measured at a fixed arrival rate in the same run.
+"""The staff console's dashboard, worklist and participant page beside the JSON API calls
+they draw on, measured at a fixed arrival rate in the same run.
 
 Run from the project root (see benchmarks/README.md):
 
     python benchmarks/console.py [--participants 10000] [--rate 1] [--worklist-rate 20]
-        [--seconds 20] [--rounds 2] [--skip-postgres]
+        [--participant-rate 10] [--seconds 20] [--rounds 2] [--skip-postgres]
 
 For each backend (SQLite always; PostgreSQL when it answers):
 
 1. Setup. A fresh database (`trialdesk db upgrade`, `trialdesk demo` for the admin's
-   token), the study of `export.py` (`export-bench`: three timepoints of 40 items, sites
-   PHL and PIT) created and activated through the API, then filled straight into the
-   database by `export.fill` (`--participants` randomized participants, three completed
-   surveys each). Then, so that the worklist and the dashboard have work to show: the
-   month_12 survey of every tenth participant is made open (its window around today),
-   the month_4 survey of another tenth missed (never completed), and 30 safety alerts
-   (20 open) and 10 failed emails are written.
+   token), the study of `export.py` (`export-bench`: three timepoints of 40 items, here
+   as four instruments of 10 items and a sum score each, sites PHL and PIT) created and
+   activated through the API, then filled straight into the database by `export.fill`
+   (`--participants` randomized participants, three completed surveys each). Then, so
+   that the worklist and the dashboard have work to show: the month_12 survey of every
+   tenth participant is made open (its window around today), the month_4 survey of
+   another tenth missed (never completed), and 30 safety alerts (20 open) and 10
+   failed emails are written.
 2. A server (uvicorn, one process) on that database. The demo admin signs in to the
    console the way a browser does (a one-time link issued in this process, its page
    fetched, its form posted back with the csrf token): the `trialdesk_session` cookie.
    The API calls use the admin's bearer token: the same user, so the same groups (arms)
-   and sites on both sides.
+   and sites on both sides. Five of the participants with an alert are chosen (fixed
+   seed) for the participant page and given a history through the API: a baseline
+   answer corrected, their alert acknowledged (see `console_setup.py`).
 3. Each of these, one after the other, for `--seconds` in all at a fixed arrival rate
    (open loop: `driver.open_loop`, latency counted from the scheduled start), in
    `--rounds` turns (all of them for a share of the time, then again) so that a change
@@ -31,7 +34,15 @@ For each backend (SQLite always; PostgreSQL when it answers):
      one operation (`reports/consort`, `reports/retention`, `alerts?open=true&limit=100`,
      `messages?limit=100`; the dashboard's recruitment table has no JSON endpoint);
    - at `--worklist-rate` a second: `GET /console/studies/{slug}/worklist?status=open`
-     (by closing date, 50 a page) and `GET .../schedule?status=open&limit=50` (JSON).
+     (by closing date, 50 a page) and `GET .../schedule?status=open&limit=50` (JSON);
+   - at `--participant-rate` a second, the chosen participants in turn:
+     `GET /console/studies/{slug}/participants/{code}` (the record: grid of timepoints x
+     instruments, answers and scores, alerts, history), and the JSON calls a client
+     makes to draw it, one after the other as one operation: the participant, the
+     study's alerts (`alerts?open=false&limit=100`: the API has no filter by
+     participant), each completed survey (`participants/{code}/surveys/{timepoint}`:
+     answers, scores, corrections) and the study's audit trail (`audit?limit=1000`,
+     for the history; no filter by participant either).
 
 It prints, per backend, p50, p99 and max of each, whether the server kept up with the
 rate, and the ratios console / API (target: the console within 2x of the API).
@@ -44,213 +55,39 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import secrets
 import sys
 import tempfile
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
-from zoneinfo import ZoneInfo
 
 if __package__ in (None, ""):  # run as a script: make the project importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import httpx
-from sqlalchemy import insert, select, update
-from sqlalchemy.orm import Session
 
-from app.auth.models import User
-from app.config import Settings
-from app.db.engine import Database
-from app.demo import DEMO_ADMIN_EMAIL
-from app.outbox.models import MessageKind, MessageStatus, OutboxMessage
-from app.studies.models import Study
-from app.surveys.models import Alert, SurveyInstance
-from app.users.sign_in import issue_link
-from benchmarks import export
+from benchmarks.console_setup import API, STUDY, console_cookie, page_participants, setup
 from benchmarks.driver import (
-    REQUEST_TIMEOUT_S,
     BenchError,
     Figures,
     Recorder,
-    create_active_study,
     figures,
     open_loop,
     print_table,
-    run_cli,
 )
 from tests import pg
 from tests.live import ServerFailed, running_servers
 
-STUDY = export.STUDY
 CONSOLE = f"/console/studies/{STUDY}"
-API = f"/api/v1/studies/{STUDY}"
 RATIO_TARGET = 2.0
-OPEN_EVERY, OPEN_AT = 10, 0  # participants whose month_12 survey is open now
-MISSED_EVERY, MISSED_AT = 10, 5  # participants whose month_4 survey was missed
-ALERTS, ALERTS_OPEN = 30, 20
-FAILED_EMAILS = 10
 DASHBOARD, WORKLIST = "console dashboard", "console worklist"
 CONSORT, SEQUENCE = "API consort", "API 4 calls in a row"
 SCHEDULE = "API schedule"
+PARTICIPANT, RECORD_CALLS = "console participant", "API participant's calls"
 KEEP_UP = 0.9  # answered at least this share of the arrival rate: the server kept up
 
 Call = Callable[[httpx.AsyncClient, int], Awaitable[httpx.Response]]
-
-
-# --- the study's work ----------------------------------------------------------------
-@dataclass(frozen=True)
-class Work:
-    open: int
-    missed: int
-
-
-def add_work(database_url: str, secret_key: str | None) -> Work:
-    """After `export.fill` (every survey completed): open surveys, missed ones, safety
-    alerts (some acknowledged) and emails that could not be sent (sealed as they are
-    written, with the database's keys)."""
-    db = Database(Settings(database_url=database_url, secret_key=secret_key))
-    engine = db.engine
-    try:
-        zone = ZoneInfo(export.definition()["timezone"])
-        now = datetime.now(UTC)
-        today = now.astimezone(zone).date()
-        with Session(engine) as session, session.begin():
-            study_id = session.scalars(select(Study.id).where(Study.slug == STUDY)).one()
-            admin_id = session.scalars(select(User.id).where(User.email == DEMO_ADMIN_EMAIL)).one()
-            found = session.execute(
-                select(
-                    SurveyInstance.id,
-                    SurveyInstance.participant_id,
-                    SurveyInstance.participant_code,
-                    SurveyInstance.site_id,
-                    SurveyInstance.timepoint,
-                )
-                .where(SurveyInstance.study_id == study_id)
-                .order_by(SurveyInstance.id)
-            ).all()
-            undone: dict[str, Any] = {"completed_at": None, "saved_at": None, "answers": {}}
-            opened = [
-                s
-                for s in found
-                if s.timepoint == "month_12" and s.participant_id % OPEN_EVERY == OPEN_AT
-            ]
-            missed = [
-                s
-                for s in found
-                if s.timepoint == "month_4" and s.participant_id % MISSED_EVERY == MISSED_AT
-            ]
-            session.execute(
-                update(SurveyInstance),
-                [
-                    {"id": s.id, "opens_on": today - timedelta(days=n % 10),
-                     "closes_on": today + timedelta(days=n % 28), **undone}
-                    for n, s in enumerate(opened)
-                ],
-            )  # fmt: skip
-            session.execute(update(SurveyInstance), [{"id": s.id, **undone} for s in missed])
-            baselines = [s for s in found if s.timepoint == "baseline"]
-            baselines = baselines[:: max(1, len(baselines) // ALERTS)]
-            session.execute(
-                insert(Alert),
-                [
-                    {
-                        "study_id": study_id, "site_id": s.site_id, "instance_id": s.id,
-                        "participant_code": s.participant_code, "rule": "battery_high",
-                        "text": "The battery total was 150 or more",
-                        "raised_at": now - timedelta(days=k),
-                        "acknowledged_at": None if k < ALERTS_OPEN else now,
-                        "acknowledged_by": None if k < ALERTS_OPEN else admin_id,
-                        "note": None if k < ALERTS_OPEN else "Called; safe",
-                    }
-                    for k, s in enumerate(baselines[:ALERTS])
-                ],
-            )  # fmt: skip
-            session.execute(
-                insert(OutboxMessage),
-                [
-                    {
-                        "kind": MessageKind.invitation, "dedupe_key": f"bench-failed:{s.id}",
-                        "subject_id": s.id, "study_id": study_id, "site_id": s.site_id,
-                        "participant_code": s.participant_code,
-                        "status": MessageStatus.failed, "attempts": 5, "next_attempt_at": now,
-                        "last_error": "550 mailbox unavailable", "created_at": now,
-                    }
-                    for s in opened[:FAILED_EMAILS]
-                ],
-            )  # fmt: skip
-        export._settle(engine)
-    finally:
-        db.dispose()
-    return Work(open=len(opened), missed=len(missed))
-
-
-def setup(env: dict[str, str], *, participants: int, log: Path) -> str:
-    """The study of `participants`, filled, on the fresh database of `env`; the admin's
-    API token."""
-    database_url = env["TRIALDESK_DATABASE_URL"]
-    run_cli(["db", "upgrade"], env=env)
-    lines = run_cli(["demo"], env=env).strip().splitlines()
-    if not lines:
-        raise BenchError("trialdesk demo printed no token")
-    admin_token = lines[-1].strip()
-    document = export.definition()
-    with running_servers(env, log=log) as (url,):
-        create_active_study(url, admin_token, document, export.SITES)
-    started = time.perf_counter()
-    export.fill(
-        database_url,
-        participants=participants,
-        zone=ZoneInfo(document["timezone"]),
-        secret_key=env.get("TRIALDESK_SECRET_KEY"),
-    )
-    work = add_work(database_url, env.get("TRIALDESK_SECRET_KEY"))
-    print(
-        f"  filled {participants} participants ({3 * participants} surveys: {work.open} open, "
-        f"{work.missed} missed) in {time.perf_counter() - started:.1f} s",
-        flush=True,
-    )
-    return admin_token
-
-
-# --- signing in -----------------------------------------------------------------------
-CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
-
-
-def console_cookie(url: str, env: dict[str, str]) -> str:
-    """Sign the demo admin in to the console as a browser does; the session cookie."""
-    settings = Settings(
-        database_url=env["TRIALDESK_DATABASE_URL"],
-        secret_key=env.get("TRIALDESK_SECRET_KEY"),
-        scheduler=False,
-    )
-    db = Database(settings)
-    try:
-        with db.begin() as session:
-            admin = session.scalars(select(User).where(User.email == DEMO_ADMIN_EMAIL)).one()
-            _, token = issue_link(
-                session, user=admin, lifetime=timedelta(minutes=15), actor_label="benchmark"
-            )
-    finally:
-        db.dispose()
-    with httpx.Client(base_url=url, timeout=REQUEST_TIMEOUT_S) as client:
-        page = client.get(f"/console/sign-in/{token}")
-        found = CSRF.search(page.text)
-        if page.status_code != 200 or found is None:
-            raise BenchError(f"the sign-in page: HTTP {page.status_code} {page.text[:300]}")
-        done = client.post(
-            f"/console/sign-in/{token}",
-            data={"csrf_token": found.group(1)},
-            headers={"Origin": url},
-        )
-        cookie = done.cookies.get("trialdesk_session")
-        if done.status_code != 303 or not cookie:
-            raise BenchError(f"signing in: HTTP {done.status_code} {done.text[:300]}")
-    return cookie
 
 
 # --- the measurements -----------------------------------------------------------------
@@ -277,6 +114,41 @@ def one_after_another(paths: list[str], headers: dict[str, str]) -> Call:
     return call
 
 
+def each(paths: list[str], headers: dict[str, str]) -> Call:
+    """GET the paths in turn, one per request (the participants of the page)."""
+
+    async def call(client: httpx.AsyncClient, index: int) -> httpx.Response:
+        return await client.get(paths[index % len(paths)], headers=headers)
+
+    return call
+
+
+def record_calls(codes: list[str], headers: dict[str, str]) -> Call:
+    """What a client of the API calls, one after the other, to draw the participant page
+    of each code in turn: the participant (status, strata, contact, arm, surveys), the
+    study's alerts (the API has no filter by participant: all of them, 100 a page, to
+    keep the participant's), each completed survey's answers and scores (with its
+    corrections), and the study's audit trail for the history (no filter by participant
+    either: 1000 records a page). The answer is the first that is not a 200, or the last."""
+
+    async def call(client: httpx.AsyncClient, index: int) -> httpx.Response:
+        code = codes[index % len(codes)]
+        response = await client.get(f"{API}/participants/{code}", headers=headers)
+        if response.status_code != 200:
+            return response
+        surveys = [s["timepoint"] for s in response.json()["surveys"] if s["status"] == "completed"]
+        paths = [f"{API}/alerts?open=false&limit=100"]
+        paths += [f"{API}/participants/{code}/surveys/{timepoint}" for timepoint in surveys]
+        paths.append(f"{API}/audit?limit=1000")
+        for path in paths:
+            response = await client.get(path, headers=headers)
+            if response.status_code != 200:
+                break
+        return response
+
+    return call
+
+
 @dataclass(frozen=True)
 class Target:
     label: str
@@ -284,19 +156,22 @@ class Target:
     rate: float
 
 
-def targets(cookie: str, token: str, args: argparse.Namespace) -> list[Target]:
+def targets(cookie: str, token: str, codes: list[str], args: argparse.Namespace) -> list[Target]:
     browser = {"Cookie": f"trialdesk_session={cookie}"}
     bearer = {"Authorization": f"Bearer {token}"}
     consort = f"{API}/reports/consort"
     sequence = [consort, f"{API}/reports/retention", f"{API}/alerts?open=true&limit=100",
                 f"{API}/messages?limit=100"]  # fmt: skip
-    slow, fast = args.rate, args.worklist_rate
+    slow, fast, record = args.rate, args.worklist_rate, args.participant_rate
+    pages = [f"{CONSOLE}/participants/{code}" for code in codes]
     return [
         Target(DASHBOARD, get(CONSOLE, browser), slow),
         Target(CONSORT, get(consort, bearer), slow),
         Target(SEQUENCE, one_after_another(sequence, bearer), slow),
         Target(WORKLIST, get(f"{CONSOLE}/worklist?status=open", browser), fast),
         Target(SCHEDULE, get(f"{API}/schedule?status=open&limit=50", bearer), fast),
+        Target(PARTICIPANT, each(pages, browser), record),
+        Target(RECORD_CALLS, record_calls(codes, bearer), record),
     ]
 
 
@@ -312,11 +187,13 @@ class Measured:
         return self.figures.per_second >= KEEP_UP * self.target.rate
 
 
-def measure_all(url: str, cookie: str, token: str, args: argparse.Namespace) -> list[Measured]:
+def measure_all(
+    url: str, cookie: str, token: str, codes: list[str], args: argparse.Namespace
+) -> list[Measured]:
     """Each target for `args.seconds` in all, in `args.rounds` turns (the targets one
     after the other, then again), so that a machine whose load drifts during the run
     weighs on the console pages and on the API alike."""
-    chosen = targets(cookie, token, args)
+    chosen = targets(cookie, token, codes, args)
     recorders = {target.label: Recorder() for target in chosen}
     for turn in range(1, args.rounds + 1):
         for target in chosen:
@@ -369,7 +246,8 @@ def report(name: str, measured: list[Measured], args: argparse.Namespace) -> Non
     by = {m.target.label: m.figures for m in measured}
     print()
     print(f"{'console / API':48} {'p50':>6} {'p99':>6}   target <= {RATIO_TARGET:g}x")
-    for page, api in ((DASHBOARD, CONSORT), (DASHBOARD, SEQUENCE), (WORKLIST, SCHEDULE)):
+    for page, api in ((DASHBOARD, CONSORT), (DASHBOARD, SEQUENCE), (WORKLIST, SCHEDULE),
+                      (PARTICIPANT, RECORD_CALLS)):  # fmt: skip
         p50 = by[page].p50 / by[api].p50 if by[api].p50 else float("inf")
         p99 = by[page].p99 / by[api].p99 if by[api].p99 else float("inf")
         verdict = "met" if max(p50, p99) <= RATIO_TARGET else "NOT met"
@@ -381,10 +259,12 @@ def bench(name: str, env: dict[str, str], workdir: Path, args: argparse.Namespac
     env = {**os.environ, **env}
     log = workdir / "trialdesk.log"
     print(f"{name}: setting up ...", flush=True)
-    token = setup(env, participants=args.participants, log=log)
+    token, work = setup(env, participants=args.participants, log=log)
     with running_servers(env, log=log) as (url,):
         cookie = console_cookie(url, env)
-        measured = measure_all(url, cookie, token, args)
+        codes = page_participants(url, token, work)
+        print(f"  participant page: {', '.join(codes)}", flush=True)
+        measured = measure_all(url, cookie, token, codes, args)
     report(name, measured, args)
     return sum(m.figures.failed for m in measured)
 
@@ -398,11 +278,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--worklist-rate", type=float, default=20.0, help="requests/s of the worklist and its API"
     )
+    parser.add_argument(
+        "--participant-rate",
+        type=float,
+        default=10.0,
+        help="requests/s of the participant page and its API calls",
+    )
     parser.add_argument("--seconds", type=float, default=20.0, help="seconds per endpoint")
     parser.add_argument("--rounds", type=int, default=2, help="turns the seconds are split in")
     parser.add_argument("--skip-postgres", action="store_true", help="SQLite only")
     args = parser.parse_args(argv)
-    if min(args.participants, args.rounds) < 1 or min(args.rate, args.worklist_rate) <= 0:
+    if (
+        min(args.participants, args.rounds) < 1
+        or min(args.rate, args.worklist_rate, args.participant_rate) <= 0
+    ):
         parser.error("participants and rounds must be 1 or more, rates more than 0")
     if args.seconds <= 0:
         parser.error("seconds must be more than 0")

@@ -114,33 +114,48 @@ class RequestFailed(RuntimeError):
 
 
 # --- the study -------------------------------------------------------------------------
-def definition() -> dict[str, Any]:
-    """The demo definition with the benchmark's schedule: three timepoints of one
-    instrument of 40 choice items and a sum score."""
+def batteries(count: int = 1) -> list[tuple[str, tuple[str, ...], str]]:
+    """The 40 items as `count` instruments (code, items, sum score): one, `battery`, for
+    the export; more (`battery_1`...) for a grid of timepoints x instruments."""
+    if count == 1:
+        return [(INSTRUMENT, ITEMS, SCORE)]
+    size = -(-len(ITEMS) // count)
+    chunks = [ITEMS[k : k + size] for k in range(0, len(ITEMS), size)]
+    return [
+        (f"{INSTRUMENT}_{n}", chunk, f"{INSTRUMENT}_{n}_total") for n, chunk in enumerate(chunks, 1)
+    ]
+
+
+def definition(instruments: int = 1) -> dict[str, Any]:
+    """The demo definition with the benchmark's schedule: three timepoints of the 40
+    choice items, as one instrument with a sum score (or `instruments` of them, each with
+    its own)."""
     document = demo_definition()
     document["slug"] = STUDY
     document["title"] = "Export benchmark"
     document["code_prefix"] = CODE_PREFIX
     document["randomization"].pop("requires_completed", None)
     document["alerts"] = []
+    codes = [code for code, _, _ in batteries(instruments)]
     document["schedule"] = [
         {
             "code": code, "anchor": anchor, "day": day, "open_before": before,
-            "close_after": after, "instruments": [INSTRUMENT],
+            "close_after": after, "instruments": codes,
         }
         for code, anchor, day, before, after, _ in TIMEPOINTS
     ]  # fmt: skip
     options = [[value, f"Option {value}"] for value in range(5)]
     document["instruments"] = [
         {
-            "code": INSTRUMENT,
-            "title": "A battery of 40 questions",
+            "code": code,
+            "title": "A battery of 40 questions" if instruments == 1 else f"Battery part {n}",
             "items": [
-                {"code": code, "text": f"Question {code}", "type": "choice", "options": options}
-                for code in ITEMS
+                {"code": item, "text": f"Question {item}", "type": "choice", "options": options}
+                for item in items
             ],
-            "scores": [{"code": SCORE, "method": "sum", "items": list(ITEMS)}],
+            "scores": [{"code": score, "method": "sum", "items": list(items)}],
         }
+        for n, (code, items, score) in enumerate(batteries(instruments), 1)
     ]
     return document
 
@@ -187,9 +202,17 @@ def people(count: int, *, first_id: int, start: datetime) -> list[Person]:
     return out
 
 
-def fill(database_url: str, *, participants: int, zone: ZoneInfo, secret_key: str | None) -> None:
-    """Write `participants` randomized participants, each with three completed surveys,
-    straight into the database (the server must not be running on SQLite)."""
+def fill(
+    database_url: str,
+    *,
+    participants: int,
+    zone: ZoneInfo,
+    secret_key: str | None,
+    instruments: int = 1,
+) -> None:
+    """Write `participants` randomized participants, each with three completed surveys
+    (of `instruments` instruments, as `definition`), straight into the database (the
+    server must not be running on SQLite)."""
     # The database's keys seal arms, answers and scores as they are inserted.
     db = Database(Settings(database_url=database_url, secret_key=secret_key))
     engine = db.engine
@@ -218,6 +241,7 @@ def fill(database_url: str, *, participants: int, zone: ZoneInfo, secret_key: st
                 _insert_batch(
                     connection, batch, study_id=study_id, admin_id=admin_id,
                     sites=sites, strata=strata, zone=zone, now=now, key=key,
+                    instruments=batteries(instruments),
                 )  # fmt: skip
         _settle(engine)
     finally:
@@ -270,7 +294,9 @@ def _insert_batch(
     zone: ZoneInfo,
     now: datetime,
     key: bytes,
+    instruments: list[tuple[str, tuple[str, ...], str]],
 ) -> None:
+    codes = [code for code, _, _ in instruments]
     screening = {"age_18_plus": True, "smi_diagnosis": True, "internet_access": True}
     participants, allocations, surveys = [], [], []
     for p in batch:
@@ -306,10 +332,14 @@ def _insert_batch(
             surveys.append(
                 {
                     "study_id": study_id, "site_id": sites[p.site], "participant_id": p.id,
-                    "participant_code": p.code, "timepoint": code, "instruments": [INSTRUMENT],
+                    "participant_code": p.code, "timepoint": code, "instruments": codes,
                     "anchor_at": anchor_at, "opens_on": span.opens_on,
                     "closes_on": span.closes_on, "issue": 1, "token_hash": token,
-                    "answers": answers, "scores": {SCORE: float(sum(answers.values()))},
+                    "answers": answers,
+                    "scores": {
+                        score: float(sum(answers[item] for item in items))
+                        for _, items, score in instruments
+                    },
                     "messages_enqueued": 1, "saved_at": completed_at,
                     "completed_at": completed_at, "cancelled_at": None, "created_at": anchor_at,
                 }

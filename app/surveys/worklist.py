@@ -118,7 +118,16 @@ def worklist(
     if timepoint is not None:
         query = query.where(SurveyInstance.timepoint == timepoint)
     if wanted is not None:
-        query = query.where(conditions[wanted])
+        # Work is a survey with no completion or cancellation recorded. Said in these
+        # words (beside the rule at `now`, which also counts events stamped after it as
+        # not yet happened), the filter is the partial index's own predicate, so a page
+        # by closing date reads `ix_survey_instances_pending_by_closing` in order and
+        # stops at the page's end instead of sorting every survey of the study.
+        query = query.where(
+            conditions[wanted],
+            SurveyInstance.completed_at.is_(None),
+            SurveyInstance.cancelled_at.is_(None),
+        )
     hidden = blinding.policy_for(user.role, definition).hidden_timepoints
     if hidden:  # a survey only some arms have would tell a blind role the arm
         query = query.where(SurveyInstance.timepoint.not_in(hidden))
