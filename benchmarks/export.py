@@ -100,8 +100,10 @@ TIMEPOINTS = (
 )
 EXPORT_PATH = f"/api/v1/studies/{STUDY}/exports/blinded"
 EXPORT_PARAMS = {"format": "csv", "shape": "long"}
-# pseudonym, group, site, diagnosis, timepoint, status, days_from_randomization, items, score
-COLUMNS = 7 + len(ITEMS) + 1
+# pseudonym, group, site, diagnosis, timepoint, planned_day, status, mode,
+# days_from_randomization, items, score
+COLUMNS = 9 + len(ITEMS) + 1
+PLANNED_DAY = {code: day for code, _, day, *_ in TIMEPOINTS}
 BATCH = 1000  # participants per insert transaction
 YIELD_PER = 500  # as app.exports.service
 RATIO_TARGET = 2.0
@@ -430,6 +432,7 @@ def raw_export(engine: Engine, *, study_id: int) -> Download:
             Participant.randomized_at,
             SurveyInstance.timepoint,
             SurveyInstance.completed_at,
+            SurveyInstance.mode,
             SurveyInstance.answers,
             SurveyInstance.scores,
         )
@@ -442,8 +445,8 @@ def raw_export(engine: Engine, *, study_id: int) -> Download:
     sink = NullSink()
     writer = csv.writer(sink, lineterminator="\r\n")
     started = time.perf_counter()
-    header = ["pseudonym", "group", "site", "diagnosis", "timepoint", "status",
-              "days_from_randomization", *ITEMS, SCORE]  # fmt: skip
+    header = ["pseudonym", "group", "site", "diagnosis", "timepoint", "planned_day",
+              "status", "mode", "days_from_randomization", *ITEMS, SCORE]  # fmt: skip
     writer.writerow(header)
     rows = 0
     with engine.connect() as connection:
@@ -459,7 +462,9 @@ def raw_export(engine: Engine, *, study_id: int) -> Download:
             writer.writerow(
                 [
                     row.code, row.arm, row.site, (row.strata or {}).get("diagnosis"),
-                    row.timepoint, "completed" if row.completed_at else "open", days,
+                    row.timepoint, PLANNED_DAY.get(row.timepoint),
+                    "completed" if row.completed_at else "open",
+                    row.mode if row.completed_at else None, days,
                     *(answers.get(item) for item in ITEMS), scores.get(SCORE),
                 ]
             )  # fmt: skip

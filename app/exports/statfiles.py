@@ -30,10 +30,13 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd  # type: ignore[import-untyped]
-import pyreadstat
+if TYPE_CHECKING:
+    import pandas as pd  # type: ignore[import-untyped]
+
+# pandas, numpy and pyreadstat are loaded on the first Stata or SPSS file, not at start:
+# they are a fifth of a server's objects, and every full garbage collection walks them.
 
 from app.exports.labels import MISSING_CODES, NOT_GIVEN, SKIPPED
 from app.exports.model import Column
@@ -133,6 +136,8 @@ def write(
 
 
 def _frame(plans: list[_Plan], names: list[str], missing: dict[str, Any] | None) -> pd.DataFrame:
+    import pandas as pd
+
     columns: dict[str, pd.Series] = {}
     for plan, name in zip(plans, names, strict=True):
         data = plan.data
@@ -152,6 +157,8 @@ def _write_dta(path: Path, plans: list[_Plan], names: list[str], label: str) -> 
     letters = {k: str(v["stata"]).lstrip(".") for k, v in MISSING_CODES.items()}
     frame = _frame(plans, names, letters)
     answered = [n for p, n in zip(plans, names, strict=True) if p.status_at is not None]
+    import pyreadstat
+
     pyreadstat.write_dta(
         frame,
         str(path),
@@ -187,6 +194,8 @@ def _write_sav(path: Path, plans: list[_Plan], names: list[str], label: str) -> 
         for p, n in zip(plans, names, strict=True)
         if p.labels
     }
+    import pyreadstat
+
     pyreadstat.write_sav(
         frame,
         str(path),
