@@ -14,3 +14,16 @@ def test_coordinator_enrolls_and_randomizes_a_participant(api):
         f"/api/v1/studies/peer-support/participants/{code}", headers=bearer(coordinator)
     )
     assert again.json()["arm"] == body["arm"]
+
+
+def test_a_started_app_has_frozen_its_start_up_objects(api):
+    # The app is started (the `api` fixture runs its lifespan): what start-up made is out
+    # of the garbage collector's sight, so full collections stay short (benchmarks/console.py).
+    import gc
+
+    from app.main import freeze_start_up_objects
+
+    frozen = gc.get_freeze_count()
+    assert frozen > 10_000
+    freeze_start_up_objects()  # once per process: a second app start freezes nothing more
+    assert gc.get_freeze_count() == frozen
