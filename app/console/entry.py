@@ -30,7 +30,7 @@ from app.studies import service as studies
 from app.studies.definition import Item, ItemType
 from app.studies.models import Study
 from app.surveys import layout
-from app.surveys.forms import NO, YES, parse_form
+from app.surveys.forms import NO, YES, as_typed, parse_form, shortened
 from app.surveys.scheduling import SurveyStatus
 from app.surveys.service import timepoint_name
 from app.surveys.staff import ENTERABLE, StaffSurvey
@@ -231,31 +231,11 @@ def _answer_errors(problems: Sequence[FieldProblem], items: Sequence[Item]) -> d
     errors = field_errors(problems, fields=fields, aliases=aliases)
     texts = {item.code: item.text for item in items}
     return {
-        field: f"{message.rstrip('.')} for “{_shortened(texts[field])}”"
+        field: f"{message.rstrip('.')} for “{shortened(texts[field])}”"
         if field in texts
         else message
         for field, message in errors.items()
     }
-
-
-def _shortened(words: str, most: int = 60) -> str:
-    """The start of a question, cut at a word, to name it in an error message."""
-    if len(words) <= most:
-        return words
-    return words[:most].rsplit(" ", 1)[0].rstrip(",;:") + "…"
-
-
-def as_typed(answers: Mapping[str, Any]) -> dict[str, list[str]]:
-    """Answers as the form's fields carry them."""
-    shown: dict[str, list[str]] = {}
-    for code, value in answers.items():
-        if isinstance(value, bool):
-            shown[code] = [YES if value else NO]
-        elif isinstance(value, list):
-            shown[code] = [str(v) for v in value]
-        elif value is not None:
-            shown[code] = [str(value)]
-    return shown
 
 
 def answer_words(item: Item, value: Any) -> str:

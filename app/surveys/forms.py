@@ -77,3 +77,23 @@ def _option(item: Item, text: str) -> int | str:
         if str(option.value) == text:
             return option.value
     raise ValueError("Choose one of the answers")
+
+
+def as_typed(answers: Mapping[str, Any]) -> dict[str, list[str]]:
+    """Saved answers as the form's fields would carry them (to show them again)."""
+    shown: dict[str, list[str]] = {}
+    for code, value in answers.items():
+        if isinstance(value, bool):
+            shown[code] = [YES if value else NO]
+        elif isinstance(value, list):
+            shown[code] = [str(v) for v in value]
+        elif value is not None:
+            shown[code] = [str(value)]
+    return shown
+
+
+def shortened(words: str, most: int = 60) -> str:
+    """The start of a question, cut at a word, to name it in an error message."""
+    if len(words) <= most:
+        return words
+    return words[:most].rsplit(" ", 1)[0].rstrip(",;:") + "…"

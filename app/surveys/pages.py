@@ -31,7 +31,7 @@ from app.keys import Use
 from app.studies.definition import Item, ItemType
 from app.surveys import layout, service
 from app.surveys.deps import slow_down_link_guessers
-from app.surveys.forms import NO, YES, parse_form
+from app.surveys.forms import as_typed, parse_form, shortened
 from app.surveys.link_pages import (
     PAGE_EXPIRED,
     common,
@@ -121,7 +121,7 @@ def show_survey(
     if number is None and intro is not None and intro.enabled and not opened.instance.answers:
         return _intro_page(request, opened)
     number = number or _resume_at(opened)
-    return _part_page(request, session, opened, number, shown=_as_typed(opened.instance.answers))
+    return _part_page(request, session, opened, number, shown=as_typed(opened.instance.answers))
 
 
 @router.post("/{token}", response_class=HTMLResponse)
@@ -174,7 +174,7 @@ def _submit(request: Request, session: Session, opened: OpenedSurvey, *, token: 
             session,
             opened,
             number,
-            shown=_as_typed(opened.instance.answers),
+            shown=as_typed(opened.instance.answers),
             problems=problems,
         )
     definition = opened.definition
@@ -217,7 +217,7 @@ def _part_page(
             summary.append({"href": "#main-content", "message": problem.msg})
             continue
         # Worded the same beside the question and in the summary, naming the question.
-        messages[item.code] = f"{problem.msg} for “{_shortened(item.text)}”"
+        messages[item.code] = f"{problem.msg} for “{shortened(item.text)}”"
         summary.append({"href": f"#{_first_input(item)}", "message": messages[item.code]})
     return page(
         request,
@@ -323,31 +323,11 @@ def _first_per_item(problems: Sequence[FieldProblem]) -> list[FieldProblem]:
     return kept
 
 
-def _shortened(text: str, most: int = 60) -> str:
-    """The start of a question, cut at a word, to name it in an error message."""
-    if len(text) <= most:
-        return text
-    return text[:most].rsplit(" ", 1)[0].rstrip(",;:") + "…"
-
-
 def _first_input(item: Item) -> str:
     """The id of the question's first input (where an error summary link goes)."""
     if item.type in (ItemType.choice, ItemType.multi_choice, ItemType.boolean):
         return f"{item.code}-1"
     return item.code
-
-
-def _as_typed(answers: Mapping[str, Any]) -> dict[str, list[str]]:
-    """Saved answers as the form's fields would carry them."""
-    shown: dict[str, list[str]] = {}
-    for code, value in answers.items():
-        if isinstance(value, bool):
-            shown[code] = [YES if value else NO]
-        elif isinstance(value, list):
-            shown[code] = [str(v) for v in value]
-        else:
-            shown[code] = [str(value)]
-    return shown
 
 
 def _redirect(token: str, number: int) -> Response:
