@@ -137,3 +137,13 @@ def answers_usable(kind: str | None, withdrawn_on: date | None, answered_on: dat
     return not (
         kind == LeavingKind.data and withdrawn_on is not None and answered_on >= withdrawn_on
     )
+
+
+def interview_allowed(kind: str | None, withdrawn_on: date | None, on: date) -> bool:
+    """Whether staff may record an interview held on `on` (a survey entered late): not
+    after the participant left the study, and for a withdrawal of consent to the use of
+    data not on that day either (`answers_usable`). Stopping the intervention changes
+    nothing: the person is still followed up."""
+    if kind is None or withdrawn_on is None or kind == LeavingKind.intervention:
+        return True
+    return on <= withdrawn_on and answers_usable(kind, withdrawn_on, on)

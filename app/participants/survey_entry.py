@@ -9,6 +9,8 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from app.auth.principal import Principal
+from app.errors import FieldProblem, InvalidInput
+from app.participants import leaving
 from app.participants.service import get_participant
 from app.participants.survey_schemas import CorrectionIn, StaffAnswersIn
 from app.randomization import blinding
@@ -47,8 +49,21 @@ def enter_answers(
     submit: bool,
 ) -> StaffSurvey:
     """Keep (or, with `submit`, complete) the answers a staff member entered for the
-    participant."""
+    participant; an interview dated after they left the study is refused (422)."""
     participant = get_participant(session, study=study, code=code, user=actor)
+    on, left_on = body.interviewed_on, participant.withdrawn_on
+    if (
+        on is not None
+        and left_on is not None
+        and not leaving.interview_allowed(participant.withdrawal_kind, left_on, on)
+    ):
+        latest = (
+            "before" if participant.withdrawal_kind == leaving.LeavingKind.data else "on or before"
+        )
+        problem = f"the participant left the study on {left_on.isoformat()}: "
+        raise InvalidInput(
+            [FieldProblem(("interviewed_on",), f"{problem}date the interview {latest} that day")]
+        )
     arguments: dict[str, Any] = {
         "study": study,
         "participant_id": participant.id,

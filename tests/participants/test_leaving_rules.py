@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 
@@ -88,3 +88,17 @@ def test_the_intervention_cannot_stop_before_randomization():
             randomized_on=date(2027, 2, 2),
         )
     assert "before randomization" in refused.value.problems[0].msg
+
+
+def test_an_interview_may_be_recorded_up_to_the_day_the_participant_left():
+    from app.participants.leaving import interview_allowed
+
+    left = date(2026, 6, 1)
+    day = timedelta(days=1)
+    assert interview_allowed(None, None, left + day)  # still in the study
+    assert interview_allowed("intervention", left, left + 100 * day)  # still followed up
+    for kind in ("follow_up", "lost", "died"):
+        assert interview_allowed(kind, left, left) and interview_allowed(kind, left, left - day)
+        assert not interview_allowed(kind, left, left + day)
+    # Consent to the use of data withdrawn: what was answered that day is not used either.
+    assert not interview_allowed("data", left, left) and interview_allowed("data", left, left - day)

@@ -157,6 +157,37 @@ def test_staff_may_enter_a_missed_survey_late_but_not_one_not_open_yet_or_comple
     assert early.status_code == 409 and "opens on" in early.json()["detail"]
 
 
+def test_a_missed_survey_entered_after_a_withdrawal_is_dated_before_it(api, db):
+    coordinator = api.user("coordinator", "PHL")
+    code = api.enroll(coordinator)
+    _shift_window(db, code, "baseline", days=-30)  # missed: still enterable after leaving
+    left = api.client.post(
+        f"{PARTICIPANTS}/{code}/withdraw", json={"reason": "moved"}, headers=bearer(coordinator)
+    )
+    assert left.status_code == 200, left.text
+    left_on = date.today() - timedelta(days=10)
+    with db.engine.begin() as connection:  # as if recorded ten days ago
+        connection.execute(
+            sa.text("UPDATE participants SET withdrawn_on = :d WHERE code = :c"),
+            {"d": left_on, "c": code},
+        )
+    for day in (left_on + timedelta(days=1), date.today()):
+        after = api.client.post(
+            _url(code, what="submit"),
+            json={"answers": BASELINE_ANSWERS, "interviewed_on": day.isoformat()},
+            headers=bearer(coordinator),
+        )
+        assert after.status_code == 422, after.text
+        assert "left the study" in after.text and "interviewed_on" in after.text
+        assert _stored(db, code)[4] is None  # nothing kept: not completed
+    before = api.client.post(
+        _url(code, what="submit"),
+        json={"answers": BASELINE_ANSWERS, "interviewed_on": left_on.isoformat()},
+        headers=bearer(coordinator),
+    )
+    assert before.status_code == 200, before.text
+
+
 def test_a_withdrawn_participants_cancelled_survey_cannot_be_entered(api):
     coordinator = api.user("coordinator", "PHL")
     code = api.enroll(coordinator)
