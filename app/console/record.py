@@ -5,8 +5,9 @@ every correction), and the history in words.
 
 Everything a role reads here comes through the services that ask its blinding policy
 (`survey_entry.read_survey` leaves out what a blind role may not see) and the policy
-itself (`shows_alert`, `shows_history`): a blind role's record is the same whatever the
-participant's arm."""
+itself (`shows_history`): a blind role's record is the same whatever the participant's
+arm. Safety alerts are all shown, as on the worklist and the dashboard (docs/blinding.md,
+known limits: keep alert rules on instruments every arm answers)."""
 
 from __future__ import annotations
 
@@ -256,8 +257,6 @@ def alerts(
     by_instance = {s.instance.id: s for s in surveys}
     out = []
     for alert in sorted(found, key=lambda a: (a.raised_at, a.id)):
-        if not policy.shows_alert(alert.rule):
-            continue
         rule = rules.get(alert.rule)
         survey = by_instance.get(alert.instance_id)
         view: dict[str, Any] = {

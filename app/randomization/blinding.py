@@ -24,9 +24,8 @@ the product answers about a participant does not depend on the arm (docs/blindin
 - reissuing or resending a survey that only some arms have answers alike for every arm
   (and acts only where the participant has that survey);
 - the reason of an unblinding (written by someone who knows the arm) is not shown;
-- a correction (or a save) of answers only to an instrument some arms have, and a
-  safety alert raised by such an instrument's answers or scores, are not listed (in a
-  participant's history or record), whatever the timepoint.
+- a correction (or a save) of answers only to an instrument some arms have, or a save
+  that names no answer, is not listed in a participant's history, whatever the timepoint.
 
 Services choose the response schema from the policy: a blinded schema has no field for
 what it hides, so nothing can fill it by mistake.
@@ -51,6 +50,7 @@ BLIND = Role.statistician  # a role blind in every study: the policy of blinded 
 
 UNBLINDED_ACTION = "participant.unblinded"  # its reason was written knowing the arm
 CORRECTED_ACTION = "survey.answer_corrected"  # its changes (and reason) name the item
+SAVED_ACTION = "survey.saved"
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,6 @@ class Policy:
     arm_dependent: frozenset[str]  # timepoints whose survey differs by arm (⊇ arm_only)
     arm_limited_instruments: frozenset[str]
     arm_limited_items: frozenset[str] = frozenset()  # the items of those instruments
-    arm_limited_alerts: frozenset[str] = frozenset()  # alert rules on their items or scores
 
     @property
     def blind(self) -> bool:
@@ -127,11 +126,6 @@ class Policy:
         """Whether the role sees this item (its text, an answer, a correction of it)."""
         return self.arms or item not in self.arm_limited_items
 
-    def shows_alert(self, rule: str) -> bool:
-        """Whether a safety alert of this rule is shown with a participant's record (a
-        rule on an arm-limited instrument is met only in the arms that answer it)."""
-        return self.arms or rule not in self.arm_limited_alerts
-
     def shows_history(
         self, action: str, entity_id: str, changes: Mapping[str, object] | None = None
     ) -> bool:
@@ -139,8 +133,8 @@ class Policy:
         listed in the participant's history for this role: not one of a timepoint only
         some arms have, nor one about answers (a correction, a save) whose `changes` name
         only items some arms answer (keys starting with `_` are not items: `_mode`,
-        `_scores`...). A correction whose changes are not given is not shown to a blind
-        role."""
+        `_scores`...), nor a save that names no item (the group's page saves on "Back"
+        too). A correction whose changes are not given is not shown to a blind role."""
         _, _, timepoint = entity_id.partition(":")
         if timepoint and not self.shows_timepoint(timepoint):
             return False
@@ -149,7 +143,9 @@ class Policy:
         if changes is None:
             return action != CORRECTED_ACTION
         items = {key for key in changes if not key.startswith("_")}
-        return not items or not items <= self.arm_limited_items
+        if not items:  # a save of nothing: only the arms with a page of their own make one
+            return action != SAVED_ACTION
+        return not items <= self.arm_limited_items
 
     def shows_message(self, timepoint: str | None) -> bool:
         """Whether a message (an invitation or reminder of that timepoint; None: not about
@@ -178,9 +174,6 @@ def policy_for(role: Role, definition: StudyDefinition) -> Policy:
     items = frozenset(
         item.code for i in definition.instruments if i.code in limited for item in i.items
     )
-    scores = frozenset(
-        score.code for i in definition.instruments if i.code in limited for score in i.scores
-    )
     return Policy(
         role=role,
         arms=may_see_arms(role, definition.blinding.arm_visible_to),
@@ -194,12 +187,6 @@ def policy_for(role: Role, definition: StudyDefinition) -> Policy:
         ),
         arm_limited_instruments=limited,
         arm_limited_items=items,
-        arm_limited_alerts=frozenset(
-            rule.code
-            for rule in definition.alerts
-            if (rule.item is not None and rule.item in items)
-            or (rule.score is not None and rule.score in scores)
-        ),
     )
 
 

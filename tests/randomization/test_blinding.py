@@ -88,39 +88,14 @@ def test_a_correction_of_an_arm_limited_item_is_not_in_a_blind_roles_history():
     saved = "survey.saved"
     assert not blind.shows_history(saved, "PS-PHL-0001:month_4", {"gx_frequency": {}})
     assert blind.shows_history(saved, "PS-PHL-0001:month_4", {"gx_frequency": {}, "who5_1": {}})
-    assert blind.shows_history(saved, "PS-PHL-0001:month_4", {"_mode": {}})
+    # A save that names no answer (the group's page saves on "Back"): hidden for all.
+    assert not blind.shows_history(saved, "PS-PHL-0001:month_4", {"_mode": {}})
+    assert not blind.shows_history(saved, "PS-PHL-0001:month_4", {})
+    assert blind.shows_history("survey.link_reissued", "PS-PHL-0001:month_4", {})
     assert not blind.shows_item("gx_helpful") and blind.shows_item("phq9_9")
-    assert blind.shows_alert("phq9_self_harm")
     seeing = policy_for(Role.coordinator, study(OPEN_LABEL))
     assert seeing.shows_history(corrected, "PS-PHL-0001:month_4", of_group)
     assert seeing.shows_item("gx_helpful")
-
-
-def test_an_alert_rule_on_an_arm_limited_instrument_is_hidden_from_a_blind_role():
-    document = study(DOUBLE_BLIND).model_dump(mode="json")
-    document["alerts"].append(
-        {
-            "code": "unhelpful",
-            "text": "Group unhelpful",
-            "item": "gx_helpful",
-            "op": "<",
-            "value": 2,
-        }
-    )
-    document["alerts"].append(
-        {
-            "code": "disengaged",
-            "text": "Disengaged",
-            "score": "gx_engagement",
-            "op": "<",
-            "value": 1,
-        }
-    )
-    definition = StudyDefinition.model_validate(document)
-    blind = policy_for(Role.coordinator, definition)
-    assert not blind.shows_alert("unhelpful") and not blind.shows_alert("disengaged")
-    assert blind.shows_alert("phq9_self_harm")
-    assert policy_for(Role.unblinded_statistician, definition).shows_alert("unhelpful")
 
 
 def test_reports_group_by_arm_by_code_or_pooled_and_the_unblinded_export_needs_arms():
