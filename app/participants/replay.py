@@ -207,9 +207,11 @@ def _apply_participant(person: _Person, rec: AuditRecord) -> None:
                     _new(changes, "withdrawn_on"),
                     _new(changes, "withdrawal_category"),
                 )
-                person.intervention_stopped_on = _new(
-                    changes, "intervention_stopped_on", person.intervention_stopped_on
-                )
+                if "intervention_stopped_on" in changes:
+                    person.intervention_stopped_on = _new(changes, "intervention_stopped_on")
+                else:  # before the column: what the 2026-12-07_1003 revision made of it
+                    kind, on, _ = person.withdrawal
+                    person.intervention_stopped_on = on if kind == "intervention" else None
             else:  # before kinds: what the 2026-12-07_1000 revision made of it
                 person.withdrawal = ("follow_up", rec.at, "other")
 

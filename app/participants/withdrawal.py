@@ -70,12 +70,16 @@ def record_leaving(
         "withdrawn_on": (_iso(participant.withdrawn_on), on.isoformat()),
         "withdrawal_category": (participant.withdrawal_category, leaving_.category.value),
     }
-    if leaving_.kind is LeavingKind.intervention:
-        changes["intervention_stopped_on"] = (
-            _iso(participant.intervention_stopped_on),
-            on.isoformat(),
-        )
-        participant.intervention_stopped_on = on
+    # Always recorded (unchanged by the other kinds), so that `verify` tells these records
+    # from those made before the column existed.
+    stopped_on = (
+        on if leaving_.kind is LeavingKind.intervention else participant.intervention_stopped_on
+    )
+    changes["intervention_stopped_on"] = (
+        _iso(participant.intervention_stopped_on),
+        _iso(stopped_on),
+    )
+    participant.intervention_stopped_on = stopped_on
     previous = participant.status
     if leaving.leaves_study(leaving_.kind):
         cancelled = surveys.cancel_pending(
