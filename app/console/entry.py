@@ -21,6 +21,7 @@ from app.api.params import CodePath, SlugPath
 from app.auth.permissions import Permission
 from app.console.deps import CheckedForm, Staff, console_router, needs, send_soon, study_view
 from app.console.forms import FormRefused, field_errors, text, validated
+from app.console.record import survey_words
 from app.console.shared import acting, back
 from app.errors import FieldProblem, InvalidInput, SurveyNotFound
 from app.participants import survey_entry
@@ -259,6 +260,7 @@ def _common(study: Study, staff: Staff, survey: StaffSurvey) -> dict[str, Any]:
         "name": timepoint_name(timepoint),
         "survey": survey,
         "status": survey.status.value,
+        "status_words": survey_words(survey, studies.definition_of(study).zone()),
         # Instruments only some arms answer are left out for a blind role (alike for all).
         "left_out": policy.blind and timepoint in policy.arm_dependent,
     }
