@@ -8,10 +8,19 @@ from app.idempotency.models import IdempotencyKey
 from app.outbox.models import OutboxMessage
 from app.participants.models import Contact, Participant
 from app.randomization.models import Allocation, AllocationTableRow, Stratum
+from app.safety.models import (
+    AdverseEvent,
+    AdverseEventVersion,
+    ProtocolDeviation,
+    ProtocolDeviationVersion,
+    SafetyDeadline,
+)
 from app.studies.models import BlindingKey, Site, Study
 from app.surveys.models import Alert, RetiredLink, SurveyInstance
 
 __all__ = [
+    "AdverseEvent",
+    "AdverseEventVersion",
     "Alert",
     "Allocation",
     "AllocationTableRow",
@@ -25,7 +34,10 @@ __all__ = [
     "IdempotencyKey",
     "OutboxMessage",
     "Participant",
+    "ProtocolDeviation",
+    "ProtocolDeviationVersion",
     "RetiredLink",
+    "SafetyDeadline",
     "ServerKey",
     "SignInLink",
     "Site",

@@ -32,6 +32,13 @@ class AuditAction(StrEnum):
     survey_invitation_resent = "survey.invitation_resent"
     alert_raised = "alert.raised"
     alert_acknowledged = "alert.acknowledged"
+    # SPEC 9, safety: each version of an event or deviation is one record.
+    adverse_event_opened = "adverse_event.opened"
+    adverse_event_versioned = "adverse_event.versioned"  # a follow-up, review or closure
+    adverse_event_reported = "adverse_event.reported"  # a deadline met: reported to whom, when
+    deviation_recorded = "deviation.recorded"
+    deviation_proposed = "deviation.proposed"  # by the system, for a coordinator to decide
+    deviation_versioned = "deviation.versioned"  # a follow-up, confirmation or dismissal
     export_started = "export.started"
     export_completed = "export.completed"
     export_aborted = "export.aborted"

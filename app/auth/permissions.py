@@ -25,6 +25,13 @@ class Permission(StrEnum):
     export_blinded = "export_blinded"  # the blinded dataset, its codebook and package
     export_unblinded = "export_unblinded"  # with arms (and the study must show them)
     read_reports = "read_reports"  # CONSORT, retention, balance: groups coded if blind
+    # SPEC 9, safety:
+    record_safety = "record_safety"  # adverse events, their follow-ups, deviations
+    read_safety = "read_safety"  # adverse events, deviations and reporting deadlines
+    review_safety = "review_safety"  # causality and expectedness (and only if arms shown)
+    read_dsmb_open = "read_dsmb_open"  # the DSMB report's open (pooled) part
+    # The closed part (by group): never coordinators, even in open-label studies (ICH E9).
+    read_dsmb_closed = "read_dsmb_closed"
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
@@ -39,10 +46,19 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.acknowledge_alerts,
             Permission.enter_data,
             Permission.read_reports,
+            Permission.record_safety,
+            Permission.read_safety,
+            Permission.review_safety,
+            Permission.read_dsmb_open,
         }
     ),
     Role.statistician: frozenset(
-        {Permission.read_studies, Permission.export_blinded, Permission.read_reports}
+        {
+            Permission.read_studies,
+            Permission.export_blinded,
+            Permission.read_reports,
+            Permission.read_dsmb_open,
+        }
     ),
     Role.unblinded_statistician: frozenset(
         {
@@ -52,7 +68,20 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.export_blinded,
             Permission.export_unblinded,
             Permission.read_reports,
+            Permission.read_dsmb_open,
+            Permission.read_dsmb_closed,
         }
+    ),
+    Role.safety_reviewer: frozenset(
+        {
+            Permission.read_studies,
+            Permission.read_safety,
+            Permission.review_safety,
+            Permission.read_dsmb_open,
+        }
+    ),
+    Role.dsmb_member: frozenset(
+        {Permission.read_studies, Permission.read_dsmb_open, Permission.read_dsmb_closed}
     ),
 }
 
@@ -69,6 +98,8 @@ SITE_SCOPE: dict[Role, SiteScope] = {
     Role.coordinator: SiteScope.own_sites,
     Role.statistician: SiteScope.every_site,  # reads no participant, only blinded data
     Role.unblinded_statistician: SiteScope.every_site,
+    Role.safety_reviewer: SiteScope.every_site,  # a study's reviewer sees every site's events
+    Role.dsmb_member: SiteScope.every_site,  # reads no participant, only DSMB reports
 }
 
 

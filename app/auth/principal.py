@@ -11,6 +11,11 @@ class Role(StrEnum):
     coordinator = "coordinator"
     statistician = "statistician"
     unblinded_statistician = "unblinded_statistician"
+    # SPEC 9: reviews adverse events (causality, expectedness) and is emailed about
+    # serious ones; reads participants' safety records, not their contact details.
+    safety_reviewer = "safety_reviewer"
+    # SPEC 9: the data and safety monitoring board: DSMB reports only, open and closed.
+    dsmb_member = "dsmb_member"
 
 
 @dataclass(frozen=True)

@@ -42,12 +42,16 @@ ROLE_LABELS = {
     Role.coordinator: "Coordinator",
     Role.statistician: "Statistician (blinded)",
     Role.unblinded_statistician: "Unblinded statistician",
+    Role.safety_reviewer: "Safety reviewer",
+    Role.dsmb_member: "DSMB member",
 }
 _ROLE_HINTS = {
     Role.admin: "manages users and studies, and reads the audit trail",
     Role.coordinator: "enrolls and follows the participants of their sites",
     Role.statistician: "exports the blinded data and reads the reports",
     Role.unblinded_statistician: "also reads allocations and exports with arms",
+    Role.safety_reviewer: "reviews adverse events and is emailed about serious ones",
+    Role.dsmb_member: "reads the DSMB reports, open and closed",
 }
 _USER_FIELDS = ("email", "name", "role", "sites")
 _USER_MESSAGES = {

@@ -18,6 +18,9 @@ class MessageKind(StrEnum):
     alert = "alert"  # a submitted survey met a safety rule: to the site's coordinators
     sign_in = "sign_in"  # a one-time link to the staff console, to its user
     link_reissued = "link_reissued"  # a survey's new link, after staff replaced the old one
+    # A serious adverse event was opened (or became serious): to the study's safety
+    # contacts, with a link to the console only, never health details.
+    safety_event = "safety_event"
 
 
 class MessageStatus(StrEnum):

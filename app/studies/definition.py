@@ -9,7 +9,7 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, model_validator
 
 from app.auth.principal import Role
 from app.randomization.blocks import ArmRatio
@@ -243,6 +243,60 @@ class Recruitment(Document):
     )
 
 
+class AppliesTo(StrEnum):
+    """Which adverse events a reporting deadline applies to (SPEC 9)."""
+
+    serious = "serious"
+    # Serious, unexpected and related (to the intervention or research procedures): an
+    # expected hospitalisation in this population starts no IRB clock.
+    serious_unexpected_related = "serious_unexpected_related"
+    death = "death"
+    unanticipated = "unanticipated"  # an unanticipated problem (risks to participants)
+    any = "any"
+
+
+MAX_DEADLINE_HOURS = 24 * 90
+MAX_DEADLINE_WORKING_DAYS = 60
+
+
+class Deadline(Document):
+    """A reporting deadline: events it applies to must be reported to `report_to`
+    within so many hours, or working days (Monday to Friday in the study's time zone),
+    of the day the team became aware of them."""
+
+    code: Code
+    applies_to: AppliesTo
+    within_hours: Annotated[int, Field(ge=1, le=MAX_DEADLINE_HOURS)] | None = None
+    within_working_days: Annotated[int, Field(ge=1, le=MAX_DEADLINE_WORKING_DAYS)] | None = None
+    report_to: Annotated[str, Field(min_length=1, max_length=100)] = Field(
+        description="whom the report goes to (IRB, DSMB, sponsor, ...)"
+    )
+
+    @model_validator(mode="after")
+    def _one_clock(self) -> Deadline:
+        if (self.within_hours is None) == (self.within_working_days is None):
+            raise ValueError("give either within_hours or within_working_days")
+        return self
+
+
+class Safety(Document):
+    """Who is emailed about serious adverse events, and the reporting deadlines."""
+
+    contacts: Annotated[list[Annotated[EmailStr, Field(max_length=320)]], bounded(20)] = Field(
+        default=[],
+        description="emailed at once about a serious adverse event (no health details); "
+        "with none, the study's safety reviewers, else its admins",
+    )
+    deadlines: Annotated[list[Deadline], bounded(20)] = []
+
+    @model_validator(mode="after")
+    def _unique_codes(self) -> Safety:
+        codes = [d.code for d in self.deadlines]
+        if len(codes) != len(set(codes)):
+            raise ValueError("each deadline needs a code of its own")
+        return self
+
+
 class StudyDefinition(Document):
     """A whole study, as one document; validated completely before anything is stored."""
 
@@ -281,6 +335,7 @@ class StudyDefinition(Document):
     timezone: Annotated[str, Field(min_length=1, max_length=64)] = Field(
         default="UTC", description="IANA time zone of the dates people see (windows)"
     )
+    safety: Safety = Safety()
 
     def participant_code_prefix(self) -> str:
         """`code_prefix`, or the initials of the slug's words (`peer-support` → `PS`)."""
