@@ -36,3 +36,16 @@ def test_other_roles_reach_every_site():
         user = Principal(id=1, email="u@x", role=role)
         assert reachable_sites(user) is None
         assert may_access_site(user, 42) and may_know_study(user, frozenset({42}))
+
+
+def test_the_closed_dsmb_report_is_never_a_coordinators_even_in_open_label_studies():
+    readers = {r for r in Role if has_permission(r, Permission.read_dsmb_closed)}
+    assert readers == {Role.admin, Role.unblinded_statistician, Role.dsmb_member}
+    assert all(has_permission(r, Permission.read_dsmb_open) for r in Role)
+
+
+def test_a_dsmb_member_reads_reports_and_nothing_about_participants():
+    assert not has_permission(Role.dsmb_member, Permission.read_participants)
+    assert not has_permission(Role.dsmb_member, Permission.read_safety)
+    assert not has_permission(Role.safety_reviewer, Permission.read_participants)
+    assert not has_permission(Role.safety_reviewer, Permission.record_safety)
