@@ -113,6 +113,7 @@ def test_serve_refuses_to_start_on_postgresql_without_a_server_key():
 
 
 EXTS = ("csv", "dta", "sav")
+TABLES = ("blinded_long", "blinded_wide", "participants", "adverse_events", "deviations")
 
 
 def test_export_writes_the_blinded_data_package_into_a_new_directory_and_is_audited(
@@ -129,10 +130,12 @@ def test_export_writes_the_blinded_data_package_into_a_new_directory_and_is_audi
     assert "3 participants (15 rows) written" in done.stderr
     assert sorted(p.name for p in out.iterdir()) == sorted(
         [
-            *(f"{t}.{e}" for t in ("blinded_long", "blinded_wide", "participants") for e in EXTS),
+            *(f"{t}.{e}" for t in TABLES for e in EXTS),
             "codebook_long.csv",
             "codebook_wide.csv",
             "codebook_participants.csv",
+            "codebook_adverse_events.csv",
+            "codebook_deviations.csv",
             "datapackage.json",
             "peer-support.R",
         ]

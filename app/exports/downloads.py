@@ -12,9 +12,10 @@ from sqlalchemy.orm import Session
 
 from app.auth.principal import Principal
 from app.db.engine import Database
-from app.exports import service
-from app.exports.dataset import Shape, columns
+from app.exports import safety_tables, service
+from app.exports.dataset import Column, Shape, columns
 from app.exports.formats import codebook_csv
+from app.exports.safety_tables import SafetyTable
 from app.exports.service import Export, Format, Kind
 from app.studies import service as studies
 from app.studies.models import Study
@@ -63,18 +64,21 @@ def dataset(
     shape: Shape,
     reason: str | None = None,
     participants: bool = False,
+    table: SafetyTable | None = None,
 ) -> StreamingResponse:
-    """The blinded dataset (or with `participants` its participant-level file), or with a
-    `reason` the unblinded one (for roles the study shows arms to), audited as started
-    now and as completed at its last byte."""
+    """The blinded dataset (or with `participants` its participant-level file, with
+    `table` a safety table), or with a `reason` the unblinded one (for roles the study
+    shows arms to), audited as started now and as completed at its last byte."""
     kind = Kind.blinded if reason is None else Kind.unblinded
     if kind is Kind.unblinded:
         studies.ensure_arms_visible(study, user=user)
     slot = service.StreamSlot()
     export = service.prepare(
-        session, study=study, kind=kind, shape=shape, participants=participants
+        session, study=study, kind=kind, shape=shape, participants=participants, table=table
     )
     parameters = {"format": fmt, "shape": service.PARTICIPANTS if participants else shape}
+    if table is not None:
+        parameters = {"format": fmt, "table": table}
     service.started(session, export, parameters=parameters, actor=user, reason=reason)
     return StreamingResponse(
         service.stream(db, export, fmt=fmt, actor=user, slot=slot),
@@ -113,13 +117,21 @@ def dated_name(study: Study, what: str, ext: str, *, now: datetime | None = None
     return service.dated_name(study.slug, what, ext, on=today)
 
 
-def codebook_csv_file(study: Study, *, shape: Shape) -> Response:
-    """The codebook of the blinded export of that shape, as a CSV file."""
-    cols = columns(studies.definition_of(study), shape=shape, unblinded=False)
+def codebook_columns(study: Study, *, shape: Shape, table: SafetyTable | None) -> list[Column]:
+    """The columns of the blinded export of that shape, or of that safety table."""
+    definition = studies.definition_of(study)
+    if table is not None:
+        return safety_tables.columns(definition, table, unblinded=False)
+    return columns(definition, shape=shape, unblinded=False)
+
+
+def codebook_csv_file(study: Study, *, shape: Shape, table: SafetyTable | None = None) -> Response:
+    """The codebook of the blinded export of that shape (or safety table), as CSV."""
+    cols = codebook_columns(study, shape=shape, table=table)
     return Response(
         codebook_csv(cols),
         media_type=MEDIA[Format.csv],
-        headers=attachment(dated_name(study, f"codebook-{shape}", "csv")),
+        headers=attachment(dated_name(study, f"codebook-{table or shape}", "csv")),
     )
 
 

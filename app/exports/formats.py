@@ -15,6 +15,7 @@ import io
 import json
 import re
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from app.exports.dataset import Column, Shape
@@ -123,11 +124,22 @@ def codebook_csv(cols: Sequence[Column]) -> str:
     return buffer.getvalue()
 
 
+def dataset_key(shape: Shape) -> list[str]:
+    """The primary key of the dataset in that shape."""
+    return ["pseudonym", "timepoint"] if shape is Shape.long else ["pseudonym"]
+
+
 def table_schema(
-    cols: Sequence[Column], *, shape: Shape, participants: bool = False
+    cols: Sequence[Column],
+    *,
+    shape: Shape = Shape.long,
+    participants: bool = False,
+    key: Sequence[str] | None = None,
+    parent: str | None = None,
 ) -> dict[str, Any]:
     """The Frictionless Table Schema of a dataset (types, allowed values, missing values,
-    primary key)."""
+    primary key: `key`, else the dataset's of that shape; with `parent`, each row's
+    `pseudonym` is one of that resource's)."""
     fields = []
     for col in cols:
         spec: dict[str, Any] = {"name": col.name, "title": col.label, "type": col.type}
@@ -138,15 +150,35 @@ def table_schema(
         if col.type == "boolean":
             spec["trueValues"], spec["falseValues"] = ["true"], ["false"]
         fields.append(spec)
-    key = ["pseudonym", "timepoint"] if shape is Shape.long and not participants else ["pseudonym"]
-    return {"fields": fields, "missingValues": [MISSING], "primaryKey": key}
+    if key is None:
+        key = ["pseudonym"] if participants else dataset_key(shape)
+    schema: dict[str, Any] = {
+        "fields": fields,
+        "missingValues": [MISSING],
+        "primaryKey": list(key),
+    }
+    if parent is not None:
+        schema["foreignKeys"] = [
+            {"fields": ["pseudonym"], "reference": {"resource": parent, "fields": ["pseudonym"]}}
+        ]
+    return schema
 
 
-def data_package(
-    *, name: str, title: str, resources: Sequence[tuple[str, str, Shape, Sequence[Column], bool]]
-) -> dict[str, Any]:
-    """The `datapackage.json` of the export: one tabular resource per (name, path,
-    shape, columns, whether it is the participant file)."""
+@dataclass(frozen=True)
+class Resource:
+    """One file of the data package: its name, path, columns, primary key, and the
+    resource its pseudonyms come from (if any)."""
+
+    name: str
+    path: str
+    columns: Sequence[Column]
+    key: Sequence[str]
+    parent: str | None = None
+    description: str = MISSING_TEXT
+
+
+def data_package(*, name: str, title: str, resources: Sequence[Resource]) -> dict[str, Any]:
+    """The `datapackage.json` of the export: one tabular resource per `Resource`."""
     return {
         "name": name,
         "title": title,
@@ -154,16 +186,16 @@ def data_package(
         "profile": "tabular-data-package",
         "resources": [
             {
-                "name": resource,
-                "path": path,
+                "name": resource.name,
+                "path": resource.path,
                 "profile": "tabular-data-resource",
-                "description": MISSING_TEXT,
+                "description": resource.description,
                 "format": "csv",
                 "mediatype": "text/csv",
                 "encoding": "utf-8",
                 "dialect": {"delimiter": ",", "lineTerminator": "\r\n", "header": True},
-                "schema": table_schema(cols, shape=shape, participants=participants),
+                "schema": table_schema(resource.columns, key=resource.key, parent=resource.parent),
             }
-            for resource, path, shape, cols, participants in resources
+            for resource in resources
         ],
     }

@@ -67,7 +67,9 @@ class ParticipantRecord:
     first_randomization_on: date | None = None  # the study's day 0 (participant file)
 
 
-Getter = Callable[[ParticipantRecord, str | None], Any]
+# (the record of a row, its timepoint or None) → value; the record is a `ParticipantRecord`
+# for the dataset, an event or deviation for the safety tables (`safety_tables`).
+Getter = Callable[[Any, str | None], Any]
 
 
 @dataclass(frozen=True)

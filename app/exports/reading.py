@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from enum import StrEnum
 from itertools import groupby
@@ -15,7 +15,7 @@ from sqlalchemy import Row, false, func, select
 from sqlalchemy.orm import Session
 
 from app.audit import service as audit
-from app.exports import participant_file
+from app.exports import participant_file, safety_records, safety_tables
 from app.exports.dataset import (
     Allocated,
     Column,
@@ -26,6 +26,7 @@ from app.exports.dataset import (
     columns,
 )
 from app.exports.labels import WITHHELD
+from app.exports.safety_tables import SafetyTable
 from app.participants.leaving import answers_usable
 from app.participants.lifecycle import ParticipantStatus
 from app.participants.models import Participant
@@ -83,10 +84,14 @@ class Export:
     blinding_key: bytes = field(repr=False, default=b"")
     id: str = field(default_factory=lambda: secrets.token_hex(8))  # pairs its audit records
     participants: bool = False  # the participant-level file (one row each, no surveys)
+    table: SafetyTable | None = None  # a safety table (one row per event or deviation)
 
     @property
     def what(self) -> str:
-        """`blinded-long`, `unblinded-wide`, `blinded-participants`..."""
+        """`blinded-long`, `unblinded-wide`, `blinded-participants`,
+        `blinded-adverse_events`..."""
+        if self.table is not None:
+            return f"{self.kind}-{self.table}"
         return f"{self.kind}-{PARTICIPANTS if self.participants else self.shape}"
 
     def file_name(self, ext: str) -> str:
@@ -96,16 +101,24 @@ class Export:
 
 
 def prepare(
-    session: Session, *, study: Study, kind: Kind, shape: Shape, participants: bool = False
+    session: Session,
+    *,
+    study: Study,
+    kind: Kind,
+    shape: Shape,
+    participants: bool = False,
+    table: SafetyTable | None = None,
 ) -> Export:
     """Decide the export's columns, pseudonym key and group codes."""
     definition = studies.definition_of(study)
     key = studies.blinding_key_of(session, study)
-    cols = (
-        participant_file.columns(definition)
-        if participants
-        else columns(definition, shape=shape, unblinded=kind is Kind.unblinded)
-    )
+    unblinded = kind is Kind.unblinded
+    if table is not None:
+        cols = safety_tables.columns(definition, table, unblinded=unblinded)
+    elif participants:
+        cols = participant_file.columns(definition)
+    else:
+        cols = columns(definition, shape=shape, unblinded=unblinded)
     return Export(
         study_id=study.id,
         slug=study.slug,
@@ -118,7 +131,15 @@ def prepare(
         now=audit.lock_chain_head(session).at,
         blinding_key=key,
         participants=participants,
+        table=table,
     )
+
+
+def safety_export(export: Export, table: SafetyTable) -> Export:
+    """A safety table of the same kind, key, groups and time as `export` (the data
+    package's, audited as that one export)."""
+    cols = safety_tables.columns(export.definition, table, unblinded=export.kind is Kind.unblinded)
+    return replace(export, columns=cols, table=table, participants=False)
 
 
 def _enrolled(export: Export) -> Any:
@@ -240,7 +261,14 @@ def _usable(survey: SurveyRecord, participant: Row[Any]) -> SurveyRecord:
 def dataset_rows(
     session: Session, export: Export, progress: Callable[[int], None] | None = None
 ) -> Iterator[list[Any]]:
-    """Every row of the export, in order; `progress(1)` after each participant."""
+    """Every row of the export, in order; `progress(1)` after each participant (after
+    each event or deviation in a safety table)."""
+    if export.table is not None:
+        for safety_record in safety_records.records(session, export):
+            yield safety_tables.row(safety_record, export.columns)
+            if progress is not None:
+                progress(1)
+        return
     make = (
         (lambda r: participant_file.rows(r, export.columns))
         if export.participants

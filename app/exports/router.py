@@ -18,7 +18,8 @@ from app.auth.deps import STAFF_ROUTES, require
 from app.auth.permissions import Permission
 from app.auth.principal import Principal
 from app.exports import downloads
-from app.exports.dataset import Shape, columns
+from app.exports.dataset import Shape
+from app.exports.safety_tables import SafetyTable
 from app.exports.schemas import Codebook, codebook
 from app.exports.service import Format, TextFormat
 from app.studies import service as studies
@@ -43,6 +44,14 @@ FormatQuery = Annotated[
 ]
 ShapeQuery = Annotated[
     Shape, Query(description="long: a row per participant and timepoint; wide: per participant")
+]
+TableQuery = Annotated[
+    SafetyTable | None,
+    Query(
+        description="a safety table instead of the dataset: adverse_events (a row per "
+        "event, its current state) or deviations (a row per confirmed deviation); "
+        "`shape` is then ignored"
+    ),
 ]
 Reason = Annotated[
     str,
@@ -73,12 +82,14 @@ def blinded_export(
     user: Blinded,
     fmt: FormatQuery = Format.csv,
     shape: ShapeQuery = Shape.long,
+    table: TableQuery = None,
 ) -> StreamingResponse:
     """The blinded dataset: pseudonyms, coded groups, strata, statuses, days from
-    randomization, every exported item and score; no identifying data, dates or arms."""
+    randomization, every exported item and score; no identifying data, dates or arms.
+    With `table`, a safety table without the fields that could tell the arms."""
     study = studies.get_study(session, slug=slug, user=user)
     return downloads.dataset(
-        request.app.state.db, session, study=study, user=user, fmt=fmt, shape=shape
+        request.app.state.db, session, study=study, user=user, fmt=fmt, shape=shape, table=table
     )
 
 
@@ -91,12 +102,22 @@ def unblinded_export(
     reason: Reason,
     fmt: FormatQuery = Format.csv,
     shape: ShapeQuery = Shape.long,
+    table: TableQuery = None,
 ) -> StreamingResponse:
     """The blinded dataset plus each participant's arm, arm label, stratum, block, block
-    size and position; for roles the study shows arms to, with a reason (audited)."""
+    size and position; for roles the study shows arms to, with a reason (audited). With
+    `table`, a safety table with every field (relatedness, action taken, the medical
+    review) and the arm."""
     study = studies.get_study(session, slug=slug, user=user)
     return downloads.dataset(
-        request.app.state.db, session, study=study, user=user, fmt=fmt, shape=shape, reason=reason
+        request.app.state.db,
+        session,
+        study=study,
+        user=user,
+        fmt=fmt,
+        shape=shape,
+        reason=reason,
+        table=table,
     )
 
 
@@ -134,14 +155,15 @@ def export_codebook(
     user: Blinded,
     fmt: Annotated[TextFormat, Query(alias="format", description="json or csv")] = TextFormat.json,
     shape: ShapeQuery = Shape.long,
+    table: TableQuery = None,
 ) -> Codebook | Response:
-    """Every column of the blinded export of that shape: name, label, type, unit, allowed
-    values and their labels, instrument and timepoint; nothing else."""
+    """Every column of the blinded export of that shape (or safety table): name, label,
+    type, unit, allowed values and their labels, instrument and timepoint; nothing else."""
     study = studies.get_study(session, slug=slug, user=user)
-    cols = columns(studies.definition_of(study), shape=shape, unblinded=False)
     if fmt is TextFormat.csv:
-        return downloads.codebook_csv_file(study, shape=shape)
-    return codebook(slug, shape, cols)
+        return downloads.codebook_csv_file(study, shape=shape, table=table)
+    cols = downloads.codebook_columns(study, shape=shape, table=table)
+    return codebook(slug, shape, cols, table=table)
 
 
 @router.get(
@@ -153,6 +175,7 @@ def export_package(
     slug: SlugPath, request: Request, session: SessionDep, user: Blinded
 ) -> StreamingResponse:
     """A Frictionless data package (zip): `datapackage.json`, the blinded dataset long
-    and wide as CSV, and their codebooks."""
+    and wide, the participant file and the blinded safety tables (adverse_events,
+    deviations) as CSV, Stata and SPSS, their codebooks and an R script."""
     study = studies.get_study(session, slug=slug, user=user)
     return downloads.package(request.app.state.db, session, study=study, user=user)

@@ -29,6 +29,9 @@ class CodebookEntry(BaseModel):
 class Codebook(BaseModel):
     study: str
     shape: str
+    table: str | None = Field(
+        default=None, description="the safety table (adverse_events, deviations), if one"
+    )
     columns: list[CodebookEntry]
     csv_text: str = Field(
         default=ESCAPING, description="how text that looks like a formula is written in CSV"
@@ -38,10 +41,11 @@ class Codebook(BaseModel):
     )
 
 
-def codebook(slug: str, shape: str, columns: list[Column]) -> Codebook:
+def codebook(slug: str, shape: str, columns: list[Column], table: str | None = None) -> Codebook:
     return Codebook(
         study=slug,
         shape=shape,
+        table=table,
         columns=[
             CodebookEntry.model_validate(c.describe() | {"file_name": name})
             for c, name in zip(columns, file_names(columns), strict=True)

@@ -35,7 +35,9 @@ from app.exports.reading import (
     dated_name,
     prepare,
     records,
+    safety_export,
 )
+from app.exports.safety_tables import PRIMARY_KEYS, SAFETY_DESCRIPTION, SafetyTable
 
 __all__ = [
     "PARTICIPANTS",
@@ -220,18 +222,19 @@ def package_files(
     progress: Callable[[int], None] | None = None,
 ) -> Iterator[tuple[str, Iterator[bytes]]]:
     """The files of the blinded data package, each as (name, its bytes in chunks):
-    `datapackage.json`, the codebooks, the long, wide and participant files as CSV, Stata
-    and SPSS, and an R script that reads the CSV with factors and labels (all read in
-    `session`)."""
+    `datapackage.json`, the codebooks, the long, wide and participant files and the
+    safety tables (adverse events, deviations) as CSV, Stata and SPSS, and an R script
+    that reads the CSV with factors and labels (all read in `session`)."""
     files = (
         (f"blinded_{long.shape}", long),
         (f"blinded_{wide.shape}", wide),
         (PARTICIPANTS, people),
+        *((str(table), safety_export(long, table)) for table in SafetyTable),
     )
     descriptor = formats.data_package(
         name=long.slug,
         title=long.title,
-        resources=[(n, f"{n}.csv", e.shape, e.columns, e.participants) for n, e in files],
+        resources=[_resource(n, e) for n, e in files],
     )
     yield "datapackage.json", iter([(json.dumps(descriptor, indent=2) + "\n").encode()])
     for name, export in files:
@@ -240,14 +243,28 @@ def package_files(
     script = rscript.script(long.slug, long.title, [(n, e.columns) for n, e in files])
     yield f"{long.slug}.R", iter([script.encode()])
     for name, export in files:
-        rows = counter.count(
-            dataset_rows(session, export, progress if name != PARTICIPANTS else None)
-        )
+        by_participant = export.table is None and not export.participants
+        rows = counter.count(dataset_rows(session, export, progress if by_participant else None))
         chunks = formats.csv_chunks(export.columns, rows)
         yield f"{name}.csv", (chunk.encode() for chunk in chunks)
     for fmt in STAT_FORMATS:
         for name, export in files:
             yield f"{name}.{fmt}", stat_chunks(export, dataset_rows(session, export), fmt=fmt)
+
+
+def _resource(name: str, export: Export) -> formats.Resource:
+    """The data package's description of one of its files."""
+    if export.table is not None:  # one row per event or deviation, of a participant
+        return formats.Resource(
+            name,
+            f"{name}.csv",
+            export.columns,
+            key=PRIMARY_KEYS[export.table],
+            parent=PARTICIPANTS,
+            description=SAFETY_DESCRIPTION,
+        )
+    key = ["pseudonym"] if export.participants else formats.dataset_key(export.shape)
+    return formats.Resource(name, f"{name}.csv", export.columns, key=key)
 
 
 def snapshot(session: Session) -> Session:

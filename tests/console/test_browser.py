@@ -433,7 +433,13 @@ def test_a_coordinator_enrolls_a_participant_who_answers_is_randomized_and_expor
     report = validate(str(tmp_path / "package" / "datapackage.json"))
     assert report.valid, report.flatten(["rowNumber", "fieldName", "type", "note"])
     described = Package(str(tmp_path / "package" / "datapackage.json"))
-    assert {r.name for r in described.resources} == {"blinded_long", "blinded_wide", "participants"}
+    assert {r.name for r in described.resources} == {
+        "blinded_long",
+        "blinded_wide",
+        "participants",
+        "adverse_events",
+        "deviations",
+    }
     wide = (tmp_path / "package" / "blinded_wide.csv").read_text()
     assert len(wide.splitlines()) >= 2  # the header and at least Robin
     assert not any(word in wide for word in ARM_WORDS)

@@ -19,6 +19,7 @@ from app.participants.models import Participant
 from app.studies import service as studies
 from app.studies.models import Study
 from app.studies.pseudonyms import export_order, pseudonym
+from tests.exports.safety_seed import AE_NOTE, AE_TERM, PD_ACTION, PD_TEXT, seed_safety
 from tests.helpers import BASELINE_ANSWERS, bearer, enrollment
 
 STUDY = "leak-study"
@@ -83,10 +84,11 @@ def _get(api, path: str, token: str, **params: Any):
 
 
 @pytest.fixture
-def trial(api):
+def trial(api, db):
     """A small trial: nine participants enrolled (with known names, emails, phones),
     baselines completed with free text and a date, randomized, month 4 answered by the
-    online arms (the arm-limited instrument too); one withdrawn."""
+    online arms (the arm-limited instrument too); one withdrawn; adverse events and
+    deviations recorded (`safety_seed`)."""
     admin = api.admin_token
     created = api.client.post("/api/v1/studies", json=_definition(), headers=bearer(admin))
     assert created.status_code == 201, created.text
@@ -133,6 +135,7 @@ def trial(api):
         headers=bearer(admin),
     )
     assert withdrawn.status_code == 200, withdrawn.text
+    seed_safety(db, STUDY, [p["code"] for p in people])
     return people
 
 
@@ -160,6 +163,14 @@ def _every_export(api, token: str) -> dict[str, bytes]:
         got = _get(api, "/exports/participants", token, format=fmt)
         assert got.status_code == 200, got.text
         pulled[f"participants.{fmt}"] = got.content
+        for table in ("adverse_events", "deviations"):
+            got = _get(api, "/exports/blinded", token, format=fmt, table=table)
+            assert got.status_code == 200, got.text
+            pulled[f"{table}.{fmt}"] = got.content
+            if fmt in ("csv", "json"):
+                book = _get(api, "/exports/codebook", token, format=fmt, table=table)
+                assert book.status_code == 200, book.text
+                pulled[f"codebook.{table}.{fmt}"] = book.content
     package = _get(api, "/exports/package", token)
     assert package.status_code == 200
     pulled["package.zip"] = package.content
@@ -184,6 +195,7 @@ def test_a_statistician_never_receives_a_name_email_phone_code_date_free_text_or
     forbidden += list(ARM_LABELS) + list(ARM_LABELS.values())
     forbidden += ["group_experience", "gx_"]  # limited to two arms: it would reveal them
     forbidden += ["sessions"]  # a timepoint scheduled for those arms alone
+    forbidden += [AE_TERM, AE_NOTE, PD_TEXT, PD_ACTION]  # safety records' free text
     for name, content in pulled.items():
         for needle in forbidden:
             assert needle.encode() not in content, (name, needle)
@@ -270,8 +282,9 @@ def test_the_codebook_covers_every_column_and_the_package_validates(api, trial, 
     report = validate(str(tmp_path / "datapackage.json"))
     assert report.valid, report.flatten(["rowNumber", "fieldName", "type", "note"])
     described = Package(str(tmp_path / "datapackage.json"))
-    names = {"blinded_long", "blinded_wide", "participants"}
+    names = {"blinded_long", "blinded_wide", "participants", "adverse_events", "deviations"}
     assert {r.name for r in described.resources} == names
+    assert len(described.get_resource("adverse_events").read_rows()) == 2
 
 
 def test_tampering_shows_in_the_package_validation(api, trial, tmp_path):

@@ -231,14 +231,20 @@ def test_the_package_holds_stata_spss_and_an_r_script_that_names_every_column(
         script = archive.read(f"{STUDY}.R").decode()
         tables = {
             n: next(csv.reader(io.StringIO(archive.read(f"{n}.csv").decode())))
-            for n in ("blinded_long", "blinded_wide", "participants")
+            for n in (
+                "blinded_long",
+                "blinded_wide",
+                "participants",
+                "adverse_events",
+                "deviations",
+            )
         }
         for table in tables:
             for fmt in ("dta", "sav"):
                 assert f"{table}.{fmt}" in names
                 frame, _ = _read(archive.read(f"{table}.{fmt}"), fmt, tmp_path)
                 assert len(frame.columns) == len(tables[table])
-    assert script.count("<- read_trialdesk(") == 3  # one call per table
+    assert script.count("<- read_trialdesk(") == 5  # one call per table
     for table, header in tables.items():
         assert f'{table} <- read_trialdesk(\n  "{table}.csv"' in script
         for column in header:
