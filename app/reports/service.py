@@ -126,7 +126,7 @@ def consort(session: Session, *, study: Study, user: Principal) -> ConsortFlow:
     withdrawn = Counter(
         {arm: sum(left[k][arm] for k in LeavingKind if leaves_study(k)) for arm in randomized}
     )
-    surveys = _survey_counts(session, study=study, definition=definition)
+    surveys = survey_counts(session, study=study, definition=definition)
     ineligible = by_status.get(ParticipantStatus.ineligible, 0)
     screened = sum(by_status.values())
     group_flows = []
@@ -189,24 +189,32 @@ def _ineligible_reasons(
     return dict(sorted(counted.items(), key=lambda i: (order.get(i[0], len(order)), i[0])))
 
 
-def _survey_counts(
-    session: Session, *, study: Study, definition: StudyDefinition
+def survey_counts(
+    session: Session,
+    *,
+    study: Study,
+    definition: StudyDefinition,
+    arm_of: Mapping[int, str] | None = None,
 ) -> defaultdict[tuple[str, str], Counter[SurveyStatus]]:
     """(arm, timepoint) → surveys of randomized participants by status, now.
 
-    Arms are sealed at rest, so each participant's arm is opened once and their surveys
-    are grouped here; surveys with the same window and the same events so far have the
-    same status, so the status rule (`status`) is applied once per group rather than
-    once per survey."""
+    Arms are sealed at rest, so each participant's arm is opened once (unless the caller
+    gives them: `arm_of`, participant id → arm, or any other group of theirs) and their
+    surveys are grouped here; surveys with the same window and the same events so far
+    have the same status, so the status rule (`status`) is applied once per group rather
+    than once per survey."""
     zone, now = definition.zone(), utcnow()
     completed = case((SurveyInstance.completed_at <= now, True), else_=False)
     cancelled = case((SurveyInstance.cancelled_at <= now, True), else_=False)
-    arm_of: dict[int, str] = {
-        participant_id: arm
-        for participant_id, arm in session.execute(
-            select(Allocation.participant_id, Allocation.arm).where(Allocation.study_id == study.id)
-        )
-    }
+    if arm_of is None:
+        arm_of = {
+            participant_id: arm
+            for participant_id, arm in session.execute(
+                select(Allocation.participant_id, Allocation.arm).where(
+                    Allocation.study_id == study.id
+                )
+            )
+        }
     lines = session.execute(
         select(
             SurveyInstance.participant_id,
@@ -254,7 +262,7 @@ def retention(session: Session, *, study: Study, user: Principal) -> list[Retent
     """Per timepoint and group: completed, missed, pending and cancelled surveys."""
     definition = studies.definition_of(study)
     groups = groups_for(session, study=study, user=user)
-    counts = _survey_counts(session, study=study, definition=definition)
+    counts = survey_counts(session, study=study, definition=definition)
     out = []
     for t in _timepoints(definition, groups):
         for group in groups.groups:
