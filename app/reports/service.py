@@ -7,6 +7,9 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
@@ -195,6 +198,7 @@ def survey_counts(
     study: Study,
     definition: StudyDefinition,
     arm_of: Mapping[int, str] | None = None,
+    pooled: str | None = None,
 ) -> defaultdict[tuple[str, str], Counter[SurveyStatus]]:
     """(arm, timepoint) → surveys of randomized participants by status, now.
 
@@ -202,10 +206,30 @@ def survey_counts(
     gives them: `arm_of`, participant id → arm, or any other group of theirs) and their
     surveys are grouped here; surveys with the same window and the same events so far
     have the same status, so the status rule (`status`) is applied once per group rather
-    than once per survey."""
+    than once per survey. With `pooled`, every randomized participant is of that one
+    group and no arm is read: the database groups the surveys."""
     zone, now = definition.zone(), utcnow()
     completed = case((SurveyInstance.completed_at <= now, True), else_=False)
     cancelled = case((SurveyInstance.cancelled_at <= now, True), else_=False)
+    if pooled is not None:
+        # One group for every randomized participant: the database groups the surveys.
+        surveys = (
+            select(
+                SurveyInstance.timepoint,
+                SurveyInstance.opens_on,
+                SurveyInstance.closes_on,
+                completed.label("done"),
+                cancelled.label("gone"),
+            )
+            .join(Allocation, SurveyInstance.participant_id == Allocation.participant_id)
+            .where(Allocation.study_id == study.id)
+            .subquery()
+        )
+        c = surveys.c
+        keys = (c.timepoint, c.opens_on, c.closes_on, c.done, c.gone)
+        grouped = session.execute(select(*keys, func.count()).group_by(*keys))
+        groups = Counter({(pooled, *line[:5]): line[5] for line in grouped})
+        return _statuses(groups, now=now, zone=zone)
     if arm_of is None:
         arm_of = {
             participant_id: arm
@@ -229,6 +253,14 @@ def survey_counts(
         .execution_options(yield_per=1000)
     )
     groups = Counter((arm_of[line[0]], *line[1:]) for line in lines)
+    return _statuses(groups, now=now, zone=zone)
+
+
+def _statuses(
+    groups: Counter[tuple[Any, ...]], *, now: datetime, zone: ZoneInfo
+) -> defaultdict[tuple[str, str], Counter[SurveyStatus]]:
+    """(group, timepoint) → surveys by status, from surveys counted by (group,
+    timepoint, opens_on, closes_on, completed, cancelled)."""
     counts: defaultdict[tuple[str, str], Counter[SurveyStatus]] = defaultdict(Counter)
     for (arm, timepoint, opens_on, closes_on, was_completed, was_cancelled), n in groups.items():
         current = scheduling.status(
