@@ -39,6 +39,9 @@ class AuditAction(StrEnum):
     deviation_recorded = "deviation.recorded"
     deviation_proposed = "deviation.proposed"  # by the system, for a coordinator to decide
     deviation_versioned = "deviation.versioned"  # a follow-up, confirmation or dismissal
+    # The DSMB's closed part (by group) and the adverse events by arm: read like an export.
+    report_dsmb_closed = "report.dsmb_closed"
+    report_ctgov_adverse_events = "report.ctgov_adverse_events"
     export_started = "export.started"
     export_completed = "export.completed"
     export_aborted = "export.aborted"

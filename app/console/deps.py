@@ -120,6 +120,8 @@ _MAY = {
     Permission.export_blinded: "download exports",
     Permission.export_unblinded: "download the unblinded dataset",
     Permission.read_reports: "see reports",
+    Permission.read_dsmb_open: "see the DSMB report",
+    Permission.read_dsmb_closed: "see the DSMB report's closed part",
 }
 
 
@@ -259,6 +261,7 @@ _STUDY_LINKS: Sequence[tuple[str, str, Permission]] = (
     ("/worklist", "Worklist", Permission.read_participants),
     ("/exports", "Exports", Permission.export_blinded),
     ("/reports", "Reports", Permission.read_reports),
+    ("/reports/dsmb", "DSMB report", Permission.read_dsmb_open),
     ("/setup", "Set-up", Permission.manage_studies),
 )
 

@@ -11,6 +11,7 @@ from fastapi import APIRouter
 
 from app.console import (
     dashboard,
+    dsmb,
     enroll,
     entry,
     exports,
@@ -28,6 +29,7 @@ router = APIRouter(
         for area in (
             dashboard,
             reports,
+            dsmb,
             enroll,
             participants,
             participant_actions,

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import date, datetime
+
 from pydantic import BaseModel, Field
 
+from app.reports.dsmb import DsmbReport
 from app.reports.flow import ConsortFlow
 from app.reports.service import Balance, Retention
 
@@ -111,3 +114,50 @@ class BalanceReport(BaseModel):
 
 def balance_report(rows: list[Balance]) -> BalanceReport:
     return BalanceReport(items=[BalanceRow.model_validate(r, from_attributes=True) for r in rows])
+
+
+class DsmbColumn(BaseModel):
+    code: str = Field(description="a group letter (closed part), `not_randomized`, `total`")
+    label: str
+
+
+class DsmbRow(BaseModel):
+    label: str
+    counts: dict[str, int] = Field(description="column code → count")
+
+
+class DsmbTable(BaseModel):
+    code: str
+    title: str
+    columns: list[DsmbColumn]
+    rows: list[DsmbRow]
+    note: str | None
+
+
+class DsmbSection(BaseModel):
+    code: str
+    title: str
+    tables: list[DsmbTable]
+
+
+class DsmbGroupKey(BaseModel):
+    letter: str
+    arm: str
+    label: str
+
+
+class DsmbReportOut(BaseModel):
+    part: str = Field(description="open (pooled) or closed (by group, coded with letters)")
+    study_title: str
+    study_slug: str
+    time_zone: str
+    generated_at: datetime
+    generated_on: date = Field(description="in the study's time zone")
+    activated_on: date | None
+    locked_on: date | None
+    sections: list[DsmbSection]
+    key: list[DsmbGroupKey] = Field(description="closed part: the key to the group letters")
+
+
+def dsmb_report_out(report: DsmbReport) -> DsmbReportOut:
+    return DsmbReportOut.model_validate(report, from_attributes=True)

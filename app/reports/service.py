@@ -7,6 +7,9 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
@@ -126,7 +129,7 @@ def consort(session: Session, *, study: Study, user: Principal) -> ConsortFlow:
     withdrawn = Counter(
         {arm: sum(left[k][arm] for k in LeavingKind if leaves_study(k)) for arm in randomized}
     )
-    surveys = _survey_counts(session, study=study, definition=definition)
+    surveys = survey_counts(session, study=study, definition=definition)
     ineligible = by_status.get(ParticipantStatus.ineligible, 0)
     screened = sum(by_status.values())
     group_flows = []
@@ -189,24 +192,53 @@ def _ineligible_reasons(
     return dict(sorted(counted.items(), key=lambda i: (order.get(i[0], len(order)), i[0])))
 
 
-def _survey_counts(
-    session: Session, *, study: Study, definition: StudyDefinition
+def survey_counts(
+    session: Session,
+    *,
+    study: Study,
+    definition: StudyDefinition,
+    arm_of: Mapping[int, str] | None = None,
+    pooled: str | None = None,
 ) -> defaultdict[tuple[str, str], Counter[SurveyStatus]]:
     """(arm, timepoint) → surveys of randomized participants by status, now.
 
-    Arms are sealed at rest, so each participant's arm is opened once and their surveys
-    are grouped here; surveys with the same window and the same events so far have the
-    same status, so the status rule (`status`) is applied once per group rather than
-    once per survey."""
+    Arms are sealed at rest, so each participant's arm is opened once (unless the caller
+    gives them: `arm_of`, participant id → arm, or any other group of theirs) and their
+    surveys are grouped here; surveys with the same window and the same events so far
+    have the same status, so the status rule (`status`) is applied once per group rather
+    than once per survey. With `pooled`, every randomized participant is of that one
+    group and no arm is read: the database groups the surveys."""
     zone, now = definition.zone(), utcnow()
     completed = case((SurveyInstance.completed_at <= now, True), else_=False)
     cancelled = case((SurveyInstance.cancelled_at <= now, True), else_=False)
-    arm_of: dict[int, str] = {
-        participant_id: arm
-        for participant_id, arm in session.execute(
-            select(Allocation.participant_id, Allocation.arm).where(Allocation.study_id == study.id)
+    if pooled is not None:
+        # One group for every randomized participant: the database groups the surveys.
+        surveys = (
+            select(
+                SurveyInstance.timepoint,
+                SurveyInstance.opens_on,
+                SurveyInstance.closes_on,
+                completed.label("done"),
+                cancelled.label("gone"),
+            )
+            .join(Allocation, SurveyInstance.participant_id == Allocation.participant_id)
+            .where(Allocation.study_id == study.id)
+            .subquery()
         )
-    }
+        c = surveys.c
+        keys = (c.timepoint, c.opens_on, c.closes_on, c.done, c.gone)
+        grouped = session.execute(select(*keys, func.count()).group_by(*keys))
+        groups = Counter({(pooled, *line[:5]): line[5] for line in grouped})
+        return _statuses(groups, now=now, zone=zone)
+    if arm_of is None:
+        arm_of = {
+            participant_id: arm
+            for participant_id, arm in session.execute(
+                select(Allocation.participant_id, Allocation.arm).where(
+                    Allocation.study_id == study.id
+                )
+            )
+        }
     lines = session.execute(
         select(
             SurveyInstance.participant_id,
@@ -221,6 +253,14 @@ def _survey_counts(
         .execution_options(yield_per=1000)
     )
     groups = Counter((arm_of[line[0]], *line[1:]) for line in lines)
+    return _statuses(groups, now=now, zone=zone)
+
+
+def _statuses(
+    groups: Counter[tuple[Any, ...]], *, now: datetime, zone: ZoneInfo
+) -> defaultdict[tuple[str, str], Counter[SurveyStatus]]:
+    """(group, timepoint) → surveys by status, from surveys counted by (group,
+    timepoint, opens_on, closes_on, completed, cancelled)."""
     counts: defaultdict[tuple[str, str], Counter[SurveyStatus]] = defaultdict(Counter)
     for (arm, timepoint, opens_on, closes_on, was_completed, was_cancelled), n in groups.items():
         current = scheduling.status(
@@ -254,7 +294,7 @@ def retention(session: Session, *, study: Study, user: Principal) -> list[Retent
     """Per timepoint and group: completed, missed, pending and cancelled surveys."""
     definition = studies.definition_of(study)
     groups = groups_for(session, study=study, user=user)
-    counts = _survey_counts(session, study=study, definition=definition)
+    counts = survey_counts(session, study=study, definition=definition)
     out = []
     for t in _timepoints(definition, groups):
         for group in groups.groups:
