@@ -272,8 +272,9 @@ def report_deadline(
     reference: str,
     actor: Principal,
 ) -> EventView:
-    """Record that a deadline was met: reported on that day, with the recipient's
-    reference (409 if it does not apply or was met already)."""
+    """Record that a deadline was met: reported on that day (not in the future, not
+    before the team became aware of the event), with the recipient's reference (409 if
+    it does not apply or was met already)."""
     now = audit.lock_chain_head(session).at
     if not (
         has_permission(actor.role, Permission.record_safety)
@@ -291,10 +292,14 @@ def report_deadline(
     if deadline.reported_on is not None:
         raise DeadlineNotOpen(f"{code} was reported on {deadline.reported_on.isoformat()}")
     today = local_date(now, definition_of(study).zone())
+    first = _versions(session, event_id=event.id)[0].fields.get("aware_on")
+    problem = None
     if reported_on > today:
-        raise InvalidInput(
-            [FieldProblem(("reported_on",), f"{reported_on} is in the future (today {today})")]
-        )
+        problem = f"{reported_on} is in the future (today {today})"
+    elif first and reported_on.isoformat() < first:
+        problem = f"{reported_on} is before the team became aware of the event ({first})"
+    if problem:
+        raise InvalidInput([FieldProblem(("reported_on",), problem)])
     deadline.reported_on = reported_on
     deadline.reference = reference
     deadline.reported_by = actor.id

@@ -15,8 +15,9 @@ import re
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -351,7 +352,10 @@ REQUESTS: dict[tuple[str, str], Callable[[Ctx], Call]] = {
     ),
     ("POST", "/api/v1/studies/{slug}/events/{event_id}/deadlines/{code}/report"): lambda ctx: Call(
         f"{S}/events/{ctx.adverse_event()}/deadlines/irb_sae/report",
-        {"reported_on": "2026-01-02", "reference": "IRB-1"},
+        {
+            "reported_on": datetime.now(ZoneInfo("America/New_York")).date().isoformat(),
+            "reference": "IRB-1",
+        },
     ),
     ("GET", "/api/v1/studies/{slug}/safety/due"): lambda ctx: Call(f"{S}/safety/due"),
     ("GET", "/api/v1/studies/{slug}/exports/blinded"): lambda ctx: Call(f"{S}/exports/blinded"),
