@@ -105,6 +105,8 @@ STUDY_SURFACES: list[tuple[str, str]] = [
     ("api", "/api/v1/studies/{slug}/schedule?status=overdue"),
     ("api", "/api/v1/studies/{slug}/participants?status=randomized"),
     ("api", "/api/v1/studies/{slug}/alerts?open=false"),
+    ("api", "/api/v1/studies/{slug}/events"),
+    ("api", "/api/v1/studies/{slug}/safety/due"),
     ("api", "/api/v1/studies/{slug}/messages"),
     ("api", "/api/v1/studies/{slug}/allocations"),
     ("api", "/api/v1/studies/{slug}/reports/consort"),
@@ -154,7 +156,8 @@ TOKEN = re.compile(r"/s/[A-Za-z0-9_-]{20,}")
 CSRF = re.compile(r'(name="(?:csrf_token|form_id)" value=")[^"]+"')
 PSEUDONYM = re.compile(r"\bP[A-Z2-7]{8,}\b")
 HEX = re.compile(r"\b[0-9a-f]{32,}\b")
-JSON_IDS = re.compile(r'"(id|seq|subject_id)":\s*\d+')
+JSON_IDS = re.compile(r'"(id|seq|subject_id|event|alert)":\s*\d+')
+EVENT_NUMBERS = re.compile(r"\bAE-\d+\b")  # numbered in the order events are opened
 PATH_IDS = re.compile(r"/(alerts|users|messages)/\d+")
 ELEMENT_IDS = re.compile(r"\b(note|alert)-\d+")
 CODE = re.compile(r"PS-PHL-\d{4}")
@@ -166,7 +169,7 @@ def normalize(text: str, *, slug: str, code: str | None = None) -> str:
     """The answer with what legitimately differs between worlds and participants
     replaced: the study's slug, the participant's own code (the others stay), times,
     dates, how long an alert has been open, link tokens, CSRF tokens and form ids,
-    pseudonyms, hashes and row ids."""
+    pseudonyms, hashes, row ids and adverse-event numbers."""
     out = text.replace(slug, "{slug}")
     if code is not None:
         out = out.replace(code, "{code}")
@@ -180,6 +183,7 @@ def normalize(text: str, *, slug: str, code: str | None = None) -> str:
     out = HEX.sub("{hex}", out)
     out = JSON_IDS.sub(r'"\1": {id}', out)
     out = ELEMENT_IDS.sub(r"\1-{id}", out)
+    out = EVENT_NUMBERS.sub("AE-{n}", out)
     return PATH_IDS.sub(r"/\1/{id}", out)
 
 
@@ -480,6 +484,34 @@ def answer_surveys(api: Api, db: Database, world: World) -> None:
                 f"/api/v1/surveys/{check}/submit", json={"answers": GROUP_ANSWERS}
             )
             assert done.status_code == 200, done.text
+
+
+# What a coordinator completes an adverse event opened from an alert with (not serious:
+# the same for every participant, related and unexpected).
+EVENT_FROM_ALERT = {
+    "AESEV": "moderate",
+    "AESER": False,
+    "AEREL": "possible",
+    "AEEXPECT": False,
+    "AEOUT": "recovering",
+    "AEACN": "none",
+    "unanticipated": True,
+}
+
+
+def open_events(api: Api, world: World, coordinator: str) -> None:
+    """Each participant's safety alert is acknowledged by opening an adverse event from
+    it (prefilled; an unanticipated problem, so a reporting deadline applies)."""
+    base = f"/api/v1/studies/{world.slug}"
+    alerts = api.client.get(f"{base}/alerts", headers=bearer(coordinator)).json()["items"]
+    for code in world.codes:
+        alert = next(a["id"] for a in alerts if a["participant"] == code)
+        done = api.client.post(
+            f"{base}/alerts/{alert}/acknowledge",
+            json={"outcome": "event", "event": EVENT_FROM_ALERT},
+            headers=bearer(coordinator),
+        )
+        assert done.status_code == 200, done.text
 
 
 def scheduler(db: Database, *, days: int = 0) -> None:
