@@ -8,12 +8,14 @@ import re
 from email.headerregistry import Address
 from email.message import EmailMessage
 
+from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from app.auth import service as auth
 from app.db.base import utcnow
 from app.db.engine import Database
-from app.demo import DEMO_ADMIN_EMAIL, demo_definition
+from app.demo import DEMO_ADMIN_EMAIL, demo_definition, load_demo
+from app.main import create_app
 from app.outbox import service as outbox
 from app.outbox.models import MessageKind
 from app.participants.models import Participant
@@ -23,7 +25,7 @@ from app.scheduler.runner import PassReport, run_pass
 from app.studies import service as studies
 from app.studies.models import Study
 from app.studies.validation import parse_definition
-from tests.helpers import STUDY, bearer
+from tests.helpers import BASELINE_ANSWERS, STUDY, Api, bearer
 from tests.smtp import body
 
 CONTACT = "safety@demo.trialdesk.org"  # the demo study's safety contact
@@ -164,3 +166,25 @@ def test_an_email_about_an_event_that_no_longer_exists_is_shown_as_failed(api, m
     [failed] = shown.json()["items"]
     assert failed["kind"] == "safety_event" and failed["status"] == "failed"
     assert "adverse event no longer exists" in failed["last_error"]
+
+
+def test_an_alert_is_sent_at_once_not_at_the_schedulers_next_pass(settings, db, inbox):
+    """The in-server scheduler, an hour between passes: a survey's safety alert wakes it."""
+    with db.begin() as session:
+        token = load_demo(session).token
+    server = settings.model_copy(
+        update={
+            "scheduler": True,
+            "scheduler_interval_s": 3600,
+            "smtp_host": "127.0.0.1",
+            "smtp_port": inbox.port,
+        }
+    )
+    with TestClient(create_app(server)) as client:
+        api = Api(client, admin_token=token)
+        api.user("coordinator", "PHL", email="phl-coordinator@example.org")
+        code = api.enroll(api.admin_token, contact={"name": "Ann Example"})
+        api.complete_survey(code, answers={**BASELINE_ANSWERS, "phq9_9": 2})
+        assert inbox.received.wait(timeout=60), "the alert waited for the next pass"
+    [alert] = inbox.messages
+    assert alert["To"] == "phl-coordinator@example.org" and code in alert["Subject"]
