@@ -13,7 +13,7 @@ import asyncio
 from collections.abc import AsyncIterator, Iterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import BackgroundTasks, Depends, Request
 from sqlalchemy.orm import Session
 
 from app.db.engine import Database
@@ -71,6 +71,15 @@ def get_read_session(request: Request) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 ReadSessionDep = Annotated[Session, Depends(get_read_session, scope="function")]
 RequestSlot = Depends(request_slot, scope="function")
+
+
+def send_soon(request: Request, background: BackgroundTasks) -> None:
+    """Have this process's scheduler send what the request queued (a safety alert, a
+    serious event's email) as soon as the response is sent, after the commit, rather
+    than at its next pass (up to `scheduler_interval_s` later); nothing without one."""
+    wake = getattr(request.app.state, "wake_scheduler", None)
+    if wake is not None:
+        background.add_task(wake)
 
 
 async def get_base_url(request: Request) -> str:

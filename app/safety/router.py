@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi import APIRouter, BackgroundTasks, Depends, Path, Query, Request, Response
 
 from app.api.body import JSON_BODY_LIMIT, CheckedJsonRoute
-from app.api.deps import ReadSessionDep, SessionDep
+from app.api.deps import ReadSessionDep, SessionDep, send_soon
 from app.api.errors import PROBLEM_RESPONSES
 from app.api.paging import PageDep
 from app.api.params import CodePath, SlugPath
@@ -66,11 +66,14 @@ def open_event(
     session: SessionDep,
     idempotency: IdempotencyDep,
     actor: Annotated[Principal, Depends(require(Permission.record_safety))],
+    request: Request,
+    background: BackgroundTasks,
 ) -> Response:
     """Open an adverse event with its initial report (version 1); its reporting deadlines
     come back in `due`. With `alert`, that alert is acknowledged and linked."""
     study = get_study(session, slug=slug, user=actor, lock=RowLock.for_no_key_update)
     view = service.open_event(session, study=study, code=code, data=body, actor=actor)
+    send_soon(request, background)  # a serious event's email, if queued, leaves now
     return idempotency.remember(event_read(view, arms=_arms(study, actor), now=utcnow()))
 
 
@@ -124,11 +127,14 @@ def add_version(
     session: SessionDep,
     idempotency: IdempotencyDep,
     actor: Reader,
+    request: Request,
+    background: BackgroundTasks,
 ) -> Response:
     """Add the next version: a follow-up (default) or the closure (coordinators, admins),
     or a medical review (roles that review safety and may see arms)."""
     study = get_study(session, slug=slug, user=actor, lock=RowLock.for_no_key_update)
     view = service.add_version(session, study=study, event_id=event_id, data=body, actor=actor)
+    send_soon(request, background)  # the email of an event now serious, if queued, leaves now
     return idempotency.remember(event_read(view, arms=_arms(study, actor), now=utcnow()))
 
 
@@ -179,6 +185,8 @@ def acknowledge_alert(
     session: SessionDep,
     idempotency: IdempotencyDep,
     actor: Annotated[Principal, Depends(require(Permission.acknowledge_alerts))],
+    request: Request,
+    background: BackgroundTasks,
 ) -> Response:
     """Record what followed the alert: `no_event` (with a note), or `event` (an adverse
     event opened from it, prefilled; `event` completes the prefill). Audited."""
@@ -186,6 +194,8 @@ def acknowledge_alert(
     done = service.acknowledge_alert(
         session, study=study, alert_id=alert_id, body=body, actor=actor
     )
+    if done.event is not None:
+        send_soon(request, background)  # a serious event's email, if queued, leaves now
     sites = {s.id: s.code for s in study.sites}
     shown = alert_acknowledged(done.alert, site=sites[done.alert.site_id], event=done.event)
     return idempotency.remember(shown)

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from app.auth import service as auth
@@ -29,6 +30,7 @@ from app.keys import Use
 from app.outbox import service as outbox
 from app.outbox.models import MessageKind, MessageStatus, OutboxMessage
 from app.participants.models import Contact
+from app.safety.models import AdverseEvent
 from app.scheduler import mail
 from app.scheduler.mail import Letter, PartlySent, SendFailed, Transport
 from app.studies.models import Site, Study
@@ -179,6 +181,8 @@ def compose(
         return _alert_letter(session, settings, message.subject_id)
     if message.kind is MessageKind.sign_in:
         return _sign_in_letter(session, settings, message.subject_id, now=now)
+    if message.kind is MessageKind.safety_event:
+        return _safety_event_letter(session, settings, message.subject_id)
     instance = session.get(SurveyInstance, message.subject_id)
     if instance is None:
         return NotSent(MessageStatus.failed, "the survey no longer exists")
@@ -255,3 +259,64 @@ def _alert_letter(session: Session, settings: Settings, alert_id: int) -> Letter
         f"{alert.participant_code}",
     )
     return Letter(list(coordinators), subject, body)
+
+
+def _safety_event_letter(session: Session, settings: Settings, event_id: int) -> Letter | NotSent:
+    event = session.get(AdverseEvent, event_id)
+    if event is None:
+        return NotSent(MessageStatus.failed, "the adverse event no longer exists")
+    study = session.get_one(Study, event.study_id)
+    site = session.get_one(Site, event.site_id)
+    definition = definition_of(study)
+    recipients = safety_recipients(session, study=study, contacts=definition.safety.contacts)
+    if not recipients:
+        return NotSent(
+            MessageStatus.failed, "the study has no safety contact, safety reviewer or admin"
+        )
+    # Sent even if a follow-up made the event non-serious before its turn came: the
+    # safety officer is told what was recorded, and the page shows what it is now.
+    subject, body = mail.safety_event(
+        study_title=definition.title,
+        event=f"AE-{event.number}",
+        site=site.code,
+        link=f"{settings.base_url}/console/studies/{study.slug}/events/{event.id}",
+    )
+    return Letter(recipients, subject, body)
+
+
+def safety_recipients(session: Session, *, study: Study, contacts: Sequence[str]) -> list[str]:
+    """Who is emailed about a study's serious adverse events: its definition's safety
+    contacts, then every active safety reviewer who reaches the study (one with no site
+    reaches every study, as the role's scope says; one given sites, those sites'
+    studies), each address once whatever its case; with none, every active admin."""
+    study_sites = select(Site.id).where(Site.study_id == study.id)
+    assigned = select(UserSite.user_id).where(UserSite.user_id == User.id)
+    reviewers = session.scalars(
+        select(User.email)
+        .where(
+            User.role == Role.safety_reviewer,
+            User.deactivated_at.is_(None),
+            or_(
+                ~assigned.exists(),
+                assigned.where(UserSite.site_id.in_(study_sites)).exists(),
+            ),
+        )
+        .order_by(User.id)
+    ).all()
+    chosen = _unique([*contacts, *reviewers])
+    if chosen:
+        return chosen
+    admins = session.scalars(
+        select(User.email)
+        .where(User.role == Role.admin, User.deactivated_at.is_(None))
+        .order_by(User.id)
+    ).all()
+    return _unique(admins)
+
+
+def _unique(addresses: Sequence[str]) -> list[str]:
+    """Each address once (compared without case), in the order first given."""
+    seen: dict[str, str] = {}
+    for address in addresses:
+        seen.setdefault(address.casefold(), address)
+    return list(seen.values())

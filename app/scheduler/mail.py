@@ -100,6 +100,23 @@ def alert(*, study_title: str, participant: str, site: str, link: str) -> tuple[
     return subject, body
 
 
+SAFETY_EVENT_SUBJECT = "Trialdesk: a serious adverse event to review"
+
+
+def safety_event(*, study_title: str, event: str, site: str, link: str) -> tuple[str, str]:
+    """(subject, body) of the email to a study's safety contacts about a serious adverse
+    event. No health details: not the term, the seriousness criteria, the participant's
+    answers or code; the subject is the same for every event (it shows on lock screens)."""
+    body = (
+        f"A serious adverse event, {event}, was recorded at site {site} of the study "
+        f"\u201c{study_title}\u201d.\n\n"
+        f"It may have a reporting deadline. Please review it in Trialdesk now:\n{link}\n\n"
+        f"This email holds no details of the event; do not forward it outside the study "
+        f"team.\n"
+    )
+    return SAFETY_EVENT_SUBJECT, body
+
+
 def sign_in(*, link: str, minutes: int) -> tuple[str, str]:
     """(subject, body) of a one-time sign-in link to the staff console."""
     subject = "Your Trialdesk sign-in link"

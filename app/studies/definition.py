@@ -284,8 +284,8 @@ class Safety(Document):
 
     contacts: Annotated[list[Annotated[EmailStr, Field(max_length=320)]], bounded(20)] = Field(
         default=[],
-        description="emailed at once about a serious adverse event (no health details); "
-        "with none, the study's safety reviewers, else its admins",
+        description="emailed at once about a serious adverse event (no health details), "
+        "with the safety reviewers who reach the study; with neither, the admins",
     )
     deadlines: Annotated[list[Deadline], bounded(20)] = []
 

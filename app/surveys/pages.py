@@ -18,12 +18,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, BackgroundTasks, Depends, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
 from sqlalchemy.orm import Session
 
-from app.api.deps import ReadSessionDep, RequestSlot, SessionDep
+from app.api.deps import ReadSessionDep, RequestSlot, SessionDep, send_soon
 from app.db.base import utcnow
 from app.db.server_key import keys_of
 from app.errors import FieldProblem, InvalidAnswers
@@ -125,7 +125,13 @@ def show_survey(
 
 
 @router.post("/{token}", response_class=HTMLResponse)
-def answer_survey(request: Request, token: str, session: SessionDep, form: FormDep) -> Response:
+def answer_survey(
+    request: Request,
+    token: str,
+    session: SessionDep,
+    form: FormDep,
+    background: BackgroundTasks,
+) -> Response:
     """Keep this page's answers and go on (`action`: `next`, `back`, `save`), or submit
     the survey (`action=submit`, on its last page)."""
     opened = service.find(session, token=token, now=utcnow())
@@ -148,7 +154,7 @@ def answer_survey(request: Request, token: str, session: SessionDep, form: FormD
     service.save(session, token=token, answers=parsed.answers, clear=unanswered)
     parts = len(opened.instruments)
     if action == "submit" and number == parts:
-        return _submit(request, session, opened, token=token)
+        return _submit(request, session, opened, token=token, background=background)
     if action == "next" and number < parts:
         return _redirect(token, number + 1)
     if action == "back" and number > 1:
@@ -161,7 +167,14 @@ def answer_survey(request: Request, token: str, session: SessionDep, form: FormD
     )
 
 
-def _submit(request: Request, session: Session, opened: OpenedSurvey, *, token: str) -> Response:
+def _submit(
+    request: Request,
+    session: Session,
+    opened: OpenedSurvey,
+    *,
+    token: str,
+    background: BackgroundTasks,
+) -> Response:
     try:
         done = service.submit(session, token=token, answers={})
     except InvalidAnswers as invalid:
@@ -177,6 +190,8 @@ def _submit(request: Request, session: Session, opened: OpenedSurvey, *, token: 
             shown=as_typed(opened.instance.answers),
             problems=problems,
         )
+    if done.alerts:
+        send_soon(request, background)  # the coordinators' alert email, now
     definition = opened.definition
     now = utcnow()
     upcoming = [

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request
 
 from app.api.body import JSON_BODY_LIMIT, CheckedJsonRoute
-from app.api.deps import ReadSessionDep, SessionDep
+from app.api.deps import ReadSessionDep, SessionDep, send_soon
 from app.api.errors import PROBLEM_RESPONSES, SURVEY_LINK_RESPONSES
 from app.api.paging import PageDep
 from app.api.params import SlugPath
@@ -62,9 +62,17 @@ def save_answers(token: Token, answers: AnswersIn, session: SessionDep) -> Surve
 
 
 @links.post("/{token}/submit", response_model=Submitted)
-def submit_survey(token: Token, body: SubmitBody, session: SessionDep) -> Submitted:
+def submit_survey(
+    token: Token,
+    body: SubmitBody,
+    session: SessionDep,
+    request: Request,
+    background: BackgroundTasks,
+) -> Submitted:
     """Complete the survey: the answers (over those saved) must be valid and complete."""
     done = service.submit(session, token=token, answers=body.answers)
+    if done.alerts:
+        send_soon(request, background)  # the coordinators' alert email, now
     definition = done.survey.definition
     return Submitted(
         status="completed",
