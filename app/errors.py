@@ -242,3 +242,15 @@ class IdempotencyKeyReused(Conflict):
 
 class IdempotencyKeyInProgress(Conflict):
     code, title = "idempotency-key-in-progress", "A request with this Idempotency-Key is running"
+
+
+# --- safety: protocol deviations ---------------------------------------------------------
+class DeviationNotFound(NotFound):
+    code, title = "deviation-not-found", "Protocol deviation not found"
+
+
+class DeviationStateConflict(Conflict):
+    """A decision about a deviation that is no longer a proposal, or a follow-up of one
+    that is not confirmed (versions are added, never changed)."""
+
+    code, title = "deviation-state-conflict", "The deviation is not in a state that allows this"
