@@ -11,6 +11,7 @@ from fastapi import APIRouter
 
 from app.console import (
     dashboard,
+    deviations,
     enroll,
     entry,
     exports,
@@ -34,6 +35,7 @@ router = APIRouter(
             leaving,
             entry,
             worklist,
+            deviations,
             exports,
         )
         for route in area.router.routes
