@@ -219,3 +219,27 @@ def test_a_survey_done_after_its_window_is_proposed_once_then_confirmed_or_dismi
     assert [d["state"] for d in states.json()["items"]] == ["dismissed"]
     actions = [r["action"] for r in _trail(api, items[dismissed]["number"])]
     assert actions == ["deviation.proposed", "deviation.versioned"]
+
+
+def test_surveys_only_some_arms_have_are_not_proposed_where_a_reader_is_blind():
+    from app.demo import demo_definition
+    from app.safety.deviations import unproposable_timepoints
+    from app.studies.definition import StudyDefinition
+
+    document = demo_definition()
+    document["schedule"].append(
+        {
+            "code": "group_check",
+            "anchor": "randomization",
+            "day": 30,
+            "open_before": 0,
+            "close_after": 7,
+            "instruments": ["group_experience"],  # only the online-group arms have it
+        }
+    )
+    open_label = StudyDefinition.model_validate(document)
+    assert unproposable_timepoints(open_label) == frozenset()  # every reader sees arms
+    document["blinding"]["arm_visible_to"] = ["admin", "unblinded_statistician"]
+    blinded = StudyDefinition.model_validate(document)
+    # month_4 differs by arm but every arm has it: proposed, naming it tells nothing.
+    assert unproposable_timepoints(blinded) == {"group_check"}
