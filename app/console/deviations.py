@@ -31,6 +31,7 @@ from app.safety.deviation_schemas import (
 from app.studies import service as studies
 from app.studies.models import Study
 from app.web.forms import Form
+from app.web.pages import longdate
 
 router = console_router()
 
@@ -81,7 +82,7 @@ NEW_MESSAGES = {
     "description": "Describe what happened",
     "important": "Say whether it is an important deviation",
 }
-VERSION_FIELDS = ("important", "corrective_action", "note")
+VERSION_FIELDS = ("kind", "important", "corrective_action", "note")
 
 
 @router.get("/studies/{slug}/deviations")
@@ -152,12 +153,12 @@ def add_version(
     staff: Recorder,
     form: CheckedForm,
 ) -> Response:
-    """The next version from a form: `kind` confirmation, dismissal or follow_up (the
-    default), with a note, and for a confirmation or follow-up the important flag and the
+    """The next version from a form: `kind` confirmation, dismissal or follow_up, with
+    a note, and for a confirmation or follow-up the important flag and the
     corrective action when given. Errors beside their fields on the deviation's page."""
     study = acting(session, slug, staff)
-    typed = {name: form_text(form, name) for name in (*VERSION_FIELDS, "kind")}
-    kind = typed["kind"] or "follow_up"
+    typed = {name: form_text(form, name) for name in VERSION_FIELDS}
+    kind = typed["kind"]
     document: dict[str, Any] = {"kind": kind}
     if typed["note"]:
         document["note"] = typed["note"]
@@ -172,8 +173,9 @@ def add_version(
             session, study=study, deviation_id=deviation_id, data=body, actor=staff.user
         )
     except InvalidInput as invalid:
-        why = "Say why this is no deviation" if kind == "dismissal" else ""
-        messages = {"note": why} if why else {}
+        messages = {"kind": "Choose whether this is a protocol deviation"}
+        if kind == "dismissal":
+            messages["note"] = "Say why this is no deviation"
         errors = field_errors(invalid.problems, fields=VERSION_FIELDS, messages=messages)
         current = service.get_deviation(
             session, study=study, deviation_id=deviation_id, user=staff.user
@@ -297,6 +299,11 @@ def _deviation_page(
 def _shown(name: str, value: object) -> str:
     if name == "important":
         return "Yes" if value else "No"
+    if name == "occurred_on":
+        try:
+            return longdate(date.fromisoformat(str(value)))
+        except ValueError:
+            return str(value)
     if name == "category":
         try:
             return CATEGORY_LABELS[DeviationCategory(str(value))]

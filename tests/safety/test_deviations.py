@@ -243,3 +243,28 @@ def test_surveys_only_some_arms_have_are_not_proposed_where_a_reader_is_blind():
     blinded = StudyDefinition.model_validate(document)
     # month_4 differs by arm but every arm has it: proposed, naming it tells nothing.
     assert unproposable_timepoints(blinded) == {"group_check"}
+
+
+def test_two_follow_ups_saved_at_once_are_both_kept_in_order(api):
+    import threading
+
+    coordinators = [api.user("coordinator", "PHL") for _ in range(2)]
+    code = api.enroll(coordinators[0])
+    made = _record(api, coordinators[0], code).json()
+    start = threading.Barrier(2)
+    answers: dict[int, int] = {}
+
+    def follow_up(n: int) -> None:
+        start.wait()
+        answers[n] = _version(api, coordinators[n], made["id"], {"note": f"note {n}"}).status_code
+
+    threads = [threading.Thread(target=follow_up, args=(n,)) for n in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert answers == {0: 201, 1: 201}
+    read = api.client.get(f"{DEVIATIONS}/{made['id']}", headers=bearer(coordinators[0])).json()
+    assert [v["number"] for v in read["versions"]] == [1, 2, 3]
+    assert sorted(v["note"] for v in read["versions"][1:]) == ["note 0", "note 1"]
+    assert read["version_count"] == 3

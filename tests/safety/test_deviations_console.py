@@ -83,6 +83,8 @@ def test_a_coordinator_records_decides_and_follows_up_deviations_in_the_console(
         versions, {"kind": "dismissal", "note": ""}, csrf_from=f"{STUDY_PAGES}/deviations"
     )
     assert no_note.status_code == 422 and "Say why this is no deviation" in no_note.text
+    undecided = browser.post(versions, {"note": "hm"}, csrf_from=f"{STUDY_PAGES}/deviations")
+    assert undecided.status_code == 422 and "Choose whether this is a protocol" in undecided.text
     confirmed = browser.post(
         versions, {"kind": "confirmation"}, csrf_from=f"{STUDY_PAGES}/deviations"
     )
