@@ -103,11 +103,7 @@ def deviations_page(
         "limit": LIST_LIMIT,
     }
     proposed = service.list_deviations(session, state=DeviationState.proposed, **common)
-    decided = [
-        d
-        for d in service.list_deviations(session, newest_first=True, **common)
-        if d.state is not DeviationState.proposed
-    ]
+    decided = service.list_deviations(session, newest_first=True, decided_only=True, **common)
     context = {
         "proposed": proposed,
         "decided": decided,

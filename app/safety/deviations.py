@@ -292,9 +292,11 @@ def list_deviations(
     after_id: int = 0,
     limit: int = 100,
     newest_first: bool = False,
+    decided_only: bool = False,
 ) -> list[DeviationSummary]:
-    """Deviations at the user's sites, by id (oldest first, or newest first: then
-    `after_id` is the last id seen, 0 for the first page)."""
+    """Deviations at the user's sites (of a state, or `decided_only`: not proposals), by
+    id: oldest first, or newest first (then `after_id` is the last id seen, 0 for the
+    first page)."""
     query = select(ProtocolDeviation, Participant.code).join(
         Participant, Participant.id == ProtocolDeviation.participant_id
     )
@@ -304,6 +306,8 @@ def list_deviations(
         query = query.where(ProtocolDeviation.site_id.in_(sites))
     if state is not None:
         query = query.where(ProtocolDeviation.state == state.value)
+    if decided_only:
+        query = query.where(ProtocolDeviation.state != DeviationState.proposed.value)
     if participant is not None:
         query = query.where(Participant.code == participant)
     if newest_first:
