@@ -259,3 +259,15 @@ class DeadlineNotOpen(Conflict):
     """A reporting deadline that does not apply to the event, or was met already."""
 
     code, title = "deadline-not-open", "This reporting deadline is not open"
+
+
+# --- safety: protocol deviations ---------------------------------------------------------
+class DeviationNotFound(NotFound):
+    code, title = "deviation-not-found", "Protocol deviation not found"
+
+
+class DeviationStateConflict(Conflict):
+    """A decision about a deviation that is no longer a proposal, or a follow-up of one
+    that is not confirmed (versions are added, never changed)."""
+
+    code, title = "deviation-state-conflict", "The deviation is not in a state that allows this"

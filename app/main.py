@@ -27,6 +27,7 @@ from app.idempotency import deps as idempotency
 from app.participants.router import router as participants_router
 from app.participants.surveys_router import router as participant_surveys_router
 from app.reports.router import router as reports_router
+from app.safety.deviations_router import router as deviations_router
 from app.safety.router import router as safety_router
 from app.scheduler.runner import BackgroundScheduler
 from app.studies import service as studies_service
@@ -101,6 +102,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         survey_pages.router,
         exports_router,
         reports_router,
+        deviations_router,
         console_signin.router,
         console.router,
         console_admin.router,

@@ -122,6 +122,8 @@ _MAY = {
     Permission.read_reports: "see reports",
     Permission.read_dsmb_open: "see the DSMB report",
     Permission.read_dsmb_closed: "see the DSMB report's closed part",
+    Permission.record_safety: "record adverse events or protocol deviations",
+    Permission.read_safety: "see adverse events or protocol deviations",
 }
 
 
@@ -259,6 +261,7 @@ _STUDY_LINKS: Sequence[tuple[str, str, Permission]] = (
     ("/participants", "Participants", Permission.read_participants),
     ("/enroll", "Enroll", Permission.enroll),
     ("/worklist", "Worklist", Permission.read_participants),
+    ("/deviations", "Deviations", Permission.read_safety),
     ("/exports", "Exports", Permission.export_blinded),
     ("/reports", "Reports", Permission.read_reports),
     ("/reports/dsmb", "DSMB report", Permission.read_dsmb_open),

@@ -11,6 +11,7 @@ from fastapi import APIRouter
 
 from app.console import (
     dashboard,
+    deviations,
     dsmb,
     enroll,
     entry,
@@ -36,6 +37,7 @@ router = APIRouter(
             leaving,
             entry,
             worklist,
+            deviations,
             exports,
         )
         for route in area.router.routes

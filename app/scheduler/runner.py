@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from app.db.base import utcnow
 from app.db.engine import Database
+from app.safety import deviations
 from app.scheduler import planner
 from app.scheduler.dispatch import dispatch
 from app.scheduler.mail import transport_for
@@ -26,13 +27,15 @@ class PassReport:
     sent: int
     failed: int
     skipped: int
+    proposed: int = 0  # protocol deviations proposed (surveys done after their window)
 
 
 def run_pass(
     db: Database, *, now: datetime | None = None, stop: threading.Event | None = None
 ) -> PassReport:
     """Enqueue what surveys are owed at `now` (default: the clock), then send what is
-    due. Safe to run in any number of processes at once."""
+    due, then propose protocol deviations (surveys done after their window). Safe to
+    run in any number of processes at once."""
     at = now or utcnow()
     enqueued = 0
     with db.session(write=False) as session:
@@ -50,13 +53,40 @@ def run_pass(
             if len(rows) < planner.BATCH:
                 break
     sent = dispatch(db, transport_for(db.settings), now=at, stop=stop)
-    report = PassReport(enqueued, sent.sent, sent.failed, sent.skipped)
-    if enqueued or sent.sent or sent.failed:
+    # After the messages (a serious event's notification goes first); a study whose
+    # finder fails is logged and tried again at the next pass, the others go on.
+    proposed = 0
+    for study_id in study_ids:
+        if stop is not None and stop.is_set():
+            break
+        try:
+            proposed += _propose_deviations(db, study_id=study_id, now=at)
+        except Exception:
+            log.exception("proposing protocol deviations failed", extra={"study": study_id})
+    report = PassReport(enqueued, sent.sent, sent.failed, sent.skipped, proposed)
+    if enqueued or sent.sent or sent.failed or proposed:
         log.info(
             "scheduler pass",
-            extra={"enqueued": enqueued, "sent": sent.sent, "failed": sent.failed},
+            extra={
+                "enqueued": enqueued,
+                "sent": sent.sent,
+                "failed": sent.failed,
+                "proposed": proposed,
+            },
         )
     return report
+
+
+def _propose_deviations(db: Database, *, study_id: int, now: datetime) -> int:
+    """Propose the study's new protocol deviations. Found in a read first: the write
+    transaction (SQLite's write lock) is taken only when there is something to propose."""
+    with db.session(write=False) as session:
+        study = session.get_one(Study, study_id)
+        if not deviations.find_late_surveys(session, study=study, now=now):
+            return 0
+    with db.begin() as session:
+        study = session.get_one(Study, study_id)
+        return deviations.propose_deviations(session, study=study, now=now)
 
 
 def run_forever(

@@ -15,7 +15,7 @@ import re
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -91,6 +91,16 @@ _MATRIX: dict[tuple[str, str], tuple[int, int, int, int, int, int, int]] = {
     ("POST", "/api/v1/studies/{slug}/events/{event_id}/deadlines/{code}/report"):
                                                                (401, 401, 200, 200, 404, 403, 403),
     ("GET",  "/api/v1/studies/{slug}/safety/due"):             (401, 401, 200, 200, 200, 403, 403),
+    # protocol deviations (SPEC 9): recorded by coordinators and admins, read also by
+    # safety reviewers; never by statisticians
+    ("POST", "/api/v1/studies/{slug}/participants/{code}/deviations"):
+                                                               (401, 401, 201, 201, 404, 403, 403),
+    ("GET",  "/api/v1/studies/{slug}/deviations"):             (401, 401, 200, 200, 200, 403, 403),
+    ("GET",  "/api/v1/studies/{slug}/deviations/{deviation_id}"):
+                                                               (401, 401, 200, 200, 404, 403, 403),
+    ("POST", "/api/v1/studies/{slug}/deviations/{deviation_id}/versions"):
+                                                               (401, 401, 201, 201, 404, 403, 403),
+    ("POST", "/api/v1/studies/{slug}/deviations/propose"):     (401, 401, 200, 200, 200, 403, 403),
     ("GET",  "/api/v1/studies/{slug}/exports/blinded"):        (401, 401, 200, 403, 403, 200, 200),
     ("GET",  "/api/v1/studies/{slug}/exports/codebook"):       (401, 401, 200, 403, 403, 200, 200),
     ("GET",  "/api/v1/studies/{slug}/exports/package"):        (401, 401, 200, 403, 403, 200, 200),
@@ -214,6 +224,17 @@ class Ctx:
         event_id: int = response.json()["id"]
         return event_id
 
+    def deviation(self) -> int:
+        """A new protocol deviation of a new participant at PHL (by the admin); its id."""
+        response = self.api.client.post(
+            f"{S}/participants/{self.enrolled()}/deviations",
+            json=_deviation_body(),
+            headers=bearer(self.api.admin_token),
+        )
+        assert response.status_code == 201, response.text
+        deviation_id: int = response.json()["id"]
+        return deviation_id
+
     def randomized(self) -> str:
         code = self.enrolled()
         response = self.api.randomize(self.api.admin_token, code)
@@ -262,6 +283,16 @@ def _study_definition(slug: str) -> dict[str, Any]:
     definition = demo_definition()
     definition["slug"] = slug
     return definition
+
+
+def _deviation_body() -> dict[str, Any]:
+    today = datetime.now(UTC).astimezone(ZoneInfo("America/New_York")).date()  # the demo's
+    return {
+        "category": "other",
+        "occurred_on": today.isoformat(),
+        "description": "Visit done by phone instead of in person",
+        "important": False,
+    }
 
 
 def _user_body(_ctx: Ctx) -> Call:
@@ -358,6 +389,19 @@ REQUESTS: dict[tuple[str, str], Callable[[Ctx], Call]] = {
         },
     ),
     ("GET", "/api/v1/studies/{slug}/safety/due"): lambda ctx: Call(f"{S}/safety/due"),
+    ("POST", "/api/v1/studies/{slug}/participants/{code}/deviations"): lambda ctx: Call(
+        f"{S}/participants/{ctx.enrolled()}/deviations", _deviation_body()
+    ),
+    ("GET", "/api/v1/studies/{slug}/deviations"): lambda ctx: Call(f"{S}/deviations"),
+    ("GET", "/api/v1/studies/{slug}/deviations/{deviation_id}"): lambda ctx: Call(
+        f"{S}/deviations/{ctx.deviation()}"
+    ),
+    ("POST", "/api/v1/studies/{slug}/deviations/{deviation_id}/versions"): lambda ctx: Call(
+        f"{S}/deviations/{ctx.deviation()}/versions", {"note": "the PI was told"}
+    ),
+    ("POST", "/api/v1/studies/{slug}/deviations/propose"): lambda ctx: Call(
+        f"{S}/deviations/propose"
+    ),
     ("GET", "/api/v1/studies/{slug}/exports/blinded"): lambda ctx: Call(f"{S}/exports/blinded"),
     ("GET", "/api/v1/studies/{slug}/exports/codebook"): lambda ctx: Call(f"{S}/exports/codebook"),
     ("GET", "/api/v1/studies/{slug}/exports/package"): lambda ctx: Call(f"{S}/exports/package"),
