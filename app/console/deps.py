@@ -120,6 +120,9 @@ _MAY = {
     Permission.export_blinded: "download exports",
     Permission.export_unblinded: "download the unblinded dataset",
     Permission.read_reports: "see reports",
+    Permission.record_safety: "record adverse events",
+    Permission.read_safety: "see adverse events",
+    Permission.review_safety: "review adverse events",
 }
 
 
@@ -257,6 +260,7 @@ _STUDY_LINKS: Sequence[tuple[str, str, Permission]] = (
     ("/participants", "Participants", Permission.read_participants),
     ("/enroll", "Enroll", Permission.enroll),
     ("/worklist", "Worklist", Permission.read_participants),
+    ("/events", "Adverse events", Permission.read_safety),
     ("/exports", "Exports", Permission.export_blinded),
     ("/reports", "Reports", Permission.read_reports),
     ("/setup", "Set-up", Permission.manage_studies),

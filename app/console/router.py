@@ -1,7 +1,7 @@
 """The staff console's study pages, one module per area: the dashboard (and the home
 page), reports, enrollment, participants (the list and record page, what is done to one
-participant, leaving the study, staff data entry and corrections), the worklist and
-exports. Each page calls the services the API calls, with the signed-in user as the
+participant, leaving the study, staff data entry and corrections), the worklist, adverse
+events and exports. Each page calls the services the API calls, with the signed-in user as the
 actor: no rule, permission or blinding decision of its own.
 """
 
@@ -13,6 +13,7 @@ from app.console import (
     dashboard,
     enroll,
     entry,
+    events,
     exports,
     leaving,
     participant_actions,
@@ -34,6 +35,7 @@ router = APIRouter(
             leaving,
             entry,
             worklist,
+            events,
             exports,
         )
         for route in area.router.routes
