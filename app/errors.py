@@ -242,3 +242,20 @@ class IdempotencyKeyReused(Conflict):
 
 class IdempotencyKeyInProgress(Conflict):
     code, title = "idempotency-key-in-progress", "A request with this Idempotency-Key is running"
+
+
+# --- safety ----------------------------------------------------------------------------
+class AdverseEventNotFound(NotFound):
+    code, title = "adverse-event-not-found", "Adverse event not found"
+
+
+class AdverseEventClosed(Conflict):
+    """A closed event takes no follow-up nor a second closure (a medical review still)."""
+
+    code, title = "adverse-event-closed", "The adverse event is closed"
+
+
+class DeadlineNotOpen(Conflict):
+    """A reporting deadline that does not apply to the event, or was met already."""
+
+    code, title = "deadline-not-open", "This reporting deadline is not open"

@@ -27,6 +27,7 @@ from app.idempotency import deps as idempotency
 from app.participants.router import router as participants_router
 from app.participants.surveys_router import router as participant_surveys_router
 from app.reports.router import router as reports_router
+from app.safety.router import router as safety_router
 from app.scheduler.runner import BackgroundScheduler
 from app.studies import service as studies_service
 from app.studies.router import router as studies_router
@@ -96,6 +97,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         audit_router,
         surveys.links,
         surveys.staff,
+        safety_router,
         survey_pages.router,
         exports_router,
         reports_router,

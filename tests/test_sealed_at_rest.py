@@ -116,7 +116,7 @@ def _flow(api: Api, db: Database) -> dict[str, Any]:
     assert [a["participant"] for a in alerts] == [code], alerts
     acknowledged = client.post(
         f"{BASE}/alerts/{alerts[0]['id']}/acknowledge",
-        json={"note": ALERT_NOTE},
+        json={"outcome": "no_event", "note": ALERT_NOTE},
         headers=bearer(admin),
     )
     assert acknowledged.status_code == 200, acknowledged.text

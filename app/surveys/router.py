@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi import APIRouter, Depends, Query
 
 from app.api.body import JSON_BODY_LIMIT, CheckedJsonRoute
 from app.api.deps import ReadSessionDep, SessionDep
@@ -16,14 +16,11 @@ from app.auth.deps import STAFF_ROUTES, require
 from app.auth.permissions import Permission
 from app.auth.principal import Principal
 from app.db.base import utcnow
-from app.idempotency.deps import IdempotencyDep
-from app.studies.service import RowLock, get_study
+from app.studies.service import get_study
 from app.surveys import service, worklist
 from app.surveys.deps import LINK_ROUTES, Token
 from app.surveys.schemas import (
-    Acknowledgement,
     AlertList,
-    AlertRead,
     AnswersIn,
     MessageList,
     SubmitBody,
@@ -142,24 +139,6 @@ def list_alerts(
         items=[alert_read(a, site=sites[a.site_id]) for a in rows],
         next=page.next_url(count=len(rows), last_id=rows[-1].id if rows else None),
     )
-
-
-@staff.post("/alerts/{alert_id}/acknowledge", response_model=AlertRead)
-def acknowledge_alert(
-    slug: SlugPath,
-    alert_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
-    body: Acknowledgement,
-    session: SessionDep,
-    idempotency: IdempotencyDep,
-    actor: Annotated[Principal, Depends(require(Permission.acknowledge_alerts))],
-) -> Response:
-    """Record that the alert was seen to, with a note (audited)."""
-    study = get_study(session, slug=slug, user=actor, lock=RowLock.for_no_key_update)
-    alert = worklist.acknowledge(
-        session, study=study, alert_id=alert_id, note=body.note, actor=actor
-    )
-    sites = {s.id: s.code for s in study.sites}
-    return idempotency.remember(alert_read(alert, site=sites[alert.site_id]))
 
 
 @staff.get("/messages", response_model=MessageList)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field
 
 from app.outbox.models import OutboxMessage
 from app.studies.definition import Instrument
@@ -178,12 +178,6 @@ class AlertRead(BaseModel):
 class AlertList(BaseModel):
     items: list[AlertRead]
     next: str | None
-
-
-class Acknowledgement(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    note: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
 
 
 def alert_read(alert: Alert, *, site: str) -> AlertRead:

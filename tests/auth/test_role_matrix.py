@@ -15,8 +15,9 @@ import re
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -81,6 +82,15 @@ _MATRIX: dict[tuple[str, str], tuple[int, int, int, int, int, int, int]] = {
     ("POST", "/api/v1/studies/{slug}/alerts/{alert_id}/acknowledge"):
                                                                (401, 401, 200, 200, 404, 403, 403),
     ("GET",  "/api/v1/studies/{slug}/messages"):               (401, 401, 200, 200, 200, 403, 403),
+    ("POST", "/api/v1/studies/{slug}/participants/{code}/events"):
+                                                               (401, 401, 201, 201, 404, 403, 403),
+    ("GET",  "/api/v1/studies/{slug}/events"):                 (401, 401, 200, 200, 200, 403, 403),
+    ("GET",  "/api/v1/studies/{slug}/events/{event_id}"):      (401, 401, 200, 200, 404, 403, 403),
+    ("POST", "/api/v1/studies/{slug}/events/{event_id}/versions"):
+                                                               (401, 401, 201, 201, 404, 403, 403),
+    ("POST", "/api/v1/studies/{slug}/events/{event_id}/deadlines/{code}/report"):
+                                                               (401, 401, 200, 200, 404, 403, 403),
+    ("GET",  "/api/v1/studies/{slug}/safety/due"):             (401, 401, 200, 200, 200, 403, 403),
     ("GET",  "/api/v1/studies/{slug}/exports/blinded"):        (401, 401, 200, 403, 403, 200, 200),
     ("GET",  "/api/v1/studies/{slug}/exports/codebook"):       (401, 401, 200, 403, 403, 200, 200),
     ("GET",  "/api/v1/studies/{slug}/exports/package"):        (401, 401, 200, 403, 403, 200, 200),
@@ -192,6 +202,18 @@ class Ctx:
         alert_id: int = next(a["id"] for a in alerts if a["participant"] == code)
         return alert_id
 
+    def adverse_event(self) -> int:
+        """A new serious, unexpected, related adverse event at PHL (its IRB deadline
+        applies); its id."""
+        response = self.api.client.post(
+            f"{S}/participants/{self.enrolled()}/events",
+            json=ADVERSE_EVENT,
+            headers=bearer(self.api.admin_token),
+        )
+        assert response.status_code == 201, response.text
+        event_id: int = response.json()["id"]
+        return event_id
+
     def randomized(self) -> str:
         code = self.enrolled()
         response = self.api.randomize(self.api.admin_token, code)
@@ -217,6 +239,19 @@ class Ctx:
         )
         assert response.status_code == 200, response.text
         return slug
+
+
+ADVERSE_EVENT = {
+    "AETERM": "Hospitalised",
+    "AESTDTC": "2026-01",
+    "AESEV": "severe",
+    "AESER": True,
+    "AESHOSP": True,
+    "AEREL": "possible",
+    "AEEXPECT": False,
+    "AEOUT": "recovering",
+    "AEACN": "none",
+}
 
 
 def _unique(prefix: str) -> str:
@@ -301,9 +336,28 @@ REQUESTS: dict[tuple[str, str], Callable[[Ctx], Call]] = {
     ("GET", "/api/v1/studies/{slug}/schedule"): lambda ctx: Call(f"{S}/schedule"),
     ("GET", "/api/v1/studies/{slug}/alerts"): lambda ctx: Call(f"{S}/alerts"),
     ("POST", "/api/v1/studies/{slug}/alerts/{alert_id}/acknowledge"): lambda ctx: Call(
-        f"{S}/alerts/{ctx.alert()}/acknowledge", {"note": "called the participant"}
+        f"{S}/alerts/{ctx.alert()}/acknowledge",
+        {"outcome": "no_event", "note": "called the participant"},
     ),
     ("GET", "/api/v1/studies/{slug}/messages"): lambda ctx: Call(f"{S}/messages"),
+    ("POST", "/api/v1/studies/{slug}/participants/{code}/events"): lambda ctx: Call(
+        f"{S}/participants/{ctx.enrolled()}/events", ADVERSE_EVENT
+    ),
+    ("GET", "/api/v1/studies/{slug}/events"): lambda ctx: Call(f"{S}/events"),
+    ("GET", "/api/v1/studies/{slug}/events/{event_id}"): lambda ctx: Call(
+        f"{S}/events/{ctx.adverse_event()}"
+    ),
+    ("POST", "/api/v1/studies/{slug}/events/{event_id}/versions"): lambda ctx: Call(
+        f"{S}/events/{ctx.adverse_event()}/versions", {"note": "called the hospital"}
+    ),
+    ("POST", "/api/v1/studies/{slug}/events/{event_id}/deadlines/{code}/report"): lambda ctx: Call(
+        f"{S}/events/{ctx.adverse_event()}/deadlines/irb_sae/report",
+        {
+            "reported_on": datetime.now(ZoneInfo("America/New_York")).date().isoformat(),
+            "reference": "IRB-1",
+        },
+    ),
+    ("GET", "/api/v1/studies/{slug}/safety/due"): lambda ctx: Call(f"{S}/safety/due"),
     ("GET", "/api/v1/studies/{slug}/exports/blinded"): lambda ctx: Call(f"{S}/exports/blinded"),
     ("GET", "/api/v1/studies/{slug}/exports/codebook"): lambda ctx: Call(f"{S}/exports/codebook"),
     ("GET", "/api/v1/studies/{slug}/exports/package"): lambda ctx: Call(f"{S}/exports/package"),

@@ -211,9 +211,21 @@ def test_a_safety_alert_is_listed_until_acknowledged_with_a_note(api):
         api.client.get(f"/api/v1/studies/{STUDY}/alerts", headers=bearer(pit)).json()["items"] == []
     )
     url = f"/api/v1/studies/{STUDY}/alerts/{alerts[0]['id']}/acknowledge"
-    assert api.client.post(url, json={"note": "x"}, headers=bearer(pit)).status_code == 404
-    assert api.client.post(url, json={"note": ""}, headers=bearer(phl)).status_code == 422
-    ack = api.client.post(url, json={"note": "called; safe at home"}, headers=bearer(phl))
+    assert (
+        api.client.post(
+            url, json={"outcome": "no_event", "note": "x"}, headers=bearer(pit)
+        ).status_code
+        == 404
+    )
+    assert (
+        api.client.post(
+            url, json={"outcome": "no_event", "note": ""}, headers=bearer(phl)
+        ).status_code
+        == 422
+    )
+    ack = api.client.post(
+        url, json={"outcome": "no_event", "note": "called; safe at home"}, headers=bearer(phl)
+    )
     assert ack.status_code == 200 and ack.json()["note"] == "called; safe at home"
     assert (
         api.client.get(f"/api/v1/studies/{STUDY}/alerts", headers=bearer(phl)).json()["items"] == []
