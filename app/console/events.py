@@ -29,7 +29,7 @@ from app.console.forms import FormRefused, field_errors, sentence, text, validat
 from app.console.record import local
 from app.console.shared import PAGE_SIZE, acting, back
 from app.db.base import utcnow
-from app.errors import AlertNotFound, InvalidInput
+from app.errors import AlertNotFound, FieldProblem, InvalidInput
 from app.participants import service as participants
 from app.participants.models import Participant
 from app.randomization import blinding
@@ -248,9 +248,23 @@ def body_of(typed: Mapping[str, str]) -> dict[str, Any]:
     return body
 
 
+# What to do about a field left empty (the schema says only "Field required").
+MISSING = {
+    "AESTDTC": "Enter when it started, like 2026-12-07 (or 2026-12, or 2026)",
+    "aware_on": "Enter when the team became aware of it, like 2026-12-07",
+}
+
+
 def errors_of(invalid: InvalidInput, fields: Sequence[str], prefix: str = "") -> dict[str, str]:
-    """The problems beside the fields (keyed by their ids: the form's prefix and name)."""
-    found = field_errors(invalid.problems, fields=fields, messages=MESSAGES)
+    """The problems beside the fields (keyed by their ids: the form's prefix and name),
+    in the form's words where it has some."""
+    problems = [
+        FieldProblem(p.loc, MISSING.get(str(p.loc[-1]), p.msg))
+        if p.loc and p.msg in ("Field required", "required")
+        else p
+        for p in invalid.problems
+    ]
+    found = field_errors(problems, fields=fields, messages=MESSAGES)
     return {prefix + name: _plain(message) for name, message in found.items()}
 
 
@@ -434,7 +448,7 @@ def event_page(
     """One event: its state, every version with who and when, the deadlines' countdown,
     and the forms the role may use (a review only for roles that may see arms)."""
     study = studies.get_study(session, slug=slug, user=staff.user)
-    return _event(request, session, staff, study, event_id, notice=DONE.get(done or ""))
+    return _event(request, session, staff, study, event_id, done=done)
 
 
 def _event(
@@ -444,7 +458,7 @@ def _event(
     study: Study,
     event_id: int,
     *,
-    notice: str | None = None,
+    done: str | None = None,
     form: str | None = None,
     typed: Mapping[str, Mapping[str, str]] | None = None,
     errors: Mapping[str, str] | None = None,
@@ -464,13 +478,21 @@ def _event(
         "may_record": staff.may(Permission.record_safety),
         "may_review": staff.may(Permission.review_safety) and policy.arms,
         "choices": choices(),
-        "notice": notice,
+        "notice": _notice(done, read),
         "form": form,
         "typed": typed or {},
         "errors": errors or {},
     }
     status_code = 422 if errors else 200
     return study_view(request, staff, study, "console/event.html", context, status_code=status_code)
+
+
+def _notice(done: str | None, read: EventRead) -> str | None:
+    """What the page says was just done (opening a serious event emails the contacts)."""
+    notice = DONE.get(done or "")
+    if notice and done == "opened" and read.serious:
+        notice += " It is serious: the study's safety contacts are emailed (no health details)."
+    return notice
 
 
 @router.get("/studies/{slug}/participants/{code}/events/new")
