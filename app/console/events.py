@@ -29,7 +29,7 @@ from app.console.forms import FormRefused, field_errors, sentence, text, validat
 from app.console.record import local
 from app.console.shared import PAGE_SIZE, acting, back
 from app.db.base import utcnow
-from app.errors import AlertNotFound, FieldProblem, InvalidInput
+from app.errors import AlertNotFound, Conflict, FieldProblem, InvalidInput
 from app.participants import service as participants
 from app.participants.models import Participant
 from app.randomization import blinding
@@ -56,6 +56,7 @@ from app.studies import service as studies
 from app.studies.models import Study
 from app.surveys import worklist as work
 from app.web.forms import Form, first
+from app.web.pages import shortdate
 
 router = console_router()
 
@@ -152,16 +153,46 @@ def value_words(name: str, value: Any) -> str:
         return "Yes" if value is True else "No" if value is False else "Not said"
     if name in CODED:
         return CODED[name].get(value, str(value))
+    if name in DATES:
+        return date_words(str(value))
     return str(value)
 
 
+DATES = ("AESTDTC", "AEENDTC", "aware_on")
+
+
+def date_words(value: str) -> str:
+    """A full or partial date as people write it: `7 Dec 2026`, `June 2026`, `2026`."""
+    try:
+        if len(value) == 10:
+            return shortdate(date.fromisoformat(value))
+        if len(value) == 7:
+            return f"{date.fromisoformat(value + '-01'):%B %Y}"
+    except ValueError:
+        pass
+    return value
+
+
 def fact_rows(fields: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """What a state or a version says, field by field in the form's order."""
-    return [
-        (label, value_words(name, fields[name]))
-        for name, label in FIELD_LABELS.items()
-        if name in fields and fields[name] is not None and fields[name] != ""
-    ]
+    """What a state or a version says, field by field in the form's order; the
+    seriousness criteria it names as one row (those met, or "None met")."""
+    rows = []
+    for name, label in FIELD_LABELS.items():
+        value = fields.get(name)
+        if name == SERIOUSNESS_CRITERIA[0]:
+            rows += _criteria_row(fields)
+        if name in SERIOUSNESS_CRITERIA or value is None or value == "":
+            continue
+        rows.append((label, value_words(name, value)))
+    return rows
+
+
+def _criteria_row(fields: Mapping[str, Any]) -> list[tuple[str, str]]:
+    named = [c for c in SERIOUSNESS_CRITERIA if c in fields]
+    if not named:
+        return []
+    met = [CRITERIA[c] for c in named if fields[c] is True]
+    return [("Seriousness criteria", "; ".join(met) if met else "None met")]
 
 
 def countdown(due_at: datetime, now: datetime) -> str:
@@ -255,7 +286,12 @@ MISSING = {
 }
 
 
-def errors_of(invalid: InvalidInput, fields: Sequence[str], prefix: str = "") -> dict[str, str]:
+def errors_of(
+    invalid: InvalidInput,
+    fields: Sequence[str],
+    prefix: str = "",
+    messages: Mapping[str, str] = MESSAGES,
+) -> dict[str, str]:
     """The problems beside the fields (keyed by their ids: the form's prefix and name),
     in the form's words where it has some."""
     problems = [
@@ -264,7 +300,7 @@ def errors_of(invalid: InvalidInput, fields: Sequence[str], prefix: str = "") ->
         else p
         for p in invalid.problems
     ]
-    found = field_errors(problems, fields=fields, messages=MESSAGES)
+    found = field_errors(problems, fields=fields, messages=messages)
     return {prefix + name: _plain(message) for name, message in found.items()}
 
 
@@ -577,7 +613,8 @@ def add_version(
         )
     except InvalidInput as invalid:
         fields = list(names or EVENT_FIELDS)
-        errors = errors_of(invalid, fields, prefix)
+        words = CLOSURE_MESSAGES if kind == VersionKind.closure else MESSAGES
+        errors = errors_of(invalid, fields, prefix, words)
         page = _event(
             request,
             session,
@@ -592,6 +629,10 @@ def add_version(
     return back(study, f"/events/{event_id}", done=kind)
 
 
+CLOSURE_MESSAGES = {
+    **MESSAGES,
+    "AEOUT": "Choose the final outcome (an event still recovering stays open)",
+}
 # Each version form: its fields' id prefix, and the fields it sends (None: any).
 VERSION_FORMS: dict[str, tuple[str, tuple[str, ...] | None]] = {
     VersionKind.follow_up.value: ("followup-", None),
@@ -683,6 +724,8 @@ def _alert_facts(
     ]
     if not found:
         raise AlertNotFound(f"no alert {alert_id} for participant {participant.code}")
+    if found[0].acknowledged_at is not None:
+        raise Conflict("the alert was already acknowledged")
     definition = studies.definition_of(study)
     policy = blinding.policy_for(user.role, definition)
     detail = participants.detail(session, study=study, participant=participant, user=user)

@@ -75,6 +75,8 @@ PARTICIPANT_SURFACES: list[tuple[str, str]] = [
     # The console's leaving form (the kinds allowed now), and its staff data entry and
     # correction pages at the same timepoints (a blind role: 404 alike for group_check).
     ("console", "/console/studies/{slug}/participants/{code}/withdraw"),
+    # The new adverse-event form, and the one an alert fills in.
+    ("console", "/console/studies/{slug}/participants/{code}/events/new"),
     ("console", "/console/studies/{slug}/participants/{code}/surveys/baseline/enter"),
     ("console", "/console/studies/{slug}/participants/{code}/surveys/month_1/enter"),
     ("console", "/console/studies/{slug}/participants/{code}/surveys/group_check/enter"),
@@ -128,6 +130,7 @@ STUDY_SURFACES: list[tuple[str, str]] = [
     ("api", "/api/v1/studies/{slug}/audit/head"),
     ("console", "/console/studies/{slug}"),
     ("console", "/console/studies/{slug}/reports"),
+    ("console", "/console/studies/{slug}/events"),
     ("console", "/console/studies/{slug}/reports/consort.svg"),
     ("console", "/console/studies/{slug}/participants"),
     ("console", "/console/studies/{slug}/worklist"),
@@ -155,8 +158,8 @@ CSRF = re.compile(r'(name="(?:csrf_token|form_id)" value=")[^"]+"')
 PSEUDONYM = re.compile(r"\bP[A-Z2-7]{8,}\b")
 HEX = re.compile(r"\b[0-9a-f]{32,}\b")
 JSON_IDS = re.compile(r'"(id|seq|subject_id)":\s*\d+')
-PATH_IDS = re.compile(r"/(alerts|users|messages)/\d+")
-ELEMENT_IDS = re.compile(r"\b(note|alert)-\d+")
+PATH_IDS = re.compile(r"/(alerts|users|messages|events)/\d+")
+ELEMENT_IDS = re.compile(r"\b(note|alert|outcome)-\d+")
 CODE = re.compile(r"PS-PHL-\d{4}")
 # How long an alert has been open: the wall clock of each world's run, not the arm.
 OPEN_FOR = re.compile(r"\bopen (less than a minute|\d+ (minute|hour|day)s?)\b")

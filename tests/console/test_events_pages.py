@@ -99,6 +99,7 @@ def test_acknowledging_an_alert_says_what_followed_and_an_event_is_filled_in_fro
     after = coordinator.get(record).text
     assert "Open safety alerts" not in after and f'href="{event_path}">AE-1</a>' in after
     assert "Safety alert acknowledged" in after
+    assert coordinator.get(form_path).status_code == 409  # one event per alert
 
 
 def test_event_page_deadlines_dashboard_and_sites(api, signed_in, client):
@@ -129,6 +130,10 @@ def test_event_page_deadlines_dashboard_and_sites(api, signed_in, client):
     assert versions.index("1. First report") < versions.index("2. Follow-up")
     assert versions.count(coordinator.email) == 2 and "Home" in versions
     assert "Record a medical review" in page  # open label: the coordinator sees arms
+
+    listed = coordinator.get(f"{S}/events?status=open&serious=yes").text
+    assert f'href="{recent}">AE-1</a>' in listed and f'href="{late}">AE-2</a>' in listed
+    assert "No adverse events match." in coordinator.get(f"{S}/events?status=closed").text
 
     # The dashboard and the worklist: the overdue deadline first.
     for path in (S, f"{S}/worklist"):
