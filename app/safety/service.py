@@ -79,7 +79,6 @@ from app.surveys.scheduling import local_date
 
 # Outcomes after which the event has ended: its end date is then required at closure.
 ENDED = frozenset({Outcome.recovered, Outcome.recovered_with_sequelae, Outcome.fatal})
-MAX_PAGE_SCANS = 20  # a filtered list reads at most this many pages of events per call
 
 
 def event_number(event: AdverseEvent) -> str:
@@ -413,7 +412,9 @@ def list_events(
         query = query.where(AdverseEvent.closed.is_(not open_only))
     found: list[EventView] = []
     cursor = after_id
-    for _ in range(MAX_PAGE_SCANS):
+    # Seriousness is in the sealed versions: read pages in order until this one is full
+    # (or the events end), so that the cursor never skips one.
+    while True:
         rows = session.scalars(
             query.where(AdverseEvent.id > cursor).order_by(AdverseEvent.id).limit(limit)
         ).all()
@@ -423,9 +424,8 @@ def list_events(
                 if len(found) == limit:
                     return found
         if len(rows) < limit:
-            break
+            return found
         cursor = rows[-1].id
-    return found
 
 
 def due(session: Session, *, study: Study, user: Principal, limit: int) -> list[DueRow]:

@@ -75,8 +75,10 @@ PARTICIPANT_SURFACES: list[tuple[str, str]] = [
     # The console's leaving form (the kinds allowed now), and its staff data entry and
     # correction pages at the same timepoints (a blind role: 404 alike for group_check).
     ("console", "/console/studies/{slug}/participants/{code}/withdraw"),
-    # The new adverse-event form, and the one an alert fills in.
+    # The new adverse-event form, and the participant's event (opened from the alert:
+    # `{event}`, its id), with its versions and deadlines.
     ("console", "/console/studies/{slug}/participants/{code}/events/new"),
+    ("console", "/console/studies/{slug}/events/{event}"),
     ("console", "/console/studies/{slug}/participants/{code}/surveys/baseline/enter"),
     ("console", "/console/studies/{slug}/participants/{code}/surveys/month_1/enter"),
     ("console", "/console/studies/{slug}/participants/{code}/surveys/group_check/enter"),
@@ -107,6 +109,8 @@ STUDY_SURFACES: list[tuple[str, str]] = [
     ("api", "/api/v1/studies/{slug}/schedule?status=overdue"),
     ("api", "/api/v1/studies/{slug}/participants?status=randomized"),
     ("api", "/api/v1/studies/{slug}/alerts?open=false"),
+    ("api", "/api/v1/studies/{slug}/events"),
+    ("api", "/api/v1/studies/{slug}/safety/due"),
     ("api", "/api/v1/studies/{slug}/messages"),
     ("api", "/api/v1/studies/{slug}/allocations"),
     ("api", "/api/v1/studies/{slug}/reports/consort"),
@@ -157,7 +161,8 @@ TOKEN = re.compile(r"/s/[A-Za-z0-9_-]{20,}")
 CSRF = re.compile(r'(name="(?:csrf_token|form_id)" value=")[^"]+"')
 PSEUDONYM = re.compile(r"\bP[A-Z2-7]{8,}\b")
 HEX = re.compile(r"\b[0-9a-f]{32,}\b")
-JSON_IDS = re.compile(r'"(id|seq|subject_id)":\s*\d+')
+JSON_IDS = re.compile(r'"(id|seq|subject_id|event|alert)":\s*\d+')
+EVENT_NUMBERS = re.compile(r"\bAE-\d+\b")  # numbered in the order events are opened
 PATH_IDS = re.compile(r"/(alerts|users|messages|events)/\d+")
 ELEMENT_IDS = re.compile(r"\b(note|alert|outcome)-\d+")
 CODE = re.compile(r"PS-PHL-\d{4}")
@@ -169,7 +174,7 @@ def normalize(text: str, *, slug: str, code: str | None = None) -> str:
     """The answer with what legitimately differs between worlds and participants
     replaced: the study's slug, the participant's own code (the others stay), times,
     dates, how long an alert has been open, link tokens, CSRF tokens and form ids,
-    pseudonyms, hashes and row ids."""
+    pseudonyms, hashes, row ids and adverse-event numbers."""
     out = text.replace(slug, "{slug}")
     if code is not None:
         out = out.replace(code, "{code}")
@@ -183,6 +188,7 @@ def normalize(text: str, *, slug: str, code: str | None = None) -> str:
     out = HEX.sub("{hex}", out)
     out = JSON_IDS.sub(r'"\1": {id}', out)
     out = ELEMENT_IDS.sub(r"\1-{id}", out)
+    out = EVENT_NUMBERS.sub("AE-{n}", out)
     return PATH_IDS.sub(r"/\1/{id}", out)
 
 
@@ -485,6 +491,34 @@ def answer_surveys(api: Api, db: Database, world: World) -> None:
             assert done.status_code == 200, done.text
 
 
+# What a coordinator completes an adverse event opened from an alert with (not serious:
+# the same for every participant, related and unexpected).
+EVENT_FROM_ALERT = {
+    "AESEV": "moderate",
+    "AESER": False,
+    "AEREL": "possible",
+    "AEEXPECT": False,
+    "AEOUT": "recovering",
+    "AEACN": "none",
+    "unanticipated": True,
+}
+
+
+def open_events(api: Api, world: World, coordinator: str) -> None:
+    """Each participant's safety alert is acknowledged by opening an adverse event from
+    it (prefilled; an unanticipated problem, so a reporting deadline applies)."""
+    base = f"/api/v1/studies/{world.slug}"
+    alerts = api.client.get(f"{base}/alerts", headers=bearer(coordinator)).json()["items"]
+    for code in world.codes:
+        alert = next(a["id"] for a in alerts if a["participant"] == code)
+        done = api.client.post(
+            f"{base}/alerts/{alert}/acknowledge",
+            json={"outcome": "event", "event": EVENT_FROM_ALERT},
+            headers=bearer(coordinator),
+        )
+        assert done.status_code == 200, done.text
+
+
 def scheduler(db: Database, *, days: int = 0) -> None:
     """A scheduler pass at now + days (invitations, reminders; they fail: no address)."""
     run_pass(db, now=utcnow() + timedelta(days=days))
@@ -511,13 +545,24 @@ def _get(staff: Staff, role: str, kind: str, path: str) -> httpx.Response:
     return staff.browsers[role].get(path)
 
 
+def _events_of(staff: Staff, world: World) -> dict[str, int]:
+    """Each participant's adverse event (the one its alert opened), by code."""
+    found = staff.browsers["coordinator"].client.get(
+        f"/api/v1/studies/{world.slug}/events?limit=100",
+        headers=bearer(staff.tokens["coordinator"]),
+    )
+    assert found.status_code == 200, found.text
+    return {e["participant"]: e["id"] for e in reversed(found.json()["items"])}
+
+
 def fetch_participants(staff: Staff, world: World, label: str, phase: str) -> Fetched:
     """Every participant surface, for each role and participant."""
     out: Fetched = {}
+    events = _events_of(staff, world)
     for role in BLIND_ROLES:
         for kind, template in PARTICIPANT_SURFACES:
             for i, code in enumerate(world.codes):
-                path = template.format(slug=world.slug, code=code)
+                path = template.format(slug=world.slug, code=code, event=events.get(code, 0))
                 response = _get(staff, role, kind, path)
                 out[(label, f"{phase}:{role}", template, str(i))] = answer(
                     response, slug=world.slug, code=code, follow=staff.participant

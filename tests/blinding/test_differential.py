@@ -43,6 +43,7 @@ def test_what_a_blind_role_is_answered_does_not_depend_on_the_arm(
         harness.scheduler(mailer)  # the follow-ups' invitations: they fail (no address)
         harness.answer_surveys(api, db, world)
         harness.scheduler(mailer)  # the safety alerts go to the coordinator
+        harness.open_events(api, world, coordinator)  # each alert: an adverse event
         got |= harness.fetch_participants(staff, world, label, "active")
         got |= harness.fetch_study(staff, world, label, "active")
         got |= harness.act_on_surveys(staff, world, label, "acted")

@@ -142,6 +142,11 @@ def test_an_event_opens_with_version_1_its_number_and_its_deadlines(env: Env) ->
     assert shown["versions"][0]["fields"]["AETERM"] == SAE["AETERM"]
     listed = env.get(f"{S}/events?participant={code}&serious=true").json()["items"]
     assert [e["id"] for e in listed] == [first["id"]]
+    # a filtered page reads on past events that do not match, and its cursor skips none
+    page = env.get(f"{S}/events?participant={code}&serious=false&limit=1").json()
+    assert [e["id"] for e in page["items"]] == [second["id"]] and page["next"]
+    rest = env.get(page["next"].removeprefix("http://testserver")).json()
+    assert rest == {"items": [], "next": None}
     trail = env.get(f"{S}/audit?limit=1000", env.api.admin_token).json()["items"]
     assert any(
         r["action"] == "adverse_event.opened" and r["entity_id"] == first["number"] for r in trail
