@@ -157,6 +157,11 @@ def test_event_page_deadlines_dashboard_and_sites(api, signed_in, client):
     assert pittsburgh.get(late).status_code == 404
     assert pittsburgh.get(f"{S}/participants/{code}/events/new").status_code == 404
     assert "Reporting deadlines" not in pittsburgh.get(S).text
+    # A safety reviewer (no dashboard) lands on the events and may review (open label).
+    reviewer = signed_in("safety_reviewer")
+    assert f'href="{S}/events"' in reviewer.get("/console").text
+    assert "Record a medical review" in reviewer.get(late).text
+    assert "Add a follow-up" not in reviewer.get(late).text  # recording is the team's
     # A statistician reads no safety records.
     assert signed_in("statistician").get(late).status_code == 403
 
