@@ -11,6 +11,7 @@ from app.api.deps import ReadSessionDep
 from app.api.params import SlugPath
 from app.auth.permissions import Permission, reachable_sites
 from app.console.deps import Staff, StaffDep, console_router, needs, study_view, view
+from app.console.events import due_rows
 from app.console.shared import alert_rows, retention_rows
 from app.db.base import utcnow
 from app.reports import service as reports
@@ -45,7 +46,8 @@ def dashboard(
     staff: Annotated[Staff, needs(Permission.read_reports)],
 ) -> Response:
     """Recruitment against target per site, randomized per group, retention, the CONSORT
-    diagram; for roles that see participants, open safety alerts and failed emails."""
+    diagram; for roles that read safety records, the reporting deadlines not yet met on
+    top; for roles that see participants, open safety alerts and failed emails."""
     study = studies.get_study(session, slug=slug, user=staff.user)
     return _dashboard(request, session, staff, study)
 
@@ -61,16 +63,20 @@ def _works_on_one_study(staff: Staff) -> bool:
 
 def _dashboard(request: Request, session: Session, staff: Staff, study: Study) -> Response:
     user = staff.user
+    now = utcnow()
     flow = reports.consort(session, study=study, user=user)
+    due, due_more = due_rows(session, staff, study, now=now)
     context: dict[str, Any] = {
         "recruitment": reports.recruitment(session, study=study),
         "flow": flow,
         "flow_text": description(flow),
         "retention": retention_rows(reports.retention(session, study=study, user=user), flow),
+        "due_rows": due,
+        "due_more": due_more,
     }
     if staff.may(Permission.read_participants):
         alerts = work.alerts(session, study=study, user=user, open_only=True, after_id=0, limit=100)
-        context["alert_rows"] = alert_rows(alerts, study, now=utcnow())
+        context["alert_rows"] = alert_rows(alerts, study, now=now)
         context["failed"] = work.messages_failed(session, study=study, user=user, limit=100)
         context["sites"] = {s.id: s.code for s in study.sites}
     return study_view(request, staff, study, "console/dashboard.html", context)

@@ -124,6 +124,7 @@ _MAY = {
     Permission.read_dsmb_closed: "see the DSMB report's closed part",
     Permission.record_safety: "record adverse events or protocol deviations",
     Permission.read_safety: "see adverse events or protocol deviations",
+    Permission.review_safety: "review adverse events",
 }
 
 
@@ -261,6 +262,7 @@ _STUDY_LINKS: Sequence[tuple[str, str, Permission]] = (
     ("/participants", "Participants", Permission.read_participants),
     ("/enroll", "Enroll", Permission.enroll),
     ("/worklist", "Worklist", Permission.read_participants),
+    ("/events", "Adverse events", Permission.read_safety),
     ("/deviations", "Deviations", Permission.read_safety),
     ("/exports", "Exports", Permission.export_blinded),
     ("/reports", "Reports", Permission.read_reports),

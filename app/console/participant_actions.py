@@ -7,19 +7,32 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Path, Request, Response
+from fastapi.responses import RedirectResponse
 from sqlalchemy.orm import Session
 
 from app.api.deps import ReadSessionDep, SessionDep
 from app.api.params import CodePath, SlugPath
 from app.auth.permissions import Permission
-from app.console.deps import CheckedForm, Staff, console_router, needs, send_soon, study_view
+from app.console.deps import (
+    PREFIX,
+    CheckedForm,
+    Staff,
+    console_router,
+    needs,
+    send_soon,
+    study_view,
+)
 from app.console.forms import FormRefused, text
 from app.console.shared import acting, back, stratum_words
+from app.errors import AlertNotFound, Conflict
 from app.participants import service as participants
 from app.participants.relink import NOT_OPEN
+from app.safety import service as safety
+from app.safety.schemas import AlertAcknowledgement, AlertOutcome
 from app.studies import service as studies
 from app.studies.models import Study
 from app.surveys import worklist as work
+from app.surveys.models import Alert
 
 router = console_router()
 
@@ -59,32 +72,6 @@ def randomize(
     study = acting(session, slug, staff)
     participants.randomize(session, study=study, code=code, actor=staff.user)
     return back(study, f"/participants/{code}", done="randomized")
-
-
-_REASON_MESSAGES = {
-    "note": "Enter a note on how the alert was dealt with",
-}
-
-
-def _reason_missing(
-    request: Request,
-    session: Session,
-    staff: Staff,
-    study: Study,
-    code: str,
-    field: str,
-    about: str | None = None,
-) -> FormRefused:
-    participant = participants.get_participant(session, study=study, code=code, user=staff.user)
-    context = {
-        "participant": participant,
-        "field": field,
-        "message": _REASON_MESSAGES[field],
-        "action": str(request.url.path),
-        "about": about,
-    }
-    page = study_view(request, staff, study, "console/reason_needed.html", context, status_code=422)
-    return FormRefused(page)
 
 
 @router.post("/studies/{slug}/participants/{code}/surveys/{timepoint}/reissue")
@@ -137,6 +124,12 @@ def resend(
     return send_soon(request, back(study, f"/participants/{code}", done=done))
 
 
+ACKNOWLEDGE_MESSAGES = {
+    "outcome": "Choose what followed the alert",
+    "note": "Enter a note on how the alert was dealt with",
+}
+
+
 @router.post("/studies/{slug}/participants/{code}/alerts/{alert_id}/acknowledge")
 def acknowledge(
     request: Request,
@@ -147,28 +140,55 @@ def acknowledge(
     staff: Annotated[Staff, needs(Permission.acknowledge_alerts)],
     form: CheckedForm,
 ) -> Response:
-    """Acknowledge a safety alert with a note on what was done."""
+    """Acknowledge a safety alert, saying what followed: no adverse event (with a note on
+    what was done), or an adverse event: the new-event form, filled in from the alert,
+    whose saving acknowledges it (`console.events`)."""
     study = acting(session, slug, staff)
     participant = participants.get_participant(session, study=study, code=code, user=staff.user)
-    note = text(form, "note")
-    if not note:
-        found = work.alerts(
-            session,
-            study=study,
-            user=staff.user,
-            open_only=False,
-            after_id=alert_id - 1,
-            limit=1,
-            participant_code=participant.code,
+    alert = _alert(session, staff, study, participant.code, alert_id)
+    if alert is None:
+        raise AlertNotFound(f"no alert {alert_id} for participant {participant.code}")
+    typed = {"outcome": text(form, "outcome", 16), "note": text(form, "note")}
+    if typed["outcome"] == AlertOutcome.event:
+        if alert.acknowledged_at is not None:
+            raise Conflict("the alert was already acknowledged")
+        target = f"{PREFIX}/studies/{study.slug}/participants/{participant.code}/events/new"
+        return RedirectResponse(f"{target}?alert={alert_id}", status_code=303)
+    errors = {}
+    if typed["outcome"] != AlertOutcome.no_event:
+        errors["outcome"] = ACKNOWLEDGE_MESSAGES["outcome"]
+    elif not typed["note"]:
+        errors["note"] = ACKNOWLEDGE_MESSAGES["note"]
+    if errors:
+        context = {
+            "participant": participant,
+            "a": {"id": alert_id, "text": alert.text},
+            "typed": typed,
+            "errors": errors,
+        }
+        page = study_view(
+            request, staff, study, "console/acknowledge.html", context, status_code=422
         )
-        about = next((a.text for a in found if a.id == alert_id), None)
-        raise _reason_missing(request, session, staff, study, participant.code, "note", about)
-    work.acknowledge(
+        raise FormRefused(page)
+    safety.acknowledge_alert(
         session,
         study=study,
         alert_id=alert_id,
-        note=note,
+        body=AlertAcknowledgement(outcome=AlertOutcome.no_event, note=typed["note"]),
         actor=staff.user,
-        participant_code=participant.code,
     )
     return back(study, f"/participants/{code}", done="acknowledged")
+
+
+def _alert(session: Session, staff: Staff, study: Study, code: str, alert_id: int) -> Alert | None:
+    """The participant's alert of that id, as the user may see it (None if not)."""
+    found = work.alerts(
+        session,
+        study=study,
+        user=staff.user,
+        open_only=False,
+        after_id=alert_id - 1,
+        limit=1,
+        participant_code=code,
+    )
+    return next((a for a in found if a.id == alert_id), None)

@@ -16,6 +16,7 @@ from app.api.params import CodePath, SlugPath
 from app.auth.permissions import Permission
 from app.console import record
 from app.console.deps import Staff, console_router, needs, study_view
+from app.console.events import participant_events
 from app.console.forms import chosen
 from app.console.shared import PAGE_SIZE, reachable, site_choices, strata_rows
 from app.db.base import utcnow
@@ -144,8 +145,9 @@ def participant_page(
     done: Annotated[str | None, Query(max_length=20)] = None,
 ) -> Response:
     """One participant's record: open safety alerts first, then status, strata, contact,
-    the timepoints x instruments grid, each completed survey's answers and scores, the
-    actions the role may take, and the history (see `console.record`)."""
+    their adverse events, the timepoints x instruments grid, each completed survey's
+    answers and scores, the actions the role may take, and the history (see
+    `console.record`)."""
     user = staff.user
     study = studies.get_study(session, slug=slug, user=user)
     participant = participants.get_participant(session, study=study, code=code, user=user)
@@ -214,6 +216,7 @@ def participant_page(
         ],
         "zone": definition.zone(),
         "ineligible": ineligible_words(definition, participant.ineligible_reasons),
+        "events": participant_events(session, staff, study, participant.code),
     }
     return study_view(request, staff, study, "console/participant.html", context)
 

@@ -1,7 +1,7 @@
 """The staff console's study pages, one module per area: the dashboard (and the home
 page), reports, enrollment, participants (the list and record page, what is done to one
-participant, leaving the study, staff data entry and corrections), the worklist and
-exports. Each page calls the services the API calls, with the signed-in user as the
+participant, leaving the study, staff data entry and corrections), the worklist, adverse
+events and exports. Each page calls the services the API calls, with the signed-in user as the
 actor: no rule, permission or blinding decision of its own.
 """
 
@@ -15,6 +15,7 @@ from app.console import (
     dsmb,
     enroll,
     entry,
+    events,
     exports,
     leaving,
     participant_actions,
@@ -38,6 +39,7 @@ router = APIRouter(
             entry,
             worklist,
             deviations,
+            events,
             exports,
         )
         for route in area.router.routes

@@ -1,5 +1,6 @@
 """The worklist: open, overdue and missed surveys of the user's sites with the open
-alerts; sortable, filterable, a page at a time, or all of it as CSV. Its rows are the
+alerts (and, on top, the reporting deadlines of adverse events not yet met); sortable,
+filterable, a page at a time, or all of it as CSV. Its rows are the
 worklist service's (`surveys.worklist`): this page only shows them."""
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from app.api.deps import ReadSessionDep
 from app.api.params import SlugPath
 from app.auth.permissions import Permission
 from app.console.deps import Staff, console_router, needs, study_view
+from app.console.events import due_rows
 from app.console.forms import chosen
 from app.console.shared import PAGE_SIZE, alert_rows, reachable, site_choices
 from app.db.base import utcnow
@@ -94,7 +96,10 @@ def worklist_page(
         )
     definition = studies.definition_of(study)
     policy = blinding.policy_for(user.role, definition)
+    due, due_more = due_rows(session, staff, study, now=now)
     context = {
+        "due_rows": due,
+        "due_more": due_more,
         "rows": found.rows[:PAGE_SIZE],
         "site_codes": site_codes,
         "alerts_open": found.alerts_open,

@@ -75,6 +75,10 @@ PARTICIPANT_SURFACES: list[tuple[str, str]] = [
     # The console's leaving form (the kinds allowed now), and its staff data entry and
     # correction pages at the same timepoints (a blind role: 404 alike for group_check).
     ("console", "/console/studies/{slug}/participants/{code}/withdraw"),
+    # The new adverse-event form, and the participant's event (opened from the alert:
+    # `{event}`, its id), with its versions and deadlines.
+    ("console", "/console/studies/{slug}/participants/{code}/events/new"),
+    ("console", "/console/studies/{slug}/events/{event}"),
     ("console", "/console/studies/{slug}/participants/{code}/surveys/baseline/enter"),
     ("console", "/console/studies/{slug}/participants/{code}/surveys/month_1/enter"),
     ("console", "/console/studies/{slug}/participants/{code}/surveys/group_check/enter"),
@@ -130,6 +134,7 @@ STUDY_SURFACES: list[tuple[str, str]] = [
     ("api", "/api/v1/studies/{slug}/audit/head"),
     ("console", "/console/studies/{slug}"),
     ("console", "/console/studies/{slug}/reports"),
+    ("console", "/console/studies/{slug}/events"),
     ("console", "/console/studies/{slug}/reports/consort.svg"),
     ("console", "/console/studies/{slug}/participants"),
     ("console", "/console/studies/{slug}/worklist"),
@@ -158,8 +163,8 @@ PSEUDONYM = re.compile(r"\bP[A-Z2-7]{8,}\b")
 HEX = re.compile(r"\b[0-9a-f]{32,}\b")
 JSON_IDS = re.compile(r'"(id|seq|subject_id|event|alert)":\s*\d+')
 EVENT_NUMBERS = re.compile(r"\bAE-\d+\b")  # numbered in the order events are opened
-PATH_IDS = re.compile(r"/(alerts|users|messages)/\d+")
-ELEMENT_IDS = re.compile(r"\b(note|alert)-\d+")
+PATH_IDS = re.compile(r"/(alerts|users|messages|events)/\d+")
+ELEMENT_IDS = re.compile(r"\b(note|alert|outcome)-\d+")
 CODE = re.compile(r"PS-PHL-\d{4}")
 # How long an alert has been open: the wall clock of each world's run, not the arm.
 OPEN_FOR = re.compile(r"\bopen (less than a minute|\d+ (minute|hour|day)s?)\b")
@@ -540,13 +545,24 @@ def _get(staff: Staff, role: str, kind: str, path: str) -> httpx.Response:
     return staff.browsers[role].get(path)
 
 
+def _events_of(staff: Staff, world: World) -> dict[str, int]:
+    """Each participant's adverse event (the one its alert opened), by code."""
+    found = staff.browsers["coordinator"].client.get(
+        f"/api/v1/studies/{world.slug}/events?limit=100",
+        headers=bearer(staff.tokens["coordinator"]),
+    )
+    assert found.status_code == 200, found.text
+    return {e["participant"]: e["id"] for e in reversed(found.json()["items"])}
+
+
 def fetch_participants(staff: Staff, world: World, label: str, phase: str) -> Fetched:
     """Every participant surface, for each role and participant."""
     out: Fetched = {}
+    events = _events_of(staff, world)
     for role in BLIND_ROLES:
         for kind, template in PARTICIPANT_SURFACES:
             for i, code in enumerate(world.codes):
-                path = template.format(slug=world.slug, code=code)
+                path = template.format(slug=world.slug, code=code, event=events.get(code, 0))
                 response = _get(staff, role, kind, path)
                 out[(label, f"{phase}:{role}", template, str(i))] = answer(
                     response, slug=world.slug, code=code, follow=staff.participant

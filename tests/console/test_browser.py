@@ -407,6 +407,7 @@ def test_a_coordinator_enrolls_a_participant_who_answers_is_randomized_and_expor
     arm = page.locator(".summary-row", has=page.locator("dt", has_text="Arm")).locator("dd")
     assert any(arm.inner_text().startswith(label) for label in ARM_LABELS), arm.inner_text()
 
+    page.get_by_label("No adverse event").check()
     page.get_by_label("What was done").fill("Called Robin the same day; safety plan reviewed.")
     page.get_by_role("button", name="Acknowledge the alert").click()
     expect(page.get_by_role("status").first).to_have_text("The alert is acknowledged.")
@@ -613,6 +614,7 @@ def test_every_console_page_state_passes_axe_on_a_desktop(site: Site, browser: B
     page.goto(f"{site.study}/participants/{alerted}")
     expect(page.locator(".alert-open")).to_be_visible()
     _axe(page, "participant-alert")
+    page.get_by_label("No adverse event").check()
     page.get_by_role("button", name="Acknowledge the alert").click()  # no note
     expect(page).to_have_title(re.compile(r"^Error: Enter a note"))
     _axe(page, "acknowledge-without-note")
@@ -733,6 +735,7 @@ def test_without_javascript_staff_sign_in_enroll_randomize_acknowledge_and_expor
     )
     page.get_by_role("button", name="Randomize").click()  # the confirmation, without script
     expect(page.get_by_role("status").first).to_have_text("The participant is randomized.")
+    page.get_by_label("No adverse event").check()
     page.get_by_label("What was done").fill("Spoke with Kim; referred to the crisis team.")
     page.get_by_role("button", name="Acknowledge the alert").click()
     expect(page.get_by_role("status").first).to_have_text("The alert is acknowledged.")

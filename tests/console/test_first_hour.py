@@ -201,6 +201,7 @@ def test_acknowledge_an_alert_from_the_dashboard(
     tab.start()
     tab.click(alerts.get_by_role("link", name=code, exact=True))
     assert _participant(page) == code
+    page.get_by_label("No adverse event").check()
     page.get_by_label("What was done").fill("Called the same day; safety plan reviewed.")
     tab.click(page.get_by_role("button", name="Acknowledge the alert"))
     expect(page.get_by_role("status").first).to_have_text("The alert is acknowledged.")

@@ -239,13 +239,15 @@ def test_the_participant_page_actions_do_what_they_say(api, signed_in, client, d
     assert code in listed and "Thoughts of self-harm" in listed
     alert_id = re.search(r"/alerts/(\d+)/acknowledge", with_alert).group(1)  # type: ignore[union-attr]
     no_note = coordinator.post(
-        f"{page_path}/alerts/{alert_id}/acknowledge", {"note": " "}, csrf_from=page_path
+        f"{page_path}/alerts/{alert_id}/acknowledge",
+        {"outcome": "no_event", "note": " "},
+        csrf_from=page_path,
     )
     assert no_note.status_code == 422 and "Enter a note" in no_note.text
     assert "Thoughts of self-harm" in no_note.text  # says which alert
     noted = coordinator.post(
         f"{page_path}/alerts/{alert_id}/acknowledge",
-        {"note": "Called; safety plan in place"},
+        {"outcome": "no_event", "note": "Called; safety plan in place"},
         csrf_from=page_path,
     )
     assert noted.status_code == 303

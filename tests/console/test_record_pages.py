@@ -93,7 +93,9 @@ def test_statuses_leaving_and_alert_events_are_in_words(api, signed_in):
     api.complete_survey(code, answers={**BASELINE_ANSWERS, "phq9_9": 1})
     alert_id = re.search(r"/alerts/(\d+)/acknowledge", coordinator.get(page_path).text).group(1)  # type: ignore[union-attr]
     noted = coordinator.post(
-        f"{page_path}/alerts/{alert_id}/acknowledge", {"note": "Called; safe"}, csrf_from=page_path
+        f"{page_path}/alerts/{alert_id}/acknowledge",
+        {"outcome": "no_event", "note": "Called; safe"},
+        csrf_from=page_path,
     )
     assert noted.status_code == 303
     assert api.randomize(api.admin_token, code).status_code == 200
