@@ -109,6 +109,12 @@ _MATRIX: dict[tuple[str, str], tuple[int, int, int, int, int, int, int]] = {
     # aggregate counts; groups coded for roles the study hides arms from
     ("GET",  "/api/v1/studies/{slug}/reports/consort"):        (401, 401, 200, 200, 200, 200, 200),
     ("GET",  "/api/v1/studies/{slug}/reports/retention"):      (401, 401, 200, 200, 200, 200, 200),
+    # the DSMB report's closed part: never a coordinator, even where the study shows
+    # them arms (the open part is every staff role's: tests/reports/test_dsmb.py)
+    ("GET",  "/api/v1/studies/{slug}/reports/dsmb"):           (401, 401, 200, 403, 403, 403, 200),
+    # the ClinicalTrials.gov tables: roles that see arms, once the study is locked
+    ("GET",  "/api/v1/studies/{slug}/reports/ctgov-adverse-events"):
+                                                               (401, 401, 409, 403, 403, 403, 409),
     ("GET",  "/api/v1/studies/{slug}/reports/balance"):        (401, 401, 200, 200, 200, 200, 200),
     # a survey link needs no account: whoever holds it reaches the survey
     ("GET",  "/api/v1/surveys/{token}"):                       (200, 200, 200, 200, 200, 200, 200),
@@ -413,6 +419,12 @@ REQUESTS: dict[tuple[str, str], Callable[[Ctx], Call]] = {
     ),
     ("GET", "/api/v1/studies/{slug}/reports/consort"): lambda ctx: Call(f"{S}/reports/consort"),
     ("GET", "/api/v1/studies/{slug}/reports/retention"): lambda ctx: Call(f"{S}/reports/retention"),
+    ("GET", "/api/v1/studies/{slug}/reports/dsmb"): lambda ctx: Call(
+        f"{S}/reports/dsmb?part=closed&format=json"
+    ),
+    ("GET", "/api/v1/studies/{slug}/reports/ctgov-adverse-events"): lambda ctx: Call(
+        f"{S}/reports/ctgov-adverse-events"
+    ),
     ("GET", "/api/v1/studies/{slug}/reports/balance"): lambda ctx: Call(f"{S}/reports/balance"),
     ("GET", "/api/v1/surveys/{token}"): lambda ctx: Call(f"/api/v1/surveys/{ctx.survey()}"),
     ("PUT", "/api/v1/surveys/{token}/answers"): lambda ctx: Call(
