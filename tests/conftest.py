@@ -3,7 +3,9 @@
 Every test that takes `settings` runs once on SQLite and once on PostgreSQL. The schema
 is built once per backend by running the Alembic migrations; each test then gets its
 own copy (a copied SQLite file, or a PostgreSQL database made from a template), so tests
-never share state and the application runs exactly as in production.
+never share state and the application runs exactly as in production. The PostgreSQL
+copies are made one test ahead and dropped after it by threads of the worker
+(`pg.DatabasePool`): the server's copying and dropping overlap the tests' own work.
 """
 
 from __future__ import annotations
