@@ -3,7 +3,9 @@
 Every test that takes `settings` runs once on SQLite and once on PostgreSQL. The schema
 is built once per backend by running the Alembic migrations; each test then gets its
 own copy (a copied SQLite file, or a PostgreSQL database made from a template), so tests
-never share state and the application runs exactly as in production.
+never share state and the application runs exactly as in production. The PostgreSQL
+copies are made one test ahead and dropped after it by threads of the worker
+(`pg.DatabasePool`): the server's copying and dropping overlap the tests' own work.
 """
 
 from __future__ import annotations
@@ -65,6 +67,14 @@ def pg_template() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def pg_pool(pg_template: str) -> Iterator[pg.DatabasePool]:
+    """Copies of the template made one test ahead and dropped after, in a thread."""
+    pool = pg.DatabasePool(pg_template)
+    yield pool
+    pool.close()
+
+
+@pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A migrated SQLite file to copy from."""
     path = tmp_path_factory.mktemp("template") / "template.db"
@@ -86,10 +96,10 @@ def database_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -
         shutil.copyfile(template, path)
         yield f"sqlite:///{path}"
         return
-    template_name: str = request.getfixturevalue("pg_template")
-    name = pg.create_database("trialdesk_t", template=template_name)
+    pool: pg.DatabasePool = request.getfixturevalue("pg_pool")
+    name = pool.take()
     yield pg.database_url(name)
-    pg.drop_database(name)
+    pool.give_back(name)
 
 
 @pytest.fixture
