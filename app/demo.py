@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import functools
 from dataclasses import dataclass
 from datetime import timedelta
 from importlib import resources
@@ -32,7 +34,15 @@ class DemoLoaded:
 
 
 def demo_definition() -> dict[str, Any]:
-    """The demo study's definition document, as shipped with the package."""
+    """The demo study's definition document, as shipped with the package (a copy of its
+    own: callers may change it)."""
+    return copy.deepcopy(_demo_document())
+
+
+@functools.cache
+def _demo_document() -> dict[str, Any]:
+    # Parsed once per process: the pure-Python YAML parser takes ~50 ms for this file,
+    # and tests and the CLI load it often.
     text = resources.files("app.studies").joinpath("demo/peer-support.yaml").read_text()
     document = yaml.safe_load(text)
     assert isinstance(document, dict)
