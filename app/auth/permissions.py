@@ -28,7 +28,9 @@ class Permission(StrEnum):
     # SPEC 9, safety:
     record_safety = "record_safety"  # adverse events, their follow-ups, deviations
     read_safety = "read_safety"  # adverse events, deviations and reporting deadlines
-    review_safety = "review_safety"  # causality and expectedness (and only if arms shown)
+    # Causality and expectedness, by a reviewer apart from whoever reported the event
+    # (safety reviewers, admins; coordinators report), and only where arms are shown.
+    review_safety = "review_safety"
     read_dsmb_open = "read_dsmb_open"  # the DSMB report's open (pooled) part
     # The closed part (by group): never coordinators, even in open-label studies (ICH E9).
     read_dsmb_closed = "read_dsmb_closed"
@@ -48,7 +50,6 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.read_reports,
             Permission.record_safety,
             Permission.read_safety,
-            Permission.review_safety,
             Permission.read_dsmb_open,
         }
     ),

@@ -59,10 +59,16 @@ class StudyNotLocked(Conflict):
     code, title = "study-not-locked", "The study is not locked yet"
 
 
-def may_read_closed(user: Principal) -> bool:
+def may_read_closed(user: Principal, definition: StudyDefinition) -> bool:
     """The closed part: unblinded statistician, admins, DSMB members; never coordinators,
-    whatever the study's `arm_visible_to` says (ICH E9; FDA guidance on DMCs)."""
-    return has_permission(user.role, Permission.read_dsmb_closed)
+    whatever the study's `arm_visible_to` says (ICH E9; FDA guidance on DMCs). A role
+    that reads participants reads it only where the study shows it arms (a blinded admin
+    would tie the groups' counts to the people it sees); the DSMB, which reads no
+    participant, reads it in every study."""
+    policy = blinding.policy_for(user.role, definition)
+    return has_permission(user.role, Permission.read_dsmb_closed) and (
+        policy.arms or not policy.reads_participants
+    )
 
 
 def report(
@@ -71,7 +77,7 @@ def report(
     """The report's part for this user; the closed part is audited (`report.dsmb_closed`)
     in a transaction of its own, committed before anything of it is read."""
     if part is Part.closed:
-        if not may_read_closed(user):
+        if not may_read_closed(user, studies.definition_of(study)):
             raise ClosedPartRefused(f"the {user.role} role may not read the DSMB's closed part")
         with db.begin() as write:
             audit.record(

@@ -20,6 +20,8 @@ Rules (SPEC 9, API.md `safety.deadlines`):
   (they differ by site and year; a study whose IRB counts them gives fewer days).
 - A deadline that stops applying (a follow-up, a review) is kept as not applying; if it
   applies again, its clock keeps the first start (the earliest due time: safe side).
+  Once it is past due, a follow-up no longer lifts it (an overdue obligation cannot be
+  edited away by the report it is about): only a medical review can, or reporting it.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from zoneinfo import ZoneInfo
 
 from app.safety.events import (
     Version,
+    VersionKind,
     fold,
     is_death,
     is_related,
@@ -123,6 +126,15 @@ def compute(
         state = fold(s.version for s in ordered[: index + 1]).effective
         for deadline in deadlines:
             applying = applies(deadline.applies_to, state)
+            due = started.get(deadline.code)
+            if (
+                not applying
+                and now_applies.get(deadline.code)
+                and due is not None
+                and stamped.recorded_at > due
+                and stamped.version.kind is not VersionKind.review
+            ):
+                applying = True  # overdue: only a medical review may lift it now
             now_applies[deadline.code] = applying
             if applying and deadline.code not in started:
                 day = aware_day(stamped, zone)
@@ -133,8 +145,3 @@ def compute(
         for d in deadlines
         if d.code in started
     ]
-
-
-def is_overdue(due: datetime, *, now: datetime) -> bool:
-    """Whether a deadline due at `due` is past at `now` (both tz-aware)."""
-    return now > due

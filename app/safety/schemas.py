@@ -81,7 +81,8 @@ AlertId = Annotated[int, Field(ge=1, le=2**31 - 1)]
 # Fields a report must have (the initial version); the rest are optional.
 REQUIRED = ("AETERM", "AESTDTC", "AESEV", "AESER", "AEREL", "AEEXPECT", "AEOUT", "AEACN")
 REVIEW_FIELDS = (*ASSESSMENT, "note")
-CLOSURE_FIELDS = ("AEOUT", "AEENDTC", "note")
+# A death first learnt at closure: the DSMB's clock starts the day the team knew of it.
+CLOSURE_FIELDS = ("AEOUT", "AEENDTC", "aware_on", "note")
 
 
 class _ReportFields(BaseModel):

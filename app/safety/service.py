@@ -34,6 +34,7 @@ from app.errors import (
     AdverseEventClosed,
     AdverseEventNotFound,
     AlertNotFound,
+    CannotWithdraw,
     DeadlineNotOpen,
     FieldProblem,
     Forbidden,
@@ -633,6 +634,10 @@ def _record_death(
             return
         except InvalidInput:
             continue
+        except CannotWithdraw:
+            # Left before leaving had kinds (no kind to rank death against): the surveys
+            # and messages stopped then; the event itself still says it was fatal.
+            return
 
 
 def _check_report(

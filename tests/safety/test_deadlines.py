@@ -157,3 +157,13 @@ def test_death_by_outcome_or_criterion() -> None:
     at = ny(2026, 6, 1, 8)
     assert due(STUDY, v(1, at, AEOUT="fatal"))["dsmb_death"] == (True, utc(2026, 6, 3, 12))
     assert "dsmb_death" in due(STUDY, v(1, at, AESDTH=True, AESER=True))
+
+
+def test_an_overdue_deadline_is_lifted_by_a_medical_review_never_by_a_follow_up() -> None:
+    opened = v(1, ny(2026, 3, 10, 15, 30), VersionKind.initial, aware_on="2026-03-10", **SAE)
+    before_due = v(2, ny(2026, 3, 11, 9, 0), AEEXPECT=True)  # within the 24 hours
+    assert due(STUDY, opened, before_due) == {"irb_sae": (False, utc(2026, 3, 11, 19, 30))}
+    late = v(2, ny(2026, 3, 12, 9, 0), AEEXPECT=True)  # a day after it was due
+    assert due(STUDY, opened, late) == {"irb_sae": (True, utc(2026, 3, 11, 19, 30))}
+    review = v(3, ny(2026, 3, 12, 10, 0), VersionKind.review, AEEXPECT=True)
+    assert due(STUDY, opened, late, review) == {"irb_sae": (False, utc(2026, 3, 11, 19, 30))}

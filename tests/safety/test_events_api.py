@@ -375,5 +375,7 @@ def test_the_due_list_puts_the_oldest_first_and_a_report_closes_a_deadline(env: 
     left = [d["event"] for d in env.get(f"{S}/safety/due").json()["items"]]
     assert late["id"] not in left and soon["id"] in left
     # a met deadline stays met whatever follows
-    after = env.post(f"{S}/events/{late['id']}/versions", {"kind": "review", "AEEXPECT": True})
+    after = env.post(
+        f"{S}/events/{late['id']}/versions", {"kind": "review", "AEEXPECT": True}, env.reviewer
+    )
     assert after.json()["due"][0]["reported_on"] == day.isoformat()
