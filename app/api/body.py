@@ -32,7 +32,12 @@ _PROBLEM = "trialdesk_body_problem"
 
 
 class BadBody(ValueError):
-    """What is wrong with a JSON body, in words for its sender."""
+    """What is wrong with a JSON body, in words for its sender, and where (`loc`: the
+    path of the value at fault, empty for the document as a whole)."""
+
+    def __init__(self, message: str, loc: tuple[str | int, ...] = ()) -> None:
+        super().__init__(message)
+        self.loc = loc
 
 
 class TooManyValues(BadBody):
@@ -55,7 +60,7 @@ class CheckedJsonRoute(APIRoute):
                         else:
                             parsed = await run_in_threadpool(parse_json, body)
                     except BadBody as problem:
-                        request.scope[_PROBLEM] = str(problem)
+                        request.scope[_PROBLEM] = problem
                         parsed = {}  # validated (and refused) after authentication
                     # Starlette keeps the parsed body here; FastAPI then uses it as is.
                     request._json = parsed
@@ -81,24 +86,24 @@ def check_value(value: Any, *, max_values: int | None = None) -> None:
     text no database can store (keys included), or (when bounded) more than
     `max_values` values in all: the one walk for JSON bodies, definition files and the
     console's documents."""
-    pending = [(value, 1)]
+    pending: list[tuple[Any, int, tuple[str | int, ...]]] = [(value, 1, ())]
     count = 0
     while pending:
-        item, depth = pending.pop()
+        item, depth, loc = pending.pop()
         count += 1
         if max_values is not None and count > max_values:
             raise TooManyValues(f"the document holds more than {max_values:,} values")
         if depth > MAX_JSON_DEPTH:
             raise BadBody(f"the JSON nests more than {MAX_JSON_DEPTH} levels deep")
         if isinstance(item, str):
-            _check_text(item)
+            _check_text(item, loc)
         elif isinstance(item, dict):
             for key, child in item.items():
                 if isinstance(key, str):
-                    _check_text(key)
-                pending.append((child, depth + 1))
+                    _check_text(key, loc)
+                pending.append((child, depth + 1, (*loc, str(key))))
         elif isinstance(item, list):
-            pending.extend((child, depth + 1) for child in item)
+            pending.extend((child, depth + 1, (*loc, i)) for i, child in enumerate(item))
 
 
 def storable(text: str) -> bool:
@@ -107,11 +112,11 @@ def storable(text: str) -> bool:
     return "\x00" not in text and not any(0xD800 <= ord(c) <= 0xDFFF for c in text)
 
 
-def _check_text(text: str) -> None:
+def _check_text(text: str, loc: tuple[str | int, ...]) -> None:
     if "\x00" in text:
-        raise BadBody("NUL characters are not accepted")
+        raise BadBody("NUL characters are not accepted", loc)
     if not storable(text):
-        raise BadBody("text must be valid Unicode (a lone surrogate was sent)")
+        raise BadBody("text must be valid Unicode (a lone surrogate was sent)", loc)
 
 
 def _is_json(request: Request) -> bool:
@@ -128,9 +133,9 @@ def _is_json(request: Request) -> bool:
 
 async def refuse_bad_input(request: Request) -> None:
     """Refuse (422) a body found at fault, and NUL characters in the path or query."""
-    problem = request.scope.get(_PROBLEM)
-    if problem is not None:
-        raise InvalidInput([FieldProblem((), problem)], part="body")
+    problem: BadBody | None = request.scope.get(_PROBLEM)
+    if problem is not None:  # named where it is (the field with a NUL), if it is a field
+        raise InvalidInput([FieldProblem(problem.loc, str(problem))], part="body")
     # Decoded: a NUL sent as %00 is a NUL all the same (PostgreSQL refuses it in text).
     decoded = [request.scope["path"], *(f"{k}={v}" for k, v in request.query_params.multi_items())]
     if any("\x00" in part for part in decoded):

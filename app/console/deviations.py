@@ -37,7 +37,7 @@ router = console_router()
 
 Reader = Annotated[Staff, needs(Permission.read_safety)]
 Recorder = Annotated[Staff, needs(Permission.record_safety)]
-DeviationId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+DeviationId = Annotated[int, Path(ge=1, le=2**31 - 1)]  # the column is an INTEGER
 
 LIST_LIMIT = 100
 

@@ -743,7 +743,12 @@ def _typed(name: str, value: Any) -> str:
 def _alert_id(value: str) -> int | None:
     """The form's alert (a number), if it names one."""
     value = value.strip()
-    if not value.isdigit() or len(value) > 10 or not 1 <= int(value) <= 2**31 - 1:
+    if (
+        not value.isascii()
+        or not value.isdigit()
+        or len(value) > 10
+        or not 1 <= int(value) <= 2**31 - 1
+    ):
         return None
     return int(value)
 

@@ -38,7 +38,7 @@ router = APIRouter(
 
 Recorder = Annotated[Principal, Depends(require(Permission.record_safety))]
 Reader = Annotated[Principal, Depends(require(Permission.read_safety))]
-DeviationId = Annotated[int, Path(ge=1, le=2**63 - 1, description="the deviation's id")]
+DeviationId = Annotated[int, Path(ge=1, le=2**31 - 1, description="the deviation's id")]
 
 
 @router.post("/participants/{code}/deviations", status_code=201, response_model=DeviationRead)

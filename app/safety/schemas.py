@@ -22,7 +22,10 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    StrictBool,
     StringConstraints,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
 
@@ -43,12 +46,14 @@ from app.safety.events import (
 from app.safety.models import AdverseEvent, AdverseEventVersion, SafetyDeadline
 from app.surveys.models import Alert
 
-_PARTIAL = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?$")
+# ASCII digits, the whole string: `\d` also takes other scripts' digits (fullwidth ones), and
+# `$` a final newline ("2026-01\n"), which the exports would then not read as a date.
+_PARTIAL = re.compile(r"[0-9]{4}(-[0-9]{2}(-[0-9]{2})?)?")
 
 
 def _partial_date(value: str) -> str:
     """`YYYY`, `YYYY-MM` or `YYYY-MM-DD`, naming a real month and day."""
-    if not _PARTIAL.match(value):
+    if not _PARTIAL.fullmatch(value):
         raise ValueError("give the date as YYYY-MM-DD, or YYYY-MM or YYYY if partly known")
     year, month, day = [*value.split("-"), "01", "01"][:3]
     try:
@@ -94,18 +99,18 @@ class _ReportFields(BaseModel):
     AESTDTC: PartialDate | None = Field(default=None, description="onset (partial allowed)")
     AEENDTC: PartialDate | None = Field(default=None, description="end (partial allowed)")
     AESEV: Severity | None = None
-    AESER: bool | None = Field(default=None, description="serious (true if any criterion is)")
-    AESDTH: bool | None = None
-    AESLIFE: bool | None = None
-    AESHOSP: bool | None = None
-    AESDISAB: bool | None = None
-    AESCONG: bool | None = None
-    AESMIE: bool | None = None
+    AESER: StrictBool | None = Field(default=None, description="serious (true if any criterion is)")
+    AESDTH: StrictBool | None = None
+    AESLIFE: StrictBool | None = None
+    AESHOSP: StrictBool | None = None
+    AESDISAB: StrictBool | None = None
+    AESCONG: StrictBool | None = None
+    AESMIE: StrictBool | None = None
     AEREL: Relatedness | None = Field(default=None, description="related to the intervention")
     AERELPROC: Relatedness | None = Field(
         default=None, description="related to research procedures"
     )
-    AEEXPECT: bool | None = Field(default=None, description="expected per the protocol")
+    AEEXPECT: StrictBool | None = Field(default=None, description="expected per the protocol")
     AEOUT: Outcome | None = None
     AEACN: ActionTaken | None = None
     AEDECOD: Coded | None = Field(default=None, description="MedDRA preferred term")
@@ -116,7 +121,7 @@ class _ReportFields(BaseModel):
         description="the day the team became aware (deadline clocks start there); "
         "default today in the study's time zone",
     )
-    unanticipated: bool | None = Field(
+    unanticipated: StrictBool | None = Field(
         default=None, description="an unanticipated problem (risks to participants or others)"
     )
     note: Note | None = Field(default=None, description="free text of this version (sealed)")
@@ -142,9 +147,9 @@ class EventCreate(_ReportFields):
     AETERM: Term = Field(description="the event in words (sealed)")
     AESTDTC: PartialDate = Field(description="onset: YYYY-MM-DD, or YYYY-MM / YYYY")
     AESEV: Severity
-    AESER: bool
+    AESER: StrictBool
     AEREL: Relatedness
-    AEEXPECT: bool
+    AEEXPECT: StrictBool
     AEOUT: Outcome
     AEACN: ActionTaken
     alert: AlertId | None = Field(
@@ -163,11 +168,16 @@ class VersionCreate(_ReportFields):
 
     kind: VersionKind = VersionKind.follow_up
 
+    @field_validator("kind")
+    @classmethod
+    def _not_initial(cls, kind: VersionKind) -> VersionKind:
+        if kind is VersionKind.initial:
+            raise ValueError("kind must be follow_up, review or closure")
+        return kind
+
     @model_validator(mode="after")
     def _fields_of_kind(self) -> VersionCreate:
         given = set(self.given())
-        if self.kind is VersionKind.initial:
-            raise ValueError("kind must be follow_up, review or closure")
         allowed = {
             VersionKind.review: REVIEW_FIELDS,
             VersionKind.closure: CLOSURE_FIELDS,
@@ -204,20 +214,28 @@ class AlertAcknowledgement(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     outcome: AlertOutcome
+    # Checked even when left out (validate_default), so a problem names its field.
     note: (
         Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
         | None
-    ) = None
-    event: EventDraft | None = None
+    ) = Field(default=None, validate_default=True)
+    event: EventDraft | None = Field(default=None, validate_default=True)
 
-    @model_validator(mode="after")
-    def _outcome_needs(self) -> AlertAcknowledgement:
-        if self.outcome is AlertOutcome.no_event:
-            if self.note is None:
-                raise ValueError("no_event needs a note: what was done")
-            if self.event is not None:
-                raise ValueError("no_event opens no event: leave out `event`")
-        return self
+    @field_validator("note")
+    @classmethod
+    def _no_event_needs_a_note(cls, note: str | None, info: ValidationInfo) -> str | None:
+        if info.data.get("outcome") is AlertOutcome.no_event and note is None:
+            raise ValueError("no_event needs a note: what was done")
+        return note
+
+    @field_validator("event")
+    @classmethod
+    def _no_event_opens_none(
+        cls, event: EventDraft | None, info: ValidationInfo
+    ) -> EventDraft | None:
+        if info.data.get("outcome") is AlertOutcome.no_event and event is not None:
+            raise ValueError("no_event opens no event: leave out `event`")
+        return event
 
 
 # --- answers --------------------------------------------------------------------------

@@ -63,7 +63,8 @@ def test_bad_json_is_401_for_strangers_and_422_for_staff(api):
             PARTICIPANTS, content=body, headers={**JSON, **bearer(api.admin_token)}
         )
         assert refused.status_code == 422, refused.text
-        assert refused.json()["errors"][0]["loc"] == ["body"]
+        where = ["body", "a"] if b"u0000" in body else ["body"]  # a NUL is named where it is
+        assert refused.json()["errors"][0]["loc"] == where
 
 
 def test_json_nested_deeper_than_allowed_is_422(api):
