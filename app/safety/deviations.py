@@ -476,13 +476,16 @@ def propose_deviations(
     locked study. Returns how many were proposed."""
     if study.status == StudyStatus.locked:
         return 0
-    # One finder at a time per study (PostgreSQL; SQLite's write lock does it there):
-    # two would take the same number, or propose the same survey twice.
-    session.execute(select(Study.id).where(Study.id == study.id).with_for_update(key_share=True))
+    # A read first: most passes find nothing and take no lock. Then the audit chain's
+    # head, which every writer takes, and the finding again under it: two finders (two
+    # scheduler processes, a button) line up there, and the second sees what the first
+    # proposed, never the same survey twice nor one number twice.
+    if not find_late_surveys(session, study=study, now=now, sites=sites):
+        return 0
+    at = audit.lock_chain_head(session).at
     findings = find_late_surveys(session, study=study, now=now, sites=sites)
     if not findings:
         return 0
-    at = audit.lock_chain_head(session).at
     participants = {
         p.id: p
         for p in session.scalars(
