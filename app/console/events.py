@@ -512,6 +512,7 @@ def _event(
             participant_link=staff.may(Permission.read_participants),
         ),
         "may_record": staff.may(Permission.record_safety),
+        "may_report": safety.may_report(staff.user),
         "may_review": staff.may(Permission.review_safety) and policy.arms,
         "choices": choices(),
         "notice": _notice(done, read),
@@ -648,7 +649,7 @@ def report_deadline(
     event_id: EventId,
     code: Annotated[str, Path(max_length=64)],
     session: SessionDep,
-    staff: Recorder,
+    staff: Reader,  # the service says who may (safety.may_report)
     form: CheckedForm,
 ) -> Response:
     """Record that the event was reported (on a day, with the recipient's reference):

@@ -262,6 +262,14 @@ def add_version(
     return view_of(session, study=study, event=event)
 
 
+def may_report(user: Principal) -> bool:
+    """Whether the user may record that a deadline was met: those who record events and
+    those who review them (a safety reviewer often files the IRB report)."""
+    return has_permission(user.role, Permission.record_safety) or has_permission(
+        user.role, Permission.review_safety
+    )
+
+
 def report_deadline(
     session: Session,
     *,
@@ -276,10 +284,7 @@ def report_deadline(
     before the team became aware of the event), with the recipient's reference (409 if
     it does not apply or was met already)."""
     now = audit.lock_chain_head(session).at
-    if not (
-        has_permission(actor.role, Permission.record_safety)
-        or has_permission(actor.role, Permission.review_safety)
-    ):
+    if not may_report(actor):
         raise Forbidden("this role may not record a report")
     event = _event(session, study=study, event_id=event_id, user=actor)
     deadline = session.scalars(

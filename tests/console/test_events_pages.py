@@ -163,6 +163,13 @@ def test_event_page_deadlines_dashboard_and_sites(api, signed_in, client):
     assert f'href="{S}/events"' in reviewer.get("/console").text
     assert "Record a medical review" in reviewer.get(late).text
     assert "Add a follow-up" not in reviewer.get(late).text  # recording is the team's
+    # ...and may file the report of a deadline still open, as through the API.
+    filed = reviewer.post(
+        f"{recent}/deadlines/irb_sae/report",
+        {"reported_on": today.isoformat(), "reference": "IRB-2026-8"},
+        csrf_from=recent,
+    )
+    assert filed.status_code == 303 and "IRB-2026-8" in reviewer.get(recent).text
     # A statistician reads no safety records.
     assert signed_in("statistician").get(late).status_code == 403
 
