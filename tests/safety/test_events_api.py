@@ -379,3 +379,23 @@ def test_the_due_list_puts_the_oldest_first_and_a_report_closes_a_deadline(env: 
         f"{S}/events/{late['id']}/versions", {"kind": "review", "AEEXPECT": True}, env.reviewer
     )
     assert after.json()["due"][0]["reported_on"] == day.isoformat()
+
+
+def test_a_death_first_learnt_at_closure_starts_the_dsmb_clock_on_the_day_known(
+    env: Env,
+) -> None:
+    event = env.event(MILD)
+    known = (today().date() - timedelta(days=3)).isoformat()
+    closed = env.post(
+        f"{S}/events/{event['id']}/versions",
+        {"kind": "closure", "AEOUT": "fatal", "AESDTH": True, "AESER": True, "AEENDTC": known},
+    )
+    assert closed.status_code == 422  # a closure carries the outcome, not the criteria
+    closed = env.post(
+        f"{S}/events/{event['id']}/versions",
+        {"kind": "closure", "AEOUT": "fatal", "AEENDTC": known, "aware_on": known},
+    )
+    assert closed.status_code == 201, closed.text
+    [death] = [d for d in closed.json()["due"] if d["code"] == "dsmb_death"]
+    # 48 hours from the start of the day the team knew (New York), 3 days ago: overdue.
+    assert death["applies"] and death["overdue"] is True
