@@ -46,6 +46,11 @@ WITHDRAWAL_REASON = "MOVED-TO-ANOTHER-CITY-REASON"
 UNBLIND_REASON = "SERIOUS-ADVERSE-EVENT-UNBLIND-REASON"
 CORRECTED_TEXT = "HEARS-THEM-ONLY-AT-NIGHT-CORRECTED"
 CORRECTION_REASON = "MISHEARD-ON-THE-PHONE-CORRECTION-REASON"
+AE_TERM = "OVERDOSE-OF-LITHIUM-EVENT-TERM"
+AE_NOTE = "ADMITTED-TO-WARD-SEVEN-NOTE"
+AE_REFERENCE = "IRB-REFERENCE-SEALED-42"
+DEVIATION_TEXT = "CONSENT-SIGNED-AFTER-BASELINE-DESCRIPTION"
+DEVIATION_ACTION = "RETRAINED-THE-RA-CORRECTIVE-ACTION"
 ARM_LABELS = {
     "listserv": "Armlabel-Alpha-Listserv",
     "bulletin_board": "Armlabel-Beta-Board",
@@ -132,6 +137,43 @@ def _flow(api: Api, db: Database) -> dict[str, Any]:
         headers=bearer(admin),
     )
     assert unblinded.status_code == 200, unblinded.text
+    # Safety records (SPEC 9): an event's term, notes and a deadline's reference, a
+    # deviation's description and corrective action.
+    event = client.post(
+        f"{BASE}/participants/{other_code}/events",
+        json={
+            "AETERM": AE_TERM,
+            "AESTDTC": "2026-01",
+            "AESEV": "severe",
+            "AESER": True,
+            "AESHOSP": True,
+            "AEREL": "possible",
+            "AEEXPECT": False,
+            "AEOUT": "recovering",
+            "AEACN": "none",
+            "note": AE_NOTE,
+        },
+        headers=bearer(admin),
+    )
+    assert event.status_code == 201, event.text
+    reported = client.post(
+        f"{BASE}/events/{event.json()['id']}/deadlines/irb_sae/report",
+        json={"reported_on": event.json()["state"]["aware_on"], "reference": AE_REFERENCE},
+        headers=bearer(admin),
+    )
+    assert reported.status_code == 200, reported.text
+    deviation = client.post(
+        f"{BASE}/participants/{other_code}/deviations",
+        json={
+            "category": "consent_error",
+            "occurred_on": event.json()["state"]["aware_on"],
+            "description": DEVIATION_TEXT,
+            "important": True,
+            "corrective_action": DEVIATION_ACTION,
+        },
+        headers=bearer(admin),
+    )
+    assert deviation.status_code == 201, deviation.text
     return {"code": code, "other": other_code, "arms": arms}
 
 
@@ -200,6 +242,12 @@ def _secrets() -> list[str]:
         UNBLIND_REASON,
         CORRECTED_TEXT,
         CORRECTION_REASON,
+        AE_TERM,
+        AE_NOTE,
+        AE_REFERENCE,
+        DEVIATION_TEXT,
+        DEVIATION_ACTION,
+        '"AETERM"',  # a version's fields are one sealed document, names and all
         '"phq9_9"',
         '"story"',  # the item a correction was about
         "phq9_self_harm",
