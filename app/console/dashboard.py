@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 from fastapi import Request, Response
+from fastapi.responses import RedirectResponse
 from sqlalchemy.orm import Session
 
 from app.api.deps import ReadSessionDep
 from app.api.params import SlugPath
 from app.auth.permissions import Permission, reachable_sites
-from app.console.deps import Staff, StaffDep, console_router, needs, study_view, view
+from app.console.deps import Staff, StaffDep, console_router, required, study_view, view
 from app.console.events import due_rows
 from app.console.shared import alert_rows, retention_rows
 from app.db.base import utcnow
@@ -38,17 +39,28 @@ def home(request: Request, session: ReadSessionDep, staff: StaffDep) -> Response
     return view(request, "console/home.html", {"studies": found, "sites": sites}, badge=True)
 
 
+# Where a study opens for a role that has no dashboard (no reports): a safety reviewer
+# on its adverse events, the DSMB on its report.
+_LANDINGS = (
+    (Permission.read_safety, "/events"),
+    (Permission.read_dsmb_open, "/reports/dsmb?part=open"),
+)
+
+
 @router.get("/studies/{slug}")
 def dashboard(
-    request: Request,
-    slug: SlugPath,
-    session: ReadSessionDep,
-    staff: Annotated[Staff, needs(Permission.read_reports)],
+    request: Request, slug: SlugPath, session: ReadSessionDep, staff: StaffDep
 ) -> Response:
     """Recruitment against target per site, randomized per group, retention, the CONSORT
     diagram; for roles that read safety records, the reporting deadlines not yet met on
-    top; for roles that see participants, open safety alerts and failed emails."""
+    top; for roles that see participants, open safety alerts and failed emails. A role
+    without a dashboard is sent to its own page of the study."""
     study = studies.get_study(session, slug=slug, user=staff.user)
+    if not staff.may(Permission.read_reports):
+        landing = next((path for need, path in _LANDINGS if staff.may(need)), None)
+        if landing is None:
+            required(staff, Permission.read_reports)
+        return RedirectResponse(f"/console/studies/{study.slug}{landing}", status_code=303)
     return _dashboard(request, session, staff, study)
 
 

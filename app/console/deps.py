@@ -96,12 +96,17 @@ def needs(permission: Permission) -> object:
     """A dependency: the signed-in user, if their role has the permission (else 403)."""
 
     def check(staff: StaffDep) -> Staff:
-        if not staff.may(permission):
-            role = staff.user.role.replace("_", " ")
-            raise Forbidden(f"your role ({role}) cannot {_MAY.get(permission, permission)}")
-        return staff
+        return required(staff, permission)
 
     return Depends(check)
+
+
+def required(staff: Staff, permission: Permission) -> Staff:
+    """The signed-in user, if their role has the permission (else 403, in words)."""
+    if not staff.may(permission):
+        role = staff.user.role.replace("_", " ")
+        raise Forbidden(f"your role ({role}) cannot {_MAY.get(permission, permission)}")
+    return staff
 
 
 _MAY = {

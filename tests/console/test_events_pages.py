@@ -160,7 +160,10 @@ def test_event_page_deadlines_dashboard_and_sites(api, signed_in, client):
     assert "Reporting deadlines" not in pittsburgh.get(S).text
     # A safety reviewer (no dashboard) lands on the events and may review (open label).
     reviewer = signed_in("safety_reviewer")
-    assert f'href="{S}/events"' in reviewer.get("/console").text
+    landed = reviewer.get(S)
+    assert landed.status_code == 303 and landed.headers["location"] == f"{S}/events"
+    dsmb = signed_in("dsmb_member").get(S)  # the DSMB's study opens on its report
+    assert dsmb.status_code == 303 and dsmb.headers["location"] == f"{S}/reports/dsmb?part=open"
     assert "Record a medical review" in reviewer.get(late).text
     assert "Add a follow-up" not in reviewer.get(late).text  # recording is the team's
     # ...and may file the report of a deadline still open, as through the API.
