@@ -340,7 +340,9 @@ def create_world(
     assert site.status_code == 201, site.text
     with db.session(write=False) as session:
         study = session.scalars(select(Study).where(Study.slug == slug)).one()
-        groups = group_codes(studies.blinding_key_of(session, study), list(ARMS))
+        # The arms in the definition's order, as the exports deal them (not `ARMS`).
+        arms = [a["code"] for a in document["arms"]]
+        groups = group_codes(studies.blinding_key_of(session, study), arms)
     return World(slug, groups=groups)
 
 
