@@ -36,10 +36,8 @@ def dsmb_page(
     report = dsmb_service.report(
         request.app.state.db, session, study=study, user=staff.user, part=part, fmt="html"
     )
-    context = {
-        "report": report,
-        "closed_allowed": dsmb_service.may_read_closed(staff.user, studies.definition_of(study)),
-    }
+    closed_allowed = dsmb_service.may_read_closed(staff.user, studies.definition_of(study))
+    context = {"report": report, "closed_allowed": closed_allowed}
     return study_view(request, staff, study, "console/dsmb.html", context)
 
 

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from app.audit import service as audit
 from app.audit.actions import AuditAction
 from app.auth.permissions import Permission, has_permission
-from app.auth.principal import Principal
+from app.auth.principal import Principal, Role
 from app.db.base import utcnow
 from app.db.engine import Database
 from app.errors import Conflict, Forbidden
@@ -60,15 +60,14 @@ class StudyNotLocked(Conflict):
 
 
 def may_read_closed(user: Principal, definition: StudyDefinition) -> bool:
-    """The closed part: unblinded statistician, admins, DSMB members; never coordinators,
-    whatever the study's `arm_visible_to` says (ICH E9; FDA guidance on DMCs). A role
-    that reads participants reads it only where the study shows it arms (a blinded admin
-    would tie the groups' counts to the people it sees); the DSMB, which reads no
-    participant, reads it in every study."""
-    policy = blinding.policy_for(user.role, definition)
-    return has_permission(user.role, Permission.read_dsmb_closed) and (
-        policy.arms or not policy.reads_participants
-    )
+    """The closed part: DSMB members (what the role is for), and the unblinded statistician
+    and admins when the study shows them arms (a role the study keeps blind reads no count
+    by group and no key to the groups, as it gets no unblinded export: SPEC 6b); never
+    coordinators, whatever the study's `arm_visible_to` says (ICH E9; FDA guidance on
+    DMCs)."""
+    if not has_permission(user.role, Permission.read_dsmb_closed):
+        return False
+    return user.role is Role.dsmb_member or blinding.policy_for(user.role, definition).arms
 
 
 def report(
@@ -78,7 +77,9 @@ def report(
     in a transaction of its own, committed before anything of it is read."""
     if part is Part.closed:
         if not may_read_closed(user, studies.definition_of(study)):
-            raise ClosedPartRefused(f"the {user.role} role may not read the DSMB's closed part")
+            raise ClosedPartRefused(
+                f"the {user.role} role may not read this study's DSMB closed part"
+            )
         with db.begin() as write:
             audit.record(
                 write,

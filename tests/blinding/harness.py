@@ -8,13 +8,21 @@ worlds (or between the participants of a world) only if it depends on the arm.
 
 Both worlds go through the same actions (enroll, baseline, randomize, invitations that
 fail, surveys saved and submitted, a safety alert, links reissued and invitations resent
-through the API and the console, reminders, withdrawal). Every surface a role can reach
-is then fetched, normalized (`normalize`) and compared:
+through the API and the console, reminders, withdrawal), and the same safety work (an
+adverse event from each alert, a follow-up, a deadline reported, the closure; a deviation
+recorded, and one the system proposed for a late staff-entered survey, confirmed).
+Only a safety reviewer the study shows arms to acts by arm: the medical review's
+causality says "not related" for the control arm (as a reviewer who knows the arm
+would), so a review shown to a blind role makes the worlds differ. Every surface a role
+can reach is then fetched, normalized (`normalize`) and compared:
 
+- `ALERTED_SURFACES`: about one participant while its safety alert is open (the
+  acknowledgement form), fetched once;
 - `PARTICIPANT_SURFACES`: about one participant ({code}), fetched for each participant;
 - `ACTION_SURFACES`: posts about one participant's survey ({code}, {tp}), for every
   timepoint of the definition and one that does not exist;
-- `STUDY_SURFACES`: about the whole study, compared between the worlds;
+- `STUDY_SURFACES`: about the whole study, compared between the worlds (`ONCE_SURFACES`,
+  the PDFs, in the last phase only: their text is compared);
 - `/metrics`: the counters each world's run added (durations left out).
 
 To cover a new page or endpoint, add its path template to one of the lists.
@@ -29,8 +37,9 @@ import uuid
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 from fastapi.testclient import TestClient
@@ -53,7 +62,9 @@ STRATUM = "site=PHL|diagnosis=bipolar"
 PARTICIPANTS = 3
 BLIND_ROLES = ("coordinator", "admin", "statistician")
 NO_SUCH_TIMEPOINT = "no_such_survey"
-BLIND_TO = ("unblinded_statistician",)  # coordinators and admins are left out
+# Coordinators and admins are left out; the safety reviewer sees arms (a medical review
+# needs them), and must change nothing the blind roles see.
+BLIND_TO = ("unblinded_statistician", "safety_reviewer")
 
 # Surfaces about one participant ({slug}, {code}).
 PARTICIPANT_SURFACES: list[tuple[str, str]] = [
@@ -79,6 +90,16 @@ PARTICIPANT_SURFACES: list[tuple[str, str]] = [
     # `{event}`, its id), with its versions and deadlines.
     ("console", "/console/studies/{slug}/participants/{code}/events/new"),
     ("console", "/console/studies/{slug}/events/{event}"),
+    ("api", "/api/v1/studies/{slug}/events/{event}"),
+    ("api", "/api/v1/studies/{slug}/events?participant={code}"),
+    # The participant's deviations: the one staff recorded (`{deviation}`) and the one
+    # the system proposed for its late recall survey (`{proposal}`), then confirmed.
+    ("api", "/api/v1/studies/{slug}/deviations/{deviation}"),
+    ("api", "/api/v1/studies/{slug}/deviations/{proposal}"),
+    ("api", "/api/v1/studies/{slug}/deviations?participant={code}"),
+    ("console", "/console/studies/{slug}/deviations/{deviation}"),
+    ("console", "/console/studies/{slug}/deviations/{proposal}"),
+    ("console", "/console/studies/{slug}/participants/{code}/deviations/new"),
     ("console", "/console/studies/{slug}/participants/{code}/surveys/baseline/enter"),
     ("console", "/console/studies/{slug}/participants/{code}/surveys/month_1/enter"),
     ("console", "/console/studies/{slug}/participants/{code}/surveys/group_check/enter"),
@@ -87,6 +108,14 @@ PARTICIPANT_SURFACES: list[tuple[str, str]] = [
     ("console", "/console/studies/{slug}/participants/{code}/surveys/baseline/correct?item=who5_1"),
     ("console", "/console/studies/{slug}/participants/{code}/surveys/month_1/correct"),
     ("console", "/console/studies/{slug}/participants/{code}/surveys/group_check/correct"),
+]
+# About one participant while its safety alert is open ({slug}, {code}, {alert}): the
+# record with the acknowledgement form, the new-event form the alert fills in, and the
+# form sent without a choice or note (422, the form again; nothing stored).
+ALERTED_SURFACES: list[tuple[str, str]] = [
+    ("console", "/console/studies/{slug}/participants/{code}"),
+    ("console", "/console/studies/{slug}/participants/{code}/events/new?alert={alert}"),
+    ("post", "/console/studies/{slug}/participants/{code}/alerts/{alert}/acknowledge"),
 ]
 # Posts about one participant's survey ({slug}, {code}, {tp}).
 ACTION_SURFACES: list[tuple[str, str]] = [
@@ -111,6 +140,12 @@ STUDY_SURFACES: list[tuple[str, str]] = [
     ("api", "/api/v1/studies/{slug}/alerts?open=false"),
     ("api", "/api/v1/studies/{slug}/events"),
     ("api", "/api/v1/studies/{slug}/safety/due"),
+    ("api", "/api/v1/studies/{slug}/deviations"),
+    ("api", "/api/v1/studies/{slug}/deviations?state=proposed"),
+    ("api", "/api/v1/studies/{slug}/reports/dsmb?part=open&format=json"),
+    ("api", "/api/v1/studies/{slug}/reports/dsmb?part=open&format=html"),
+    ("api", "/api/v1/studies/{slug}/reports/dsmb?part=closed"),  # 403 for blind roles
+    ("api", "/api/v1/studies/{slug}/reports/ctgov-adverse-events"),  # 403 or 409
     ("api", "/api/v1/studies/{slug}/messages"),
     ("api", "/api/v1/studies/{slug}/allocations"),
     ("api", "/api/v1/studies/{slug}/reports/consort"),
@@ -123,6 +158,11 @@ STUDY_SURFACES: list[tuple[str, str]] = [
     ("api", "/api/v1/studies/{slug}/exports/codebook?format=json"),
     ("api", "/api/v1/studies/{slug}/exports/codebook?format=csv"),
     ("api", "/api/v1/studies/{slug}/exports/package"),
+    ("api", "/api/v1/studies/{slug}/exports/blinded?table=adverse_events&format=csv"),
+    ("api", "/api/v1/studies/{slug}/exports/blinded?table=adverse_events&format=json"),
+    ("api", "/api/v1/studies/{slug}/exports/blinded?table=deviations&format=csv"),
+    ("api", "/api/v1/studies/{slug}/exports/codebook?format=json&table=adverse_events"),
+    ("api", "/api/v1/studies/{slug}/exports/codebook?format=csv&table=deviations"),
     ("api", "/api/v1/studies/{slug}/exports/blinded?format=dta&shape=long"),
     ("api", "/api/v1/studies/{slug}/exports/blinded?format=sav&shape=wide"),
     ("api", "/api/v1/studies/{slug}/exports/participants?format=csv"),
@@ -135,6 +175,9 @@ STUDY_SURFACES: list[tuple[str, str]] = [
     ("console", "/console/studies/{slug}"),
     ("console", "/console/studies/{slug}/reports"),
     ("console", "/console/studies/{slug}/events"),
+    ("console", "/console/studies/{slug}/deviations"),
+    ("console", "/console/studies/{slug}/reports/dsmb"),
+    ("console", "/console/studies/{slug}/reports/dsmb?part=closed"),
     ("console", "/console/studies/{slug}/reports/consort.svg"),
     ("console", "/console/studies/{slug}/participants"),
     ("console", "/console/studies/{slug}/worklist"),
@@ -151,6 +194,12 @@ STUDY_SURFACES: list[tuple[str, str]] = [
     ("console", "/console/studies/{slug}/exports/blinded?format=sav&shape=long"),
     ("console", "/console/admin/audit?study={slug}"),
 ]
+# The DSMB report's open part as a PDF (its text and metadata but the creation date):
+# fetched in one phase only, they are slow to make.
+ONCE_SURFACES: list[tuple[str, str]] = [
+    ("api", "/api/v1/studies/{slug}/reports/dsmb?part=open&format=pdf"),
+    ("console", "/console/studies/{slug}/reports/dsmb.pdf"),
+]
 # Surfaces still compared and reported, but not yet held to the rule, each with why.
 KNOWN_LEAKS: dict[str, str] = {}
 
@@ -162,9 +211,11 @@ CSRF = re.compile(r'(name="(?:csrf_token|form_id)" value=")[^"]+"')
 PSEUDONYM = re.compile(r"\bP[A-Z2-7]{8,}\b")
 HEX = re.compile(r"\b[0-9a-f]{32,}\b")
 JSON_IDS = re.compile(r'"(id|seq|subject_id|event|alert)":\s*\d+')
-EVENT_NUMBERS = re.compile(r"\bAE-\d+\b")  # numbered in the order events are opened
-PATH_IDS = re.compile(r"/(alerts|users|messages|events)/\d+")
+# Numbered in the order events are opened and deviations recorded or proposed.
+EVENT_NUMBERS = re.compile(r"\b(AE|PD)-\d+\b")
+PATH_IDS = re.compile(r"/(alerts|users|messages|events|deviations)/\d+")
 ELEMENT_IDS = re.compile(r"\b(note|alert|outcome)-\d+")
+HIDDEN_IDS = re.compile(r'(name="(?:alert|event)" value=")\d+"')  # a form's row id
 CODE = re.compile(r"PS-PHL-\d{4}")
 # How long an alert has been open: the wall clock of each world's run, not the arm.
 OPEN_FOR = re.compile(r"\bopen (less than a minute|\d+ (minute|hour|day)s?)\b")
@@ -174,7 +225,7 @@ def normalize(text: str, *, slug: str, code: str | None = None) -> str:
     """The answer with what legitimately differs between worlds and participants
     replaced: the study's slug, the participant's own code (the others stay), times,
     dates, how long an alert has been open, link tokens, CSRF tokens and form ids,
-    pseudonyms, hashes, row ids and adverse-event numbers."""
+    pseudonyms, hashes, row ids, adverse-event and deviation numbers."""
     out = text.replace(slug, "{slug}")
     if code is not None:
         out = out.replace(code, "{code}")
@@ -188,7 +239,8 @@ def normalize(text: str, *, slug: str, code: str | None = None) -> str:
     out = HEX.sub("{hex}", out)
     out = JSON_IDS.sub(r'"\1": {id}', out)
     out = ELEMENT_IDS.sub(r"\1-{id}", out)
-    out = EVENT_NUMBERS.sub("AE-{n}", out)
+    out = HIDDEN_IDS.sub(r'\1{id}"', out)
+    out = EVENT_NUMBERS.sub(r"\1-{n}", out)
     return PATH_IDS.sub(r"/\1/{id}", out)
 
 
@@ -220,6 +272,8 @@ def answer(
             )
     elif "stata" in kind or "spss" in kind:
         text = _readable("file.dta" if "stata" in kind else "file.sav", body)
+    elif body[:5] == b"%PDF-":
+        text = _pdf_text(body)
     else:
         text = body.decode(errors="replace")
     if follow is not None:
@@ -253,6 +307,18 @@ def _readable(name: str, content: bytes) -> str:
         f"missing {getattr(meta, 'missing_user_values', None) or meta.missing_ranges}",
     ]
     return "\n".join([*head, frame.to_csv(index=False)])
+
+
+def _pdf_text(content: bytes) -> str:
+    """A PDF as text: its metadata but the creation and modification dates (the time it
+    was made), its page count and each page's text."""
+    from pypdf import PdfReader
+
+    reader = PdfReader(io.BytesIO(content))
+    dated = ("/CreationDate", "/ModDate")
+    meta = sorted((k, str(v)) for k, v in (reader.metadata or {}).items() if k not in dated)
+    pages = [page.extract_text() for page in reader.pages]
+    return "\n".join([f"metadata {meta}", f"{len(pages)} pages", *pages])
 
 
 def _rows_sorted(text: str) -> str:
@@ -340,7 +406,9 @@ def create_world(
     assert site.status_code == 201, site.text
     with db.session(write=False) as session:
         study = session.scalars(select(Study).where(Study.slug == slug)).one()
-        groups = group_codes(studies.blinding_key_of(session, study), list(ARMS))
+        # The arms in the definition's order, as the exports deal them (not `ARMS`).
+        arms = [a["code"] for a in document["arms"]]
+        groups = group_codes(studies.blinding_key_of(session, study), arms)
     return World(slug, groups=groups)
 
 
@@ -519,6 +587,110 @@ def open_events(api: Api, world: World, coordinator: str) -> None:
         assert done.status_code == 200, done.text
 
 
+def local_today() -> date:
+    """Today in the study's time zone (the day a deviation or a report is dated)."""
+    return datetime.now(ZoneInfo(demo_definition()["timezone"])).date()
+
+
+def safety_reviewer(api: Api) -> str:
+    """A safety reviewer (every site; the harness study shows them arms): their token."""
+    made = api.client.post(
+        "/api/v1/users",
+        json={
+            "email": f"safety-reviewer-{uuid.uuid4().hex[:8]}@example.org",
+            "name": "Safety Reviewer",
+            "role": "safety_reviewer",
+            "sites": [],
+        },
+        headers=bearer(api.admin_token),
+    )
+    assert made.status_code == 201, made.text
+    return str(made.json()["token"])
+
+
+WHO5_ANSWERS = {f"who5_{i}": 2 for i in range(1, 6)}
+DEVIATION = {
+    "category": "consent_error",
+    "description": "The second page of the consent form was not initialled.",
+    "important": False,
+    "corrective_action": "Initialled at the next contact.",
+}
+
+
+def record_deviations(api: Api, world: World, coordinator: str) -> None:
+    """Each participant: a deviation staff record, and its missed recall survey entered
+    by staff today, after its window (a timepoint every arm has): the system proposes
+    a deviation for each (PD-4..6 after the recorded PD-1..3)."""
+    base = f"/api/v1/studies/{world.slug}"
+    today = local_today().isoformat()
+    for code in world.codes:
+        made = api.client.post(
+            f"{base}/participants/{code}/deviations",
+            json=DEVIATION | {"occurred_on": today},
+            headers=bearer(coordinator),
+        )
+        assert made.status_code == 201, made.text
+        done = api.client.post(
+            f"{base}/participants/{code}/surveys/recall/submit",
+            json={"answers": WHO5_ANSWERS, "interviewed_on": today},
+            headers=bearer(coordinator),
+        )
+        assert done.status_code == 200, done.text
+    proposed = api.client.post(f"{base}/deviations/propose", headers=bearer(coordinator))
+    assert proposed.json() == {"proposed": PARTICIPANTS}, proposed.text
+
+
+def review_by_arm(arm: str) -> dict[str, Any]:
+    """What a reviewer who sees the arm records: a control participant's event cannot be
+    related to an intervention they do not get (a blind role sees none of it)."""
+    related = "not_related" if arm == "control" else "probable"
+    return {"kind": "review", "AEREL": related, "note": f"Reviewed in the {arm} arm."}
+
+
+def follow_up_and_review(
+    api: Api, staff: Staff, world: World, coordinator: str, reviewer: str
+) -> None:
+    """Each event: a follow-up by the coordinator and the medical review by the safety
+    reviewer (by arm: `review_by_arm`); each proposed deviation confirmed."""
+    base = f"/api/v1/studies/{world.slug}"
+    events = _events_of(staff, world)
+    follow_up = {"kind": "follow_up", "AESEV": "mild", "note": "Called: feeling better."}
+    for code, arm in zip(world.codes, world.arms, strict=True):
+        for body, token in ((follow_up, coordinator), (review_by_arm(arm), reviewer)):
+            done = api.client.post(
+                f"{base}/events/{events[code]}/versions", json=body, headers=bearer(token)
+            )
+            assert done.status_code == 201, done.text
+        # The reviewer, who sees arms, is answered the review: it is there to hide.
+        assert done.json()["reviewed"] == {"AEREL": review_by_arm(arm)["AEREL"]}, done.text
+    for ids in _deviations_of(staff, world).values():
+        done = api.client.post(
+            f"{base}/deviations/{ids['proposal']}/versions",
+            json={"kind": "confirmation", "note": "Interviewed late: confirmed."},
+            headers=bearer(coordinator),
+        )
+        assert done.status_code == 201, done.text
+
+
+def report_and_close(api: Api, staff: Staff, world: World, coordinator: str) -> None:
+    """Each event's deadline (an unanticipated problem: `irb_up`) reported, then the
+    event closed."""
+    base = f"/api/v1/studies/{world.slug}"
+    today = local_today().isoformat()
+    closure = {"kind": "closure", "AEOUT": "recovered", "AEENDTC": today, "note": "Resolved."}
+    for event in _events_of(staff, world).values():
+        reported = api.client.post(
+            f"{base}/events/{event}/deadlines/irb_up/report",
+            json={"reported_on": today, "reference": "IRB-2026-0042"},
+            headers=bearer(coordinator),
+        )
+        assert reported.status_code == 200, reported.text
+        closed = api.client.post(
+            f"{base}/events/{event}/versions", json=closure, headers=bearer(coordinator)
+        )
+        assert closed.status_code == 201, closed.text
+
+
 def scheduler(db: Database, *, days: int = 0) -> None:
     """A scheduler pass at now + days (invitations, reminders; they fail: no address)."""
     run_pass(db, now=utcnow() + timedelta(days=days))
@@ -555,14 +727,56 @@ def _events_of(staff: Staff, world: World) -> dict[str, int]:
     return {e["participant"]: e["id"] for e in reversed(found.json()["items"])}
 
 
+def _deviations_of(staff: Staff, world: World) -> dict[str, dict[str, int]]:
+    """Each participant's deviations by code: `deviation` (recorded by staff) and
+    `proposal` (proposed by the system)."""
+    found = staff.browsers["coordinator"].client.get(
+        f"/api/v1/studies/{world.slug}/deviations?limit=100",
+        headers=bearer(staff.tokens["coordinator"]),
+    )
+    assert found.status_code == 200, found.text
+    out: dict[str, dict[str, int]] = {}
+    for d in found.json()["items"]:
+        out.setdefault(d["participant"], {})["proposal" if d["proposed"] else "deviation"] = d["id"]
+    return out
+
+
+def fetch_alerted(staff: Staff, world: World, label: str) -> Fetched:
+    """Every surface of `ALERTED_SURFACES`, for each role and participant (the alerts
+    open)."""
+    out: Fetched = {}
+    found = staff.browsers["coordinator"].client.get(
+        f"/api/v1/studies/{world.slug}/alerts", headers=bearer(staff.tokens["coordinator"])
+    )
+    assert found.status_code == 200, found.text
+    alerts = {a["participant"]: a["id"] for a in found.json()["items"]}
+    for role in BLIND_ROLES:
+        browser = staff.browsers[role]
+        csrf = csrf_of(browser.get("/console").text)
+        for kind, template in ALERTED_SURFACES:
+            for i, code in enumerate(world.codes):
+                path = template.format(slug=world.slug, code=code, alert=alerts[code])
+                if kind == "post":  # no choice, no note: the form again, nothing stored
+                    form = {"csrf_token": csrf, "outcome": "no_event", "note": ""}
+                    response = browser.client.post(path, data=form, headers=ORIGIN)
+                else:
+                    response = _get(staff, role, kind, path)
+                out[(label, f"alerted:{role}", template, str(i))] = answer(
+                    response, slug=world.slug, code=code
+                )
+    return out
+
+
 def fetch_participants(staff: Staff, world: World, label: str, phase: str) -> Fetched:
     """Every participant surface, for each role and participant."""
     out: Fetched = {}
     events = _events_of(staff, world)
+    deviations = _deviations_of(staff, world)
     for role in BLIND_ROLES:
         for kind, template in PARTICIPANT_SURFACES:
             for i, code in enumerate(world.codes):
-                path = template.format(slug=world.slug, code=code, event=events.get(code, 0))
+                ids = {"deviation": 0, "proposal": 0} | deviations.get(code, {})
+                path = template.format(slug=world.slug, code=code, event=events.get(code, 0), **ids)
                 response = _get(staff, role, kind, path)
                 out[(label, f"{phase}:{role}", template, str(i))] = answer(
                     response, slug=world.slug, code=code, follow=staff.participant
@@ -602,11 +816,13 @@ def act_on_surveys(staff: Staff, world: World, label: str, phase: str) -> Fetche
     return out
 
 
-def fetch_study(staff: Staff, world: World, label: str, phase: str) -> Fetched:
-    """Every study-wide surface, for each role."""
+def fetch_study(
+    staff: Staff, world: World, label: str, phase: str, *, once: bool = False
+) -> Fetched:
+    """Every study-wide surface, for each role (with `once`, `ONCE_SURFACES` too)."""
     out: Fetched = {}
     for role in BLIND_ROLES:
-        for kind, template in STUDY_SURFACES:
+        for kind, template in STUDY_SURFACES + (ONCE_SURFACES if once else []):
             response = _get(staff, role, kind, template.format(slug=world.slug))
             out[(label, f"{phase}:{role}", template)] = answer(
                 response, slug=world.slug, rows_unordered="/exports/" in template
@@ -686,4 +902,4 @@ def compare_worlds(a: Fetched, b: Fetched, comparison: Comparison) -> None:
         comparison.same(f"{' '.join(key[1:])}: world A vs world B", text, other)
 
 
-PER_PARTICIPANT = {t for _, t in PARTICIPANT_SURFACES + ACTION_SURFACES}
+PER_PARTICIPANT = {t for _, t in ALERTED_SURFACES + PARTICIPANT_SURFACES + ACTION_SURFACES}

@@ -6,6 +6,8 @@ which arm; three participants in different arms go through the same actions. Eve
 surface of `tests/blinding/harness.py` is fetched by each blind role (a coordinator and
 an admin the study leaves out of `arm_visible_to`, and the statistician) and compared:
 each participant against the others in a world, and each world against the other.
+A safety reviewer the study shows arms to records each adverse event's medical review by
+arm (`harness.review_by_arm`): what a blind role is shown of it must not differ either.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ def test_what_a_blind_role_is_answered_does_not_depend_on_the_arm(
     worlds = harness.twin_worlds(api, db)
     staff = harness.blind_staff(api, db, client, list(worlds), on_the_host)
     coordinator = staff.tokens["coordinator"]
+    reviewer = harness.safety_reviewer(api)  # sees arms: reviews by arm
     fetched: dict[str, harness.Fetched] = {"A": {}, "B": {}}
     counters: dict[str, dict[str, float]] = {}
     for label, world in zip(("A", "B"), worlds, strict=True):
@@ -43,18 +46,23 @@ def test_what_a_blind_role_is_answered_does_not_depend_on_the_arm(
         harness.scheduler(mailer)  # the follow-ups' invitations: they fail (no address)
         harness.answer_surveys(api, db, world)
         harness.scheduler(mailer)  # the safety alerts go to the coordinator
+        got |= harness.fetch_alerted(staff, world, label)  # the acknowledgement form
         harness.open_events(api, world, coordinator)  # each alert: an adverse event
+        harness.record_deviations(api, world, coordinator)  # one recorded, one proposed
         got |= harness.fetch_participants(staff, world, label, "active")
         got |= harness.fetch_study(staff, world, label, "active")
         got |= harness.act_on_surveys(staff, world, label, "acted")
+        # A follow-up, the medical review (by arm), the proposals confirmed.
+        harness.follow_up_and_review(api, staff, world, coordinator, reviewer)
         harness.scheduler(mailer, days=3)  # reminders, resent invitations
         got |= harness.fetch_participants(staff, world, label, "reminded")
         got |= harness.fetch_study(staff, world, label, "reminded")
+        harness.report_and_close(api, staff, world, coordinator)  # deadlines met, closed
         harness.withdraw_all(api, world, coordinator, kind="intervention", category="burden")
         got |= harness.fetch_participants(staff, world, label, "stopped intervention")
         harness.withdraw_all(api, world, coordinator)
         got |= harness.fetch_participants(staff, world, label, "withdrawn")
-        got |= harness.fetch_study(staff, world, label, "withdrawn")
+        got |= harness.fetch_study(staff, world, label, "withdrawn", once=True)  # PDFs
         counters[label] = harness.added(before, harness.metrics(on_the_host))
 
     comparison = Comparison()
