@@ -206,7 +206,6 @@ def test_follow_up_review_and_closure_are_kept_in_order(env: Env) -> None:
         url, {"AEOUT": "recovering", "AEBODSYS": " psychiatric DISORDERS", "note": "discharged"}
     )
     assert follow.status_code == 201 and follow.json()["version"] == 2
-    assert follow.json()["state"]["AEBODSYS"] == "Psychiatric disorders"  # MedDRA's spelling
     review = env.post(url, {"kind": "review", "AEREL": "not_related"}, env.reviewer)
     assert review.status_code == 201, review.text
     reviewed = review.json()
@@ -237,7 +236,11 @@ def test_follow_up_review_and_closure_are_kept_in_order(env: Env) -> None:
         (4, "closure"),
         (5, "review"),
     ]
-    assert shown["versions"][1]["fields"] == {"AEOUT": "recovering", "note": "discharged"}
+    assert shown["versions"][1]["fields"] == {
+        "AEOUT": "recovering",
+        "AEBODSYS": "Psychiatric disorders",  # stored as MedDRA spells it
+        "note": "discharged",
+    }
 
 
 def test_a_blind_role_may_not_review_nor_see_a_review(env: Env) -> None:
