@@ -266,7 +266,9 @@ class EventRef(BaseModel):
 
 
 class AlertAcknowledged(BaseModel):
-    """The alert as `GET .../alerts` lists it, with the event opened from it."""
+    """The alert as `GET .../alerts` lists it, with the event opened from it. Its fields
+    repeat `app.surveys.schemas.AlertRead`: that module may be imported by app.surveys
+    only (the "Only surveys builds surveys responses" contract), so no subclass."""
 
     id: int
     participant: str
