@@ -21,7 +21,8 @@ from app.errors import InvalidInput
 from app.participants import service as participants
 from app.participants.models import Participant
 from app.safety import deviations as service
-from app.safety.deviation_rules import DeviationCategory, DeviationState
+from app.safety import labels
+from app.safety.deviation_rules import DeviationState
 from app.safety.deviation_schemas import (
     MAX_TEXT,
     DeviationCreate,
@@ -41,13 +42,6 @@ DeviationId = Annotated[int, Path(ge=1, le=2**31 - 1)]  # the column is an INTEG
 
 LIST_LIMIT = 100
 
-CATEGORY_LABELS: dict[DeviationCategory, str] = {
-    DeviationCategory.ineligible_enrolled: "Enrolled though not eligible",
-    DeviationCategory.consent_error: "Consent error",
-    DeviationCategory.outside_window: "Survey done outside its window",
-    DeviationCategory.wrong_arm: "Wrong arm delivered",
-    DeviationCategory.other: "Other",
-}
 STATE_WORDS = {
     DeviationState.proposed: "to decide",
     DeviationState.confirmed: "confirmed",
@@ -246,7 +240,7 @@ def _is_date(value: str) -> bool:
 
 def _words() -> dict[str, Any]:
     return {
-        "category_labels": {c.value: label for c, label in CATEGORY_LABELS.items()},
+        "category_labels": labels.DEVIATION_CATEGORY,
         "state_words": {s.value: words for s, words in STATE_WORDS.items()},
     }
 
@@ -301,10 +295,7 @@ def _shown(name: str, value: object) -> str:
         except ValueError:
             return str(value)
     if name == "category":
-        try:
-            return CATEGORY_LABELS[DeviationCategory(str(value))]
-        except ValueError:
-            return str(value)
+        return labels.DEVIATION_CATEGORY.get(str(value), str(value))
     return str(value)
 
 
@@ -320,7 +311,7 @@ def _new_page(
 ) -> Response:
     context: dict[str, Any] = {
         "participant": participant,
-        "categories": [(c.value, label) for c, label in CATEGORY_LABELS.items()],
+        "categories": list(labels.DEVIATION_CATEGORY.items()),
         "typed": typed,
         "errors": errors,
     }

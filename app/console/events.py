@@ -33,13 +33,10 @@ from app.errors import AlertNotFound, Conflict, FieldProblem, InvalidInput
 from app.participants import service as participants
 from app.participants.models import Participant
 from app.randomization import blinding
+from app.safety import labels
 from app.safety import service as safety
 from app.safety.events import (
     SERIOUSNESS_CRITERIA,
-    ActionTaken,
-    Outcome,
-    Relatedness,
-    Severity,
     VersionKind,
 )
 from app.safety.schemas import (
@@ -66,47 +63,6 @@ EventId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 DUE_SHOWN = 20  # deadlines on top of a page; the events list has them all
 
-# Labels of the fixed codes (API.md: codes are fixed, labels are ours).
-SEVERITY = {
-    Severity.mild: "Mild",
-    Severity.moderate: "Moderate",
-    Severity.severe: "Severe",
-}
-RELATEDNESS = {
-    Relatedness.not_related: "Not related",
-    Relatedness.unlikely: "Unlikely to be related",
-    Relatedness.possible: "Possibly related",
-    Relatedness.probable: "Probably related",
-    Relatedness.definite: "Definitely related",
-}
-OUTCOME = {
-    Outcome.recovered: "Recovered",
-    Outcome.recovering: "Recovering",
-    Outcome.not_recovered: "Not recovered",
-    Outcome.recovered_with_sequelae: "Recovered with lasting effects",
-    Outcome.fatal: "Fatal",
-    Outcome.unknown: "Unknown",
-}
-ACTION = {
-    ActionTaken.none: "None",
-    ActionTaken.intervention_interrupted: "Intervention interrupted",
-    ActionTaken.intervention_withdrawn: "Intervention stopped for good",
-    ActionTaken.other: "Something else",
-}
-CRITERIA = {
-    "AESDTH": "Resulted in death",
-    "AESLIFE": "Life-threatening",
-    "AESHOSP": "Required or prolonged a hospital stay",
-    "AESDISAB": "Persistent or significant disability",
-    "AESCONG": "Congenital anomaly or birth defect",
-    "AESMIE": "Other medically important event",
-}
-KIND = {
-    VersionKind.initial: "First report",
-    VersionKind.follow_up: "Follow-up",
-    VersionKind.review: "Medical review",
-    VersionKind.closure: "Closure",
-}
 FIELD_LABELS = {
     "AETERM": "What happened",
     "AESTDTC": "Started",
@@ -114,7 +70,7 @@ FIELD_LABELS = {
     "aware_on": "Team aware on",
     "AESEV": "Severity",
     "AESER": "Serious",
-    **CRITERIA,
+    **labels.CRITERIA,
     "AEREL": "Related to the intervention",
     "AERELPROC": "Related to research procedures",
     "AEEXPECT": "Expected",
@@ -125,25 +81,26 @@ FIELD_LABELS = {
     "AEBODSYS": "MedDRA system organ class",
     "meddra_version": "MedDRA version",
 }
-CODED: dict[str, Mapping[Any, str]] = {
-    "AESEV": SEVERITY,
-    "AEREL": RELATEDNESS,
-    "AERELPROC": RELATEDNESS,
-    "AEOUT": OUTCOME,
-    "AEACN": ACTION,
+CODED: dict[str, Mapping[str, str]] = {
+    "AESEV": labels.SEVERITY,
+    "AEREL": labels.RELATEDNESS,
+    "AERELPROC": labels.RELATEDNESS,
+    "AEOUT": labels.OUTCOME,
+    "AEACN": labels.ACTION,
 }
 YES_NO = ("AESER", "AEEXPECT", "unanticipated", *SERIOUSNESS_CRITERIA)
 
 
-def choices() -> dict[str, list[tuple[str, str]]]:
-    """The forms' options: (code, label) per coded field."""
+def choices() -> dict[str, list[Any]]:
+    """The forms' options: (code, label) per coded field; the organ classes' names."""
     return {
-        "AESEV": [(k.value, v) for k, v in SEVERITY.items()],
-        "AEREL": [(k.value, v) for k, v in RELATEDNESS.items()],
-        "AEOUT": [(k.value, v) for k, v in OUTCOME.items()],
-        "AEACN": [(k.value, v) for k, v in ACTION.items()],
+        "AESEV": list(labels.SEVERITY.items()),
+        "AEREL": list(labels.RELATEDNESS.items()),
+        "AEOUT": list(labels.OUTCOME.items()),
+        "AEACN": list(labels.ACTION.items()),
         "yes_no": [("yes", "Yes"), ("no", "No")],
-        "criteria": list(CRITERIA.items()),
+        "criteria": list(labels.CRITERIA.items()),
+        "AEBODSYS": list(labels.ORGAN_CLASSES),
     }
 
 
@@ -191,7 +148,7 @@ def _criteria_row(fields: Mapping[str, Any]) -> list[tuple[str, str]]:
     named = [c for c in SERIOUSNESS_CRITERIA if c in fields]
     if not named:
         return []
-    met = [CRITERIA[c] for c in named if fields[c] is True]
+    met = [labels.CRITERIA[c] for c in named if fields[c] is True]
     return [("Seriousness criteria", "; ".join(met) if met else "None met")]
 
 
@@ -360,7 +317,7 @@ def event_view(
         "versions": [
             {
                 "number": v.number,
-                "kind": KIND.get(v.kind, str(v.kind)),
+                "kind": labels.VERSION_KIND.get(v.kind, str(v.kind)),
                 "by": v.by or "—",
                 "at": local(v.at, zone),
                 "hidden": v.fields is None,

@@ -41,36 +41,6 @@ PARTICIPANT_STATUS_LABELS: dict[str, str] = {
     "withdrawn": "Left the study (see withdrawal_kind)",
 }
 
-# Safety records (API.md: the codes are fixed; these labels are the codebook's).
-SEVERITY_LABELS: dict[str, str] = {"mild": "Mild", "moderate": "Moderate", "severe": "Severe"}
-RELATEDNESS_LABELS: dict[str, str] = {
-    "not_related": "Not related",
-    "unlikely": "Unlikely related",
-    "possible": "Possibly related",
-    "probable": "Probably related",
-    "definite": "Definitely related",
-}
-OUTCOME_LABELS: dict[str, str] = {
-    "recovered": "Recovered / resolved",
-    "recovering": "Recovering / resolving",
-    "not_recovered": "Not recovered / not resolved",
-    "recovered_with_sequelae": "Recovered / resolved with sequelae",
-    "fatal": "Fatal",
-    "unknown": "Unknown",
-}
-ACTION_LABELS: dict[str, str] = {
-    "none": "No action taken with the intervention",
-    "intervention_interrupted": "Intervention interrupted",
-    "intervention_withdrawn": "Intervention withdrawn",
-    "other": "Other action",
-}
-DEVIATION_CATEGORY_LABELS: dict[str, str] = {
-    "ineligible_enrolled": "Ineligible participant enrolled",
-    "consent_error": "Consent error",
-    "outside_window": "Survey completed outside its window",
-    "wrong_arm": "Wrong arm delivered",
-    "other": "Other",
-}
 DATE_PRECISION_LABELS: dict[str, str] = {
     "day": "Full date (the day is given)",
     "month": "Month and year only (no day given)",

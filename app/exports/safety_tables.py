@@ -3,7 +3,9 @@ row per event (its state folded from its versions) and per confirmed deviation.
 
 What a blinded safety table never holds, beyond what no export holds (names, codes,
 calendar dates, free text: no `AETERM`, notes, descriptions or corrective actions):
-the fields that can tell which coded group is which arm (docs/safety.md, "Exports").
+`AEDECOD`, the MedDRA preferred term (typed by site staff among some 80,000 terms, so
+free text in effect; `AEBODSYS` is one of the 27 organ classes and stays), and the
+fields that can tell which coded group is which arm (docs/safety.md, "Exports").
 They are given by an allow-list, as the dataset's columns are:
 
 - `AEREL` (relatedness to the intervention): a control arm has no intervention, so its
@@ -19,7 +21,7 @@ They are given by an allow-list, as the dataset's columns are:
   of versions (a review is one).
 
 The unblinded table (for roles the study shows arms to, with a reason) carries them
-all, and the arm. Deviation categories are kept in both: `wrong_arm` exists in every
+all, `AEDECOD`, and the arm. Deviation categories are kept in both: `wrong_arm` exists in every
 arm (anyone can be given another arm's intervention), so it tells nothing by itself.
 
 Days are counted from the participant's randomization, as in the dataset (negative
@@ -37,16 +39,9 @@ from datetime import date
 from enum import StrEnum
 from typing import Any
 
-from app.exports.labels import (
-    ACTION_LABELS,
-    DATE_PRECISION_LABELS,
-    DEVIATION_CATEGORY_LABELS,
-    OUTCOME_LABELS,
-    RELATEDNESS_LABELS,
-    SEVERITY_LABELS,
-    labelled,
-)
+from app.exports.labels import DATE_PRECISION_LABELS, labelled
 from app.exports.model import DAYS, Allocated, Column
+from app.safety import labels
 from app.safety.events import EventState
 from app.studies.definition import StudyDefinition
 
@@ -197,14 +192,8 @@ def _known(codes: dict[str, str], get: Callable[[Any, str | None], Any]) -> Any:
 
 def _event_columns() -> list[Column]:
     precisions = DATE_PRECISION_LABELS
-    criteria = (
-        ("AESDTH", "Serious: results in death"),
-        ("AESLIFE", "Serious: life-threatening"),
-        ("AESHOSP", "Serious: requires or prolongs hospitalisation"),
-        ("AESDISAB", "Serious: persistent or significant disability or incapacity"),
-        ("AESCONG", "Serious: congenital anomaly or birth defect"),
-        ("AESMIE", "Serious: other medically important event"),
-    )
+    severities, outcomes = labels.SEVERITY, labels.OUTCOME
+    organ_classes = {name: name for name in labels.ORGAN_CLASSES}
     return [
         Column(
             "event_number",
@@ -222,16 +211,17 @@ def _event_columns() -> list[Column]:
                precisions, _known(precisions, _precision("AEENDTC"))),
         Column("aware_day", "Days from randomization to the day the team became aware",
                "integer", _day("aware_on"), unit=DAYS),
-        Column("AEDECOD", "MedDRA preferred term", "string", _report("AEDECOD")),
-        Column("AEBODSYS", "MedDRA system organ class", "string", _report("AEBODSYS")),
+        _coded("AEBODSYS", "MedDRA system organ class", organ_classes,
+               _known(organ_classes, _report("AEBODSYS"))),
         Column("meddra_version", "MedDRA version of the coded terms", "string",
                _report("meddra_version")),
-        _coded("AESEV", "Severity", SEVERITY_LABELS, _known(SEVERITY_LABELS, _report("AESEV"))),
+        _coded("AESEV", "Severity", severities, _known(severities, _report("AESEV"))),
         Column("AESER", "Serious event", "boolean", _flag("AESER")),
-        *(Column(code, label, "boolean", _flag(code)) for code, label in criteria),
+        *(Column(code, f"Serious: {label.lower()}", "boolean", _flag(code))
+          for code, label in labels.CRITERIA.items()),
         Column("AEEXPECT", "Expected per the protocol (the reporter's assessment)",
                "boolean", _flag("AEEXPECT")),
-        _coded("AEOUT", "Outcome", OUTCOME_LABELS, _known(OUTCOME_LABELS, _report("AEOUT"))),
+        _coded("AEOUT", "Outcome", outcomes, _known(outcomes, _report("AEOUT"))),
         Column("unanticipated", "Unanticipated problem", "boolean", _flag("unanticipated")),
         Column("closed", "Event closed (its closure recorded)", "boolean",
                lambda r, _: r.state.closed),
@@ -239,7 +229,7 @@ def _event_columns() -> list[Column]:
 
 
 def _event_unblinded_columns() -> list[Column]:
-    related, actions = RELATEDNESS_LABELS, ACTION_LABELS
+    related, actions = labels.RELATEDNESS, labels.ACTION
 
     def reviewed(name: str) -> Callable[[EventRecord, str | None], Any]:
         return lambda r, _: r.state.review.get(name)
@@ -249,6 +239,8 @@ def _event_unblinded_columns() -> list[Column]:
         return value if isinstance(value, bool) else None
 
     return [
+        # Free text in effect (some 80,000 terms): left out of the blinded table.
+        Column("AEDECOD", "MedDRA preferred term", "string", _report("AEDECOD")),
         _coded("AEREL", "Relatedness to the intervention (the reporter's assessment)",
                related, _known(related, _report("AEREL"))),
         _coded("AERELPROC", "Relatedness to research procedures (the reporter's assessment)",
@@ -269,7 +261,7 @@ def _event_unblinded_columns() -> list[Column]:
 
 
 def _deviation_columns() -> list[Column]:
-    categories = DEVIATION_CATEGORY_LABELS
+    categories = labels.DEVIATION_CATEGORY
 
     def important(r: DeviationRecord, _: str | None) -> Any:
         value = r.fields.get("important")

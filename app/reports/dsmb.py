@@ -30,6 +30,7 @@ from typing import Any
 from app.participants.leaving import KIND_LABELS, LeavingKind
 from app.participants.lifecycle import ParticipantStatus
 from app.randomization.blocks import HmacStream
+from app.safety import labels
 from app.safety.deviation_rules import DeviationCategory, DeviationState, DeviationStateView
 from app.safety.events import EventState, Severity, is_death, is_serious
 from app.surveys.scheduling import SurveyStatus
@@ -357,15 +358,6 @@ def _leaving(inputs: Inputs, grouping: Grouping) -> Section:
     return Section("leaving", "Leaving the study", [table])
 
 
-_CATEGORY_LABELS = {
-    DeviationCategory.ineligible_enrolled: "Ineligible participant enrolled",
-    DeviationCategory.consent_error: "Consent error",
-    DeviationCategory.outside_window: "Survey done outside its window",
-    DeviationCategory.wrong_arm: "Wrong arm delivered",
-    DeviationCategory.other: "Other",
-}
-
-
 def _deviations(inputs: Inputs, grouping: Grouping) -> Section:
     columns = grouping.everyone_columns()
     tally = _Tally(grouping)
@@ -376,7 +368,7 @@ def _deviations(inputs: Inputs, grouping: Grouping) -> Section:
         tally.add("all", participant_id)
         if deviation.fields.get("important"):
             tally.add("important", participant_id)
-    rows = [tally.row(c.value, label, columns) for c, label in _CATEGORY_LABELS.items()]
+    rows = [tally.row(code, label, columns) for code, label in labels.DEVIATION_CATEGORY.items()]
     rows += [
         tally.row("all", "All deviations", columns),
         tally.row("important", "Of which important", columns),
@@ -392,12 +384,7 @@ def _deviations(inputs: Inputs, grouping: Grouping) -> Section:
     return Section("deviations", "Protocol deviations", [table])
 
 
-_SEVERITY_LABELS = {
-    Severity.mild.value: "Mild",
-    Severity.moderate.value: "Moderate",
-    Severity.severe.value: "Severe",
-    NOT_RECORDED: NOT_RECORDED,
-}
+_SEVERITY_LABELS = {**labels.SEVERITY, NOT_RECORDED: NOT_RECORDED}
 
 
 def _adverse_events(inputs: Inputs, grouping: Grouping) -> Section:
@@ -416,7 +403,9 @@ def _adverse_events(inputs: Inputs, grouping: Grouping) -> Section:
         serious = "serious" if is_serious(fields) else "not_serious"
         severity = str(fields.get("AESEV"))
         severity = severity if severity in _SEVERITY_LABELS else NOT_RECORDED
-        organ_class = str(fields.get("AEBODSYS") or "").strip() or NOT_CODED
+        # Only the 27 classes' names become row labels (a value stored before AEBODSYS
+        # was coded, whatever it says, counts as not coded).
+        organ_class = labels.organ_class(str(fields.get("AEBODSYS") or "")) or NOT_CODED
         for key in ("all", serious, f"severity:{severity}", f"soc:{organ_class}"):
             events.add(key, participant_id)
             person(key, participant_id)

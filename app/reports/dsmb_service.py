@@ -38,6 +38,7 @@ from app.reports.schemas import dsmb_report_out
 from app.reports.service import survey_counts
 from app.safety.deviation_rules import DeviationVersion, DeviationVersionKind, fold_deviation
 from app.safety.events import EventState, Version, VersionKind, fold, is_death, is_serious
+from app.safety.labels import organ_class as organ_class_of
 from app.safety.models import (
     AdverseEvent,
     AdverseEventVersion,
@@ -358,7 +359,7 @@ def _by_term(
         if is_serious(fields) != serious:
             continue
         term = str(fields.get("AEDECOD") or "").strip() or dsmb.NOT_CODED
-        organ_class = str(fields.get("AEBODSYS") or "").strip() or dsmb.NOT_CODED
+        organ_class = organ_class_of(str(fields.get("AEBODSYS") or "")) or dsmb.NOT_CODED
         affected[term, organ_class][arm].add(pid)
         counted[term, organ_class][arm] += 1
     rows: list[list[Any]] = []

@@ -78,7 +78,6 @@ REPORT_FIELDS = (
     "AEACN",
     "unanticipated",
 )
-FREE_TEXT = ("AETERM", "note")  # sealed at rest like every version's content
 
 
 @dataclass(frozen=True)

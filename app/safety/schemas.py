@@ -43,6 +43,7 @@ from app.safety.events import (
     is_death,
     is_serious,
 )
+from app.safety.labels import event_label, organ_class
 from app.safety.models import AdverseEvent, AdverseEventVersion, SafetyDeadline
 from app.surveys.models import Alert
 
@@ -72,10 +73,26 @@ def _iso_date(value: object) -> object:
     return value
 
 
+def _organ_class(value: str) -> str:
+    """One of the 27 MedDRA system organ classes, in any case; stored as MedDRA spells it."""
+    canonical = organ_class(value)
+    if canonical is None:
+        raise ValueError(
+            "give one of the 27 MedDRA system organ classes by its English name, "
+            'like "Psychiatric disorders"'
+        )
+    return canonical
+
+
 PartialDate = Annotated[str, Field(max_length=10), AfterValidator(_partial_date)]
 IsoDate = Annotated[date, BeforeValidator(_iso_date)]
 Term = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
 Coded = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+OrganClass = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+    AfterValidator(_organ_class),
+]
 Note = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
 Reference = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 MeddraVersion = Annotated[
@@ -114,7 +131,9 @@ class _ReportFields(BaseModel):
     AEOUT: Outcome | None = None
     AEACN: ActionTaken | None = None
     AEDECOD: Coded | None = Field(default=None, description="MedDRA preferred term")
-    AEBODSYS: Coded | None = Field(default=None, description="MedDRA system organ class")
+    AEBODSYS: OrganClass | None = Field(
+        default=None, description="MedDRA system organ class: one of the 27, by its English name"
+    )
     meddra_version: MeddraVersion | None = None
     aware_on: IsoDate | None = Field(
         default=None,
@@ -247,7 +266,9 @@ class EventRef(BaseModel):
 
 
 class AlertAcknowledged(BaseModel):
-    """The alert as `GET .../alerts` lists it, with the event opened from it."""
+    """The alert as `GET .../alerts` lists it, with the event opened from it. Its fields
+    repeat `app.surveys.schemas.AlertRead`: that module may be imported by app.surveys
+    only (the "Only surveys builds surveys responses" contract), so no subclass."""
 
     id: int
     participant: str
@@ -270,7 +291,9 @@ def alert_acknowledged(alert: Alert, *, site: str, event: AdverseEvent | None) -
         raised_at=alert.raised_at,
         acknowledged_at=alert.acknowledged_at,
         note=alert.note,
-        event=EventRef(id=event.id, number=f"AE-{event.number}") if event is not None else None,
+        event=EventRef(id=event.id, number=event_label(event.number))
+        if event is not None
+        else None,
     )
 
 
@@ -376,7 +399,7 @@ class EventView:
 
     @property
     def number(self) -> str:
-        return f"AE-{self.event.number}"
+        return event_label(self.event.number)
 
     @property
     def state(self) -> EventState:
@@ -466,7 +489,7 @@ def event_summary(view: EventView, *, now: datetime) -> EventSummary:
 def due_item(row: DueRow, *, now: datetime) -> DueItem:
     return DueItem(
         event=row.event.id,
-        number=f"AE-{row.event.number}",
+        number=event_label(row.event.number),
         participant=row.participant,
         site=row.site,
         code=row.deadline.code,

@@ -61,6 +61,7 @@ from app.safety.events import (
     is_death,
     is_serious,
 )
+from app.safety.labels import event_label
 from app.safety.models import AdverseEvent, AdverseEventVersion, SafetyDeadline
 from app.safety.schemas import (
     AlertAcknowledgement,
@@ -80,10 +81,6 @@ from app.surveys.scheduling import local_date
 
 # Outcomes after which the event has ended: its end date is then required at closure.
 ENDED = frozenset({Outcome.recovered, Outcome.recovered_with_sequelae, Outcome.fatal})
-
-
-def event_number(event: AdverseEvent) -> str:
-    return f"AE-{event.number}"
 
 
 @dataclass(frozen=True)
@@ -151,7 +148,7 @@ def open_event(
             session,
             study=study,
             alert_id=data.alert,
-            note=alert_note or f"adverse event {event_number(event)} opened",
+            note=alert_note or f"adverse event {event_label(event.number)} opened",
             actor=actor,
             participant_code=participant.code,
         )
@@ -161,7 +158,7 @@ def open_event(
         session,
         AuditAction.adverse_event_opened,
         actor=actor,
-        entity_id=event_number(event),
+        entity_id=event_label(event.number),
         study_id=study.id,
         changes={
             "participant": (None, participant.code),
@@ -201,7 +198,7 @@ def add_version(
         raise Forbidden(f"this role may not record a {kind.value}")
     event = _event(session, study=study, event_id=event_id, user=actor)
     if event.closed and kind is not VersionKind.review:
-        raise AdverseEventClosed(f"{event_number(event)} is closed; only a review may follow")
+        raise AdverseEventClosed(f"{event_label(event.number)} is closed; only a review may follow")
     previous = _versions(session, event_id=event.id)
     before = fold(as_version(v) for v in previous)
     given = data.given()
@@ -236,7 +233,7 @@ def add_version(
         session,
         AuditAction.adverse_event_versioned,
         actor=actor,
-        entity_id=event_number(event),
+        entity_id=event_label(event.number),
         study_id=study.id,
         changes={
             "version": (number - 1, number),
@@ -293,7 +290,7 @@ def report_deadline(
         .with_for_update()
     ).first()
     if deadline is None or not deadline.applies:
-        raise DeadlineNotOpen(f"{event_number(event)} has no deadline {code!r} to meet")
+        raise DeadlineNotOpen(f"{event_label(event.number)} has no deadline {code!r} to meet")
     if deadline.reported_on is not None:
         raise DeadlineNotOpen(f"{code} was reported on {deadline.reported_on.isoformat()}")
     today = local_date(now, definition_of(study).zone())
@@ -314,7 +311,7 @@ def report_deadline(
         session,
         AuditAction.adverse_event_reported,
         actor=actor,
-        entity_id=event_number(event),
+        entity_id=event_label(event.number),
         study_id=study.id,
         changes={
             "deadline": (None, code),
@@ -625,7 +622,7 @@ def _record_death(
     today = local_date(now, definition_of(study).zone())
     end = str(fields.get("AEENDTC") or "")
     on = date.fromisoformat(end) if len(end) == 10 else today
-    reason = f"died (adverse event {event_number(event)})"
+    reason = f"died (adverse event {event_label(event.number)})"
     for day in dict.fromkeys((on, today)):
         try:  # the leaving rules check the date before they change anything
             record_leaving(

@@ -30,6 +30,7 @@ from app.keys import Use
 from app.outbox import service as outbox
 from app.outbox.models import MessageKind, MessageStatus, OutboxMessage
 from app.participants.models import Contact
+from app.safety.labels import event_label
 from app.safety.models import AdverseEvent
 from app.scheduler import mail
 from app.scheduler.mail import Letter, PartlySent, SendFailed, Transport
@@ -277,7 +278,7 @@ def _safety_event_letter(session: Session, settings: Settings, event_id: int) ->
     # safety officer is told what was recorded, and the page shows what it is now.
     subject, body = mail.safety_event(
         study_title=definition.title,
-        event=f"AE-{event.number}",
+        event=event_label(event.number),
         site=site.code,
         link=f"{settings.base_url}/console/studies/{study.slug}/events/{event.id}",
     )

@@ -105,10 +105,19 @@ def test_acknowledging_an_alert_says_what_followed_and_an_event_is_filled_in_fro
 def test_event_page_deadlines_dashboard_and_sites(api, signed_in, client):
     coordinator = signed_in("coordinator", "PHL")
     code = _code(_enroll(coordinator)[0])
-    new_form = coordinator.get(f"{S}/participants/{code}/events/new").text
+    new_form_path = f"{S}/participants/{code}/events/new"
+    new_form = coordinator.get(new_form_path).text
     today = date.fromisoformat(_value(new_form, "aware_on") or "")
+    # The organ class is chosen among MedDRA's 27, nothing typed.
+    assert '<select class="select" id="AEBODSYS" name="AEBODSYS"' in new_form
+    assert '<option value="Product issues">Product issues</option>' in new_form
+    typed = {**SERIOUS, "AEBODSYS": "Sam heard voices"}
+    refused = coordinator.post(f"{S}/participants/{code}/events", typed, csrf_from=new_form_path)
+    assert refused.status_code == 422 and 'id="AEBODSYS-error"' in refused.text
     # AE-1: known today (due within 24 hours); AE-2: known three days ago (overdue).
-    recent = _open(coordinator, code, {**SERIOUS, "aware_on": today.isoformat()})
+    coded = {"AEBODSYS": "Psychiatric disorders"}
+    recent = _open(coordinator, code, {**SERIOUS, **coded, "aware_on": today.isoformat()})
+    assert "Psychiatric disorders" in coordinator.get(recent).text
     late = _open(
         coordinator, code, {**SERIOUS, "aware_on": (today - timedelta(days=3)).isoformat()}
     )

@@ -120,7 +120,7 @@ def test_an_alert_becomes_a_serious_adverse_event_reported_closed_and_counted_fo
     _choose(page, "Related to the intervention?", "Possibly related")
     _choose(page, "Expected, as the protocol describes the risks?", "No")
     _choose(page, "Outcome so far", "Recovering")
-    _choose(page, "What was done about the intervention", "None")
+    _choose(page, "What was done about the intervention", "No action with the intervention")
     _choose(page, "Is it an unanticipated problem?", "No")
     page.get_by_label("Note (optional)").fill("Admitted overnight after a crisis call.")
     page.get_by_role("button", name="Save the adverse event").click()

@@ -11,16 +11,17 @@ import pytest
 import sqlalchemy as sa
 
 from app.demo import demo_definition
-from app.exports.labels import (
-    ACTION_LABELS,
-    DEVIATION_CATEGORY_LABELS,
-    OUTCOME_LABELS,
-    RELATEDNESS_LABELS,
-    SEVERITY_LABELS,
-)
 from app.exports.safety_tables import SafetyTable, columns, days_from, precision
+from app.safety import labels
 from app.safety.deviation_rules import DeviationCategory
-from app.safety.events import ActionTaken, Outcome, Relatedness, Severity
+from app.safety.events import (
+    SERIOUSNESS_CRITERIA,
+    ActionTaken,
+    Outcome,
+    Relatedness,
+    Severity,
+    VersionKind,
+)
 from app.studies.definition import StudyDefinition
 from tests.exports.safety_seed import AE_NOTE, AE_TERM, PD_ACTION, PD_TEXT, facts
 from tests.exports.test_api import STUDY, _get, trial  # noqa: F401
@@ -60,19 +61,26 @@ def test_the_blinded_tables_are_an_allow_list_without_arm_revealing_fields_or_fr
     assert unblinded[: len(blinded)] == blinded  # the unblinded adds, never changes
     if table is SafetyTable.adverse_events:
         assert set(unblinded) >= ARM_REVEALING
+        # The preferred term is typed (free text in effect): the unblinded table only.
+        assert "AEDECOD" not in blinded and "AEDECOD" in unblinded
     assert {"arm", "arm_label"} <= set(unblinded)
 
 
 def test_coded_columns_list_every_fixed_code_with_a_label():
-    for labels, codes in [
-        (SEVERITY_LABELS, Severity),
-        (RELATEDNESS_LABELS, Relatedness),
-        (OUTCOME_LABELS, Outcome),
-        (ACTION_LABELS, ActionTaken),
-        (DEVIATION_CATEGORY_LABELS, DeviationCategory),
+    for words, codes in [
+        (labels.SEVERITY, Severity),
+        (labels.RELATEDNESS, Relatedness),
+        (labels.OUTCOME, Outcome),
+        (labels.ACTION, ActionTaken),
+        (labels.VERSION_KIND, VersionKind),
+        (labels.DEVIATION_CATEGORY, DeviationCategory),
     ]:
-        assert list(labels) == [c.value for c in codes]
-        assert all(labels.values())
+        assert list(words) == [c.value for c in codes]
+        assert all(words.values()) and len(set(words.values())) == len(words)
+    assert tuple(labels.CRITERIA) == SERIOUSNESS_CRITERIA
+    assert len(set(labels.ORGAN_CLASSES)) == 27
+    assert labels.organ_class("  product   ISSUES ") == "Product issues"
+    assert labels.organ_class("Psychiatric") is None
 
 
 def _rows(text: str) -> list[dict[str, str]]:
@@ -113,8 +121,10 @@ def test_safety_tables_blinded_and_unblinded_through_the_api_and_sealed_at_rest(
     )
     assert (mild["onset_day"], mild["onset_precision"], mild["aware_day"]) == ("", "year", "-2")
     assert mild["closed"] == "false"
+    assert serious["AEBODSYS"] == "Injury, poisoning and procedural complications"
     for text in (AE_TERM, AE_NOTE, "possible", "probable", "intervention_interrupted"):
         assert text not in got.text, text
+    assert "Intentional overdose" not in got.text  # AEDECOD: the unblinded table's only
 
     # Blinded deviations: confirmed only, and not the one about an arm-only survey.
     deviations = _rows(_get(api, "/exports/blinded", statistician, table="deviations").text)
@@ -143,6 +153,7 @@ def test_safety_tables_blinded_and_unblinded_through_the_api_and_sealed_at_rest(
         "4",
     )
     assert serious["arm"] == arms[seeded.serious]
+    assert serious["AEDECOD"] == "Intentional overdose"
     assert AE_TERM not in str(full)
     every = _rows(_get(api, "/exports/unblinded", admin, table="deviations", reason=reason).text)
     assert {int(r["deviation_number"]) for r in every} == {1, 4, 5}

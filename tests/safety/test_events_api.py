@@ -164,6 +164,7 @@ def test_an_event_opens_with_version_1_its_number_and_its_deadlines(env: Env) ->
         ({"AESTDTC": "2026-01-10", "AEENDTC": "2026-01-09"}, "AEENDTC"),
         ({"AESER": False}, "AESER"),  # hospitalised, yet not serious
         ({"AEREL": "maybe"}, "AEREL"),
+        ({"AEBODSYS": "Sam heard voices again"}, "AEBODSYS"),  # only the 27 organ classes
         ({"note": "x" * 4001}, "note"),
         ({"aware_on": "3000-01-01"}, "aware_on"),
         ({"colour": "red"}, "colour"),
@@ -201,7 +202,9 @@ def test_other_sites_get_404_and_roles_without_safety_403(env: Env) -> None:
 def test_follow_up_review_and_closure_are_kept_in_order(env: Env) -> None:
     event = env.event()
     url = f"{S}/events/{event['id']}/versions"
-    follow = env.post(url, {"AEOUT": "recovering", "note": "discharged"})
+    follow = env.post(
+        url, {"AEOUT": "recovering", "AEBODSYS": " psychiatric DISORDERS", "note": "discharged"}
+    )
     assert follow.status_code == 201 and follow.json()["version"] == 2
     review = env.post(url, {"kind": "review", "AEREL": "not_related"}, env.reviewer)
     assert review.status_code == 201, review.text
@@ -233,7 +236,11 @@ def test_follow_up_review_and_closure_are_kept_in_order(env: Env) -> None:
         (4, "closure"),
         (5, "review"),
     ]
-    assert shown["versions"][1]["fields"] == {"AEOUT": "recovering", "note": "discharged"}
+    assert shown["versions"][1]["fields"] == {
+        "AEOUT": "recovering",
+        "AEBODSYS": "Psychiatric disorders",  # stored as MedDRA spells it
+        "note": "discharged",
+    }
 
 
 def test_a_blind_role_may_not_review_nor_see_a_review(env: Env) -> None:
