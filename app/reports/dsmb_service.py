@@ -34,7 +34,6 @@ from app.randomization import blinding
 from app.randomization.models import Allocation
 from app.reports import dsmb
 from app.reports.dsmb import Column, DsmbReport, Grouping, GroupKey, Inputs, Part, Person
-from app.reports.schemas import dsmb_report_out
 from app.reports.service import survey_counts
 from app.safety.deviation_rules import DeviationVersion, DeviationVersionKind, fold_deviation
 from app.safety.events import EventState, Version, VersionKind, fold, is_death, is_serious
@@ -93,15 +92,6 @@ def report(
     elif not has_permission(user.role, Permission.read_dsmb_open):
         raise Forbidden(f"the {user.role} role may not read the DSMB report")
     return dsmb_report(session, study=study, part=part)
-
-
-def open_part_json(session: Session, *, study: Study, user: Principal) -> dict[str, Any]:
-    """The open part as the API answers it for this user, without the time it was made
-    (for the differential blinding test: the same whoever is in which arm)."""
-    if not has_permission(user.role, Permission.read_dsmb_open):
-        raise Forbidden(f"the {user.role} role may not read the DSMB report")
-    answer = dsmb_report_out(dsmb_report(session, study=study, part=Part.open))
-    return answer.model_dump(mode="json", exclude={"generated_at"})
 
 
 def dsmb_report(
