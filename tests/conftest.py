@@ -28,9 +28,11 @@ from app.db.engine import Database
 from app.db.schema import alembic_config
 from app.demo import load_demo
 from app.main import create_app
-from tests import pg
+from tests import pg, shared_routes
 from tests.helpers import Api
 from tests.smtp import Inbox, smtp_server
+
+shared_routes.share()  # FastAPI's per-application route building, done once
 
 REQUIRE_PG = os.environ.get("TRIALDESK_TEST_REQUIRE_PG") == "1"
 # The audit trail's anchors of every test database (each has a chain id of its own)

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 from tests.helpers import bearer
 
 
@@ -27,3 +29,16 @@ def test_a_started_app_has_frozen_its_start_up_objects(api):
     assert frozen > 10_000
     freeze_start_up_objects()  # once per process: a second app start freezes nothing more
     assert gc.get_freeze_count() == frozen
+
+
+def test_no_test_overrides_dependencies():
+    """tests/shared_routes.py lets applications share built route handlers, whose one
+    link to their application is `dependency_overrides`: no test may use it."""
+    here = Path(__file__).parent
+    users = [
+        p.name
+        for p in here.rglob("*.py")
+        if p.name not in {"shared_routes.py", "test_main.py"}
+        and "dependency_overrides" in p.read_text(encoding="utf-8")
+    ]
+    assert users == []
