@@ -68,6 +68,8 @@ def test_every_console_download_is_no_store_and_every_csv_spreadsheet_safe(api, 
     assert_spreadsheet_safe(worklist.text)
     consort = f"{S}/reports/consort.svg"
     download(statistician.get(consort), consort, attachment=False)
+    dsmb = f"{S}/reports/dsmb.pdf?part=open"
+    assert download(statistician.get(dsmb), dsmb).content.startswith(b"%PDF-")
 
     # Every console route that answers something else than a page was fetched above.
     routes = [*console.router.routes, *console_admin.router.routes, *console_signin.router.routes]

@@ -79,6 +79,7 @@ def test_a_coordinator_reads_alerts_first_then_the_grid_and_the_answers(
     expect(answers.locator(".summary-row", has_text="who5_raw").locator("dd")).to_have_text("15")
     _axe(page, "record-answers")
 
+    page.get_by_label("No adverse event").check()
     page.get_by_label("What was done").fill("Called the same day; safety plan reviewed.")
     page.get_by_role("button", name="Acknowledge the alert").click()
     expect(page.get_by_role("status").first).to_have_text("The alert is acknowledged.")
