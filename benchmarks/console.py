@@ -55,9 +55,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import secrets
 import sys
-import tempfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,17 +65,22 @@ if __package__ in (None, ""):  # run as a script: make the project importable
 
 import httpx
 
-from benchmarks.console_setup import API, STUDY, console_cookie, page_participants, setup
+from benchmarks.console_setup import (
+    API,
+    STUDY,
+    console_cookie,
+    on_both_backends,
+    page_participants,
+    setup,
+)
 from benchmarks.driver import (
-    BenchError,
     Figures,
     Recorder,
     figures,
     open_loop,
     print_table,
 )
-from tests import pg
-from tests.live import ServerFailed, running_servers
+from tests.live import running_servers
 
 CONSOLE = f"/console/studies/{STUDY}"
 RATIO_TARGET = 2.0
@@ -295,34 +298,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("participants and rounds must be 1 or more, rates more than 0")
     if args.seconds <= 0:
         parser.error("seconds must be more than 0")
-    failed = 0
-    try:
-        with tempfile.TemporaryDirectory(prefix="trialdesk-bench-") as tmp:
-            workdir = Path(tmp)
-            env = {"TRIALDESK_DATABASE_URL": f"sqlite:///{workdir}/console.db"}
-            failed += bench("SQLite", env, workdir, args)
-            if args.skip_postgres:
-                print("\nPostgreSQL: skipped (--skip-postgres)")
-            elif not pg.available():
-                print(f"\nPostgreSQL: skipped ({pg.PG_URL} does not answer)")
-            else:
-                database = pg.create_database("trialdesk_bench_console")
-                try:
-                    env = {
-                        "TRIALDESK_DATABASE_URL": pg.database_url(database),
-                        "TRIALDESK_SECRET_KEY": secrets.token_urlsafe(30)[:40],
-                    }
-                    print()
-                    failed += bench("PostgreSQL", env, workdir, args)
-                finally:
-                    pg.drop_database(database)
-    except (BenchError, ServerFailed) as exc:
-        print(f"the benchmark could not run: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    return 2 if failed else 0
+    return on_both_backends(bench, args, database="console")
 
 
 if __name__ == "__main__":

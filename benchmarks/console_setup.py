@@ -7,9 +7,14 @@ acknowledged); and the admin signed in to the console as a browser is."""
 
 from __future__ import annotations
 
+import argparse
 import random
 import re
+import secrets
+import sys
+import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,7 +35,8 @@ from app.surveys.models import Alert, SurveyInstance
 from app.users.sign_in import issue_link
 from benchmarks import export
 from benchmarks.driver import REQUEST_TIMEOUT_S, BenchError, create_active_study, run_cli
-from tests.live import running_servers
+from tests import pg
+from tests.live import ServerFailed, running_servers
 
 STUDY = export.STUDY
 API = f"/api/v1/studies/{STUDY}"
@@ -230,3 +236,42 @@ def _ok(response: httpx.Response) -> Any:
             f"HTTP {response.status_code} {response.text[:300]}"
         )
     return response.json()
+
+
+def on_both_backends(
+    bench: Callable[[str, dict[str, str], Path, argparse.Namespace], int],
+    args: argparse.Namespace,
+    *,
+    database: str,
+) -> int:
+    """Run `bench` on a fresh SQLite file, then (unless `args.skip_postgres` or it does
+    not answer) on a fresh PostgreSQL database named `database`; the exit status: 0
+    when it ran, 1 when it could not, 2 when some requests failed."""
+    failed = 0
+    try:
+        with tempfile.TemporaryDirectory(prefix="trialdesk-bench-") as tmp:
+            workdir = Path(tmp)
+            env = {"TRIALDESK_DATABASE_URL": f"sqlite:///{workdir}/{database}.db"}
+            failed += bench("SQLite", env, workdir, args)
+            if args.skip_postgres:
+                print("\nPostgreSQL: skipped (--skip-postgres)")
+            elif not pg.available():
+                print(f"\nPostgreSQL: skipped ({pg.PG_URL} does not answer)")
+            else:
+                name = pg.create_database(f"trialdesk_bench_{database}")
+                try:
+                    env = {
+                        "TRIALDESK_DATABASE_URL": pg.database_url(name),
+                        "TRIALDESK_SECRET_KEY": secrets.token_urlsafe(30)[:40],
+                    }
+                    print()
+                    failed += bench("PostgreSQL", env, workdir, args)
+                finally:
+                    pg.drop_database(name)
+    except (BenchError, ServerFailed) as exc:
+        print(f"the benchmark could not run: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 2 if failed else 0

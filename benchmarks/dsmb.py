@@ -31,9 +31,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import secrets
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -58,10 +56,9 @@ from app.safety.models import (
     ProtocolDeviationVersion,
 )
 from app.studies.models import Study
-from benchmarks.console_setup import API, STUDY, console_cookie, setup
-from benchmarks.driver import BenchError, Figures, figures, open_loop, print_table
-from tests import pg
-from tests.live import ServerFailed, running_servers
+from benchmarks.console_setup import API, STUDY, console_cookie, on_both_backends, setup
+from benchmarks.driver import Figures, figures, open_loop, print_table
+from tests.live import running_servers
 
 CONSOLE = f"/console/studies/{STUDY}/reports"
 SEED = 15
@@ -255,34 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if min(args.participants, args.events) < 1 or args.rate <= 0 or args.seconds <= 0:
         parser.error("participants and events must be 1 or more, rate and seconds over 0")
-    failed = 0
-    try:
-        with tempfile.TemporaryDirectory(prefix="trialdesk-bench-") as tmp:
-            workdir = Path(tmp)
-            env = {"TRIALDESK_DATABASE_URL": f"sqlite:///{workdir}/dsmb.db"}
-            failed += bench("SQLite", env, workdir, args)
-            if args.skip_postgres:
-                print("\nPostgreSQL: skipped (--skip-postgres)")
-            elif not pg.available():
-                print(f"\nPostgreSQL: skipped ({pg.PG_URL} does not answer)")
-            else:
-                database = pg.create_database("trialdesk_bench_dsmb")
-                try:
-                    env = {
-                        "TRIALDESK_DATABASE_URL": pg.database_url(database),
-                        "TRIALDESK_SECRET_KEY": secrets.token_urlsafe(30)[:40],
-                    }
-                    print()
-                    failed += bench("PostgreSQL", env, workdir, args)
-                finally:
-                    pg.drop_database(database)
-    except (BenchError, ServerFailed) as exc:
-        print(f"the benchmark could not run: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    return 2 if failed else 0
+    return on_both_backends(bench, args, database="dsmb")
 
 
 if __name__ == "__main__":
