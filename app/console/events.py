@@ -595,7 +595,7 @@ CLOSURE_MESSAGES = {
 VERSION_FORMS: dict[str, tuple[str, tuple[str, ...] | None]] = {
     VersionKind.follow_up.value: ("followup-", None),
     VersionKind.review.value: ("review-", ("AEREL", "AERELPROC", "AEEXPECT", "note")),
-    VersionKind.closure.value: ("closure-", ("AEOUT", "AEENDTC", "note")),
+    VersionKind.closure.value: ("closure-", ("AEOUT", "AEENDTC", "aware_on", "note")),
 }
 
 

@@ -224,3 +224,23 @@ def test_a_blind_role_sees_no_review_form_and_no_review_fields(api, signed_in, c
         f"{event}/versions", {"kind": "review", "AEREL": "unlikely"}, csrf_from=event
     )
     assert refused.status_code == 403
+
+
+def test_a_closure_says_when_the_team_learnt_how_it_ended(api, signed_in, client):
+    coordinator = signed_in("coordinator", "PHL")
+    code = _code(_enroll(coordinator)[0])
+    new_form = coordinator.get(f"{S}/participants/{code}/events/new").text
+    today = date.fromisoformat(_value(new_form, "aware_on") or "")
+    event = _open(coordinator, code, {**SERIOUS, "aware_on": today.isoformat()})
+    assert 'id="closure-aware_on"' in coordinator.get(event).text
+    known = (today - timedelta(days=3)).isoformat()
+    closed = coordinator.post(
+        f"{event}/versions",
+        {"kind": "closure", "AEOUT": "fatal", "AEENDTC": known, "aware_on": known},
+        csrf_from=event,
+    )
+    assert closed.status_code == 303, closed.text
+    page = coordinator.get(closed.headers["location"]).text
+    # The DSMB's 48 hours ran from the day the team knew of the death: overdue now.
+    deaths = page.split("(dsmb_death)", 1)[1].split("</tr>", 1)[0]
+    assert "overdue by" in deaths
