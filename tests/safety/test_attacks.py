@@ -10,12 +10,10 @@ participant, event and deviation, and refuses, so none changes another's state.
 from __future__ import annotations
 
 import json
-import shutil
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,8 +29,6 @@ from app.main import create_app
 from app.safety.models import AdverseEvent, AdverseEventVersion, ProtocolDeviation
 from app.studies import service as studies
 from app.studies.validation import parse_definition
-from tests import pg
-from tests.conftest import TEST_SECRET_KEY
 from tests.console.conftest import ORIGIN, Browser, csrf_of, link_for
 from tests.helpers import STUDY, Api, bearer
 
@@ -77,20 +73,9 @@ class Env:
             )
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def env(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
-    name = None
-    if request.param == "sqlite":
-        template: Path = request.getfixturevalue("sqlite_template")
-        path = tmp_path_factory.mktemp("attacks") / "trialdesk.db"
-        shutil.copyfile(template, path)
-        url, key = f"sqlite:///{path}", None
-    else:
-        name = pg.create_database("trialdesk_t", template=request.getfixturevalue("pg_template"))
-        url, key = pg.database_url(name), TEST_SECRET_KEY
-    settings = Settings(
-        database_url=url, secret_key=key, base_url="http://testserver", scheduler=False
-    )
+@pytest.fixture(scope="module")
+def env(module_settings: Settings) -> Iterator[Env]:
+    settings = module_settings
     db = Database(settings)
     with db.begin() as session:
         loaded = load_demo(session)
@@ -136,8 +121,6 @@ def env(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
             elsewhere.json()["id"],
         )
     db.dispose()
-    if name is not None:
-        pg.drop_database(name)
 
 
 def _refused(env: Env, method: str, url: str, body: Any = None, **headers: str) -> Any:

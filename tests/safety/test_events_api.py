@@ -8,12 +8,10 @@ once); each test makes participants of its own, so none depends on another's sta
 
 from __future__ import annotations
 
-import shutil
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -27,8 +25,6 @@ from app.demo import demo_definition, load_demo
 from app.main import create_app
 from app.outbox.models import MessageKind, OutboxMessage
 from app.participants.models import Participant
-from tests import pg
-from tests.conftest import TEST_SECRET_KEY
 from tests.helpers import BASELINE_ANSWERS, STUDY, Api, bearer
 
 S = f"/api/v1/studies/{STUDY}"
@@ -88,20 +84,9 @@ class Env:
             return rows
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def env(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
-    name = None
-    if request.param == "sqlite":
-        template: Path = request.getfixturevalue("sqlite_template")
-        path = tmp_path_factory.mktemp("safety") / "trialdesk.db"
-        shutil.copyfile(template, path)
-        url, key = f"sqlite:///{path}", None
-    else:
-        name = pg.create_database("trialdesk_t", template=request.getfixturevalue("pg_template"))
-        url, key = pg.database_url(name), TEST_SECRET_KEY
-    settings = Settings(
-        database_url=url, secret_key=key, base_url="http://testserver", scheduler=False
-    )
+@pytest.fixture(scope="module")
+def env(module_settings: Settings) -> Iterator[Env]:
+    settings = module_settings
     db = Database(settings)
     with db.begin() as session:
         loaded = load_demo(session)
@@ -115,8 +100,6 @@ def env(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
             reviewer=api.user("safety_reviewer"),
         )
     db.dispose()
-    if name is not None:
-        pg.drop_database(name)
 
 
 def today() -> datetime:
