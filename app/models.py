@@ -2,9 +2,11 @@
 
 from app.audit.models import AuditChainHead, AuditRecord
 from app.auth.models import ApiToken, ConsoleSession, SignInLink, User, UserSite
+from app.consent.models import Consent
 from app.db.base import Base
 from app.db.server_key import ServerKey
 from app.idempotency.models import IdempotencyKey
+from app.join.models import Applicant
 from app.outbox.models import OutboxMessage
 from app.participants.models import Contact, Participant
 from app.randomization.models import Allocation, AllocationTableRow, Stratum
@@ -25,10 +27,12 @@ __all__ = [
     "Allocation",
     "AllocationTableRow",
     "ApiToken",
+    "Applicant",
     "AuditChainHead",
     "AuditRecord",
     "Base",
     "BlindingKey",
+    "Consent",
     "ConsoleSession",
     "Contact",
     "IdempotencyKey",

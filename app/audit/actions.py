@@ -39,6 +39,16 @@ class AuditAction(StrEnum):
     deviation_recorded = "deviation.recorded"
     deviation_proposed = "deviation.proposed"  # by the system, for a coordinator to decide
     deviation_versioned = "deviation.versioned"  # a follow-up, confirmation or dismissal
+    # SPEC 10, remote enrollment and consent.
+    applicant_screened = "applicant.screened"  # through the public link (eligible)
+    applicant_held = "applicant.held"  # signed, and held for a coordinator (why: sealed)
+    applicant_accepted = "applicant.accepted"
+    applicant_rejected = "applicant.rejected"
+    consent_signed = "consent.signed"  # electronic: version, language, document and PDF hashes
+    consent_recorded = "consent.recorded"  # taken in person: date, who obtained it
+    consent_countersigned = "consent.countersigned"
+    participant_verified = "participant.verified"  # a self-reported diagnosis checked
+    study_amended = "study.amended"  # a consent version added to an active study
     # The DSMB's closed part (by group) and the adverse events by arm: read like an export.
     report_dsmb_closed = "report.dsmb_closed"
     report_ctgov_adverse_events = "report.ctgov_adverse_events"

@@ -34,6 +34,10 @@ class Permission(StrEnum):
     read_dsmb_open = "read_dsmb_open"  # the DSMB report's open (pooled) part
     # The closed part (by group): never coordinators, even in open-label studies (ICH E9).
     read_dsmb_closed = "read_dsmb_closed"
+    # SPEC 10, remote enrollment: sign-ups held for review (accept, reject), consents
+    # (read, countersign, record in person) and verifying a self-reported diagnosis.
+    review_applicants = "review_applicants"
+    manage_consent = "manage_consent"
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
@@ -51,6 +55,8 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.record_safety,
             Permission.read_safety,
             Permission.read_dsmb_open,
+            Permission.review_applicants,
+            Permission.manage_consent,
         }
     ),
     Role.statistician: frozenset(

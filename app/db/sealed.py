@@ -122,6 +122,28 @@ class SealedJSON(TypeDecorator[Any]):
         return json.loads(unpadded(opened))
 
 
+class SealedBytes(TypeDecorator[bytes]):
+    """A file (a signed consent's PDF) sealed at rest under `Use.research`, bound to
+    `context`. Not padded: the length of a file says nothing an arm could be read from."""
+
+    impl = LargeBinary
+    cache_ok = True
+
+    def __init__(self, context: str) -> None:
+        super().__init__()
+        self.context = context
+
+    def process_bind_param(self, value: bytes | None, dialect: Dialect) -> bytes | None:
+        if value is None:
+            return None
+        return keys_of_dialect(dialect).seal(Use.research, bytes(value), context=self.context)
+
+    def process_result_value(self, value: bytes | None, dialect: Dialect) -> bytes | None:
+        if value is None:
+            return None
+        return keys_of_dialect(dialect).open(Use.research, bytes(value), context=self.context)
+
+
 def normalized(kind: str, value: str) -> str:
     """The form of a value its keyed hash is taken of: emails without case or spaces
     around, phone numbers as their digits (and a leading +)."""

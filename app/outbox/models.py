@@ -21,6 +21,12 @@ class MessageKind(StrEnum):
     # A serious adverse event was opened (or became serious): to the study's safety
     # contacts, with a link to the console only, never health details.
     safety_event = "safety_event"
+    # SPEC 10: the signed consent's PDF copy, to the participant (subject: the consent);
+    # an invitation to re-consent after an amendment (subject: the participant); the
+    # link to go on after a coordinator accepted a held sign-up (subject: the applicant).
+    consent_copy = "consent_copy"
+    reconsent = "reconsent"
+    applicant_accepted = "applicant_accepted"
 
 
 class MessageStatus(StrEnum):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy import ForeignKey, String, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.db.base import Base
@@ -52,7 +52,17 @@ class Participant(Base):
     # The day the intervention stopped: kept when the person later leaves altogether
     # (withdrawn_on then moves to that later date).
     intervention_stopped_on: Mapped[date | None]
-    created_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    # Null for a person who signed up through the public screening link (SPEC 10).
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    # How the person came: `staff` (enrolled by a coordinator) or `join` (signed up and
+    # consented online); the language of their pages and messages (a study language).
+    source: Mapped[str] = mapped_column(String(8), default="staff", server_default="staff")
+    language: Mapped[str | None] = mapped_column(String(8))
+    # A self-reported diagnosis waits for a coordinator's check before randomization
+    # (the study's `join.verify_before_randomization`).
+    needs_verification: Mapped[bool] = mapped_column(default=False, server_default=false())
+    verified_at: Mapped[datetime | None]
+    verified_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
 
     @property
     def was_randomized(self) -> bool:

@@ -297,6 +297,116 @@ class Safety(Document):
         return self
 
 
+LanguageCode = Annotated[
+    str, Field(pattern=r"^[a-z]{2,3}$", description="ISO 639-1 code, e.g. `es`")
+]
+# A participant-visible text of the definition, named by codes rather than positions
+# (`instruments.who5.items.who5_1.text`): see `studies.translation`.
+TextPath = Annotated[str, Field(min_length=1, max_length=300)]
+
+
+class Join(Document):
+    """The public screening link (`/join/{slug}`, `/join/{slug}/{site}`): SPEC 10."""
+
+    enabled: bool = False
+    sites: list[SiteCode] | None = Field(
+        default=None,
+        max_length=1000,
+        description="sites that take people who sign up themselves; default every site",
+    )
+    verify_before_randomization: bool = Field(
+        default=True,
+        description="a self-reported diagnosis (eligibility and strata) is held until a "
+        "coordinator verifies it; randomization waits for that",
+    )
+    start_baseline: bool = Field(
+        default=True, description="after consent, take the participant straight to baseline"
+    )
+    min_seconds: Annotated[int, Field(ge=0, le=600)] = Field(
+        default=8, description="a screening sent sooner after the page was shown is held"
+    )
+    per_address_per_hour: Annotated[int, Field(ge=1, le=10_000)] = Field(
+        default=5, description="sign-ups from one network address in an hour before holding"
+    )
+    per_study_per_hour: Annotated[int, Field(ge=1, le=100_000)] = Field(
+        default=200, description="sign-ups in the whole study in an hour before holding"
+    )
+    ask_date_of_birth: bool = Field(
+        default=False, description="ask the date of birth, and ask again at baseline"
+    )
+    ineligible_text: Text | None = Field(
+        default=None,
+        description="shown to people who cannot take part: where else to find support",
+    )
+
+
+QuizValue = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+LongText = Annotated[str, Field(min_length=1, max_length=20_000)]
+
+
+class QuizOption(Document):
+    value: QuizValue
+    label: Text
+
+
+class QuizItem(Document):
+    """A comprehension question about the consent document."""
+
+    code: Code
+    question: Text
+    options: Annotated[list[QuizOption], bounded(10, least=2)]
+    answer: QuizValue = Field(description="the value of the right option")
+    feedback: Text = Field(description="shown after a wrong answer: what the document says")
+
+
+class ConsentSection(Document):
+    heading: Text
+    body: LongText = Field(description="Markdown, or HTML (sanitized) with `format: html`")
+
+
+class ConsentText(Document):
+    """A consent document in one language, with its comprehension quiz."""
+
+    title: Text
+    format: Literal["markdown", "html"] = "markdown"
+    sections: Annotated[list[ConsentSection], bounded(50, least=1)]
+    quiz: Annotated[list[QuizItem], bounded(20)] = []
+
+
+class ConsentDocument(Document):
+    """One version of the consent document, in each of the study's languages."""
+
+    version: Annotated[str, Field(min_length=1, max_length=64)]
+    texts: dict[LanguageCode, ConsentText] = Field(max_length=10)
+    pass_mark: Annotated[int, Field(ge=1, le=20)] | None = Field(
+        default=None, description="right answers needed to pass the quiz; default all"
+    )
+
+    def quiz_pass_mark(self, language: str) -> int:
+        """Right answers needed: `pass_mark`, else every question."""
+        return self.pass_mark or len(self.texts[language].quiz)
+
+
+class ConsentSpec(Document):
+    """Electronic consent (SPEC 10): the documents by version, newest last."""
+
+    documents: Annotated[list[ConsentDocument], bounded(20)] = []
+    countersign: bool = Field(
+        default=False, description="a coordinator countersigns each electronic consent"
+    )
+    fda_regulated: bool = Field(
+        default=False, description="print the 21 CFR 11.50 signature manifest with it"
+    )
+
+    def active(self) -> ConsentDocument | None:
+        """The version people sign now: the last one (amendments add versions)."""
+        return self.documents[-1] if self.documents else None
+
+    def document(self, version: str) -> ConsentDocument | None:
+        """The document of this version, if the study has one."""
+        return next((d for d in self.documents if d.version == version), None)
+
+
 class StudyDefinition(Document):
     """A whole study, as one document; validated completely before anything is stored."""
 
@@ -336,6 +446,16 @@ class StudyDefinition(Document):
         default="UTC", description="IANA time zone of the dates people see (windows)"
     )
     safety: Safety = Safety()
+    languages: Annotated[list[LanguageCode], bounded(10, least=1)] = Field(
+        default=["en"], description="languages of the participant pages; the first is the default"
+    )
+    translations: dict[LanguageCode, dict[TextPath, Text]] = Field(
+        default={},
+        max_length=10,
+        description="per language other than the first: path of a text → its translation",
+    )
+    join: Join = Join()
+    consent: ConsentSpec = ConsentSpec()
 
     def participant_code_prefix(self) -> str:
         """`code_prefix`, or the initials of the slug's words (`peer-support` → `PS`)."""

@@ -22,6 +22,9 @@ class Study(Base):
     # Loaded only when needed: parsed definitions are cached (studies.service), and
     # decoding the whole document on every request was a measurable cost.
     definition: Mapped[dict[str, Any]] = mapped_column(deferred=True)
+    # Raised by each amendment (a new consent version, SPEC 10): parsed definitions are
+    # cached by it. Nothing else of an active study's definition ever changes.
+    revision: Mapped[int] = mapped_column(default=1, server_default="1")
     # 256 random bits behind the allocation sequence, sealed with the server key (see
     # studies.service.secret_of): never shown by the API before lock, never exported.
     secret: Mapped[bytes] = mapped_column(LargeBinary(128))

@@ -38,7 +38,7 @@ from app.studies.schemas import SimulationRequest, StudyDescription
 from app.studies.simulation import Scenario, simulate_design
 from app.studies.validation import check_definition
 
-_definitions: dict[tuple[int, str], StudyDefinition] = {}
+_definitions: dict[tuple[int, str, int], StudyDefinition] = {}
 
 
 class RowLock(Enum):
@@ -55,12 +55,12 @@ class RowLock(Enum):
 def definition_of(study: Study) -> StudyDefinition:
     """The study's stored definition, as the typed document.
 
-    Parsed once per process: a stored definition never changes (there is no way to
-    edit one), and parsing the whole document on every request was a measurable cost.
-    The key holds the study's creation time too, so a test database that reuses an id
-    for another study never gets a stale entry.
+    Parsed once per process and revision: a stored definition changes only by an
+    amendment, which raises the study's revision; parsing the whole document on every
+    request was a measurable cost. The key holds the study's creation time too, so a
+    test database that reuses an id for another study never gets a stale entry.
     """
-    key = (study.id, study.created_at.isoformat())
+    key = (study.id, study.created_at.isoformat(), study.revision)
     definition = _definitions.get(key)
     if definition is None:
         definition = StudyDefinition.model_validate(study.definition)

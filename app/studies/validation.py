@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from app.errors import FieldProblem, InvalidStudyDefinition
 from app.randomization.blinding import NEVER_SEES_ARMS
 from app.randomization.strata import MAX_STRATA, SITE, count_strata, longest_key
+from app.studies.consent_rules import consent_problems, language_problems
 from app.studies.definition import Anchor, Item, ItemType, StudyDefinition
 
 MAX_SITE_CODE = 12
@@ -137,6 +138,8 @@ def definition_problems(d: StudyDefinition) -> Iterator[FieldProblem]:
         elif alert.score is not None and alert.score not in scores:
             yield FieldProblem(("alerts", i, "score"), f"no score {alert.score!r}")
     yield from _duplicates(("alerts",), (a.code for a in d.alerts))
+    yield from language_problems(d)
+    yield from consent_problems(d)
 
 
 def _instrument_problems(d: StudyDefinition, arm_codes: set[str]) -> Iterator[FieldProblem]:

@@ -57,6 +57,8 @@ class SurveyInstance(Base):
     # `self` through the link, `staff` when a coordinator entered it in an interview:
     # then who entered it, the interview's date and whether the assessor was blind.
     mode: Mapped[str] = mapped_column(String(8), default="self", server_default="self")
+    # The language the survey was answered in (SPEC 10), set when it is saved or submitted.
+    language: Mapped[str | None] = mapped_column(String(8))
     entered_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     interviewed_on: Mapped[date | None]
     assessor_blind: Mapped[bool | None]

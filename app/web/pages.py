@@ -14,6 +14,9 @@ from fastapi.staticfiles import StaticFiles
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup, escape
 
+from app.i18n import catalogs
+from app.i18n.languages import SOURCE_LANGUAGE, language as language_named
+
 APP = Path(__file__).resolve().parent.parent
 STATIC = Path(__file__).resolve().parent / "static"
 
@@ -39,6 +42,12 @@ environment = Environment(
     autoescape=select_autoescape(default=True, default_for_string=True),
     trim_blocks=True,
     lstrip_blocks=True,
+    extensions=["jinja2.ext.i18n"],
+)
+# `_()`, `gettext` and `ngettext` in templates: the language of the page being rendered
+# (`page(..., language=)`); new-style, so `_("Part %(n)s", n=2)` formats after translating.
+environment.install_gettext_callables(  # type: ignore[attr-defined]
+    catalogs.gettext, catalogs.ngettext, newstyle=True
 )
 
 
@@ -107,13 +116,23 @@ def page(
     status_code: int = 200,
     personal: bool = True,
     secret_url: bool = False,
+    language: str | None = None,
 ) -> HTMLResponse:
     """Render a page with the headers every page gets: a strict Content-Security-Policy,
     no sniffing, no framing; `Cache-Control: no-store` on anything `personal`; no
-    referrer at all when the page's address is itself a secret (a survey link)."""
+    referrer at all when the page's address is itself a secret (a survey link).
+    `language` (a code of `app.i18n.languages`) sets `<html lang dir>` and the language
+    `_()` translates into; staff pages are in English."""
     size = request.cookies.get(TEXT_SIZE_COOKIE)
-    context = {"text_size": size if size in TEXT_SIZES else "standard", **context}
-    html = environment.get_template(template).render(request=request, **context)
+    with catalogs.speaking(language or SOURCE_LANGUAGE) as code:
+        shown = language_named(code)
+        context = {
+            "text_size": size if size in TEXT_SIZES else "standard",
+            "lang": shown.code,
+            "dir": shown.direction,
+            **context,
+        }
+        html = environment.get_template(template).render(request=request, **context)
     response = HTMLResponse(html, status_code=status_code)
     headers = response.headers
     headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
