@@ -11,10 +11,9 @@ from typing import Any
 import psycopg
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.orm import load_only
 from alembic import command
 from fastapi.testclient import TestClient
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, load_only
 
 from app.auth.service import authenticate
 from app.config import ConfigurationError, Settings

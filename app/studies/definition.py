@@ -45,6 +45,10 @@ class Arm(Document):
 
 class StratificationFactor(Document):
     code: Code
+    question: Text | None = Field(
+        default=None,
+        description="how the public screening page asks for the level (SPEC 10)",
+    )
     levels: Annotated[list[Level], bounded(50, least=1)]
     labels: dict[Level, Annotated[str, Field(min_length=1, max_length=200)]] = Field(
         default={},

@@ -15,7 +15,8 @@ from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescap
 from markupsafe import Markup, escape
 
 from app.i18n import catalogs
-from app.i18n.languages import SOURCE_LANGUAGE, language as language_named
+from app.i18n.languages import SOURCE_LANGUAGE
+from app.i18n.languages import language as language_named
 
 APP = Path(__file__).resolve().parent.parent
 STATIC = Path(__file__).resolve().parent / "static"
