@@ -11,6 +11,8 @@ PYTEST_WORKERS ?= 2
 # The browser tests drive Debian's Chromium (never a downloaded browser) and inject
 # axe-core from npm; `make test` installs both where missing.
 CHROMIUM := /usr/bin/chromium
+# The consent PDF is set in DejaVu Sans (Latin, Arabic): Debian's fonts-dejavu-core.
+DEJAVU := /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf
 AXE := tests/browser/node_modules/axe-core/axe.min.js
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -39,7 +41,7 @@ env-file:
 	  { grep -v '^TRIALDESK_BASE_URL=' .env 2>/dev/null; echo 'TRIALDESK_BASE_URL=$(BASE_URL)'; } \
 	    > .env.tmp && mv .env.tmp .env && echo "  .env: TRIALDESK_BASE_URL=$(BASE_URL)"; }
 
-run: env-file $(VENV)/.installed-run
+run: env-file $(VENV)/.installed-run $(DEJAVU)
 	$(BIN)/trialdesk db upgrade
 	@token=$$($(BIN)/trialdesk demo) && \
 	  link=$$($(BIN)/trialdesk users sign-in-link admin@demo.trialdesk.org --valid-for 24h 2>/dev/null | tail -n 1) && \
@@ -58,11 +60,15 @@ $(CHROMIUM):
 	$(SUDO) apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium
 
+$(DEJAVU):
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq fonts-dejavu-core
+
 $(AXE): tests/browser/package.json tests/browser/package-lock.json
 	cd tests/browser && npm ci --no-audit --no-fund --silent
 	touch $@
 
-test: $(VENV)/.installed-test $(CHROMIUM) $(AXE)
+test: $(VENV)/.installed-test $(CHROMIUM) $(AXE) $(DEJAVU)
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 # Static checks, as CI runs them: style, formatting, types (strict on app/), and the
