@@ -32,7 +32,7 @@ from app.outbox.models import MessageKind, MessageStatus, OutboxMessage
 from app.participants.models import Contact
 from app.safety.labels import event_label
 from app.safety.models import AdverseEvent
-from app.scheduler import mail
+from app.scheduler import consent_letters, mail
 from app.scheduler.mail import Letter, PartlySent, SendFailed, Transport
 from app.studies.models import Site, Study
 from app.studies.service import definition_of
@@ -184,6 +184,9 @@ def compose(
         return _sign_in_letter(session, settings, message.subject_id, now=now)
     if message.kind is MessageKind.safety_event:
         return _safety_event_letter(session, settings, message.subject_id)
+    if message.kind in _CONSENT_WRITERS:
+        written = _CONSENT_WRITERS[message.kind](session, settings, message.subject_id)
+        return written if isinstance(written, Letter) else NotSent(*written)
     instance = session.get(SurveyInstance, message.subject_id)
     if instance is None:
         return NotSent(MessageStatus.failed, "the survey no longer exists")
@@ -206,6 +209,12 @@ def compose(
     )
     return Letter([contact.email], subject, body)
 
+
+# The consent emails (SPEC 10), in the person's language: the signed PDF, re-consent.
+_CONSENT_WRITERS = {
+    MessageKind.consent_copy: consent_letters.consent_copy,
+    MessageKind.reconsent: consent_letters.reconsent,
+}
 
 # What a survey's message says, by kind; the link in each is the survey's current one.
 _WRITERS = {
