@@ -165,7 +165,7 @@ def pdf_text(data: bytes) -> str:
 
 def test_an_electronic_signature_is_bound_to_the_hash_sealed_audited_and_emailed(env: Env) -> None:
     email = f"{uuid.uuid4().hex[:8]}@example.org"
-    code, pid = env.enroll(email)
+    _, pid = env.enroll(email)
     consent_id = env.sign(pid, email=email)
     with env.db.begin() as session:
         consent = session.get_one(Consent, consent_id)
