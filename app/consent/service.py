@@ -81,7 +81,6 @@ def sign_electronic(
         problems.append(FieldProblem(("applicant_id",), "an applicant or a participant signs"))
     if problems:
         raise InvalidInput(problems)
-    definition = definition_of(study)
     text = document.texts[language]
     # Only the questions of the quiz are kept: nothing unbounded reaches the record.
     answers = {
@@ -89,20 +88,6 @@ def sign_electronic(
     }
     marked = mark(document, language, answers)
     sha = document_sha256(document, language)
-    signature = pdf.Signature(
-        name=name,
-        signed_at=now,
-        zone=definition.timezone,
-        meaning=MEANING,
-        version=document.version,
-        language=language,
-        document_sha256=sha,
-        fda_regulated=definition.consent.fda_regulated,
-    )
-    with catalogs.speaking(language):
-        copy = pdf.render(
-            document, signature, study_title=definition.shown_to_participants(), answers=answers
-        )
     consent = Consent(
         study_id=study.id,
         site_id=site_id,
@@ -116,8 +101,6 @@ def sign_electronic(
         signed_at=now,
         meaning=MEANING,
         quiz={"answers": answers, "attempts": quiz_attempts, "right": marked.right},
-        pdf=copy,
-        pdf_sha256=hashlib.sha256(copy).hexdigest(),
         created_at=now,
     )
     session.add(consent)
@@ -133,7 +116,6 @@ def sign_electronic(
             "version": (None, consent.version),
             "language": (None, language),
             "document_sha256": (None, sha),
-            "pdf_sha256": (None, consent.pdf_sha256),
             "applicant_id": (None, applicant_id),
             "participant_id": (None, participant_id),
         },
@@ -148,6 +130,60 @@ def sign_electronic(
         site_id=site_id,
         failed_because=None if email else NO_EMAIL,
     )
+    return consent
+
+
+def ensure_pdf(session: Session, *, consent_id: int) -> Consent | None:
+    """The consent with its PDF copy, made now if it has none yet (electronic consents
+    only; None if there is no such consent). Making the PDF takes a few hundred
+    milliseconds, so signing leaves it to the sender of the emailed copy (or to the
+    first staff read): the signature, the document's hash and the manifest's facts are
+    recorded at signing, and the PDF is made from them. The PDF's own hash enters the
+    audit trail when it is made (`consent.pdf_made`). Two makers at once store one copy:
+    the update only fills an empty column."""
+    consent = session.get(Consent, consent_id)
+    if consent is None or consent.method != ConsentMethod.electronic or consent.pdf is not None:
+        return consent
+    study = session.get_one(Study, consent.study_id)
+    definition = definition_of(study)
+    document = definition.consent.document(consent.version)
+    if document is None or consent.signed_name is None:
+        return consent
+    signature = pdf.Signature(
+        name=consent.signed_name,
+        signed_at=consent.signed_at,
+        zone=definition.timezone,
+        meaning=consent.meaning,
+        version=consent.version,
+        language=consent.language,
+        document_sha256=consent.document_sha256 or "",
+        fda_regulated=definition.consent.fda_regulated,
+    )
+    answers = (consent.quiz or {}).get("answers", {})
+    with catalogs.speaking(consent.language):
+        copy = pdf.render(
+            document, signature, study_title=definition.shown_to_participants(), answers=answers
+        )
+    digest = hashlib.sha256(copy).hexdigest()
+    stored = session.execute(
+        update(Consent)
+        .where(Consent.id == consent.id, Consent.pdf_sha256.is_(None))
+        .values(pdf=copy, pdf_sha256=digest)
+        .execution_options(synchronize_session=False)
+    )
+    if stored.rowcount == 1:  # type: ignore[attr-defined]
+        audit.record(
+            session,
+            AuditAction.consent_pdf_made,
+            actor=None,
+            entity_id=consent.id,
+            study_id=study.id,
+            changes={
+                "pdf_sha256": (None, digest),
+                "document_sha256": (None, signature.document_sha256),
+            },
+        )
+    session.refresh(consent)
     return consent
 
 
@@ -244,6 +280,7 @@ def read_pdf(
     session: Session, *, study: Study, consent: Consent, participant_code: str, actor: Principal
 ) -> bytes:
     """The consent's PDF copy; the reading is audited (it holds the signed name)."""
+    consent = ensure_pdf(session, consent_id=consent.id) or consent
     if consent.pdf is None:
         raise ConsentNotFound("this consent has no PDF (taken in person)")
     audit.record(

@@ -17,7 +17,7 @@ from app.auth.deps import STAFF_ROUTES, require
 from app.auth.permissions import Permission
 from app.auth.principal import Principal
 from app.consent import service
-from app.consent.models import Consent
+from app.consent.models import Consent, ConsentMethod
 from app.consent_admin import amendments
 from app.consent_admin.schemas import (
     AmendmentRead,
@@ -60,7 +60,7 @@ def consent_read(line: service.ConsentLine, *, base: str, slug: str, code: str) 
         countersigned_at=c.countersigned_at,
         countersigned_by=c.countersigned_by,
         pdf=f"{base}/api/v1/studies/{slug}/participants/{code}/consents/{c.id}.pdf"
-        if c.pdf_sha256
+        if c.method == ConsentMethod.electronic
         else None,
     )
 

@@ -23,6 +23,7 @@ from app.auth import service as auth
 from app.auth.models import SignInLink, User, UserSite
 from app.auth.principal import Role
 from app.config import Settings
+from app.consent import service as consent_service
 from app.db.base import utcnow
 from app.db.engine import Database
 from app.db.server_key import keys_of
@@ -115,6 +116,8 @@ def _send_one(
     now: datetime,
     done: Sent,
 ) -> None:
+    if message.kind is MessageKind.consent_copy:
+        _make_consent_pdf(db, message.subject_id)
     outcome = _write(db, settings, message, now=now)
     if isinstance(outcome, NotSent):
         with db.begin() as session:
@@ -155,6 +158,16 @@ def _send_one(
     with db.begin() as session:
         outbox.mark_sent(session, message_id=message.id, now=now)
     done.sent += 1
+
+
+def _make_consent_pdf(db: Database, consent_id: int) -> None:
+    """The PDF the copy carries, made (and its hash audited) before the email is
+    written; a fault here leaves the email to say it cannot be written."""
+    try:
+        with db.begin() as session:
+            consent_service.ensure_pdf(session, consent_id=consent_id)
+    except Exception:
+        log.exception("the PDF of consent %s cannot be made", consent_id)
 
 
 def _write(
