@@ -194,7 +194,7 @@ def _box(x: float, y: float, width: float, items: Iterable[_Item], *, centered: 
 def _assessed_items(flow: ConsortFlow) -> list[_Item]:
     items = [_Item(f"Assessed for eligibility (n={flow.screened})")]
     if flow.online:
-        items.append(_Item(f"of whom screened themselves online (n={flow.self_screened})"))
+        items.append(_Item(f"of whom screened online (n={flow.self_screened})"))
     return items
 
 
