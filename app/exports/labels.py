@@ -8,6 +8,10 @@ leaving), from the tables below, so that a statistician reads "Entered by staff
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from app.i18n.languages import LANGUAGES
+
 NOT_SCHEDULED = "not_scheduled"  # the timepoint was never scheduled for the participant
 WITHHELD = "withheld"  # answered on or after a withdrawal of consent to the use of data
 
@@ -47,6 +51,11 @@ DATE_PRECISION_LABELS: dict[str, str] = {
     "year": "Year only (no day given)",
 }
 
+SOURCE_LABELS: dict[str, str] = {
+    "staff": "Screened and consented by staff",
+    "join": "Screened themselves and consented online (public link)",
+}
+
 BOOLEAN_LABELS: tuple[tuple[int | str, str], ...] = ((0, "No"), (1, "Yes"))
 
 
@@ -59,6 +68,24 @@ def humanized(code: str) -> str:
 
 def labelled(codes: dict[str, str]) -> tuple[tuple[int | str, str], ...]:
     return tuple(codes.items())
+
+
+# A statistician reads the codebook in English: each language's English name first.
+ENGLISH_NAMES = {"en": "English", "es": "Spanish", "ar": "Arabic"}
+
+
+def language_labels(codes: Sequence[str]) -> tuple[tuple[int | str, str], ...]:
+    """The study's languages as coded values: `es` labelled "Spanish (Español)". The
+    definition's list is frozen at activation, so every survey's language is in it."""
+    return tuple((code, _language_label(code)) for code in codes)
+
+
+def _language_label(code: str) -> str:
+    known = LANGUAGES.get(code)
+    english = ENGLISH_NAMES.get(code)
+    if known is None:
+        return code
+    return known.name if english in (None, known.name) else f"{english} ({known.name})"
 
 
 # Missing values. In CSV and JSON a missing value is an empty cell / null, and which kind

@@ -6,7 +6,14 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from app.exports.labels import MODE_LABELS, NOT_SCHEDULED, STATUS_LABELS, humanized, labelled
+from app.exports.labels import (
+    MODE_LABELS,
+    NOT_SCHEDULED,
+    STATUS_LABELS,
+    humanized,
+    labelled,
+    language_labels,
+)
 from app.exports.model import DAYS, Column, Getter, ParticipantRecord, SurveyRecord
 from app.studies.definition import Instrument, Item, ItemType, StudyDefinition, Timepoint
 
@@ -66,6 +73,7 @@ def timepoint_label(timepoint: Timepoint) -> str:
 
 def timepoint_columns(definition: StudyDefinition, *, prefix: str | None) -> list[Column]:
     statuses, modes = labelled(STATUS_LABELS), labelled(MODE_LABELS)
+    languages = language_labels(definition.languages)
     dated = (
         "from randomization to the survey's date (completion, or the interview when staff "
         "entered it; negative before randomization)"
@@ -110,6 +118,15 @@ def timepoint_columns(definition: StudyDefinition, *, prefix: str | None) -> lis
                 per_row=True,
             ),
             Column(
+                "language",
+                "Language the survey was answered in (empty when not completed)",
+                "string",
+                _language(None),
+                values=languages,
+                closed=True,
+                per_row=True,
+            ),
+            Column(
                 "days_from_randomization",
                 f"Days {dated}",
                 "integer",
@@ -145,6 +162,16 @@ def timepoint_columns(definition: StudyDefinition, *, prefix: str | None) -> lis
             "string",
             _mode(prefix),
             values=modes,
+            closed=True,
+            timepoint=prefix,
+            per_row=True,
+        ),
+        Column(
+            f"{prefix}_language",
+            f"Language {prefix} was answered in (empty when not completed)",
+            "string",
+            _language(prefix),
+            values=languages,
             closed=True,
             timepoint=prefix,
             per_row=True,
@@ -292,6 +319,14 @@ def _mode(fixed: str | None) -> Getter:
     def get(p: ParticipantRecord, timepoint: str | None) -> Any:
         survey = _survey(p, fixed or timepoint)
         return survey.mode if survey is not None and survey.completed_on else None
+
+    return get
+
+
+def _language(fixed: str | None) -> Getter:
+    def get(p: ParticipantRecord, timepoint: str | None) -> Any:
+        survey = _survey(p, fixed or timepoint)
+        return survey.language if survey is not None and survey.completed_on else None
 
     return get
 

@@ -38,6 +38,7 @@ class SurveyRecord:
     scores: Mapping[str, Any]
     mode: str | None = None  # self | staff (completed surveys)
     interviewed_on: date | None = None  # the interview's date when staff entered it
+    language: str | None = None  # the study language it was answered in (completed surveys)
 
     @property
     def dated_on(self) -> date | None:
@@ -65,6 +66,7 @@ class ParticipantRecord:
     withdrawn_on: date | None = None
     intervention_stopped_on: date | None = None
     first_randomization_on: date | None = None  # the study's day 0 (participant file)
+    source: str = "staff"  # staff | join: who screened and consented them (participant file)
 
 
 # (the record of a row, its timepoint or None) → value; the record is a `ParticipantRecord`

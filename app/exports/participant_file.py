@@ -2,7 +2,9 @@
 
 Its columns are the dataset's participant columns (pseudonym, group, site when the
 study stratifies by it, each stratification factor) and what happened to the person:
-status, the study day of randomization, and how, when and why they left. Enrolled
+status, how they were screened and consented (`source`: by staff, or online through
+the public link; decided before randomization, the same rule in every arm, so it tells
+no arm), the study day of randomization, and how, when and why they left. Enrolled
 participants not (yet) randomized are in it with an empty group, as in the long and wide
 files, so that every enrolled person is counted (a REDCap report lists every record).
 
@@ -21,6 +23,7 @@ from typing import Any
 
 from app.exports.labels import (
     PARTICIPANT_STATUS_LABELS,
+    SOURCE_LABELS,
     WITHDRAWAL_KIND_LABELS,
     labelled,
 )
@@ -42,6 +45,14 @@ def columns(definition: StudyDefinition) -> list[Column]:
             "string",
             lambda p, _: p.status,
             values=labelled(PARTICIPANT_STATUS_LABELS),
+            closed=True,
+        ),
+        Column(
+            "source",
+            "How the participant was screened and consented (staff, or online)",
+            "string",
+            lambda p, _: p.source,
+            values=labelled(SOURCE_LABELS),
             closed=True,
         ),
         Column(

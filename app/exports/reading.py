@@ -168,6 +168,7 @@ def records(session: Session, export: Export) -> Iterator[ParticipantRecord]:
             Participant.withdrawal_category,
             Participant.withdrawn_on,
             Participant.intervention_stopped_on,
+            Participant.source,
             Site.code.label("site"),
             Allocation.arm,
             Stratum.key.label("stratum"),
@@ -183,6 +184,7 @@ def records(session: Session, export: Export) -> Iterator[ParticipantRecord]:
             SurveyInstance.scores,
             SurveyInstance.mode,
             SurveyInstance.interviewed_on,
+            SurveyInstance.language,
         )
         .join(Site, Site.id == Participant.site_id)
         .outerjoin(Allocation, Allocation.participant_id == Participant.id)
@@ -231,6 +233,7 @@ def records(session: Session, export: Export) -> Iterator[ParticipantRecord]:
             withdrawn_on=first.withdrawn_on,
             intervention_stopped_on=first.intervention_stopped_on,
             first_randomization_on=first_on,
+            source=first.source or "staff",
         )
     result.close()
 
@@ -245,6 +248,8 @@ def _survey(line: Row[Any], now: datetime, zone: Any) -> SurveyRecord:
         scores=line.scores or {},
         mode=line.mode if completed_on is not None else None,
         interviewed_on=line.interviewed_on,
+        # Kept from the first save; said only of a completed survey, like its mode.
+        language=line.language if completed_on is not None else None,
     )
 
 

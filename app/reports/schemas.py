@@ -37,9 +37,24 @@ class GroupCounts(BaseModel):
 
 
 class ConsortReport(BaseModel):
-    screened: int
+    screened: int = Field(
+        description="assessed for eligibility: participants (ineligible ones included) and "
+        "online sign-ups that are not participants yet (consent_not_finished, "
+        "awaiting_review); never sign-ups rejected by a coordinator or showing a robot's signs"
+    )
+    self_screened: int = Field(description="of `screened`: those who screened themselves online")
+    excluded: int = Field(
+        description="ineligible + withdrawn_before_randomization + consent_not_finished + "
+        "awaiting_review (screened = excluded + awaiting_randomization + randomized)"
+    )
     ineligible: int
     ineligible_by_reason: dict[str, int]
+    consent_not_finished: int = Field(
+        description="eligible online sign-ups that have not signed the consent (yet)"
+    )
+    awaiting_review: int = Field(
+        description="online sign-ups that signed and are held for a coordinator's review"
+    )
     enrolled: int
     withdrawn_before_randomization: int
     awaiting_randomization: int
@@ -50,8 +65,12 @@ class ConsortReport(BaseModel):
 def consort_report(flow: ConsortFlow) -> ConsortReport:
     return ConsortReport(
         screened=flow.screened,
+        self_screened=flow.self_screened,
+        excluded=flow.excluded,
         ineligible=flow.ineligible,
         ineligible_by_reason=flow.ineligible_by_reason,
+        consent_not_finished=flow.consent_not_finished,
+        awaiting_review=flow.awaiting_review,
         enrolled=flow.enrolled,
         withdrawn_before_randomization=flow.withdrawn_before_randomization,
         awaiting_randomization=flow.awaiting_randomization,

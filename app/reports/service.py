@@ -17,12 +17,20 @@ from sqlalchemy.orm import Session
 from app.auth.principal import Principal
 from app.db.base import utcnow
 from app.exports.dataset import exported_timepoints
+from app.join.models import Applicant, ApplicantState
 from app.participants.leaving import LeavingKind, leaves_study
 from app.participants.lifecycle import ParticipantStatus
 from app.participants.models import Participant
 from app.randomization import blinding
 from app.randomization.models import Allocation
-from app.reports.flow import ConsortFlow, GroupFlow, TimepointFlow
+from app.reports.flow import (
+    AWAITING_REVIEW,
+    CONSENT_NOT_FINISHED,
+    ConsortFlow,
+    GroupFlow,
+    TimepointFlow,
+    applicant_box,
+)
 from app.studies import service as studies
 from app.studies.definition import StudyDefinition, Timepoint
 from app.studies.models import Site, Study
@@ -131,7 +139,12 @@ def consort(session: Session, *, study: Study, user: Principal) -> ConsortFlow:
     )
     surveys = survey_counts(session, study=study, definition=definition)
     ineligible = by_status.get(ParticipantStatus.ineligible, 0)
-    screened = sum(by_status.values())
+    participants = sum(by_status.values())
+    online = applicants(session, study=study)
+    joined = session.scalar(
+        select(func.count()).where(Participant.study_id == study.id, Participant.source == "join")
+    )
+    self_screened = (joined or 0) + online.total()
     group_flows = []
     for group in groups.groups:
         flows = []
@@ -162,15 +175,39 @@ def consort(session: Session, *, study: Study, user: Principal) -> ConsortFlow:
         )
     return ConsortFlow(
         study_title=study.title,
-        screened=screened,
+        screened=participants + online.total(),
         ineligible=ineligible,
         ineligible_by_reason=reasons,
-        enrolled=screened - ineligible,
+        enrolled=participants - ineligible,
         withdrawn_before_randomization=withdrawn_early or 0,
         awaiting_randomization=by_status.get(ParticipantStatus.enrolled, 0),
         randomized=sum(randomized.values()),
         groups=group_flows,
+        self_screened=self_screened,
+        consent_not_finished=online[CONSENT_NOT_FINISHED],
+        awaiting_review=online[AWAITING_REVIEW],
+        online=definition.join.enabled or self_screened > 0,
     )
+
+
+# Sign-ups that may still be counted: the others are participants (enrolled, or screened
+# out), or were rejected.
+_OPEN_STATES = (ApplicantState.contact, ApplicantState.consent, ApplicantState.held)
+
+
+def applicants(session: Session, *, study: Study) -> Counter[str]:
+    """Online sign-ups assessed but not participants, by CONSORT box (`flow.applicant_box`):
+    no arm, no person, only counts."""
+    counted: Counter[str] = Counter()
+    for state, reasons, participant_id in session.execute(
+        select(Applicant.state, Applicant.hold_reasons, Applicant.participant_id)
+        .where(Applicant.study_id == study.id, Applicant.state.in_(_OPEN_STATES))
+        .execution_options(yield_per=1000)
+    ):
+        box = applicant_box(str(state), reasons, participant=participant_id is not None)
+        if box is not None:
+            counted[box] += 1
+    return counted
 
 
 def _ineligible_reasons(

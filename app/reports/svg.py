@@ -3,9 +3,12 @@
 The layout follows the CONSORT 2010 flow diagram template, top to bottom::
 
     Enrollment   [Assessed for eligibility (n=)]
+                 [of whom online (n=)]             (online lines: sign-ups taken online)
                           |----------------------> [Excluded (n=)               ]
                           |                        [  Not meeting inclusion (n=)]
                           |                        [    • <reason> (n=)         ]
+                          |                        [  Did not finish consent (n=)] (online)
+                          |                        [  Awaiting review (n=)      ] (online)
                           |                        [  Withdrew before rand. (n=)]
                           |----------------------> [Awaiting randomization (n=) ]  (if any)
                           v
@@ -20,7 +23,8 @@ The layout follows the CONSORT 2010 flow diagram template, top to bottom::
     Analysis     [Analysed at <last timepoint> (n=completed there)]   (if any timepoints)
 
 "Excluded" counts everyone assessed who left before randomization (not meeting the
-inclusion criteria, or withdrawn), so that assessed = excluded + awaiting + randomized.
+inclusion criteria, online sign-ups not (yet) enrolled, or withdrawn), so that
+assessed = excluded + awaiting + randomized.
 People still awaiting randomization are not excluded: they get their own box, drawn
 only while there are some (a finished trial has none).
 
@@ -187,15 +191,26 @@ def _box(x: float, y: float, width: float, items: Iterable[_Item], *, centered: 
     return _Box(x, y, width, entries, centered)
 
 
+def _assessed_items(flow: ConsortFlow) -> list[_Item]:
+    items = [_Item(f"Assessed for eligibility (n={flow.screened})")]
+    if flow.online:
+        items.append(_Item(f"of whom screened online (n={flow.self_screened})"))
+    return items
+
+
 def _excluded_items(flow: ConsortFlow) -> list[_Item]:
-    excluded = flow.ineligible + flow.withdrawn_before_randomization
     items = [
-        _Item(f"Excluded (n={excluded})"),
+        _Item(f"Excluded (n={flow.excluded})"),
         _Item(f"Not meeting inclusion criteria (n={flow.ineligible})", level=1),
     ]
     for reason, count in flow.ineligible_by_reason.items():
         text = _label(reason, _line_width(SIDE_WIDTH, 2, bullet=True))
         items.append(_Item(f"{text} (n={count})", level=2, bullet=True))
+    if flow.online:
+        items.append(
+            _Item(f"Did not finish online consent (n={flow.consent_not_finished})", level=1)
+        )
+        items.append(_Item(f"Signed online, awaiting review (n={flow.awaiting_review})", level=1))
     withdrew = flow.withdrawn_before_randomization
     items.append(_Item(f"Withdrew before randomization (n={withdrew})", level=1))
     return items
@@ -298,7 +313,7 @@ def _layout(flow: ConsortFlow) -> _Diagram:
         main_x,
         MARGIN,
         MAIN_WIDTH,
-        [_Item(f"Assessed for eligibility (n={flow.screened})")],
+        _assessed_items(flow),
         centered=True,
     )
     sides = [

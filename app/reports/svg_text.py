@@ -83,14 +83,22 @@ def wrap(text: str, first: float, rest: float) -> list[str]:
 
 def description(flow: ConsortFlow) -> str:
     """The numbers of the diagram as sentences, for screen readers and search."""
-    excluded = flow.ineligible + flow.withdrawn_before_randomization
     reasons = "".join(
         f"; {clean(reason)}: {count}" for reason, count in flow.ineligible_by_reason.items()
     )
+    assessed = f"Assessed for eligibility: {flow.screened}"
+    online = ""
+    if flow.online:
+        assessed += f", of whom {flow.self_screened} screened themselves online"
+        online = (
+            f"; did not finish online consent: {flow.consent_not_finished}"
+            f"; signed online, awaiting review: {flow.awaiting_review}"
+        )
     parts = [
-        f"Assessed for eligibility: {flow.screened}.",
-        f"Excluded: {excluded} (not meeting inclusion criteria: {flow.ineligible}{reasons}; "
-        f"withdrew before randomization: {flow.withdrawn_before_randomization}).",
+        f"{assessed}.",
+        f"Excluded: {flow.excluded} (not meeting inclusion criteria: {flow.ineligible}"
+        f"{reasons}{online}; withdrew before randomization: "
+        f"{flow.withdrawn_before_randomization}).",
         f"Awaiting randomization: {flow.awaiting_randomization}.",
         f"Randomized: {flow.randomized}.",
     ]

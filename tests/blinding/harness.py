@@ -6,7 +6,8 @@ arms are permuted so that each participant keeps the *group code* (`G1`...) they
 world A but gets another arm: whatever a blind role is shown may then differ between the
 worlds (or between the participants of a world) only if it depends on the arm.
 
-Both worlds go through the same actions (enroll, baseline, randomize, invitations that
+Both worlds go through the same actions (enroll in the study's last language, the same
+online sign-ups not yet participants, baseline, randomize, invitations that
 fail, surveys saved and submitted, a safety alert, links reissued and invitations resent
 through the API and the console, reminders, withdrawal), and the same safety work (an
 adverse event from each alert, a follow-up, a deadline reported, the closure; a deviation
@@ -45,9 +46,12 @@ import httpx
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from app.consent.models import Consent
 from app.db.base import utcnow
 from app.db.engine import Database
 from app.demo import demo_definition
+from app.join.models import Applicant
+from app.participants.models import Participant
 from app.scheduler.runner import run_pass
 from app.studies import service as studies
 from app.studies.models import Study
@@ -108,6 +112,11 @@ PARTICIPANT_SURFACES: list[tuple[str, str]] = [
     ("console", "/console/studies/{slug}/participants/{code}/surveys/baseline/correct?item=who5_1"),
     ("console", "/console/studies/{slug}/participants/{code}/surveys/month_1/correct"),
     ("console", "/console/studies/{slug}/participants/{code}/surveys/group_check/correct"),
+    # Remote enrollment: the participant's consents and the first one's PDF
+    # (`{consent}`, its id; 0 when none): coordinators' and admins', 403 or 404 alike for
+    # a statistician whatever the arm.
+    ("api", "/api/v1/studies/{slug}/participants/{code}/consents"),
+    ("api", "/api/v1/studies/{slug}/participants/{code}/consents/{consent}.pdf"),
 ]
 # About one participant while its safety alert is open ({slug}, {code}, {alert}): the
 # record with the acknowledgement form, the new-event form the alert fills in, and the
@@ -148,8 +157,10 @@ STUDY_SURFACES: list[tuple[str, str]] = [
     ("api", "/api/v1/studies/{slug}/reports/ctgov-adverse-events"),  # 403 or 409
     ("api", "/api/v1/studies/{slug}/messages"),
     ("api", "/api/v1/studies/{slug}/allocations"),
-    ("api", "/api/v1/studies/{slug}/reports/consort"),
+    ("api", "/api/v1/studies/{slug}/reports/consort"),  # with the online sign-ups
     ("api", "/api/v1/studies/{slug}/reports/consort?format=svg"),
+    # The sign-ups held for review (`sign_up_online`): 403 for a statistician.
+    ("api", "/api/v1/studies/{slug}/applicants"),
     ("api", "/api/v1/studies/{slug}/reports/retention"),
     ("api", "/api/v1/studies/{slug}/reports/balance"),
     ("api", "/api/v1/studies/{slug}/exports/blinded?format=csv&shape=long"),
@@ -380,6 +391,7 @@ class World:
     arms: list[str] = field(default_factory=list)
     codes: list[str] = field(default_factory=list)
     groups: dict[str, str] = field(default_factory=dict)  # arm → group code
+    consents: dict[str, int] = field(default_factory=dict)  # code → first consent's id
 
 
 @dataclass
@@ -530,6 +542,7 @@ def enroll_and_randomize(
         )
         assert made.status_code == 201, made.text
         world.codes.append(made.json()["code"])
+    speak(db, world)
     for code in world.codes:
         token = _token(db, world.slug, code, "baseline")
         done = api.client.post(
@@ -542,6 +555,64 @@ def enroll_and_randomize(
             headers=bearer(coordinator),
         )
         assert done.status_code == 200, done.text
+
+
+def speak(db: Database, world: World) -> None:
+    """The participants chose the study's last language (as on the join page): their
+    survey pages, opened from the links staff are given, and the exports' `language`
+    come in it. Their consents' ids are noted (`World.consents`)."""
+    with db.begin() as session:
+        study = session.scalars(select(Study).where(Study.slug == world.slug)).one()
+        language = studies.definition_of(study).languages[-1]
+        people = session.scalars(
+            select(Participant).where(
+                Participant.study_id == study.id, Participant.code.in_(world.codes)
+            )
+        ).all()
+        for person in people:
+            person.language = language
+            first = session.scalars(
+                select(Consent.id).where(Consent.participant_id == person.id).order_by(Consent.id)
+            ).first()
+            world.consents[person.code] = first or 0
+
+
+# The same sign-ups in every world (`sign_up_online`): one still consenting, one signed
+# and held as a duplicate, one held as a robot, one rejected by a coordinator.
+SIGN_UPS: list[tuple[str, list[str] | None]] = [
+    ("consent", None),
+    ("held", ["duplicate_email"]),
+    ("held", ["honeypot", "too_fast"]),
+    ("rejected", ["duplicate_phone"]),
+]
+
+
+def sign_up_online(db: Database, world: World) -> None:
+    """People who screened themselves through the public link and are not participants
+    (as the join flow leaves them): CONSORT counts some, the applicants' queue lists them.
+    Ids and tokens differ by world; nothing else does."""
+    now = utcnow()
+    with db.begin() as session:
+        study = session.scalars(select(Study).where(Study.slug == world.slug)).one()
+        site = next(s for s in study.sites if s.code == "PHL")
+        for n, (state, holds) in enumerate(SIGN_UPS, start=1):
+            session.add(
+                Applicant(
+                    study_id=study.id,
+                    site_id=site.id,
+                    token_hash=uuid.uuid4().hex * 2,
+                    state=state,
+                    language="en",
+                    screening={"age_18_plus": True, "smi_diagnosis": True, "internet_access": True},
+                    strata={"diagnosis": "bipolar"},
+                    ineligible_reasons=None,
+                    name=f"Applicant {n}",
+                    email=f"applicant-{n}@example.org",
+                    hold_reasons=holds,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
 
 
 def answer_surveys(api: Api, db: Database, world: World) -> None:
@@ -776,6 +847,7 @@ def fetch_participants(staff: Staff, world: World, label: str, phase: str) -> Fe
         for kind, template in PARTICIPANT_SURFACES:
             for i, code in enumerate(world.codes):
                 ids = {"deviation": 0, "proposal": 0} | deviations.get(code, {})
+                ids["consent"] = world.consents.get(code, 0)
                 path = template.format(slug=world.slug, code=code, event=events.get(code, 0), **ids)
                 response = _get(staff, role, kind, path)
                 out[(label, f"{phase}:{role}", template, str(i))] = answer(

@@ -42,7 +42,8 @@ def test_what_a_blind_role_is_answered_does_not_depend_on_the_arm(
     for label, world in zip(("A", "B"), worlds, strict=True):
         before = harness.metrics(on_the_host)
         got = fetched[label]
-        harness.enroll_and_randomize(api, db, world, coordinator)
+        harness.enroll_and_randomize(api, db, world, coordinator)  # in the last language
+        harness.sign_up_online(db, world)  # CONSORT's online sign-ups, the applicants' queue
         harness.scheduler(mailer)  # the follow-ups' invitations: they fail (no address)
         harness.answer_surveys(api, db, world)
         harness.scheduler(mailer)  # the safety alerts go to the coordinator

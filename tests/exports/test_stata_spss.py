@@ -105,6 +105,7 @@ def test_the_participant_file_has_one_row_each_with_status_and_study_days(api, e
         "site",
         "diagnosis",
         "status",
+        "source",
         "randomized_day",
         "withdrawal_kind",
         "withdrawal_category",
@@ -112,6 +113,7 @@ def test_the_participant_file_has_one_row_each_with_status_and_study_days(api, e
         "intervention_stopped_day",
     ]
     assert sorted(r["randomized_day"] for r in rows) == ["0"] + ["3"] * (PEOPLE - 1)
+    assert {r["source"] for r in rows} == {"staff"}  # enrolled by staff (join: tests/join_reports)
     [left] = [r for r in rows if r["status"] == "withdrawn"]
     assert (left["withdrawal_kind"], left["withdrawal_category"]) == ("follow_up", "moved")
     assert left["withdrawn_day"] == "2"
