@@ -16,7 +16,7 @@ DEJAVU := /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf
 AXE := tests/browser/node_modules/axe-core/axe.min.js
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run env-file test lint smoke bench clean
+.PHONY: run env-file test lint smoke bench messages clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -92,6 +92,12 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/surveys.py
 	$(BIN)/python benchmarks/export.py
 	$(BIN)/python benchmarks/console.py
+
+# The participant pages' fixed texts: extract them (babel.cfg) and bring every language's
+# catalogs (app/i18n/locale/<code>/LC_MESSAGES/*.po) up to date; new texts are then named
+# by tests/i18n/test_catalogs.py until they are translated (docs/languages.md).
+messages: $(VENV)/.installed-run
+	$(BIN)/python -m app.i18n.extraction
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -27,6 +27,7 @@ from app.consent import service as consent_service
 from app.db.base import utcnow
 from app.db.engine import Database
 from app.db.server_key import keys_of
+from app.i18n import catalogs
 from app.keys import Use
 from app.outbox import service as outbox
 from app.outbox.models import MessageKind, MessageStatus, OutboxMessage
@@ -36,9 +37,11 @@ from app.safety.models import AdverseEvent
 from app.scheduler import consent_letters, mail
 from app.scheduler.mail import Letter, PartlySent, SendFailed, Transport
 from app.studies.models import Site, Study
-from app.studies.service import definition_of
+from app.studies.service import definition_in, definition_of
 from app.surveys import service as surveys
+from app.surveys.language import language_of
 from app.surveys.models import Alert, SurveyInstance
+from app.surveys.names import survey_name
 from app.surveys.scheduling import SurveyStatus
 from app.users.sign_in import sign_in_url
 
@@ -212,14 +215,18 @@ def compose(
     if contact is None or not contact.email:
         return NotSent(MessageStatus.failed, "the participant has no email address")
     write = _WRITERS[message.kind]
-    subject, body = write(
-        # Never the study's title: a subject line shows on lock screens (SPEC 6b).
-        study_title=definition.shown_to_participants(),
-        survey_name=surveys.timepoint_name(instance.timepoint),
-        link=f"{settings.base_url}/s/{surveys.link_token(session, instance)}",
-        closes_on=instance.closes_on,
-        support=definition.support_text,
-    )
+    # In the participant's language, with the study's texts in it (SPEC 10).
+    language = language_of(session, participant_id=instance.participant_id, definition=definition)
+    shown = definition_in(study, language)
+    with catalogs.speaking(language):
+        subject, body = write(
+            # Never the study's title: a subject line shows on lock screens (SPEC 6b).
+            study_title=shown.shown_to_participants(),
+            survey_name=survey_name(instance.timepoint),
+            link=f"{settings.base_url}/s/{surveys.link_token(session, instance)}",
+            closes_on=instance.closes_on,
+            support=shown.support_text,
+        )
     return Letter([contact.email], subject, body)
 
 

@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Protocol
 
 from app.config import Settings
+from app.i18n.catalogs import gettext
+from app.i18n.dates import long_date
 
 
 @dataclass(frozen=True)
@@ -42,21 +44,39 @@ class Letter:
 
 
 def _when(day: date) -> str:
-    return f"{day:%A} {day.day} {day:%B %Y}"
+    return long_date(day)
+
+
+# The participant's emails are written in the language being rendered (the dispatcher
+# wraps them in `catalogs.speaking`): each paragraph is one message of the catalogs.
+def N_(message: str) -> str:
+    """Mark a text for translation where it is defined; translated where written."""
+    return message
+
+
+_PRIVATE = N_("This link is for you only. Please do not share it.")
+
+
+def _paragraphs(*paragraphs: str) -> str:
+    return "".join(f"{p}\n\n" for p in paragraphs[:-1]) + f"{paragraphs[-1]}\n"
 
 
 def invitation(
     *, study_title: str, survey_name: str, link: str, closes_on: date, support: str | None
 ) -> tuple[str, str]:
     """(subject, body) of the email sent when a survey opens."""
-    subject = f"Your survey is ready: {study_title}"
-    body = (
-        f"Hello,\n\n"
-        f"Your {survey_name.lower()} for the study \u201c{study_title}\u201d is ready.\n\n"
-        f"Open your survey here:\n{link}\n\n"
-        f"You can fill it in until {_when(closes_on)}. If you need a break, choose "
-        f"\u201cSave and continue later\u201d: the same link opens your answers again.\n\n"
-        f"This link is for you only. Please do not share it.\n"
+    subject = gettext("Your survey is ready: %(study)s") % {"study": study_title}
+    names = {"survey": survey_name.lower(), "study": study_title}
+    body = _paragraphs(
+        gettext("Hello,"),
+        gettext("Your %(survey)s for the study \u201c%(study)s\u201d is ready.") % names,
+        gettext("Open your survey here:") + f"\n{link}",
+        gettext(
+            "You can fill it in until %(day)s. If you need a break, choose \u201cSave and "
+            "continue later\u201d: the same link opens your answers again."
+        )
+        % {"day": _when(closes_on)},
+        gettext(_PRIVATE),
     )
     return subject, body + _signature(support)
 
@@ -65,15 +85,19 @@ def reminder(
     *, study_title: str, survey_name: str, link: str, closes_on: date, support: str | None
 ) -> tuple[str, str]:
     """(subject, body) of a reminder, while the survey is still not sent."""
-    subject = f"Reminder: your survey is open until {_when(closes_on)}"
-    body = (
-        f"Hello,\n\n"
-        f"This is a reminder that your {survey_name.lower()} for the study "
-        f"\u201c{study_title}\u201d is still open. Your answers help the study.\n\n"
-        f"Open your survey here:\n{link}\n\n"
-        f"You can fill it in until {_when(closes_on)}. Answers you saved before are "
-        f"kept.\n\n"
-        f"This link is for you only. Please do not share it.\n"
+    subject = gettext("Reminder: your survey is open until %(day)s") % {"day": _when(closes_on)}
+    names = {"survey": survey_name.lower(), "study": study_title}
+    body = _paragraphs(
+        gettext("Hello,"),
+        gettext(
+            "This is a reminder that your %(survey)s for the study \u201c%(study)s\u201d is "
+            "still open. Your answers help the study."
+        )
+        % names,
+        gettext("Open your survey here:") + f"\n{link}",
+        gettext("You can fill it in until %(day)s. Answers you saved before are kept.")
+        % {"day": _when(closes_on)},
+        gettext(_PRIVATE),
     )
     return subject, body + _signature(support)
 
@@ -83,15 +107,19 @@ def new_link(
 ) -> tuple[str, str]:
     """(subject, body) of the email with a survey's new link, after the study team
     replaced the old one (which no longer works)."""
-    subject = f"Your new survey link: {study_title}"
-    body = (
-        f"Hello,\n\n"
-        f"The study team has made you a new link for your {survey_name.lower()} for the "
-        f"study \u201c{study_title}\u201d. The link you had before no longer works.\n\n"
-        f"Open your survey here:\n{link}\n\n"
-        f"You can fill it in until {_when(closes_on)}. Answers you saved before are "
-        f"kept.\n\n"
-        f"This link is for you only. Please do not share it.\n"
+    subject = gettext("Your new survey link: %(study)s") % {"study": study_title}
+    names = {"survey": survey_name.lower(), "study": study_title}
+    body = _paragraphs(
+        gettext("Hello,"),
+        gettext(
+            "The study team has made you a new link for your %(survey)s for the study "
+            "\u201c%(study)s\u201d. The link you had before no longer works."
+        )
+        % names,
+        gettext("Open your survey here:") + f"\n{link}",
+        gettext("You can fill it in until %(day)s. Answers you saved before are kept.")
+        % {"day": _when(closes_on)},
+        gettext(_PRIVATE),
     )
     return subject, body + _signature(support)
 

@@ -36,9 +36,11 @@ from app.studies.models import BlindingKey, Site, Study
 from app.studies.pseudonyms import export_order
 from app.studies.schemas import SimulationRequest, StudyDescription
 from app.studies.simulation import Scenario, simulate_design
+from app.studies.translation import translated
 from app.studies.validation import check_definition
 
 _definitions: dict[tuple[int, str, int], StudyDefinition] = {}
+_translated: dict[tuple[int, str, int, str], StudyDefinition] = {}
 
 
 class RowLock(Enum):
@@ -66,6 +68,23 @@ def definition_of(study: Study) -> StudyDefinition:
         definition = StudyDefinition.model_validate(study.definition)
         _definitions[key] = definition
     return definition
+
+
+def definition_in(study: Study, language: str | None) -> StudyDefinition:
+    """The study's definition with its participant-visible texts in this language (its
+    first language when `language` is none or not one of the study's).
+
+    Cached like `definition_of`, by revision: an amendment that changes a translation
+    raises the revision, so the next page shows the new words."""
+    definition = definition_of(study)
+    if language is None or language == definition.languages[0]:
+        return definition
+    key = (study.id, study.created_at.isoformat(), study.revision, language)
+    shown = _translated.get(key)
+    if shown is None:
+        shown = translated(definition, language)
+        _translated[key] = shown
+    return shown
 
 
 def plan_of(study: Study) -> Plan:

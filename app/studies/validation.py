@@ -14,6 +14,7 @@ from app.randomization.blinding import NEVER_SEES_ARMS
 from app.randomization.strata import MAX_STRATA, SITE, count_strata, longest_key
 from app.studies.consent_rules import consent_problems, language_problems
 from app.studies.definition import Anchor, Item, ItemType, StudyDefinition
+from app.studies.translation import translation_problems
 
 MAX_SITE_CODE = 12
 MAX_STRATUM_KEY = 500  # the width of the stratum columns
@@ -139,6 +140,7 @@ def definition_problems(d: StudyDefinition) -> Iterator[FieldProblem]:
             yield FieldProblem(("alerts", i, "score"), f"no score {alert.score!r}")
     yield from _duplicates(("alerts",), (a.code for a in d.alerts))
     yield from language_problems(d)
+    yield from translation_problems(d)
     yield from consent_problems(d)
 
 

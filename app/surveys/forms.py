@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.errors import FieldProblem
+from app.i18n.catalogs import gettext
 from app.studies.definition import Item, ItemType
 
 YES, NO = "yes", "no"
@@ -34,7 +35,9 @@ def parse_form(items: Sequence[Item], form: Mapping[str, Sequence[str]]) -> Pars
         if not raw:
             continue
         if any("\x00" in value for value in raw):
-            parsed.problems.append(FieldProblem((item.code,), "Remove the unusual characters"))
+            parsed.problems.append(
+                FieldProblem((item.code,), gettext("Remove the unusual characters"))
+            )
             continue
         try:
             parsed.answers[item.code] = _value(item, raw)
@@ -52,31 +55,33 @@ def _value(item: Item, raw: list[str]) -> Any:
             return [_option(item, value.strip()) for value in raw]
         case ItemType.boolean:
             if text not in (YES, NO):
-                raise ValueError("Choose yes or no")
+                raise ValueError(gettext("Choose yes or no"))
             return text == YES
         case ItemType.integer:
             try:
                 return int(text.replace(" ", ""))
             except ValueError:
-                raise ValueError("Enter a whole number, like 12") from None
+                raise ValueError(gettext("Enter a whole number, like 12")) from None
         case ItemType.number:
             try:
                 number = float(text.replace(" ", "").replace(",", "."))
             except ValueError:
-                raise ValueError("Enter a number, like 12.5") from None
+                raise ValueError(gettext("Enter a number, like 12.5")) from None
             if not math.isfinite(number):
-                raise ValueError("Enter a number, like 12.5")
+                raise ValueError(gettext("Enter a number, like 12.5"))
             return int(number) if number.is_integer() and "." not in text else number
         case ItemType.date | ItemType.text:
             return raw[0] if item.type is ItemType.text else text
-    raise ValueError("This answer cannot be read")  # pragma: no cover - every type is above
+    raise ValueError(
+        gettext("This answer cannot be read")
+    )  # pragma: no cover - every type is above
 
 
 def _option(item: Item, text: str) -> int | str:
     for option in item.options or []:
         if str(option.value) == text:
             return option.value
-    raise ValueError("Choose one of the answers")
+    raise ValueError(gettext("Choose one of the answers"))
 
 
 def as_typed(answers: Mapping[str, Any]) -> dict[str, list[str]]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from app.i18n.catalogs import gettext
 from app.studies.definition import Instrument, Item, ItemType, StudyDefinition
 
 
@@ -60,13 +61,27 @@ def hints(item: Item) -> list[str]:
     """What is shown under a question: its own instructions, then how to type a number."""
     shown = [item.instructions] if item.instructions else []
     if item.type in (ItemType.integer, ItemType.number):
-        kind = "a whole number" if item.type is ItemType.integer else "a number"
-        if item.min is not None and item.max is not None:
-            shown.append(f"Enter {kind} from {item.min:g} to {item.max:g}")
-        elif item.min is not None:
-            shown.append(f"Enter {kind}, {item.min:g} or more")
-        elif item.max is not None:
-            shown.append(f"Enter {kind}, {item.max:g} or less")
+        whole = item.type is ItemType.integer
+        low = f"{item.min:g}" if item.min is not None else None
+        high = f"{item.max:g}" if item.max is not None else None
+        if low is not None and high is not None:
+            shown.append(
+                gettext("Enter a whole number from %(min)s to %(max)s") % {"min": low, "max": high}
+                if whole
+                else gettext("Enter a number from %(min)s to %(max)s") % {"min": low, "max": high}
+            )
+        elif low is not None:
+            shown.append(
+                gettext("Enter a whole number, %(min)s or more") % {"min": low}
+                if whole
+                else gettext("Enter a number, %(min)s or more") % {"min": low}
+            )
+        elif high is not None:
+            shown.append(
+                gettext("Enter a whole number, %(max)s or less") % {"max": high}
+                if whole
+                else gettext("Enter a number, %(max)s or less") % {"max": high}
+            )
     return shown
 
 

@@ -10,25 +10,38 @@ from fastapi import Request, Response
 from starlette.types import Scope
 
 from app import errors
-from app.surveys import service
+from app.i18n.catalogs import gettext, speaking
+from app.surveys.names import survey_name
 from app.surveys.scheduling import SurveyStatus
 from app.surveys.service import OpenedSurvey
 from app.web.pages import longdate, page
 
+# A page's heading and paragraphs, as English message ids (`N_` marks them for
+# `make messages`); `status_page` translates them into the page's language.
 Text = tuple[str, tuple[str, ...]]
 
+
+def N_(message: str) -> str:
+    """Mark a text for translation where it is defined; translated where shown."""
+    return message
+
+
 _UNKNOWN: Text = (
-    "We cannot find this survey",
+    N_("We cannot find this survey"),
     (
-        "The link may be incomplete. Check that you used the whole link from your email, "
-        "or open the email again and tap the link there.",
+        N_(
+            "The link may be incomplete. Check that you used the whole link from your email, "
+            "or open the email again and tap the link there."
+        ),
     ),
 )
 _REPLACED: Text = (
-    "This link is no longer used",
+    N_("This link is no longer used"),
     (
-        "We sent you a newer link for this survey. Please use the link in the most recent "
-        "email from the study team.",
+        N_(
+            "We sent you a newer link for this survey. Please use the link in the most "
+            "recent email from the study team."
+        ),
     ),
 )
 
@@ -36,53 +49,59 @@ _REPLACED: Text = (
 def _replaced_unsent(support: str | None) -> Text:
     """A replaced link whose newer one was not emailed: say so, and who to ask."""
     told = (
-        "The study team replaced this link with a new one. Please contact the study team "
-        "to get the new link.",
+        N_(
+            "The study team replaced this link with a new one. Please contact the study "
+            "team to get the new link."
+        ),
     )
-    return ("This link is no longer used", told + ((support,) if support else ()))
+    return (N_("This link is no longer used"), told + ((support,) if support else ()))
 
 
 _CANCELLED: Text = (
-    "You do not need to fill in this survey",
-    ("This survey was cancelled. You do not need to do anything.",),
+    N_("You do not need to fill in this survey"),
+    (N_("This survey was cancelled. You do not need to do anything."),),
 )
 _COMPLETED: Text = (
-    "You have already sent your answers",
-    ("Thank you. The study team has your answers. There is nothing more you need to do.",),
+    N_("You have already sent your answers"),
+    (N_("Thank you. The study team has your answers. There is nothing more you need to do."),),
 )
 _NOT_OPEN: Text = (
-    "This survey is not open yet",
-    ("We will email you when it opens. You can fill it in from then.",),
+    N_("This survey is not open yet"),
+    (N_("We will email you when it opens. You can fill it in from then."),),
 )
 _CLOSED: Text = (
-    "This survey has closed",
-    ("The time to fill in this survey has ended. You do not need to do anything.",),
+    N_("This survey has closed"),
+    (N_("The time to fill in this survey has ended. You do not need to do anything."),),
 )
 _TOO_MANY: Text = (
-    "Please wait a minute",
+    N_("Please wait a minute"),
     (
-        "There were too many tries to open survey links from your connection. "
-        "Wait a minute, then open your link again.",
+        N_(
+            "There were too many tries to open survey links from your connection. "
+            "Wait a minute, then open your link again."
+        ),
     ),
 )
 _BUSY: Text = (
-    "Sorry, the survey is busy",
-    ("Please try again in a few minutes. Any answers you saved are kept.",),
+    N_("Sorry, the survey is busy"),
+    (N_("Please try again in a few minutes. Any answers you saved are kept."),),
 )
 PAGE_EXPIRED: Text = (
-    "This page has expired",
-    ("Open the survey again from the link in your email. Any answers you saved are kept.",),
+    N_("This page has expired"),
+    (N_("Open the survey again from the link in your email. Any answers you saved are kept."),),
 )
 _TOO_LONG: Text = (
-    "Your answers are too long to send",
+    N_("Your answers are too long to send"),
     (
-        "Please go back, make your longest answer shorter, and send the page again."
-        " Any answers you saved before are kept.",
+        N_(
+            "Please go back, make your longest answer shorter, and send the page again."
+            " Any answers you saved before are kept."
+        ),
     ),
 )
 _BROKEN: Text = (
-    "Sorry, something went wrong",
-    ("Please try again later. Any answers you saved are kept.",),
+    N_("Sorry, something went wrong"),
+    (N_("Please try again later. Any answers you saved are kept."),),
 )
 
 
@@ -95,8 +114,8 @@ def state_page(request: Request, opened: OpenedSurvey) -> Response:
             text: Text = (
                 heading,
                 (
-                    f"You can fill it in from {longdate(instance.opens_on)}. "
-                    "We will email you when it opens.",
+                    gettext("You can fill it in from %(day)s. We will email you when it opens.")
+                    % {"day": longdate(instance.opens_on)},
                 ),
             )
             return status_page(request, text, opened=opened, status_code=409)
@@ -107,8 +126,11 @@ def state_page(request: Request, opened: OpenedSurvey) -> Response:
             text = (
                 heading,
                 (
-                    f"The time to fill in this survey ended on {longdate(instance.closes_on)}."
-                    " You do not need to do anything.",
+                    gettext(
+                        "The time to fill in this survey ended on %(day)s."
+                        " You do not need to do anything."
+                    )
+                    % {"day": longdate(instance.closes_on)},
                 ),
             )
             return status_page(request, text, opened=opened, status_code=410)
@@ -151,17 +173,29 @@ def too_large_page(scope: Scope) -> Response | None:
 def status_page(
     request: Request, text: Text, *, opened: OpenedSurvey | None = None, status_code: int
 ) -> Response:
-    heading, paragraphs = text
+    # In the participant's language when the survey is known (texts already translated,
+    # and the study's own, are no message ids: they come back as they are).
+    language = opened.language if opened is not None else None
+    with speaking(language):
+        heading = gettext(text[0])
+        paragraphs = tuple(gettext(paragraph) for paragraph in text[1])
     context: dict[str, Any] = {"heading": heading, "paragraphs": paragraphs}
     if opened is not None:
         context |= common(opened)
-    return page(request, "survey/status.html", context, status_code=status_code, secret_url=True)
+    return page(
+        request,
+        "survey/status.html",
+        context,
+        status_code=status_code,
+        secret_url=True,
+        language=language,
+    )
 
 
 def common(opened: OpenedSurvey) -> dict[str, Any]:
     """What every page of an opened survey shows: the names participants see."""
     return {
         "study_title": opened.definition.shown_to_participants(),
-        "timepoint_name": service.timepoint_name(opened.instance.timepoint),
+        "timepoint_name": survey_name(opened.instance.timepoint),
         "support_text": opened.definition.support_text,
     }

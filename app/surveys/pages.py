@@ -15,6 +15,7 @@ from __future__ import annotations
 import hmac
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 from urllib.parse import quote
 
@@ -27,11 +28,15 @@ from app.api.deps import ReadSessionDep, RequestSlot, SessionDep, send_soon
 from app.db.base import utcnow
 from app.db.server_key import keys_of
 from app.errors import FieldProblem, InvalidAnswers
+from app.i18n import catalogs
+from app.i18n.languages import LANGUAGES
 from app.keys import Use
 from app.studies.definition import Item, ItemType
+from app.studies.service import definition_in
 from app.surveys import layout, service
 from app.surveys.deps import slow_down_link_guessers
 from app.surveys.forms import as_typed, parse_form, shortened
+from app.surveys.language import choose_language, language_of
 from app.surveys.link_pages import (
     PAGE_EXPIRED,
     common,
@@ -113,15 +118,38 @@ def show_survey(
     chooses the text size, remembered in a cookie, and comes back to the same page."""
     if text is not None:
         return _remember_text_size(request, token=token, size=text, part=part)
+    opened = shown_in_language(session, service.view(session, token=token))
+    with catalogs.speaking(opened.language):
+        if opened.status is not SurveyStatus.open:
+            return state_page(request, opened)
+        number = _part_number(part, opened)
+        intro = opened.definition.intro
+        if number is None and intro is not None and intro.enabled and not opened.instance.answers:
+            return _intro_page(request, opened)
+        number = number or _resume_at(opened)
+        return _part_page(request, session, opened, number, shown=as_typed(opened.instance.answers))
+
+
+@router.get("/{token}/language/{code}", response_class=HTMLResponse)
+def choose_survey_language(token: str, code: str, session: SessionDep) -> Response:
+    """Show this participant's pages (and send their emails) in another of the study's
+    languages, then come back to the survey. A language the study does not offer
+    changes nothing."""
     opened = service.view(session, token=token)
-    if opened.status is not SurveyStatus.open:
-        return state_page(request, opened)
-    number = _part_number(part, opened)
-    intro = opened.definition.intro
-    if number is None and intro is not None and intro.enabled and not opened.instance.answers:
-        return _intro_page(request, opened)
-    number = number or _resume_at(opened)
-    return _part_page(request, session, opened, number, shown=as_typed(opened.instance.answers))
+    if opened.status is SurveyStatus.open and code in opened.definition.languages:
+        choose_language(session, participant_id=opened.instance.participant_id, language=code)
+    response = RedirectResponse(f"/s/{quote(token, safe='')}", status_code=303)
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+def shown_in_language(session: Session, opened: OpenedSurvey) -> OpenedSurvey:
+    """The survey with its study's texts in the participant's language."""
+    language = language_of(
+        session, participant_id=opened.instance.participant_id, definition=opened.definition
+    )
+    return replace(opened, definition=definition_in(opened.study, language), language=language)
 
 
 @router.post("/{token}", response_class=HTMLResponse)
@@ -134,7 +162,20 @@ def answer_survey(
 ) -> Response:
     """Keep this page's answers and go on (`action`: `next`, `back`, `save`), or submit
     the survey (`action=submit`, on its last page)."""
-    opened = service.find(session, token=token, now=utcnow())
+    opened = shown_in_language(session, service.find(session, token=token, now=utcnow()))
+    with catalogs.speaking(opened.language):
+        return _answer(request, session, opened, token=token, form=form, background=background)
+
+
+def _answer(
+    request: Request,
+    session: Session,
+    opened: OpenedSurvey,
+    *,
+    token: str,
+    form: FormDep,
+    background: BackgroundTasks,
+) -> Response:
     if opened.status is not SurveyStatus.open:
         return state_page(request, opened)
     expected = _csrf_token(session, opened)
@@ -151,7 +192,9 @@ def answer_survey(
     if problems:
         return _part_page(request, session, opened, number, shown=parsed.typed, problems=problems)
     unanswered = [item.code for item in instrument.items if item.code not in parsed.answers]
-    service.save(session, token=token, answers=parsed.answers, clear=unanswered)
+    service.save(
+        session, token=token, answers=parsed.answers, clear=unanswered, language=opened.language
+    )
     parts = len(opened.instruments)
     if action == "submit" and number == parts:
         return _submit(request, session, opened, token=token, background=background)
@@ -164,6 +207,7 @@ def answer_survey(
         "survey/saved.html",
         {**common(opened), "closes_on": opened.instance.closes_on, "part": number},
         secret_url=True,
+        language=opened.language,
     )
 
 
@@ -176,7 +220,7 @@ def _submit(
     background: BackgroundTasks,
 ) -> Response:
     try:
-        done = service.submit(session, token=token, answers={})
+        done = service.submit(session, token=token, answers={}, language=opened.language)
     except InvalidAnswers as invalid:
         # This page's answers were complete (and are kept): what is missing is on an
         # earlier page, reached by its address rather than through "Continue".
@@ -209,6 +253,7 @@ def _submit(
             "next_survey_on": min(upcoming, default=None),
         },
         secret_url=True,
+        language=opened.language,
     )
 
 
@@ -232,7 +277,10 @@ def _part_page(
             summary.append({"href": "#main-content", "message": problem.msg})
             continue
         # Worded the same beside the question and in the summary, naming the question.
-        messages[item.code] = f"{problem.msg} for “{shortened(item.text)}”"
+        messages[item.code] = catalogs.gettext("%(problem)s for “%(question)s”") % {
+            "problem": problem.msg,
+            "question": shortened(item.text),
+        }
         summary.append({"href": f"#{_first_input(item)}", "message": messages[item.code]})
     return page(
         request,
@@ -250,9 +298,11 @@ def _part_page(
             "any_optional": layout.any_optional(instrument.items),
             "crisis_after": layout.crisis_after(instrument.items, watched),
             "crisis_text": opened.definition.crisis_text,
+            "other_languages": _other_languages(request, opened) if number == 1 else [],
         },
         status_code=422 if problems else 200,
         secret_url=True,
+        language=opened.language,
     )
 
 
@@ -269,9 +319,21 @@ def _intro_page(request: Request, opened: OpenedSurvey) -> Response:
             "closes_on": opened.instance.closes_on,
             "asks_about_safety": layout.asks_about_safety(opened.instruments, watched),
             "crisis_text": definition.crisis_text,
+            "other_languages": _other_languages(request, opened),
         },
         secret_url=True,
+        language=opened.language,
     )
+
+
+def _other_languages(request: Request, opened: OpenedSurvey) -> list[dict[str, str]]:
+    """The study's other languages, each named in itself, as links that switch to it."""
+    here = request.url.path.rstrip("/")
+    return [
+        {"code": code, "name": LANGUAGES[code].name, "href": f"{here}/language/{code}"}
+        for code in opened.definition.languages
+        if code != opened.language and code in LANGUAGES
+    ]
 
 
 def _remember_text_size(request: Request, *, token: str, size: str, part: str | None) -> Response:

@@ -16,6 +16,7 @@ from datetime import date
 from typing import Any
 
 from app.errors import FieldProblem
+from app.i18n.catalogs import gettext
 from app.studies.definition import AlertOperator, AlertRule, Instrument, Item, ItemType, Score
 
 MAX_TEXT = 5000  # characters of a free-text answer
@@ -30,39 +31,39 @@ def answer_problem(item: Item, value: Any) -> str | None:
     match item.type:
         case ItemType.choice:
             if not _is_int(value) or value not in options:
-                return "Choose one of the answers"
+                return gettext("Choose one of the answers")
         case ItemType.multi_choice:
             if not isinstance(value, list) or not all(
                 _is_int(v) or isinstance(v, str) for v in value
             ):
-                return "Choose from the answers"
+                return gettext("Choose from the answers")
             if any(v not in options for v in value) or len(set(value)) != len(value):
-                return "Choose from the answers, each once"
+                return gettext("Choose from the answers, each once")
         case ItemType.integer:
             if not _is_int(value) or not _within(item, value):
-                return "Enter a whole number" + _range(item)
+                return _numbered(item, whole=True)
         case ItemType.number:
             if not _is_number(value) or not _within(item, value):
-                return "Enter a number" + _range(item)
+                return _numbered(item, whole=False)
         case ItemType.text:
             if not isinstance(value, str) or len(value) > MAX_TEXT:
-                return f"Write at most {MAX_TEXT} characters"
+                return gettext("Write at most %(most)s characters") % {"most": MAX_TEXT}
         case ItemType.date:
             if not isinstance(value, str) or _date(value) is None:
-                return "Enter a real date, for example 2027-03-31"
+                return gettext("Enter a real date, for example 2027-03-31")
         case ItemType.boolean:
             if not isinstance(value, bool):
-                return "Choose yes or no"
+                return gettext("Choose yes or no")
     return None
 
 
 def missing_message(item: Item) -> str:
     """What to say beside a required item left unanswered."""
     if item.type in (ItemType.choice, ItemType.boolean):
-        return "Choose an answer"
+        return gettext("Choose an answer")
     if item.type is ItemType.multi_choice:
-        return "Choose at least one answer"
-    return "Answer this question"
+        return gettext("Choose at least one answer")
+    return gettext("Answer this question")
 
 
 def check(items: Iterable[Item], answers: Answers, *, complete: bool) -> list[FieldProblem]:
@@ -70,7 +71,7 @@ def check(items: Iterable[Item], answers: Answers, *, complete: bool) -> list[Fi
     left unanswered is one. Unknown item codes are problems too."""
     known = {item.code: item for item in items}
     problems = [
-        FieldProblem((code,), "Not a question of this survey")
+        FieldProblem((code,), gettext("Not a question of this survey"))
         for code in answers
         if code not in known
     ]
@@ -167,17 +168,33 @@ def _within(item: Item, value: float) -> bool:
     return (item.min is None or value >= item.min) and (item.max is None or value <= item.max)
 
 
-def _range(item: Item) -> str:
+def _numbered(item: Item, *, whole: bool) -> str:
+    """How to type the item's number, with its range (in the language being rendered:
+    each whole sentence is one message, as translations need)."""
+
     def show(bound: float) -> str:
         return str(int(bound)) if float(bound).is_integer() else str(bound)
 
-    if item.min is not None and item.max is not None:
-        return f" from {show(item.min)} to {show(item.max)}"
-    if item.min is not None:
-        return f" of {show(item.min)} or more"
-    if item.max is not None:
-        return f" of {show(item.max)} or less"
-    return ""
+    low = show(item.min) if item.min is not None else None
+    high = show(item.max) if item.max is not None else None
+    if whole:
+        if low is not None and high is not None:
+            return gettext("Enter a whole number from %(min)s to %(max)s") % {
+                "min": low,
+                "max": high,
+            }
+        if low is not None:
+            return gettext("Enter a whole number of %(min)s or more") % {"min": low}
+        if high is not None:
+            return gettext("Enter a whole number of %(max)s or less") % {"max": high}
+        return gettext("Enter a whole number")
+    if low is not None and high is not None:
+        return gettext("Enter a number from %(min)s to %(max)s") % {"min": low, "max": high}
+    if low is not None:
+        return gettext("Enter a number of %(min)s or more") % {"min": low}
+    if high is not None:
+        return gettext("Enter a number of %(max)s or less") % {"max": high}
+    return gettext("Enter a number")
 
 
 def _date(text: str) -> date | None:

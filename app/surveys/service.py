@@ -285,6 +285,9 @@ class OpenedSurvey:
     study: Study
     definition: StudyDefinition
     status: SurveyStatus
+    # The language its pages are shown in, once the page has chosen it (`definition`
+    # is then the study's definition in that language).
+    language: str | None = None
 
     @property
     def instruments(self) -> list[Instrument]:
@@ -347,12 +350,15 @@ def save(
     token: str,
     answers: Mapping[str, Any],
     clear: Collection[str] = (),
+    language: str | None = None,
 ) -> OpenedSurvey:
     """Keep answers given so far (see `answers.save`; `clear`: a page's questions left
-    empty); nothing is kept if any is wrong."""
+    empty); nothing is kept if any is wrong. `language`: the one the pages were in."""
     now = audit.lock_chain_head(session).at
     opened = find(session, token=token, now=now, for_update=True)
     ensure_answerable(opened)
+    if language is not None:
+        opened.instance.language = language
     entering.save(
         session,
         instance=opened.instance,
@@ -371,13 +377,18 @@ class Submitted:
     alerts: list[Alert]
 
 
-def submit(session: Session, *, token: str, answers: Mapping[str, Any]) -> Submitted:
+def submit(
+    session: Session, *, token: str, answers: Mapping[str, Any], language: str | None = None
+) -> Submitted:
     """Complete the survey: the answers (merged over those saved) must all be valid and
     every required item answered; scores are computed and kept, and every safety rule
-    met raises an alert that is emailed to the site's coordinators at once."""
+    met raises an alert that is emailed to the site's coordinators at once. `language`:
+    the one the pages were in."""
     now = audit.lock_chain_head(session).at
     opened = find(session, token=token, now=now, for_update=True)
     ensure_answerable(opened)
+    if language is not None:
+        opened.instance.language = language
     alerts = entering.submit(
         session,
         instance=opened.instance,

@@ -15,6 +15,7 @@ from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescap
 from markupsafe import Markup, escape
 
 from app.i18n import catalogs
+from app.i18n.dates import long_date
 from app.i18n.languages import SOURCE_LANGUAGE
 from app.i18n.languages import language as language_named
 
@@ -53,8 +54,9 @@ environment.install_gettext_callables(  # type: ignore[attr-defined]
 
 
 def longdate(day: date) -> str:
-    """A date as people write it: `Monday 12 April 2027`."""
-    return f"{day:%A} {day.day} {day:%B %Y}"
+    """A date as people write it, in the page's language: `Monday 12 April 2027`,
+    `lunes, 12 de abril de 2027`."""
+    return long_date(day)
 
 
 def shortdate(day: date) -> str:

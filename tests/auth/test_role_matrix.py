@@ -122,6 +122,7 @@ _MATRIX: dict[tuple[str, str], tuple[int, int, int, int, int, int, int]] = {
     ("POST", "/api/v1/surveys/{token}/submit"):                (200, 200, 200, 200, 200, 200, 200),
     ("GET",  "/s/{token}"):                                    (200, 200, 200, 200, 200, 200, 200),
     ("POST", "/s/{token}"):                                    (200, 200, 200, 200, 200, 200, 200),
+    ("GET",  "/s/{token}/language/{code}"):                    (200, 200, 200, 200, 200, 200, 200),
     ("GET",  "/healthz"):                                      (200, 200, 200, 200, 200, 200, 200),
     ("GET",  "/readyz"):                                       (200, 200, 200, 200, 200, 200, 200),
     # the test client's address is not among those allowed (this host by default)
@@ -452,6 +453,7 @@ REQUESTS: dict[tuple[str, str], Callable[[Ctx], Call]] = {
     ),
     ("GET", "/s/{token}"): lambda ctx: Call(f"/s/{ctx.survey()}"),
     ("POST", "/s/{token}"): lambda ctx: ctx.survey_form(),
+    ("GET", "/s/{token}/language/{code}"): lambda ctx: Call(f"/s/{ctx.survey()}/language/es"),
     ("GET", "/healthz"): lambda ctx: Call("/healthz"),
     ("GET", "/readyz"): lambda ctx: Call("/readyz"),
     ("GET", "/metrics"): lambda ctx: Call("/metrics"),

@@ -119,7 +119,7 @@ def test_the_text_size_link_is_remembered_in_a_cookie_for_survey_pages(api):
     assert cookie.startswith("text_size=large;") and "Path=/s/" in cookie
     assert "SameSite=strict" in cookie
     large = api.client.get(f"/s/{token}?part=2").text
-    assert '<html lang="en" class="text-large">' in large
+    assert '<html lang="en" dir="ltr" class="text-large">' in large
     assert 'data-text-size="large" aria-current="true"' in large
     assert '<script src="/static/survey.js" defer></script>' in large
     api.client.get(f"/s/{token}?text=standard")
