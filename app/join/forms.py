@@ -46,8 +46,8 @@ def value(form: Form, name: str) -> str:
 
 
 def choice(form: Form, name: str, allowed: Sequence[str]) -> str | None:
-    """The chosen value of a radio group, if it is one of `allowed`."""
-    chosen = value(form, name)
+    """The chosen value of a radio group, if it is exactly one of `allowed`."""
+    chosen = (form.get(name) or [""])[0]
     return chosen if chosen in allowed else None
 
 
