@@ -59,16 +59,9 @@ def accept(
     applicant = _held(session, study=study, applicant_id=applicant_id, user=actor)
     label = f"{actor.email} (accepting a sign-up)"
     if applicant.ineligible_reasons:
-        participant = participants.enroll(
-            session,
-            study=study,
-            data=service._enrollment(
-                applicant, session.get_one(Site, applicant.site_id), version=None, contact=None
-            ),
-            actor=None,
-            joined=participants.SelfEnrolled(
-                applicant.language, needs_verification=False, actor_label=label
-            ),
+        site = session.get_one(Site, applicant.site_id)
+        participant = service.enroll_ineligible(
+            session, applicant=applicant, study=study, site=site, actor_label=label
         )
         applicant.participant_id = participant.id
         applicant.state = ApplicantState.ineligible

@@ -34,7 +34,6 @@ from app.join.models import Applicant, ApplicantState
 from app.keys import Use
 from app.participants import service as participants
 from app.participants.models import Contact, Participant
-from app.participants.schemas import ContactDetails, ParticipantCreate
 from app.participants.screening import screen as check_screening
 from app.studies import service as studies
 from app.studies.definition import ConsentDocument, StudyDefinition
@@ -172,12 +171,8 @@ def screen(
     )
     bot = any(h in checks.BOT_HOLDS for h in holds)
     if outcome and not bot:
-        participant = participants.enroll(
-            session,
-            study=study,
-            data=_enrollment(applicant, form.site, version=None, contact=None),
-            actor=None,
-            joined=participants.SelfEnrolled(form.language, needs_verification=False),
+        participant = enroll_ineligible(
+            session, applicant=applicant, study=study, site=form.site, actor_label=PARTICIPANT
         )
         applicant.state = ApplicantState.ineligible
         applicant.participant_id = participant.id
@@ -206,15 +201,21 @@ def screen(
     return Screened(True, token)
 
 
-def _enrollment(
-    applicant: Applicant, site: Site, *, version: str | None, contact: ContactDetails | None
-) -> ParticipantCreate:
-    return ParticipantCreate(
+def enroll_ineligible(
+    session: Session, *, applicant: Applicant, study: Study, site: Site, actor_label: str
+) -> Participant:
+    """The ineligible participant row a screening that failed a criterion is counted by."""
+    return participants.enroll_self(
+        session,
+        study=study,
         site=site.code,
         screening=applicant.screening,
-        consent={"version": version} if version else None,  # type: ignore[arg-type]
-        strata=applicant.strata or {},
-        contact=contact,
+        strata=applicant.strata,
+        consent_version=None,
+        contact=None,
+        joined=participants.SelfEnrolled(
+            applicant.language, needs_verification=False, actor_label=actor_label
+        ),
     )
 
 
@@ -371,16 +372,14 @@ def enroll(
     definition = studies.definition_of(study)
     site = session.get_one(Site, applicant.site_id)
     document = consent_document(definition)
-    contact = ContactDetails(
-        name=applicant.name or "", email=applicant.email, phone=applicant.phone
-    )
-    participant = participants.enroll(
+    participant = participants.enroll_self(
         session,
         study=study,
-        data=_enrollment(
-            applicant, site, version=_signed_version(session, applicant, document), contact=contact
-        ),
-        actor=None,
+        site=site.code,
+        screening=applicant.screening,
+        strata=applicant.strata,
+        consent_version=_signed_version(session, applicant, document),
+        contact=(applicant.name or "", applicant.email, applicant.phone),
         joined=participants.SelfEnrolled(
             applicant.language,
             needs_verification=definition.join.verify_before_randomization,

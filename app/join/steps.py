@@ -111,7 +111,10 @@ def _quiz_page(
     with catalogs.speaking(applicant.language):
         if marked is not None and marked.unanswered:
             problems = [
-                (f"q-{code}-1", _("Select an answer to question %(n)s") % {"n": _position(text, code)})
+                (
+                    f"q-{code}-1",
+                    _("Select an answer to question %(n)s") % {"n": _position(text, code)},
+                )
                 for code in marked.unanswered
             ]
     status = 422 if problems else 200
@@ -227,7 +230,8 @@ def sign(request: Request, token: str, session: SessionDep, form: FormDep) -> Re
                 problems.append(
                     (
                         "typed_name",
-                        _("Type your full name as you gave it: %(name)s") % {"name": applicant.name},
+                        _("Type your full name as you gave it: %(name)s")
+                        % {"name": applicant.name},
                     )
                 )
             if forms.value(form, "agree") != "yes":

@@ -176,6 +176,33 @@ def enroll(
     return participant
 
 
+def enroll_self(
+    session: Session,
+    *,
+    study: Study,
+    site: str,
+    screening: dict[str, bool],
+    strata: dict[str, str] | None,
+    consent_version: str | None,
+    contact: tuple[str, str | None, str | None] | None,
+    joined: SelfEnrolled,
+) -> Participant:
+    """`enroll` for a person who signed up through the public link (no staff actor):
+    `contact` is (name, email, phone); ineligible screenings carry none."""
+    data = ParticipantCreate.model_validate(
+        {
+            "site": site,
+            "screening": screening,
+            "consent": {"version": consent_version} if consent_version else None,
+            "strata": strata or {},
+            "contact": (
+                {"name": contact[0], "email": contact[1], "phone": contact[2]} if contact else None
+            ),
+        }
+    )
+    return enroll(session, study=study, data=data, actor=None, joined=joined)
+
+
 def _contact_values(contact: ContactDetails | None) -> dict[str, str | None] | None:
     if contact is None:
         return None

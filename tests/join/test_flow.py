@@ -157,9 +157,15 @@ def test_an_eligible_person_consents_after_failing_the_quiz_once_and_starts_base
     baseline = re.search(r'href="(/s/[\w-]+)"', done.text)[1]  # type: ignore[index]
     assert client.get(baseline).status_code == 200
     with db.session(write=False) as session:
-        applicant = session.scalars(select(Applicant).where(Applicant.email_index.is_not(None))).first()
+        applicant = session.scalars(
+            select(Applicant).where(Applicant.email_index.is_not(None))
+        ).first()
         assert applicant is not None
-        assert (applicant.state, applicant.quiz_attempts, applicant.needs_call) == ("enrolled", 2, False)
+        assert (applicant.state, applicant.quiz_attempts, applicant.needs_call) == (
+            "enrolled",
+            2,
+            False,
+        )
         participant = session.get_one(Participant, applicant.participant_id)
         assert (participant.source, participant.created_by, participant.needs_verification) == (
             "join",
@@ -168,9 +174,13 @@ def test_an_eligible_person_consents_after_failing_the_quiz_once_and_starts_base
         )
         code = participant.code
     # Randomization waits for the coordinator's check of the self-reported diagnosis.
-    blocked = client.post(f"/api/v1/studies/{SLUG}/participants/{code}/randomize", headers=bearer(admin))
+    blocked = client.post(
+        f"/api/v1/studies/{SLUG}/participants/{code}/randomize", headers=bearer(admin)
+    )
     assert blocked.status_code == 409 and "not-verified" in blocked.text
-    verified = client.post(f"/api/v1/studies/{SLUG}/participants/{code}/verify", headers=bearer(admin))
+    verified = client.post(
+        f"/api/v1/studies/{SLUG}/participants/{code}/verify", headers=bearer(admin)
+    )
     assert verified.status_code == 200, verified.text
     again = client.post(f"/api/v1/studies/{SLUG}/participants/{code}/verify", headers=bearer(admin))
     assert again.status_code == 409
@@ -198,7 +208,9 @@ def test_bots_and_repeat_sign_ups_are_held_without_being_told(app_parts):  # typ
     assert _count(db, Participant) == before  # a bot's screening is not assessed
     holds = {}
     with db.session(write=False) as session:
-        for applicant in session.scalars(select(Applicant).where(Applicant.hold_reasons.is_not(None))):
+        for applicant in session.scalars(
+            select(Applicant).where(Applicant.hold_reasons.is_not(None))
+        ):
             holds[applicant.id] = applicant.hold_reasons
     assert ["honeypot"] in holds.values() and ["too_fast"] in holds.values()
     # A repeat email is held after signing; the person sees the same neutral page.
@@ -215,12 +227,18 @@ def test_bots_and_repeat_sign_ups_are_held_without_being_told(app_parts):  # typ
     held = next(a for a in listed["items"] if a["name"] == "Pat Doe")
     assert held["hold_reasons"] == ["duplicate_email"] and held["state"] == "held"
     short = client.post(
-        f"/api/v1/studies/{SLUG}/applicants/{held['id']}/reject", json={"reason": "no"}, headers=bearer(admin)
+        f"/api/v1/studies/{SLUG}/applicants/{held['id']}/reject",
+        json={"reason": "no"},
+        headers=bearer(admin),
     )
     assert short.status_code == 422
-    accepted = client.post(f"/api/v1/studies/{SLUG}/applicants/{held['id']}/accept", headers=bearer(admin))
+    accepted = client.post(
+        f"/api/v1/studies/{SLUG}/applicants/{held['id']}/accept", headers=bearer(admin)
+    )
     assert accepted.status_code == 200 and accepted.json()["state"] == "enrolled", accepted.text
-    twice = client.post(f"/api/v1/studies/{SLUG}/applicants/{held['id']}/accept", headers=bearer(admin))
+    twice = client.post(
+        f"/api/v1/studies/{SLUG}/applicants/{held['id']}/accept", headers=bearer(admin)
+    )
     assert twice.status_code == 409
     pit = client.post(
         "/api/v1/users",
@@ -273,4 +291,7 @@ def test_a_burst_from_one_address_is_held_then_turned_away(app_parts):  # type: 
     assert last.status_code == 429 and "try again" in last.text
     assert last.headers["retry-after"] == "600"
     with db.session(write=False) as session:
-        assert "busy_address" in (session.scalars(select(Applicant).order_by(Applicant.id.desc())).first().hold_reasons or [])
+        assert "busy_address" in (
+            session.scalars(select(Applicant).order_by(Applicant.id.desc())).first().hold_reasons
+            or []
+        )
