@@ -32,7 +32,7 @@ from app.outbox.models import MessageKind, MessageStatus, OutboxMessage
 from app.participants.models import Contact
 from app.safety.labels import event_label
 from app.safety.models import AdverseEvent
-from app.scheduler import mail
+from app.scheduler import join_letters, mail
 from app.scheduler.mail import Letter, PartlySent, SendFailed, Transport
 from app.studies.models import Site, Study
 from app.studies.service import definition_of
@@ -184,6 +184,9 @@ def compose(
         return _sign_in_letter(session, settings, message.subject_id, now=now)
     if message.kind is MessageKind.safety_event:
         return _safety_event_letter(session, settings, message.subject_id)
+    if message.kind is MessageKind.applicant_accepted:
+        letter = join_letters.accepted_letter(session, settings, message.subject_id)
+        return letter if isinstance(letter, Letter) else NotSent(MessageStatus.failed, letter)
     instance = session.get(SurveyInstance, message.subject_id)
     if instance is None:
         return NotSent(MessageStatus.failed, "the survey no longer exists")

@@ -24,11 +24,14 @@ from app.join.models import Applicant
 from app.keys import Use
 from app.main import create_app
 from app.participants.models import Participant
+from app.scheduler.join_letters import accepted_letter
 from app.studies import service as studies
 from app.studies.definition import StudyDefinition
+from tests.console.conftest import Browser, link_for
 from tests.helpers import bearer
 
 SLUG = "join-test"
+BUSY = "join-busy"  # one sign-up an hour from an address: the burst test's study
 CONSENT = {
     "documents": [
         {
@@ -76,26 +79,28 @@ def app_parts(module_settings: Settings) -> Iterator[tuple[TestClient, Database,
                 "per_address_per_hour": 20,
             },
         }
-        study = studies.create_study(
-            session, definition=StudyDefinition.model_validate(document), actor=None
-        )
-        studies.add_site(session, study=study, code="PHL", name="Philadelphia", actor=None)
-        studies.add_site(session, study=study, code="PIT", name="Pittsburgh", actor=None)
-        studies.activate_study(session, study=study, actor=None)
+        busy = document | {"slug": BUSY, "join": document["join"] | {"per_address_per_hour": 1}}
+        for made in (document, busy):
+            study = studies.create_study(
+                session, definition=StudyDefinition.model_validate(made), actor=None
+            )
+            studies.add_site(session, study=study, code="PHL", name="Philadelphia", actor=None)
+            studies.add_site(session, study=study, code="PIT", name="Pittsburgh", actor=None)
+            studies.activate_study(session, study=study, actor=None)
     with TestClient(create_app(module_settings), client=("203.0.113.9", 5000)) as client:
         yield client, db, token
     db.dispose()
 
 
-def _stamp(db: Database, *, seconds_ago: int = 60) -> str:
+def _stamp(db: Database, *, seconds_ago: int = 60, slug: str = SLUG) -> str:
     with db.session(write=False) as session:
         key = keys_of(session).derived(Use.survey_link)
-    return checks.stamp(key, slug=SLUG, shown_at=utcnow() - timedelta(seconds=seconds_ago))
+    return checks.stamp(key, slug=slug, shown_at=utcnow() - timedelta(seconds=seconds_ago))
 
 
-def _screen(client: TestClient, db: Database, **fields: str) -> Any:
-    body = {**ELIGIBLE, "s-diagnosis": "bipolar", "shown": _stamp(db), "website": ""} | fields
-    return client.post(f"/join/{SLUG}", data=body, follow_redirects=False)
+def _screen(client: TestClient, db: Database, slug: str = SLUG, **fields: str) -> Any:
+    body = {**ELIGIBLE, "s-diagnosis": "bipolar", "shown": _stamp(db, slug=slug), "website": ""}
+    return client.post(f"/join/{slug}", data=body | fields, follow_redirects=False)
 
 
 def _count(db: Database, model: Any, *where: Any) -> int:
@@ -283,15 +288,62 @@ def test_attacker_inputs_get_a_page_and_store_nothing(app_parts):  # type: ignor
 
 def test_a_burst_from_one_address_is_held_then_turned_away(app_parts):  # type: ignore[no-untyped-def]
     client, db, _ = app_parts
-    # Every sign-up so far came from this client's address; the study allows 20 an hour.
-    for _ in range(300):
-        last = _screen(client, db)
-        if last.status_code == 429:
-            break
+    # The study takes one sign-up an hour from an address; ten times that is refused.
+    answers = [_screen(client, db, BUSY).status_code for _ in range(11)]
+    assert answers == [303] * 10 + [429]
+    last = _screen(client, db, BUSY)
     assert last.status_code == 429 and "try again" in last.text
     assert last.headers["retry-after"] == "600"
     with db.session(write=False) as session:
-        assert "busy_address" in (
-            session.scalars(select(Applicant).order_by(Applicant.id.desc())).first().hold_reasons
-            or []
-        )
+        newest = session.scalars(select(Applicant).order_by(Applicant.id.desc())).first()
+        assert newest is not None and newest.hold_reasons == ["busy_address"]
+    assert _count(db, Applicant, Applicant.address_hash == newest.address_hash) >= 10
+
+
+def test_a_coordinator_accepts_a_held_sign_up_and_verifies_the_diagnosis_in_the_console(  # type: ignore[no-untyped-def]
+    app_parts,
+):
+    client, db, admin = app_parts
+    contact = _screen(client, db, website="bot?").headers["location"]
+    base = contact.rsplit("/", 1)[0]
+    client.post(contact, data={"name": "Lee Held", "email": "lee@example.org"})
+    client.post(
+        f"{base}/sign",
+        data={"step": "sign", "q-leave": "yes", "typed_name": "Lee Held", "agree": "yes"},
+    )
+    email = "join-console@example.org"
+    client.post(
+        "/api/v1/users",
+        json={
+            "email": email,
+            "name": "C",
+            "role": "coordinator",
+            "sites": [{"study": SLUG, "site": "PHL"}],
+        },
+        headers=bearer(admin),
+    )
+    browser = Browser(client, email)
+    assert browser.open_link(link_for(db, email)).status_code == 303
+    queue = browser.get(f"/console/studies/{SLUG}/applicants")
+    assert queue.status_code == 200 and "Lee Held" in queue.text
+    assert "Filled in a field people never see" in queue.text
+    listed = client.get(f"/api/v1/studies/{SLUG}/applicants", headers=bearer(admin)).json()
+    held = next(a for a in listed["items"] if a["name"] == "Lee Held")
+    path = f"/console/studies/{SLUG}/applicants/{held['id']}"
+    refused = browser.post(
+        f"{path}/reject", {"reason": "x"}, csrf_from=f"/console/studies/{SLUG}/applicants"
+    )
+    assert refused.status_code == 422 and "Error: " in refused.text
+    accepted = browser.post(f"{path}/accept", csrf_from=f"/console/studies/{SLUG}/applicants")
+    assert accepted.status_code == 303
+    with db.session(write=False) as session:
+        letter = accepted_letter(session, client.app.state.settings, held["id"])
+    assert not isinstance(letter, str) and letter.to == ["lee@example.org"]
+    assert "http://testserver/s/" in letter.body and SLUG not in letter.subject
+    code = client.get(f"/api/v1/studies/{SLUG}/applicants?state=enrolled", headers=bearer(admin))
+    participant = next(a["participant"] for a in code.json()["items"] if a["id"] == held["id"])
+    record = f"/console/studies/{SLUG}/participants/{participant}"
+    assert "Verify diagnosis" in browser.get(record).text
+    verified = browser.post(f"{record}/verify", csrf_from=record)
+    assert verified.status_code == 303
+    assert "Verify diagnosis" not in browser.get(record).text
