@@ -17,6 +17,7 @@ from app.api.operations import operations_router
 from app.api.ratelimit import FailureLimiter
 from app.audit.router import router as audit_router
 from app.config import Settings
+from app.consent_admin.router import router as consent_router
 from app.console import admin as console_admin
 from app.console import deps as console_deps
 from app.console import router as console
@@ -106,6 +107,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         exports_router,
         reports_router,
         deviations_router,
+        consent_router,
         console_signin.router,
         console.router,
         console_admin.router,

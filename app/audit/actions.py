@@ -47,6 +47,7 @@ class AuditAction(StrEnum):
     consent_signed = "consent.signed"  # electronic: version, language, document and PDF hashes
     consent_recorded = "consent.recorded"  # taken in person: date, who obtained it
     consent_countersigned = "consent.countersigned"
+    consent_pdf_read = "consent.pdf_read"  # a signed copy opened by staff (it holds the name)
     participant_verified = "participant.verified"  # a self-reported diagnosis checked
     study_amended = "study.amended"  # a consent version added to an active study
     # The DSMB's closed part (by group) and the adverse events by arm: read like an export.

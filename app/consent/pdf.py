@@ -241,6 +241,11 @@ def render(
     return bytes(out.pdf.output())
 
 
+def _meaning(meaning: str) -> str:
+    """The signature's meaning (stored in English) in the language being rendered."""
+    return _("consent to take part") if meaning == "consent to take part" else meaning
+
+
 def _manifest(out: _Pdf, s: Signature) -> None:
     out.rule()
     out.text(_("Electronic signature"), size=13, bold=True)
@@ -250,7 +255,7 @@ def _manifest(out: _Pdf, s: Signature) -> None:
         (_("Printed name"), s.name),
         (_("Signed at (UTC)"), utc.strftime("%Y-%m-%d %H:%M:%S UTC")),
         (_("Signed at (study time)"), local.strftime("%Y-%m-%d %H:%M:%S ") + s.zone),
-        (_("Meaning of the signature"), _(s.meaning)),
+        (_("Meaning of the signature"), _meaning(s.meaning)),
         (_("Document version"), s.version),
         (_("Language"), s.language),
         (_("Document SHA-256"), s.document_sha256),
@@ -269,7 +274,7 @@ def _manifest(out: _Pdf, s: Signature) -> None:
             % {
                 "name": s.name,
                 "when": utc.strftime("%Y-%m-%d %H:%M:%S UTC"),
-                "meaning": _(s.meaning),
+                "meaning": _meaning(s.meaning),
             },
             size=9,
         )

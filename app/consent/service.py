@@ -13,20 +13,26 @@ so that coordinators see it.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
-from datetime import datetime
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from app.audit import service as audit
 from app.audit.actions import AuditAction
+from app.auth.principal import Principal
 from app.consent import pdf
 from app.consent.documents import document_sha256
 from app.consent.models import Consent, ConsentMethod
 from app.consent.quiz import mark
-from app.errors import FieldProblem, InvalidInput
+from app.consent.tokens import reconsent_token
+from app.db.server_key import keys_of
+from app.errors import Conflict, FieldProblem, InvalidInput, NotFound
 from app.i18n import catalogs
+from app.keys import Use
 from app.outbox.models import MessageKind
 from app.outbox.service import enqueue
 from app.studies.definition import ConsentDocument
@@ -153,3 +159,201 @@ def attach_to_participant(session: Session, *, applicant_id: int, participant_id
         .values(participant_id=participant_id)
         .execution_options(synchronize_session="fetch")
     )
+
+
+# Consents read and recorded by staff.
+
+
+class ConsentNotFound(NotFound):
+    code, title = "consent-not-found", "No such consent"
+
+
+class AlreadyCountersigned(Conflict):
+    code, title = "already-countersigned", "The consent is countersigned already"
+
+
+class CountersignNotUsed(Conflict):
+    code, title = "countersign-not-used", "The study does not countersign consents"
+
+
+@dataclass(frozen=True)
+class ConsentLine:
+    """A consent as staff see it, with its state: `signed` or `countersigned` (the
+    participant's current consent, to the active version), `requires_reconsent` (the
+    current consent, to an older version), `superseded` (an earlier one)."""
+
+    consent: Consent
+    state: str
+
+
+def _rank(versions: Sequence[str], consent: Consent) -> tuple[int, int]:
+    order = versions.index(consent.version) if consent.version in versions else -1
+    return order, consent.id
+
+
+def consents_of(session: Session, *, participant_id: int) -> list[Consent]:
+    """The participant's consents, oldest first (by id)."""
+    return list(
+        session.scalars(
+            select(Consent).where(Consent.participant_id == participant_id).order_by(Consent.id)
+        )
+    )
+
+
+def latest_consent(session: Session, *, participant_id: int) -> Consent | None:
+    """The participant's current consent: to the newest version they gave, the last
+    recorded of those (an old version recorded late does not replace a newer one)."""
+    consents = consents_of(session, participant_id=participant_id)
+    if not consents:
+        return None
+    study = session.get_one(Study, consents[0].study_id)
+    versions = definition_of(study).consent_versions
+    return max(consents, key=lambda c: _rank(versions, c))
+
+
+def lines(session: Session, *, study: Study, participant_id: int) -> list[ConsentLine]:
+    """The participant's consents with their states, oldest first."""
+    consents = consents_of(session, participant_id=participant_id)
+    if not consents:
+        return []
+    definition = definition_of(study)
+    versions = definition.consent_versions
+    current = max(consents, key=lambda c: _rank(versions, c))
+    active = definition.consent.active()
+    active_version = active.version if active else versions[-1]
+    out = []
+    for consent in consents:
+        if consent is not current:
+            state = "superseded"
+        elif consent.version != active_version:
+            state = "requires_reconsent"
+        else:
+            state = "countersigned" if consent.countersigned_at else "signed"
+        out.append(ConsentLine(consent, state))
+    return out
+
+
+def get_consent(session: Session, *, participant_id: int, consent_id: int) -> Consent:
+    consent = session.get(Consent, consent_id)
+    if consent is None or consent.participant_id != participant_id:
+        raise ConsentNotFound(f"no consent {consent_id} of this participant")
+    return consent
+
+
+def read_pdf(
+    session: Session, *, study: Study, consent: Consent, participant_code: str, actor: Principal
+) -> bytes:
+    """The consent's PDF copy; the reading is audited (it holds the signed name)."""
+    if consent.pdf is None:
+        raise ConsentNotFound("this consent has no PDF (taken in person)")
+    audit.record(
+        session,
+        AuditAction.consent_pdf_read,
+        actor=actor,
+        entity_id=consent.id,
+        study_id=study.id,
+        changes={"participant": (None, participant_code), "pdf_sha256": (None, consent.pdf_sha256)},
+    )
+    return consent.pdf
+
+
+def countersign(session: Session, *, study: Study, consent: Consent, actor: Principal) -> Consent:
+    """A coordinator's countersignature of an electronic consent, once (SPEC 10)."""
+    if not definition_of(study).consent.countersign:
+        raise CountersignNotUsed()
+    now = audit.lock_chain_head(session).at
+    claimed = session.execute(
+        update(Consent)
+        .where(Consent.id == consent.id, Consent.countersigned_at.is_(None))
+        .values(countersigned_at=now, countersigned_by=actor.id)
+        .execution_options(synchronize_session=False)
+    )
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        raise AlreadyCountersigned()
+    session.refresh(consent)
+    audit.record(
+        session,
+        AuditAction.consent_countersigned,
+        actor=actor,
+        entity_id=consent.id,
+        study_id=study.id,
+        changes={
+            "countersigned_at": (None, now.isoformat()),
+            "document_sha256": (None, consent.document_sha256),
+        },
+    )
+    return consent
+
+
+def record_in_person(
+    session: Session,
+    *,
+    study: Study,
+    site_id: int,
+    participant_id: int,
+    participant_code: str,
+    version: str,
+    obtained_on: date | None,
+    actor: Principal,
+    now: datetime,
+    note: str | None = None,
+    at: tuple[str, ...] = (),
+) -> Consent:
+    """A consent taken in person, recorded by the staff member who obtained it; the day
+    defaults to today in the study's zone and may not be in the future."""
+    definition = definition_of(study)
+    today = now.astimezone(definition.zone()).date()
+    day = obtained_on or today
+    problems = []
+    if version not in definition.consent_versions:
+        problems.append(
+            FieldProblem((*at, "version"), f"the study has no consent version {version!r}")
+        )
+    if day > today:
+        problems.append(FieldProblem((*at, "obtained_on"), "a day in the future"))
+    if problems:
+        raise InvalidInput(problems)
+    consent = Consent(
+        study_id=study.id,
+        site_id=site_id,
+        participant_id=participant_id,
+        version=version,
+        language=definition.languages[0],
+        method=ConsentMethod.in_person,
+        signed_at=now,
+        meaning=MEANING,
+        obtained_on=day,
+        obtained_by=actor.id,
+        recorded_by=actor.id,
+        created_at=now,
+    )
+    session.add(consent)
+    session.flush()
+    audit.record(
+        session,
+        AuditAction.consent_recorded,
+        actor=actor,
+        entity_id=consent.id,
+        study_id=study.id,
+        reason=note,
+        changes={
+            "participant": (None, participant_code),
+            "version": (None, version),
+            "obtained_on": (None, day.isoformat()),
+            "obtained_by": (None, actor.email),
+        },
+    )
+    return consent
+
+
+def reconsent_link(session: Session, base_url: str, participant_id: int, version: str) -> str:
+    """The participant's personal link to read and sign `version` (`/consent/{token}`)."""
+    key = keys_of(session).derived(Use.survey_link)
+    return f"{base_url}/consent/{reconsent_token(key, participant_id, version)}"
+
+
+def note_current_version(session: Session, *, participant: Any) -> None:
+    """Keep the participant's `consent_version` the version of their current consent."""
+    latest = latest_consent(session, participant_id=participant.id)
+    if latest is not None:
+        participant.consent_version = latest.version

@@ -26,6 +26,9 @@ class Consent(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     version: Annotated[str, Field(min_length=1, max_length=64)]
+    obtained_on: date | None = Field(
+        default=None, description="the day consent was taken; default today (study's zone)"
+    )
 
 
 class ContactDetails(BaseModel):

@@ -12,6 +12,7 @@ from app.audit import service as audit
 from app.audit.actions import AuditAction
 from app.auth.permissions import may_access_site
 from app.auth.principal import Principal
+from app.consent import service as consents
 from app.db.base import utcnow
 from app.db.sealed import keyed_hash
 from app.db.server_key import sealing_keys_of
@@ -127,6 +128,21 @@ def enroll(
             site_id=site.id,
             anchor=Anchor.enrollment,
             anchor_at=now,
+        )
+    if eligible and data.consent is not None and actor is not None:
+        # The consent taken in person, by the enrolling user (SPEC 10); a person who
+        # signed up online signed electronically (`join`: attached to them after this).
+        consents.record_in_person(
+            session,
+            study=study,
+            site_id=site.id,
+            participant_id=participant.id,
+            participant_code=participant.code,
+            version=data.consent.version,
+            obtained_on=data.consent.obtained_on,
+            actor=actor,
+            now=now,
+            at=("consent",),
         )
     if eligible and data.contact is not None:
         # Identifying details stay out of the research row and out of the audit trail;

@@ -32,7 +32,7 @@ from app.outbox.models import MessageKind, MessageStatus, OutboxMessage
 from app.participants.models import Contact
 from app.safety.labels import event_label
 from app.safety.models import AdverseEvent
-from app.scheduler import join_letters, mail
+from app.scheduler import consent_letters, join_letters, mail
 from app.scheduler.mail import Letter, PartlySent, SendFailed, Transport
 from app.studies.models import Site, Study
 from app.studies.service import definition_of
@@ -184,6 +184,9 @@ def compose(
         return _sign_in_letter(session, settings, message.subject_id, now=now)
     if message.kind is MessageKind.safety_event:
         return _safety_event_letter(session, settings, message.subject_id)
+    if message.kind in _CONSENT_WRITERS:
+        written = _CONSENT_WRITERS[message.kind](session, settings, message.subject_id)
+        return written if isinstance(written, Letter) else NotSent(*written)
     if message.kind is MessageKind.applicant_accepted:
         letter = join_letters.accepted_letter(session, settings, message.subject_id)
         return letter if isinstance(letter, Letter) else NotSent(MessageStatus.failed, letter)
@@ -209,6 +212,12 @@ def compose(
     )
     return Letter([contact.email], subject, body)
 
+
+# The consent emails (SPEC 10), in the person's language: the signed PDF, re-consent.
+_CONSENT_WRITERS = {
+    MessageKind.consent_copy: consent_letters.consent_copy,
+    MessageKind.reconsent: consent_letters.reconsent,
+}
 
 # What a survey's message says, by kind; the link in each is the survey's current one.
 _WRITERS = {

@@ -23,12 +23,22 @@ from app.config import Settings
 
 
 @dataclass(frozen=True)
+class Attachment:
+    """A file sent with an email (the signed consent's PDF copy)."""
+
+    filename: str
+    content_type: str  # "application/pdf"
+    data: bytes
+
+
+@dataclass(frozen=True)
 class Letter:
-    """An email to write: who to, about what, and what it says."""
+    """An email to write: who to, about what, and what it says (and any files)."""
 
     to: Sequence[str]
     subject: str
     body: str
+    attachments: Sequence[Attachment] = ()
 
 
 def _when(day: date) -> str:
@@ -149,6 +159,11 @@ def email_message(
     message["Message-ID"] = f"<{key}@{domain}>" if key else make_msgid(domain=domain)
     message["Auto-Submitted"] = "auto-generated"
     message.set_content(letter.body)
+    for attachment in letter.attachments:
+        maintype, _, subtype = attachment.content_type.partition("/")
+        message.add_attachment(
+            attachment.data, maintype=maintype, subtype=subtype, filename=attachment.filename
+        )
     return message
 
 
