@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse
 from fastapi.routing import APIRoute
 
 from app.api.deps import ReadSessionDep, RequestSlot, SessionDep
@@ -25,6 +25,7 @@ from app.i18n import catalogs
 from app.i18n.catalogs import gettext as _
 from app.i18n.languages import LANGUAGES
 from app.join import checks, forms, service
+from app.join.consent_steps import go, personal
 from app.join.models import Applicant, ApplicantState
 from app.join.service import JoinClosed, Opened, TooManySignUps, UnknownApplicant
 from app.studies.models import Site, Study
@@ -212,7 +213,7 @@ def send_screening(
             {**_common(opened, language), "ineligible_text": shown},
             language=language,
         )
-    return _go(screened.token, "contact")
+    return go(f"/join/a/{screened.token}/contact")
 
 
 @dataclass
@@ -255,55 +256,23 @@ def _read_screening(opened: Opened, form: forms.Form) -> _Screening:
 # ---- the applicant's steps -----------------------------------------------------------
 
 
-def _applicant(session: Any, token: str, *, for_update: bool = False) -> tuple[Applicant, Opened]:
-    applicant = service.find(session, token=token, for_update=for_update)
+def applicant_of(session: Any, token: str, *, for_update: bool = False) -> tuple[Applicant, Opened]:
+    """The applicant of this link, and their study (while it takes sign-ups)."""
+    applicant = service.find(session, token=token[:64], for_update=for_update)
     study = session.get(Study, applicant.study_id)
     opened = service.open_study(session, slug=study.slug)
     return applicant, opened
-
-
-def _step_of(applicant: Applicant) -> str:
-    if applicant.state == ApplicantState.contact:
-        return "contact"
-    if applicant.state == ApplicantState.consent:
-        return "consent/1"
-    return "done"
-
-
-def _go(token: str, step: str) -> Response:
-    response = RedirectResponse(f"/join/a/{token}/{step}", status_code=303)
-    response.headers["Referrer-Policy"] = "no-referrer"
-    return response
 
 
 def _signed(applicant: Applicant) -> bool:
     return applicant.state in (ApplicantState.held, ApplicantState.enrolled)
 
 
-def _personal(
-    request: Request,
-    template: str,
-    context: dict[str, Any],
-    applicant: Applicant,
-    opened: Opened,
-    *,
-    status_code: int = 200,
-) -> Response:
-    return page(
-        request,
-        template,
-        {**_common(opened, applicant.language), **context},
-        status_code=status_code,
-        secret_url=True,
-        language=applicant.language,
-    )
-
-
 @router.get("/a/{token}/contact")
 def show_contact(request: Request, token: str, session: ReadSessionDep) -> Response:
-    applicant, opened = _applicant(session, token)
+    applicant, opened = applicant_of(session, token)
     if _signed(applicant):
-        return _go(token, "done")
+        return go(f"/join/a/{token}/done")
     typed = {
         "name": applicant.name or "",
         "email": applicant.email or "",
@@ -322,7 +291,7 @@ def _contact_page(
     typed: Mapping[str, str],
     problems: list[tuple[str, str]] | None = None,
 ) -> Response:
-    return _personal(
+    return personal(
         request,
         "join/contact.html",
         {
@@ -331,17 +300,17 @@ def _contact_page(
             "errors": _summary(problems),
             "messages": dict(problems or []),
         },
-        applicant,
-        opened,
+        opened=opened,
+        language=applicant.language,
         status_code=422 if problems else 200,
     )
 
 
 @router.post("/a/{token}/contact")
 def send_contact(request: Request, token: str, session: SessionDep, form: FormDep) -> Response:
-    applicant, opened = _applicant(session, token, for_update=True)
+    applicant, opened = applicant_of(session, token, for_update=True)
     if _signed(applicant):
-        return _go(token, "done")
+        return go(f"/join/a/{token}/done")
     today = datetime.now(UTC).date()
     with catalogs.speaking(applicant.language):
         contact, parsed = forms.contact(
@@ -355,4 +324,4 @@ def send_contact(request: Request, token: str, session: SessionDep, form: FormDe
         form=service.ContactForm(contact.name, contact.email, contact.phone, contact.date_of_birth),
         now=utcnow(),
     )
-    return _go(token, "consent/1")
+    return go(f"/join/a/{token}/consent/1")
