@@ -15,6 +15,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from app.config import Settings
+from app.consent.models import Consent
+from app.consent.service import reconsent_link
 from app.db.base import utcnow
 from app.db.engine import Database
 from app.db.server_key import keys_of
@@ -23,7 +25,7 @@ from app.join import checks
 from app.join.models import Applicant
 from app.keys import Use
 from app.main import create_app
-from app.participants.models import Participant
+from app.participants.models import Contact, Participant
 from app.scheduler.join_letters import accepted_letter
 from app.studies import service as studies
 from app.studies.definition import StudyDefinition
@@ -347,3 +349,59 @@ def test_a_coordinator_accepts_a_held_sign_up_and_verifies_the_diagnosis_in_the_
     verified = browser.post(f"{record}/verify", csrf_from=record)
     assert verified.status_code == 303
     assert "Verify diagnosis" not in browser.get(record).text
+
+
+def test_a_participant_re_consents_to_a_new_version_through_their_link(app_parts):  # type: ignore[no-untyped-def]
+    client, db, admin = app_parts
+    with db.session(write=False) as session:
+        participant = session.scalars(
+            select(Participant).where(
+                Participant.source == "join", Participant.status != "ineligible"
+            )
+        ).first()
+        assert participant is not None
+        old = reconsent_link(session, "", participant.id, "1.0")
+    version = CONSENT["documents"][0] | {"version": "2.0"}
+    amended = client.post(
+        f"/api/v1/studies/{SLUG}/consent-versions", json=version, headers=bearer(admin)
+    )
+    assert amended.status_code == 201, amended.text
+    with db.session(write=False) as session:
+        link = reconsent_link(session, "", participant.id, "2.0")
+    assert client.get(old).status_code == 404  # a replaced version's link leads nowhere
+    assert client.get(link + "x").status_code == 404
+    first = client.get(link, follow_redirects=False)
+    assert first.headers["location"] == f"{link}/consent/1"
+    page = client.get(f"{link}/consent/1")
+    assert page.status_code == 200 and page.headers["referrer-policy"] == "no-referrer"
+    failed = client.post(f"{link}/quiz", data={"q-leave": "no"})
+    assert "without a reason" in failed.text and 'name="attempts" value="1"' in failed.text
+    passed = client.post(f"{link}/quiz", data={"q-leave": "yes", "attempts": "1"})
+    assert "Check your answers" in passed.text and f"{link}/contact" not in passed.text
+    wrong = client.post(
+        f"{link}/sign",
+        data={"step": "sign", "q-leave": "yes", "typed_name": "Nobody", "agree": "yes"},
+    )
+    assert wrong.status_code == 422
+    with db.session(write=False) as session:
+        name = session.get_one(Contact, participant.id).name
+    signed = client.post(
+        f"{link}/sign",
+        data={
+            "step": "sign",
+            "q-leave": "yes",
+            "attempts": "2",
+            "typed_name": name,
+            "agree": "yes",
+        },
+        follow_redirects=False,
+    )
+    assert signed.headers["location"] == f"{link}/done", signed.text
+    assert "as before" in client.get(f"{link}/done").text
+    with db.session(write=False) as session:
+        again = session.get_one(Participant, participant.id)
+        assert again.consent_version == "2.0"
+        signed_versions = session.scalars(
+            select(Consent.version).where(Consent.participant_id == participant.id)
+        ).all()
+    assert sorted(signed_versions) == ["1.0", "2.0"]
