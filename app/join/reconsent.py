@@ -62,7 +62,8 @@ def _invited(session: Session, token: str, *, for_update: bool = False) -> Invit
     """The participant this link invites to sign the study's active version."""
     participant_id = participant_of(token)
     query = select(Participant).where(Participant.id == (participant_id or 0))
-    participant = session.scalars(query.with_for_update() if for_update else query).first()
+    locked = query.with_for_update(of=Participant) if for_update else query
+    participant = session.scalars(locked).first()
     if participant is None or participant.withdrawn_at is not None:
         raise UnknownApplicant("no invitation has this link")
     study = session.get_one(Study, participant.study_id)
