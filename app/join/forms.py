@@ -13,6 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
+from pydantic import EmailStr, TypeAdapter, ValidationError
+
 from app.i18n.catalogs import gettext as _
 
 NAME_MAX = 200
@@ -23,6 +25,8 @@ FIELD_MAX = 1000  # any single field: longer is refused before it is looked at
 # An address people can write and a mail server accept: no spaces, one @, a dot after.
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
 _PHONE = re.compile(r"^\+?[0-9 ()\-.]{6,32}$")
+
+_EMAIL_STR: TypeAdapter[str] = TypeAdapter(EmailStr)
 
 Form = Mapping[str, Sequence[str]]
 
@@ -73,7 +77,7 @@ def contact(form: Form, *, ask_date_of_birth: bool, today: date) -> tuple[Contac
         parsed.problem("name", _("Your name must be %(n)s characters or fewer") % {"n": NAME_MAX})
     if not email:
         parsed.problem("email", _("Enter your email address"))
-    elif len(email) > EMAIL_MAX or not _EMAIL.match(email):
+    elif len(email) > EMAIL_MAX or not _EMAIL.match(email) or not _deliverable_form(email):
         parsed.problem(
             "email", _("Enter an email address in the correct format, like name@example.com")
         )
@@ -83,6 +87,16 @@ def contact(form: Form, *, ask_date_of_birth: bool, today: date) -> tuple[Contac
     if parsed.problems:
         return None, parsed
     return Contact(name, email, phone or None, born), parsed
+
+
+def _deliverable_form(email: str) -> bool:
+    """Whether enrollment's contact model takes the address (pydantic's EmailStr): the
+    same rule here, so a sign-up never fails later at enrollment."""
+    try:
+        _EMAIL_STR.validate_python(email)
+    except ValidationError:
+        return False
+    return True
 
 
 def _date_of_birth(form: Form, parsed: Parsed, today: date) -> str | None:

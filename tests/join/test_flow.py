@@ -285,7 +285,24 @@ def test_attacker_inputs_get_a_page_and_store_nothing(app_parts):  # type: ignor
     huge = client.post(f"/join/{SLUG}", data={"x": "a" * 200_000})
     assert huge.status_code == 413
     assert client.get("/join/a/" + "x" * 43).status_code == 404
+    assert client.get("/join/a/" + "x" * 5000).status_code == 404
     assert _count(db, Applicant) == before
+    contact = _screen(client, db).headers["location"]
+    for body in (
+        {"name": "x" * 5000, "email": "a@b.cc"},
+        {"name": "Ana", "email": "a@b..com"},
+        {"name": "Ana", "email": "a@b.cc", "phone": "call me"},
+        {"name": ["Ana", "Bob"], "email": "x@localhost.test"},
+    ):
+        refused = client.post(contact, data=body)
+        assert refused.status_code == 422 and "There is a problem" in refused.text
+    assert _count(db, Applicant, Applicant.name.is_not(None), Applicant.email_index.is_(None)) == 0
+    quiz = contact.rsplit("/", 1)[0] + "/quiz"
+    assert (
+        client.post(quiz, data={"q-leave": "yes"}, follow_redirects=False)
+        .headers["location"]
+        .endswith("/contact")
+    )  # no consent step before contact details
 
 
 def test_a_burst_from_one_address_is_held_then_turned_away(app_parts):  # type: ignore[no-untyped-def]
