@@ -28,6 +28,7 @@ from app.join import checks, forms, service
 from app.join.consent_steps import go, personal
 from app.join.models import Applicant, ApplicantState
 from app.join.service import JoinClosed, Opened, TooManySignUps, UnknownApplicant
+from app.studies.definition import words_of
 from app.studies.models import Site, Study
 from app.web.forms import FormDep
 from app.web.pages import page
@@ -124,7 +125,9 @@ def _screening_page(
     factors = [
         {
             "code": f.code,
-            "question": tr(f"randomization.strata.{f.code}.question", f.question or f.code),
+            "question": tr(
+                f"randomization.strata.{f.code}.question", f.question or words_of(f.code)
+            ),
             "levels": [
                 (level, tr(f"randomization.strata.{f.code}.labels.{level}", f.label(level)))
                 for level in f.levels

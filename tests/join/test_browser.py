@@ -5,6 +5,7 @@ test's). The pages carry no script of their own; axe is one, so script is on."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from collections.abc import Iterator
@@ -56,7 +57,13 @@ def url(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> Iter
         yield started
 
 
+SHOTS = os.environ.get("TRIALDESK_SCREENSHOTS")  # a folder: keep a screenshot of each page
+
+
 def _check(page: Page) -> None:
+    if SHOTS:
+        name = re.sub(r"[^\w]+", "-", page.title())[:60]
+        page.screenshot(path=f"{SHOTS}/join-{name}.png", full_page=True)
     _axe(page)
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= PHONE["width"], f"{page.url}: {width} px wide"
@@ -72,7 +79,7 @@ def _screen(page: Page, url: str, *, adult: str = "Yes") -> None:
     _choose(page, "Participant is 18 or older", adult)
     _choose(page, "Has a serious mental illness diagnosis", "Yes")
     _choose(page, "Has regular internet access", "Yes")
-    page.get_by_role("group", name="diagnosis").get_by_label("Bipolar disorder").check()
+    page.get_by_role("group", name="Diagnosis").get_by_label("Bipolar disorder").check()
     _choose(page, "Where would you like to take part?", "Philadelphia")
     page.get_by_role("button", name="Continue").click()
 
