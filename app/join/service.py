@@ -264,9 +264,25 @@ def save_contact(
         if h not in (Hold.duplicate_email, Hold.duplicate_phone)
     ]
     applicant.hold_reasons = [*kept, *(str(h) for h in duplicates)] or None
+    before = applicant.state
     if applicant.state == ApplicantState.contact:
         applicant.state = ApplicantState.consent
     applicant.updated_at = now
+    audit.record(
+        session,
+        AuditAction.applicant_contact,
+        actor=None,
+        actor_label=PARTICIPANT,
+        entity_id=f"applicant-{applicant.id}",
+        study_id=applicant.study_id,
+        # The details themselves stay out of the trail: their keyed hashes say what changed.
+        changes={
+            "state": (before, applicant.state),
+            "email_index": (None, email_index),
+            "phone_index": (None, phone_index),
+            "hold_reasons": (None, applicant.hold_reasons),
+        },
+    )
 
 
 def _taken(session: Session, applicant: Applicant, kind: str, index: str | None) -> bool:
@@ -358,7 +374,10 @@ def sign(
             actor_label=PARTICIPANT,
             entity_id=f"applicant-{applicant.id}",
             study_id=study.id,
-            changes={"state": (ApplicantState.consent, ApplicantState.held)},
+            changes={
+                "state": (ApplicantState.consent, ApplicantState.held),
+                "hold_reasons": (None, applicant.hold_reasons),
+            },
         )
         return None
     return enroll(session, applicant=applicant, study=study, actor_label=PARTICIPANT)
