@@ -216,6 +216,22 @@ class TimepointNotCompleted(Conflict):
     code, title = "timepoint-not-completed", "A survey must be completed before randomization"
 
 
+class NotVerified(Conflict):
+    code, title = "not-verified", "A self-reported diagnosis must be verified before randomization"
+
+
+class ApplicantNotFound(NotFound):
+    code, title = "applicant-not-found", "Applicant not found"
+
+
+class ApplicantDecided(Conflict):
+    code, title = "applicant-decided", "The sign-up was already accepted or rejected"
+
+
+class AlreadyVerified(Conflict):
+    code, title = "already-verified", "The participant's diagnosis was already verified"
+
+
 class AlertNotFound(NotFound):
     code, title = "alert-not-found", "Alert not found"
 

@@ -25,6 +25,10 @@ from app.console import signin as console_signin
 from app.db.engine import Database
 from app.exports.router import router as exports_router
 from app.idempotency import deps as idempotency
+from app.join import pages as join_pages
+from app.join import reconsent as join_reconsent
+from app.join import router as join_api
+from app.join import steps as join_steps
 from app.participants.router import router as participants_router
 from app.participants.surveys_router import router as participant_surveys_router
 from app.reports.router import router as reports_router
@@ -108,6 +112,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         console_signin.router,
         console.router,
         console_admin.router,
+        join_steps.router,  # before the screening pages: `/join/a/{token}` is no study
+        join_pages.router,
+        join_reconsent.router,
+        join_api.router,
     ):
         app.include_router(router)
 

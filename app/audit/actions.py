@@ -41,6 +41,7 @@ class AuditAction(StrEnum):
     deviation_versioned = "deviation.versioned"  # a follow-up, confirmation or dismissal
     # SPEC 10, remote enrollment and consent.
     applicant_screened = "applicant.screened"  # through the public link (eligible)
+    applicant_contact = "applicant.contact"  # contact details given or changed (hashes only)
     applicant_held = "applicant.held"  # signed, and held for a coordinator (why: sealed)
     applicant_accepted = "applicant.accepted"
     applicant_rejected = "applicant.rejected"

@@ -266,6 +266,7 @@ _STUDY_LINKS: Sequence[tuple[str, str, Permission]] = (
     ("", "Dashboard", Permission.read_reports),
     ("/participants", "Participants", Permission.read_participants),
     ("/enroll", "Enroll", Permission.enroll),
+    ("/applicants", "Sign-ups", Permission.review_applicants),
     ("/worklist", "Worklist", Permission.read_participants),
     ("/events", "Adverse events", Permission.read_safety),
     ("/deviations", "Deviations", Permission.read_safety),

@@ -105,6 +105,7 @@ DONE = {
     "enrolled": "The participant is enrolled.",
     "screened": "The screening is recorded: the participant is not eligible.",
     "randomized": "The participant is randomized.",
+    "verified": "The diagnosis is recorded as verified: the participant can be randomized.",
     "withdrawn": "The withdrawal is recorded.",
     "reissued": "The survey has a new link. The old link no longer works.",
     "reissued_emailed": "The survey has a new link, emailed to the participant. The old link no longer works.",  # noqa: E501

@@ -10,6 +10,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from app.console import (
+    applicants,
     dashboard,
     deviations,
     dsmb,
@@ -39,6 +40,7 @@ router = APIRouter(
             entry,
             worklist,
             deviations,
+            applicants,
             events,
             exports,
         )

@@ -21,6 +21,7 @@ from app.errors import (
     Forbidden,
     InvalidEnrollment,
     NotRandomized,
+    NotVerified,
     TimepointNotCompleted,
 )
 from app.participants import lifecycle, relink
@@ -53,14 +54,31 @@ from app.surveys import service as surveys
 from app.surveys.scheduling import SurveyStatus
 
 
+@dataclass(frozen=True)
+class SelfEnrolled:
+    """How a person who signed up through the public link is recorded (SPEC 10): no
+    staff actor, their language, and whether a coordinator must verify the diagnosis."""
+
+    language: str
+    needs_verification: bool
+    actor_label: str = "participant"
+
+
 def enroll(
-    session: Session, *, study: Study, data: ParticipantCreate, actor: Principal
+    session: Session,
+    *,
+    study: Study,
+    data: ParticipantCreate,
+    actor: Principal | None,
+    joined: SelfEnrolled | None = None,
 ) -> Participant:
-    """Record a screening; enroll the person when every criterion holds and consent is valid."""
+    """Record a screening; enroll the person when every criterion holds and consent is
+    valid. `actor` is None only with `joined` (a sign-up through the public link)."""
     ensure_enrolling(study.status)
+    assert (actor is None) == (joined is not None)
     definition = studies.definition_of(study)
     site = studies.find_site(study, data.site)
-    if site is not None and not may_access_site(actor, site.id):
+    if site is not None and actor is not None and not may_access_site(actor, site.id):
         raise Forbidden(f"you are not a coordinator of site {site.code}")
     problems = [FieldProblem(("site",), f"no site {data.site!r} in this study")] if not site else []
     outcome = screen(
@@ -92,8 +110,12 @@ def enroll(
         consent_version=data.consent.version if eligible and data.consent else None,
         screened_at=now,
         enrolled_at=now if eligible else None,
-        created_by=actor.id,
+        created_by=actor.id if actor else None,
     )
+    if joined is not None:
+        participant.source = "join"
+        participant.language = joined.language
+        participant.needs_verification = eligible and joined.needs_verification
     participant.site = site
     session.add(participant)
     session.flush()
@@ -107,8 +129,9 @@ def enroll(
             anchor=Anchor.enrollment,
             anchor_at=now,
         )
-    if eligible and data.consent is not None:
-        # The consent taken in person, by the enrolling user (SPEC 10).
+    if eligible and data.consent is not None and actor is not None:
+        # The consent taken in person, by the enrolling user (SPEC 10); a person who
+        # signed up online signed electronically (`join`: attached to them after this).
         consents.record_in_person(
             session,
             study=study,
@@ -140,6 +163,7 @@ def enroll(
         session,
         AuditAction.participant_screened,
         actor=actor,
+        actor_label=joined.actor_label if joined else audit.SYSTEM_ACTOR,
         entity_id=participant.code,
         study_id=study.id,
         changes={
@@ -154,6 +178,7 @@ def enroll(
             session,
             AuditAction.participant_enrolled,
             actor=actor,
+            actor_label=joined.actor_label if joined else audit.SYSTEM_ACTOR,
             entity_id=participant.code,
             study_id=study.id,
             changes={
@@ -165,6 +190,33 @@ def enroll(
             },
         )
     return participant
+
+
+def enroll_self(
+    session: Session,
+    *,
+    study: Study,
+    site: str,
+    screening: dict[str, bool],
+    strata: dict[str, str] | None,
+    consent_version: str | None,
+    contact: tuple[str, str | None, str | None] | None,
+    joined: SelfEnrolled,
+) -> Participant:
+    """`enroll` for a person who signed up through the public link (no staff actor):
+    `contact` is (name, email, phone); ineligible screenings carry none."""
+    data = ParticipantCreate.model_validate(
+        {
+            "site": site,
+            "screening": screening,
+            "consent": {"version": consent_version} if consent_version else None,
+            "strata": strata or {},
+            "contact": (
+                {"name": contact[0], "email": contact[1], "phone": contact[2]} if contact else None
+            ),
+        }
+    )
+    return enroll(session, study=study, data=data, actor=None, joined=joined)
 
 
 def _contact_values(contact: ContactDetails | None) -> dict[str, str | None] | None:
@@ -266,6 +318,8 @@ def randomize(session: Session, *, study: Study, code: str, actor: Principal) ->
     now = audit.lock_chain_head(session).at
     participant = get_participant(session, study=study, code=code, user=actor, for_update=True)
     lifecycle.ensure_can_randomize(participant.code, participant.status, participant.withdrawn_from)
+    if participant.needs_verification:
+        raise NotVerified(f"{participant.code}'s self-reported diagnosis is not verified yet")
     ensure_enrolling(study.status)
     _ensure_required_surveys_completed(session, study=study, participant=participant)
     assert participant.stratum is not None

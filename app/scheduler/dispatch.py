@@ -34,7 +34,7 @@ from app.outbox.models import MessageKind, MessageStatus, OutboxMessage
 from app.participants.models import Contact
 from app.safety.labels import event_label
 from app.safety.models import AdverseEvent
-from app.scheduler import consent_letters, mail
+from app.scheduler import consent_letters, join_letters, mail
 from app.scheduler.mail import Letter, PartlySent, SendFailed, Transport
 from app.studies.models import Site, Study
 from app.studies.service import definition_in, definition_of
@@ -203,6 +203,9 @@ def compose(
     if message.kind in _CONSENT_WRITERS:
         written = _CONSENT_WRITERS[message.kind](session, settings, message.subject_id)
         return written if isinstance(written, Letter) else NotSent(*written)
+    if message.kind is MessageKind.applicant_accepted:
+        letter = join_letters.accepted_letter(session, settings, message.subject_id)
+        return letter if isinstance(letter, Letter) else NotSent(MessageStatus.failed, letter)
     instance = session.get(SurveyInstance, message.subject_id)
     if instance is None:
         return NotSent(MessageStatus.failed, "the survey no longer exists")

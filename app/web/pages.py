@@ -39,6 +39,7 @@ environment = Environment(
             FileSystemLoader(APP / "web" / "templates"),
             FileSystemLoader(APP / "surveys" / "templates"),
             FileSystemLoader(APP / "console" / "templates"),
+            FileSystemLoader(APP / "join" / "templates"),
         ]
     ),
     autoescape=select_autoescape(default=True, default_for_string=True),
