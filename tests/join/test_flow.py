@@ -34,6 +34,7 @@ from tests.helpers import bearer
 
 SLUG = "join-test"
 BUSY = "join-busy"  # one sign-up an hour from an address: the burst test's study
+CLOSED = "join-closed"  # a study that does not open the link
 CONSENT = {
     "documents": [
         {
@@ -72,6 +73,8 @@ def app_parts(module_settings: Settings) -> Iterator[tuple[TestClient, Database,
         token = load_demo(session).token
         document: dict[str, Any] = demo_definition() | {
             "slug": SLUG,
+            "languages": ["en"],  # the demo's Spanish translations do not cover CONSENT
+            "translations": {},
             "consent_versions": ["1.0"],
             "consent": CONSENT,
             "join": {
@@ -82,7 +85,8 @@ def app_parts(module_settings: Settings) -> Iterator[tuple[TestClient, Database,
             },
         }
         busy = document | {"slug": BUSY, "join": document["join"] | {"per_address_per_hour": 1}}
-        for made in (document, busy):
+        closed = document | {"slug": CLOSED, "join": {"enabled": False}}
+        for made in (document, busy, closed):
             study = studies.create_study(
                 session, definition=StudyDefinition.model_validate(made), actor=None
             )
@@ -120,7 +124,7 @@ def test_the_screening_page_asks_each_question_with_its_honeypot_and_stamp(app_p
     assert 'name="website"' in html and 'tabindex="-1"' in html and 'name="shown"' in html
     assert "Pittsburgh" not in html  # the join link takes PHL only
     assert client.get(f"/join/{SLUG}/PIT").status_code == 404
-    assert client.get("/join/peer-support").status_code == 404  # not opened
+    assert client.get(f"/join/{CLOSED}").status_code == 404  # not opened
 
 
 def test_an_eligible_person_consents_after_failing_the_quiz_once_and_starts_baseline(app_parts):  # type: ignore[no-untyped-def]
