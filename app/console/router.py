@@ -10,6 +10,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from app.console import (
+    consents,
     dashboard,
     deviations,
     dsmb,
@@ -35,6 +36,7 @@ router = APIRouter(
             enroll,
             participants,
             participant_actions,
+            consents,
             leaving,
             entry,
             worklist,
