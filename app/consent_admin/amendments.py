@@ -185,22 +185,26 @@ def outstanding(
     return version, out
 
 
-def count_outstanding(session: Session, *, study: Study, version: str) -> int:
-    """How many taking part have not given `version` (for the console's summary)."""
+def count_outstanding(
+    session: Session, *, study: Study, version: str, user: Principal | None = None
+) -> int:
+    """How many taking part (at the user's sites, if a user is given) have not given
+    `version` (for the console's summary)."""
     have = select(Consent.participant_id).where(
         Consent.study_id == study.id,
         Consent.version == version,
         Consent.participant_id.is_not(None),
     )
-    return int(
-        session.scalar(
-            select(func.count())
-            .select_from(Participant)
-            .where(
-                Participant.study_id == study.id,
-                Participant.status.in_(TAKING_PART),
-                Participant.id.not_in(have),
-            )
+    query = (
+        select(func.count())
+        .select_from(Participant)
+        .where(
+            Participant.study_id == study.id,
+            Participant.status.in_(TAKING_PART),
+            Participant.id.not_in(have),
         )
-        or 0
     )
+    sites = reachable_sites(user) if user is not None else None
+    if sites is not None:
+        query = query.where(Participant.site_id.in_(sites))
+    return int(session.scalar(query) or 0)

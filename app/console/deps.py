@@ -130,6 +130,7 @@ _MAY = {
     Permission.record_safety: "record adverse events or protocol deviations",
     Permission.read_safety: "see adverse events or protocol deviations",
     Permission.review_safety: "review adverse events",
+    Permission.manage_consent: "manage consents",
 }
 
 
@@ -268,6 +269,7 @@ _STUDY_LINKS: Sequence[tuple[str, str, Permission]] = (
     ("/enroll", "Enroll", Permission.enroll),
     ("/applicants", "Sign-ups", Permission.review_applicants),
     ("/worklist", "Worklist", Permission.read_participants),
+    ("/consents/outstanding", "Re-consent", Permission.manage_consent),
     ("/events", "Adverse events", Permission.read_safety),
     ("/deviations", "Deviations", Permission.read_safety),
     ("/exports", "Exports", Permission.export_blinded),

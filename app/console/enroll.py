@@ -66,6 +66,9 @@ def enroll_form(
         values.setdefault("site", sites[0][0])
     if len(definition.consent_versions) == 1:
         values.setdefault("consent", definition.consent_versions[0])
+    values.setdefault(
+        "consent-obtained_on", utcnow().astimezone(definition.zone()).date().isoformat()
+    )
     context = {
         "sites": sites,
         "values": values,
@@ -96,6 +99,7 @@ def _fields(definition: StudyDefinition) -> list[str]:
         "site",
         *(f"screening-{c.code}" for c in definition.eligibility),
         "consent",
+        "consent-obtained_on",
         *(f"strata-{f.code}" for f in definition.randomization.strata),
         "contact-name",
         "contact-email",
@@ -111,6 +115,8 @@ def _messages(definition: StudyDefinition) -> dict[str, str]:
             for c in definition.eligibility
         },
         "consent": "Choose the consent form version the participant signed",
+        "consent-obtained_on": "Enter the day consent was taken, like 2026-03-01, "
+        "not in the future",
         **{
             f"strata-{f.code}": f"Choose the participant's {f.code.replace('_', ' ')}"
             for f in definition.randomization.strata
@@ -140,7 +146,13 @@ def _enrollment(
     if outcome.eligible:
         contact = {key: text(form, f"contact-{key}") for key in ("name", "email", "phone")}
         document["consent"] = (
-            {"version": first(form, "consent")[:64]} if first(form, "consent") else None
+            {
+                "version": first(form, "consent")[:64],
+                # The day consent was taken; empty means today (the service's default).
+                **({"obtained_on": day[:32]} if (day := text(form, "consent-obtained_on")) else {}),
+            }
+            if first(form, "consent")
+            else None
         )
         document["strata"] = {
             f.code: first(form, f"strata-{f.code}")[:64]

@@ -14,7 +14,7 @@ from fastapi import Query, Request, Response
 from app.api.deps import ReadSessionDep
 from app.api.params import CodePath, SlugPath
 from app.auth.permissions import Permission
-from app.console import record
+from app.console import consents, record
 from app.console.deps import Staff, console_router, needs, study_view
 from app.console.events import participant_events
 from app.console.forms import chosen
@@ -122,6 +122,8 @@ DONE = {
     "emailed again in a moment.",
     "acknowledged": "The alert is acknowledged.",
     "unblinded": "The unblinding is recorded.",
+    "countersigned": "The consent is countersigned.",
+    "consent_recorded": "The consent taken in person is recorded.",
 }
 
 
@@ -218,6 +220,7 @@ def participant_page(
         "zone": definition.zone(),
         "ineligible": ineligible_words(definition, participant.ineligible_reasons),
         "events": participant_events(session, staff, study, participant.code),
+        "consents": consents.section(session, staff, study, participant),
     }
     return study_view(request, staff, study, "console/participant.html", context)
 

@@ -11,6 +11,7 @@ from fastapi import APIRouter
 
 from app.console import (
     applicants,
+    consents,
     dashboard,
     deviations,
     dsmb,
@@ -36,6 +37,7 @@ router = APIRouter(
             enroll,
             participants,
             participant_actions,
+            consents,
             leaving,
             entry,
             worklist,

@@ -61,6 +61,7 @@ _DONE = {
     "site_added": "The site is added.",
     "activated": "The study is enrolling. Its commitment is published below.",
     "locked": "The study is locked. Its secret is revealed below.",
+    "amended": "The consent version is added. Everyone taking part is invited to re-consent.",
 }
 
 
@@ -168,6 +169,7 @@ def _setup_page(
     errors: Mapping[str, str] | None = None,
     simulation: SimulationResult | None = None,
     status_code: int = 200,
+    extra: Mapping[str, object] | None = None,
 ) -> Response:
     definition = studies.definition_of(study)
     described = studies.describe(session, study=study, user=staff.user)
@@ -180,6 +182,8 @@ def _setup_page(
         "errors": errors or {},
         "simulation": simulation,
         "notice": _DONE.get(done or ""),
+        "amendment": {"text": "", "problems": []},  # console.amend's form
+        **(extra or {}),
     }
     return study_view(
         request, staff, study, "console/admin_setup.html", context, status_code=status_code

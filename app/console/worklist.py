@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from app.api.deps import ReadSessionDep
 from app.api.params import SlugPath
 from app.auth.permissions import Permission
+from app.console.consents import reconsent_summary
 from app.console.deps import Staff, console_router, needs, study_view
 from app.console.events import due_rows
 from app.console.forms import chosen
@@ -128,6 +129,7 @@ def worklist_page(
             if policy.shows_timepoint(t.code)  # as the rows: a blind role does not see them
         ],
         "timepoint_name": timepoint_name,
+        "reconsent": reconsent_summary(session, staff, study),
     }
     return study_view(request, staff, study, "console/worklist.html", context)
 

@@ -40,6 +40,8 @@ def url(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> Iter
         load_demo(session)
         document: dict[str, Any] = demo_definition() | {
             "slug": SLUG,
+            "languages": ["en"],  # the demo's Spanish translations do not cover CONSENT
+            "translations": {},
             "consent_versions": ["1.0"],
             "consent": CONSENT,
             # No minimum time: a test fills the page in faster than a person.
@@ -79,7 +81,9 @@ def _screen(page: Page, url: str, *, adult: str = "Yes") -> None:
     _choose(page, "Participant is 18 or older", adult)
     _choose(page, "Has a serious mental illness diagnosis", "Yes")
     _choose(page, "Has regular internet access", "Yes")
-    page.get_by_role("group", name="Diagnosis").get_by_label("Bipolar disorder").check()
+    page.get_by_role("group", name="Which of these diagnoses").get_by_label(
+        "Bipolar disorder"
+    ).check()
     _choose(page, "Where would you like to take part?", "Philadelphia")
     page.get_by_role("button", name="Continue").click()
 
