@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import HTMLResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.api.deps import ReadSessionDep, RequestSlot, SessionDep
+from app.api.deps import ReadSessionDep, RequestSlot, SessionDep, send_soon
 from app.consent import service as consents
 from app.consent.models import Consent
 from app.consent.quiz import mark
@@ -145,7 +145,7 @@ def show_check(request: Request, token: str, session: ReadSessionDep) -> Respons
     return check_page(request, invited.signer, {})
 
 
-@router.post("/{token}/sign")
+@router.post("/{token}/sign", dependencies=[Depends(send_soon)])  # the emailed copy
 def sign(request: Request, token: str, session: SessionDep, form: FormDep) -> Response:
     """The declaration and signature; signing records the consent for the participant."""
     invited = _invited(session, token, for_update=True)

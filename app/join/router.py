@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Path, Query
 from sqlalchemy.orm import Session
 
 from app.api.body import JSON_BODY_LIMIT, CheckedJsonRoute
-from app.api.deps import ReadSessionDep, SessionDep
+from app.api.deps import ReadSessionDep, SessionDep, send_soon
 from app.api.errors import PROBLEM_RESPONSES
 from app.api.params import CodePath, SlugPath
 from app.auth.deps import STAFF_ROUTES, require
@@ -57,7 +57,11 @@ def list_applicants(
     return ApplicantList(items=[_read(session, a) for a in rows])
 
 
-@router.post("/applicants/{applicant_id}/accept", response_model=ApplicantRead)
+@router.post(
+    "/applicants/{applicant_id}/accept",
+    response_model=ApplicantRead,
+    dependencies=[Depends(send_soon)],  # the accepted person's email leaves now
+)
 def accept(
     slug: SlugPath, applicant_id: ApplicantPath, session: SessionDep, actor: Reviewer
 ) -> ApplicantRead:

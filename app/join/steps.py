@@ -5,10 +5,10 @@ call, and they may still retry), check your answers, signing, and the confirmati
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import HTMLResponse
 
-from app.api.deps import ReadSessionDep, RequestSlot, SessionDep
+from app.api.deps import ReadSessionDep, RequestSlot, SessionDep, send_soon
 from app.consent.quiz import mark
 from app.db.base import utcnow
 from app.join import service
@@ -125,7 +125,7 @@ def show_check(request: Request, token: str, session: ReadSessionDep) -> Respons
     return check_page(request, signer, {})
 
 
-@router.post("/{token}/sign")
+@router.post("/{token}/sign", dependencies=[Depends(send_soon)])  # the emailed copy
 def sign(request: Request, token: str, session: SessionDep, form: FormDep) -> Response:
     """`step=show`: the declaration and signature; `step=sign`: sign (typed full name and
     the box both required), then enrolled or held, and on to the confirmation."""
