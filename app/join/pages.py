@@ -10,7 +10,7 @@ for them (no csrf token is needed), and the pages are sent without a referrer.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -28,7 +28,7 @@ from app.join import checks, forms, service
 from app.join.consent_steps import go, personal
 from app.join.models import Applicant, ApplicantState
 from app.join.service import JoinClosed, Opened, TooManySignUps, UnknownApplicant
-from app.studies.definition import words_of
+from app.studies.definition import Criterion, words_of
 from app.studies.models import Site, Study
 from app.web.forms import FormDep
 from app.web.pages import page
@@ -118,10 +118,7 @@ def _screening_page(
     def tr(path: str, text: str) -> str:
         return service.translated(definition, language, path, text)
 
-    criteria = [
-        {"code": c.code, "text": tr(f"eligibility.{c.code}.text", c.text)}
-        for c in definition.eligibility
-    ]
+    criteria = [{"code": c.code, "text": _asked(c, tr)} for c in definition.eligibility]
     factors = [
         {
             "code": f.code,
@@ -153,6 +150,15 @@ def _screening_page(
         status_code=status_code,
         language=language,
     )
+
+
+def _asked(criterion: Criterion, tr: Callable[[str, str], str]) -> str:
+    """A criterion as the screening page asks it: its `question` (the participant's
+    words), else its `text` (the staff wording), each in the page's language."""
+    here = f"eligibility.{criterion.code}"
+    if criterion.question:
+        return tr(f"{here}.question", criterion.question)
+    return tr(f"{here}.text", criterion.text)
 
 
 def _common(opened: Opened, language: str) -> dict[str, Any]:

@@ -87,7 +87,14 @@ class Randomization(Document):
 
 class Criterion(Document):
     code: Code
+    # The staff wording (the console, CONSORT's criteria list): "Participant is 18 or older".
     text: Text
+    # How the public screening page asks it, in the participant's words ("Are you 18 or
+    # older?"); `text` when there is none (SPEC 10).
+    question: Text | None = Field(
+        default=None,
+        description="how the public screening page asks the criterion (SPEC 10)",
+    )
     must_be: bool = True
     # How a screening that fails it reads in CONSORT and on the participant's record
     # ("No serious mental illness diagnosis"): `text` states the criterion, which

@@ -7,7 +7,8 @@ language, every text participants see, named by a path of codes rather than posi
 an option never silently attaches a translation to the wrong text.
 
 What participants see, and so must be translated: the study's name (its
-`participant_title`, or its `title` when it has none), eligibility criteria, the
+`participant_title`, or its `title` when it has none), eligibility criteria (and their
+questions as the screening page asks them), the
 questions and level words of the strata, the instruments' titles, instructions,
 questions, hints, section headings and option labels, the intro paragraph, the crisis
 and support texts and the text shown to people who cannot take part. Not translated:
@@ -37,6 +38,8 @@ def texts(definition: StudyDefinition) -> dict[str, str]:
         found["title"] = d.title
     for criterion in d.eligibility:
         found[f"eligibility.{criterion.code}.text"] = criterion.text
+        if criterion.question:
+            found[f"eligibility.{criterion.code}.question"] = criterion.question
     for factor in d.randomization.strata:
         here = f"randomization.strata.{factor.code}"
         if factor.question:
@@ -102,7 +105,9 @@ def translated(definition: StudyDefinition, language: str) -> StudyDefinition:
     document["title"] = put("title", document["title"])
     document["participant_title"] = put("participant_title", document["participant_title"])
     for criterion in document["eligibility"]:
-        criterion["text"] = put(f"eligibility.{criterion['code']}.text", criterion["text"])
+        here = f"eligibility.{criterion['code']}"
+        criterion["text"] = put(f"{here}.text", criterion["text"])
+        criterion["question"] = put(f"{here}.question", criterion["question"])
     for factor in document["randomization"]["strata"]:
         here = f"randomization.strata.{factor['code']}"
         factor["question"] = put(f"{here}.question", factor["question"])

@@ -71,16 +71,16 @@ def _check(page: Page) -> None:
     assert width <= PHONE["width"], f"{page.url}: {width} px wide"
 
 
-def _choose(page: Page, question: str, answer: str) -> None:
+def _choose(page: Page, question: str | re.Pattern[str], answer: str) -> None:
     group = page.get_by_role("group", name=question, exact=True)
     group.locator("label", has_text=re.compile(rf"^{re.escape(answer)}$")).click()
 
 
 def _screen(page: Page, url: str, *, adult: str = "Yes") -> None:
     page.goto(f"{url}/join/{SLUG}")
-    _choose(page, "Participant is 18 or older", adult)
-    _choose(page, "Has a serious mental illness diagnosis", "Yes")
-    _choose(page, "Has regular internet access", "Yes")
+    _choose(page, "Are you 18 or older?", adult)
+    _choose(page, re.compile("^Has a doctor or other health professional told you"), "Yes")
+    _choose(page, re.compile("^Can you use the internet regularly"), "Yes")
     page.get_by_role("group", name="Which of these diagnoses").get_by_label(
         "Bipolar disorder"
     ).check()

@@ -121,6 +121,11 @@ def test_the_screening_page_asks_each_question_with_its_honeypot_and_stamp(app_p
     assert shown.headers["cache-control"] == "no-store"
     html = shown.text
     assert 'name="c-age_18_plus"' in html and 'name="s-diagnosis"' in html
+    # Each criterion in the participant's words (its `question`), not the staff wording.
+    assert "Are you 18 or older?" in html and "Participant is 18 or older" not in html
+    # The demo's own link, in Spanish: its questions' translations.
+    spanish = client.get("/join/peer-support?lang=es").text
+    assert "¿Tiene 18 años o más?" in spanish and "El participante tiene" not in spanish
     assert 'name="website"' in html and 'tabindex="-1"' in html and 'name="shown"' in html
     assert "Pittsburgh" not in html  # the join link takes PHL only
     assert client.get(f"/join/{SLUG}/PIT").status_code == 404
