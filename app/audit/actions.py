@@ -51,6 +51,9 @@ class AuditAction(StrEnum):
     consent_pdf_made = "consent.pdf_made"  # the PDF copy made after signing: its SHA-256
     consent_pdf_read = "consent.pdf_read"  # a signed copy opened by staff (it holds the name)
     participant_verified = "participant.verified"  # a self-reported diagnosis checked
+    # The date of birth asked again at the first survey: matched or mismatched.
+    participant_date_of_birth_checked = "participant.date_of_birth_checked"
+    consent_call_done = "consent.call_done"  # a coordinator went over the consent by phone
     study_amended = "study.amended"  # a consent version added to an active study
     # The DSMB's closed part (by group) and the adverse events by arm: read like an export.
     report_dsmb_closed = "report.dsmb_closed"

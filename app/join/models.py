@@ -55,6 +55,10 @@ class Applicant(Base):
     quiz_attempts: Mapped[int] = mapped_column(default=0)
     needs_call: Mapped[bool] = mapped_column(default=False)  # failed the quiz twice
     participant_id: Mapped[int | None] = mapped_column(ForeignKey("participants.id"))
+    # The re-check at the first survey (`join.ask_date_of_birth`): `matched` or
+    # `mismatched`, asked once (written by app.surveys.birth through a table clause).
+    date_of_birth_check: Mapped[str | None] = mapped_column(String(16))
+    date_of_birth_checked_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(index=True)
     updated_at: Mapped[datetime]
     decided_at: Mapped[datetime | None]

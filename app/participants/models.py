@@ -63,6 +63,9 @@ class Participant(Base):
     needs_verification: Mapped[bool] = mapped_column(default=False, server_default=false())
     verified_at: Mapped[datetime | None]
     verified_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    # Failed a re-consent quiz twice: a coordinator calls to go over the consent, then
+    # marks the call done (a sign-up's flag is `applicants.needs_call`).
+    needs_call: Mapped[bool] = mapped_column(default=False, server_default=false())
 
     @property
     def was_randomized(self) -> bool:

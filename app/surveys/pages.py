@@ -16,6 +16,7 @@ import hmac
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -33,7 +34,7 @@ from app.i18n.languages import LANGUAGES
 from app.keys import Use
 from app.studies.definition import Item, ItemType
 from app.studies.service import definition_in
-from app.surveys import layout, service
+from app.surveys import birth, layout, service
 from app.surveys.deps import slow_down_link_guessers
 from app.surveys.forms import as_typed, parse_form, shortened
 from app.surveys.language import choose_language, language_of
@@ -122,6 +123,8 @@ def show_survey(
     with catalogs.speaking(opened.language):
         if opened.status is not SurveyStatus.open:
             return state_page(request, opened)
+        if _asks_date_of_birth(session, opened):
+            return _birth_page(request, session, opened, birth.Given())
         number = _part_number(part, opened)
         intro = opened.definition.intro
         if number is None and intro is not None and intro.enabled and not opened.instance.answers:
@@ -150,6 +153,49 @@ def shown_in_language(session: Session, opened: OpenedSurvey) -> OpenedSurvey:
         session, participant_id=opened.instance.participant_id, definition=opened.definition
     )
     return replace(opened, definition=definition_in(opened.study, language), language=language)
+
+
+def _check_date_of_birth(
+    request: Request, session: Session, opened: OpenedSurvey, *, token: str, form: FormDep
+) -> Response:
+    """The date-of-birth re-check (`birth`): whatever the outcome, on to the survey."""
+    today = datetime.now(opened.definition.zone()).date()
+    given = birth.read(form, today=today)
+    if given.born is None:
+        return _birth_page(request, session, opened, given)
+    birth.check(
+        session,
+        participant_id=opened.instance.participant_id,
+        study_id=opened.instance.study_id,
+        given=given.born,
+        now=utcnow(),
+    )
+    return _redirect(token, None)
+
+
+def _asks_date_of_birth(session: Session, opened: OpenedSurvey) -> bool:
+    return birth.pending(
+        session, participant_id=opened.instance.participant_id, definition=opened.definition
+    )
+
+
+def _birth_page(
+    request: Request, session: Session, opened: OpenedSurvey, given: birth.Given
+) -> Response:
+    return page(
+        request,
+        "survey/birth.html",
+        {
+            **common(opened),
+            "csrf_token": _csrf_token(session, opened),
+            "typed": given.typed,
+            "message": given.problem,
+            "other_languages": _other_languages(request, opened),
+        },
+        status_code=422 if given.problem else 200,
+        secret_url=True,
+        language=opened.language,
+    )
 
 
 @router.post("/{token}", response_class=HTMLResponse)
@@ -181,6 +227,10 @@ def _answer(
     expected = _csrf_token(session, opened)
     if not hmac.compare_digest(first(form, "csrf_token").encode(), expected.encode()):
         return status_page(request, PAGE_EXPIRED, opened=opened, status_code=403)
+    if first(form, "step") == "date-of-birth":
+        return _check_date_of_birth(request, session, opened, token=token, form=form)
+    if _asks_date_of_birth(session, opened):
+        return _redirect(token, None)  # the check comes first: nothing kept before it
     number = _part_number(first(form, "part"), opened) or 1
     action = first(form, "action")
     instrument = opened.instruments[number - 1]
@@ -407,8 +457,9 @@ def _first_input(item: Item) -> str:
     return item.code
 
 
-def _redirect(token: str, number: int) -> Response:
-    response = RedirectResponse(f"/s/{token}?part={number}", status_code=303)
+def _redirect(token: str, number: int | None) -> Response:
+    where = f"/s/{quote(token, safe='')}" + (f"?part={number}" if number else "")
+    response = RedirectResponse(where, status_code=303)
     response.headers["Cache-Control"] = "no-store"
     response.headers["Referrer-Policy"] = "no-referrer"
     return response
