@@ -15,6 +15,7 @@ from app.api.deps import ReadSessionDep
 from app.api.params import CodePath, SlugPath
 from app.auth.permissions import Permission
 from app.console import consents, record
+from app.console.calls import birth_mismatched
 from app.console.deps import Staff, console_router, needs, study_view
 from app.console.events import participant_events
 from app.console.forms import chosen
@@ -221,6 +222,7 @@ def participant_page(
         "ineligible": ineligible_words(definition, participant.ineligible_reasons),
         "events": participant_events(session, staff, study, participant.code),
         "consents": consents.section(session, staff, study, participant),
+        "birth_mismatched": birth_mismatched(session, participant.id),
     }
     return study_view(request, staff, study, "console/participant.html", context)
 

@@ -11,6 +11,7 @@ from fastapi import APIRouter
 
 from app.console import (
     applicants,
+    calls,
     consents,
     dashboard,
     deviations,
@@ -43,6 +44,7 @@ router = APIRouter(
             worklist,
             deviations,
             applicants,
+            calls,
             events,
             exports,
         )

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from app.api.deps import ReadSessionDep
 from app.api.params import SlugPath
 from app.auth.permissions import Permission
+from app.console.calls import worklist_rows
 from app.console.consents import reconsent_summary
 from app.console.deps import Staff, console_router, needs, study_view
 from app.console.events import due_rows
@@ -130,6 +131,8 @@ def worklist_page(
         ],
         "timepoint_name": timepoint_name,
         "reconsent": reconsent_summary(session, staff, study),
+        "sign_ups": worklist_rows(session, staff, study),
+        "call_done": request.query_params.get("done") == "call",
     }
     return study_view(request, staff, study, "console/worklist.html", context)
 

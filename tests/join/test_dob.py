@@ -20,6 +20,7 @@ from app.main import create_app
 from app.participants.models import Participant
 from app.studies import service as studies
 from app.studies.definition import StudyDefinition
+from tests.console.conftest import Browser, link_for
 from tests.join.test_flow import CONSENT, ELIGIBLE, _stamp
 
 SLUG = "join-dob"
@@ -65,9 +66,7 @@ def _sign_up(client: TestClient, db: Database, name: str, email: str) -> str:
 
 def _state(db: Database, email_name: str) -> tuple[str | None, bool, int]:
     with db.session(write=False) as session:
-        applicant = next(
-            a for a in session.scalars(select(Applicant)) if a.name == email_name
-        )
+        applicant = next(a for a in session.scalars(select(Applicant)) if a.name == email_name)
         participant = session.get_one(Participant, applicant.participant_id)
         audited = session.scalars(
             select(AuditRecord).where(
@@ -133,3 +132,43 @@ def test_the_first_survey_asks_the_date_of_birth_once_and_never_tells(  # type: 
     # Asked once: sending it again changes nothing.
     client.post(link, data=step | {"dob-day": "1", "dob-month": "1", "dob-year": "1970"})
     assert _state(db, name) == (outcome, outcome == "mismatched", 1)
+
+
+def test_a_failed_quiz_twice_shows_as_a_call_on_the_worklist_until_marked_done(app_parts):  # type: ignore[no-untyped-def]
+    client, db, admin = app_parts
+    body = {**ELIGIBLE, "s-diagnosis": "bipolar", "shown": _stamp(db, slug=SLUG), "website": ""}
+    base = client.post(f"/join/{SLUG}", data=body).url.path.rsplit("/", 1)[0]
+    born = {"dob-day": "1", "dob-month": "2", "dob-year": "1980"}
+    client.post(f"{base}/contact", data={"name": "Cy Call", "email": "cy@example.org", **born})
+    for _ in range(2):
+        client.post(f"{base}/quiz", data={"q-leave": "no"})
+    email = "dob-coordinator@example.org"
+    client.post(
+        "/api/v1/users",
+        json={
+            "email": email,
+            "name": "C",
+            "role": "coordinator",
+            "sites": [{"study": SLUG, "site": "PHL"}],
+        },
+        headers={"Authorization": f"Bearer {admin}"},
+    )
+    browser = Browser(client, email)
+    assert browser.open_link(link_for(db, email)).status_code == 303
+    worklist = f"/console/studies/{SLUG}/worklist"
+    shown = browser.get(worklist).text
+    assert "call to go over the consent" in shown
+    action = re.search(r'action="([^"]+/calls/applicant/\d+/done)"', shown)[1]  # type: ignore[index]
+    assert browser.post(action, csrf_from=worklist).status_code == 303
+    assert "call to go over the consent" not in browser.get(worklist).text
+    with db.session(write=False) as session:
+        applicant = next(a for a in session.scalars(select(Applicant)) if a.name == "Cy Call")
+        assert not applicant.needs_call
+        done = session.scalars(
+            select(AuditRecord).where(AuditRecord.action == "consent.call_done")
+        ).all()
+        assert [r.entity_id for r in done] == [f"applicant:{applicant.id}"]
+    # Another user's browser cannot clear someone else's: an unknown kind is 404.
+    assert (
+        browser.post(action.replace("applicant", "nobody"), csrf_from=worklist).status_code == 404
+    )
