@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, Page, ViewportSize, expect
 from pypdf import PdfReader
 from sqlalchemy import select
 
@@ -27,8 +27,8 @@ from app.config import Settings
 from app.consent.documents import document_sha256
 from app.consent.models import Consent
 from app.db.engine import Database
-from app.i18n.languages import LANGUAGES
 from app.demo import demo_definition, load_demo
+from app.i18n.languages import LANGUAGES
 from app.scheduler.dispatch import dispatch
 from app.scheduler.mail import SmtpTransport
 from app.studies import service as studies
@@ -37,11 +37,12 @@ from app.studies.translation import texts
 from tests.join.test_flow import CONSENT
 from tests.live import running_servers
 from tests.smtp import Inbox, body, smtp_server
-from tests.surveys.test_browser import DESKTOP, _axe
+from tests.surveys.test_browser import _axe
 
 pytestmark = pytest.mark.slow
 
-PHONE = {"width": 390, "height": 844}
+PHONE: ViewportSize = {"width": 390, "height": 844}
+DESKTOP: ViewportSize = {"width": 1280, "height": 900}
 SPANISH = "join-es"  # the demo study, Spanish included, with a join link of its own
 ARABIC = "join-ar"  # a small study in English and Arabic
 SHOTS = os.environ.get("TRIALDESK_SCREENSHOTS")
@@ -82,7 +83,7 @@ class Site:
 
 
 def _arabic_study() -> dict[str, Any]:
-    consent = CONSENT["documents"][0]  # type: ignore[index]
+    consent: dict[str, Any] = CONSENT["documents"][0]
     document: dict[str, Any] = demo_definition() | {
         "slug": ARABIC,
         "languages": ["en", "ar"],
@@ -216,8 +217,8 @@ def _sign_up(page: Page, url: str, slug: str, person: Person, check: Callable[[s
     page.locator("#email").fill(person.email)
     page.locator("#phone").fill("215 555 0100")
     if page.locator("#dob-day").count():  # when the study asks for it
-        for part, value in (("day", "27"), ("month", "3"), ("year", "1990")):
-            page.locator(f"#dob-{part}").fill(value)
+        for field, value in (("day", "27"), ("month", "3"), ("year", "1990")):
+            page.locator(f"#dob-{field}").fill(value)
     _submit(page)
 
     part = 1
