@@ -106,3 +106,20 @@ def test_studies_made_before_blinding_keys_get_one_that_opens(settings, db, api)
         secret = studies.secret_of(session, study)
     assert len(key) == 32 and key != secret
     assert pseudonym(key, "PS-PHL-0001").startswith("P")
+
+
+def test_a_downgrade_below_remote_enrollment_refuses_while_people_who_joined_online_exist(
+    settings, db, api
+):
+    code = api.enroll(api.user("coordinator", "PHL"))
+    with db.engine.begin() as connection:  # as a sign-up through the public link is kept
+        connection.execute(
+            sa.text("UPDATE participants SET created_by = NULL, source = 'join' WHERE code = :c"),
+            {"c": code},
+        )
+    db.dispose()
+    config = alembic_config(settings.database_url, server_key=settings.server_key)
+    with pytest.raises(RuntimeError, match="signed up through the public link"):
+        command.downgrade(config, "4f993d8aad83")
+    with make_engine(settings).connect() as connection:  # nothing was changed
+        assert connection.scalar(sa.text("SELECT count(*) FROM consents")) >= 1

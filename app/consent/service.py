@@ -13,12 +13,13 @@ so that coordinators see it.
 from __future__ import annotations
 
 import hashlib
+import hmac
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import column, select, table, update
 from sqlalchemy.orm import Session
 
 from app.audit import service as audit
@@ -36,8 +37,9 @@ from app.keys import Use
 from app.outbox.models import MessageKind
 from app.outbox.service import enqueue
 from app.studies.definition import ConsentDocument
+from app.studies.lifecycle import ensure_not_locked
 from app.studies.models import Study
-from app.studies.service import definition_of
+from app.studies.service import definition_in, definition_of
 
 MEANING = "consent to take part"  # stored in English; shown translated
 PARTICIPANT = "participant"  # the audit trail's actor for what a person signs themselves
@@ -48,6 +50,53 @@ NO_EMAIL = "no email address to send the consent copy to"
 def copy_key(consent_id: int) -> str:
     """The outbox key of the email that carries a consent's PDF copy."""
     return f"consent:{consent_id}:copy"
+
+
+# Consent reads the participant's status without importing participants (a layer above).
+_participants = table("participants", column("id"), column("status"))
+_NOT_TAKING_PART = ("ineligible", "screened")
+# A consent taken in person may have been recorded late, but not this long before the
+# study existed in Trialdesk (a typo of the year, say).
+_OLDEST_DAYS = 366
+
+
+class NotTakingPart(Conflict):
+    code, title = "not-taking-part", "This person is not taking part in the study"
+
+
+class NotCountersignable(Conflict):
+    code, title = "not-countersignable", "Only the current electronic consent is countersigned"
+
+
+def _ensure_may_consent(session: Session, study: Study, participant_id: int | None) -> None:
+    """Consents change until database lock, and only for people taking part."""
+    ensure_not_locked(study.status)
+    if participant_id is None:
+        return
+    status = session.scalar(
+        select(_participants.c.status).where(_participants.c.id == participant_id)
+    )
+    if status is None or status in _NOT_TAKING_PART:
+        raise NotTakingPart("only an enrolled participant gives consent")
+
+
+def signature_mac(session: Session, consent: Consent) -> str:
+    """A keyed hash binding the signature to its record (21 CFR 11.70): the consent's
+    id, the printed name, the time, the meaning and the document's hash. It enters the
+    audit trail, so a name swapped into another row, or a changed time, shows; the name
+    itself never enters the trail (a keyed hash of a low-entropy name is not guessable
+    without the server key)."""
+    message = "|".join(
+        (
+            str(consent.id),
+            consent.signed_name or "",
+            consent.signed_at.isoformat(),
+            consent.meaning,
+            consent.document_sha256 or "",
+        )
+    )
+    key = keys_of(session).derived(Use.audit_chain)
+    return hmac.new(key, message.encode(), hashlib.sha256).hexdigest()
 
 
 def sign_electronic(
@@ -81,6 +130,7 @@ def sign_electronic(
         problems.append(FieldProblem(("applicant_id",), "an applicant or a participant signs"))
     if problems:
         raise InvalidInput(problems)
+    _ensure_may_consent(session, study, participant_id)
     text = document.texts[language]
     # Only the questions of the quiz are kept: nothing unbounded reaches the record.
     answers = {
@@ -116,6 +166,7 @@ def sign_electronic(
             "version": (None, consent.version),
             "language": (None, language),
             "document_sha256": (None, sha),
+            "signature_mac": (None, signature_mac(session, consent)),
             "applicant_id": (None, applicant_id),
             "participant_id": (None, participant_id),
         },
@@ -160,10 +211,10 @@ def ensure_pdf(session: Session, *, consent_id: int) -> Consent | None:
         fda_regulated=definition.consent.fda_regulated,
     )
     answers = (consent.quiz or {}).get("answers", {})
+    # The study's name in the language the person signed in (SPEC 10).
+    title = definition_in(study, consent.language).shown_to_participants()
     with catalogs.speaking(consent.language):
-        copy = pdf.render(
-            document, signature, study_title=definition.shown_to_participants(), answers=answers
-        )
+        copy = pdf.render(document, signature, study_title=title, answers=answers)
     digest = hashlib.sha256(copy).hexdigest()
     stored = session.execute(
         update(Consent)
@@ -255,13 +306,14 @@ def lines(session: Session, *, study: Study, participant_id: int) -> list[Consen
     definition = definition_of(study)
     versions = definition.consent_versions
     current = max(consents, key=lambda c: _rank(versions, c))
+    # Re-consent is asked for only by an amendment, which adds a consent document: a
+    # study without documents (consent taken in person) never asks for it.
     active = definition.consent.active()
-    active_version = active.version if active else versions[-1]
     out = []
     for consent in consents:
         if consent is not current:
             state = "superseded"
-        elif consent.version != active_version:
+        elif active is not None and consent.version != active.version:
             state = "requires_reconsent"
         else:
             state = "countersigned" if consent.countersigned_at else "signed"
@@ -298,6 +350,14 @@ def countersign(session: Session, *, study: Study, consent: Consent, actor: Prin
     """A coordinator's countersignature of an electronic consent, once (SPEC 10)."""
     if not definition_of(study).consent.countersign:
         raise CountersignNotUsed()
+    _ensure_may_consent(session, study, consent.participant_id)
+    current = (
+        latest_consent(session, participant_id=consent.participant_id)
+        if consent.participant_id
+        else None
+    )
+    if consent.method != ConsentMethod.electronic or current is None or current.id != consent.id:
+        raise NotCountersignable()
     now = audit.lock_chain_head(session).at
     claimed = session.execute(
         update(Consent)
@@ -338,10 +398,16 @@ def record_in_person(
 ) -> Consent:
     """A consent taken in person, recorded by the staff member who obtained it; the day
     defaults to today in the study's zone and may not be in the future."""
+    _ensure_may_consent(session, study, participant_id)
     definition = definition_of(study)
     today = now.astimezone(definition.zone()).date()
     day = obtained_on or today
+    oldest = study.created_at.astimezone(definition.zone()).date() - timedelta(days=_OLDEST_DAYS)
     problems = []
+    if day < oldest:
+        problems.append(
+            FieldProblem((*at, "obtained_on"), f"a day before {oldest.isoformat()}: check the year")
+        )
     if version not in definition.consent_versions:
         problems.append(
             FieldProblem((*at, "version"), f"the study has no consent version {version!r}")

@@ -150,7 +150,9 @@ def outstanding(
     """The active version, and who taking part (at the user's sites) has not given it."""
     definition = definition_of(study)
     active = definition.consent.active()
-    version = active.version if active else definition.consent_versions[-1]
+    if active is None:  # no consent documents: consent is taken in person, never re-asked
+        return definition.consent_versions[-1], []
+    version = active.version
     query = (
         select(Participant)
         .where(Participant.study_id == study.id, Participant.status.in_(TAKING_PART))

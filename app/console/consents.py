@@ -251,6 +251,8 @@ def reconsent_summary(session: Session, staff: Staff, study: Study) -> dict[str,
         return None
     definition = studies.definition_of(study)
     active = definition.consent.active()
-    version = active.version if active else definition.consent_versions[-1]
+    if active is None:  # no consent documents: nobody is ever asked to re-consent
+        return None
+    version = active.version
     count = amendments.count_outstanding(session, study=study, version=version, user=staff.user)
     return {"count": count, "version": version} if count else None

@@ -22,7 +22,7 @@ from app.participants.lifecycle import ParticipantStatus
 from app.participants.models import Contact, Participant
 from app.scheduler.mail import Attachment, Letter
 from app.studies.models import Study
-from app.studies.service import definition_of
+from app.studies.service import definition_in, definition_of
 
 
 def consent_copy(
@@ -35,7 +35,8 @@ def consent_copy(
     address = _address(session, consent)
     if not address:
         return MessageStatus.failed, "no email address to send the consent copy to"
-    definition = definition_of(session.get_one(Study, consent.study_id))
+    study = session.get_one(Study, consent.study_id)
+    definition = definition_in(study, consent.language)  # the study's texts in that language
     with catalogs.speaking(consent.language):
         title = definition.shown_to_participants()
         subject = _("Your signed consent: %(study)s") % {"study": title}
@@ -73,7 +74,9 @@ def reconsent(
     if contact is None or not contact.email:
         return MessageStatus.failed, "the participant has no email address"
     language = participant.language if participant.language in active.texts else None
-    with catalogs.speaking(language or definition.languages[0]):
+    language = language or definition.languages[0]
+    definition = definition_in(study, language)  # the study's texts in that language
+    with catalogs.speaking(language):
         title = definition.shown_to_participants()
         subject = _("Please read the updated consent form: %(study)s") % {"study": title}
         body = _(

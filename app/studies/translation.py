@@ -21,6 +21,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from pydantic import ValidationError
+
 from app.errors import FieldProblem
 from app.studies.definition import StudyDefinition, words_of
 
@@ -86,6 +88,17 @@ def translation_problems(d: StudyDefinition) -> Iterator[FieldProblem]:
         for path in given:
             if path not in wanted:
                 yield FieldProblem(("translations", language, path), UNKNOWN)
+        if any(path not in given for path in wanted):
+            continue
+        # A translation must fit where its text goes (a level's label takes 200
+        # characters, a translation up to 2000): the translated document is validated
+        # as the original was, so no page or message in that language can fail later.
+        try:
+            translated(d, language)
+        except ValidationError as exc:
+            for error in exc.errors():
+                where = ".".join(str(part) for part in error["loc"])
+                yield FieldProblem(("translations", language), f"{where}: {error['msg']}")
 
 
 def translated(definition: StudyDefinition, language: str) -> StudyDefinition:

@@ -190,6 +190,17 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # People who signed up themselves were enrolled by nobody (created_by NULL): the
+    # older schema cannot hold them, and inventing an enrolling user would falsify the
+    # record. Refuse, plainly, rather than fail half-way on the NOT NULL.
+    joined = op.get_bind().scalar(
+        sa.text("SELECT count(*) FROM participants WHERE created_by IS NULL")
+    )
+    if joined:
+        raise RuntimeError(
+            f"{joined} participants signed up through the public link; the schema before "
+            "remote enrollment cannot record them. Restore a backup taken before the upgrade."
+        )
     with op.batch_alter_table("survey_instances", schema=None) as batch_op:
         batch_op.drop_column("language")
 

@@ -17,17 +17,20 @@ from fastapi.testclient import TestClient
 from pypdf import PdfReader
 from sqlalchemy import select, text
 
+from app.auth.principal import Principal, Role
 from app.config import Settings
 from app.consent import service as consents
 from app.consent.documents import document_sha256
 from app.consent.models import Consent
 from app.db.engine import Database
 from app.demo import demo_definition, load_demo
+from app.errors import StudyLocked
 from app.main import create_app
 from app.outbox.models import MessageKind, MessageStatus, OutboxMessage
 from app.participants.models import Participant
 from app.scheduler.dispatch import dispatch
 from app.scheduler.mail import SmtpTransport
+from app.studies.lifecycle import StudyStatus
 from app.studies.models import Study
 from app.studies.service import definition_of
 from tests.helpers import Api, bearer, enrollment
@@ -198,7 +201,9 @@ def test_an_electronic_signature_is_bound_to_the_hash_sealed_audited_and_emailed
     assert sha in str(signed) and str(consents.hashlib.sha256(copy).hexdigest()) in str(made)
     send_mail(env)
     [message] = [m for m in env.inbox.to(email) if m.get_content_type() == "multipart/mixed"]
-    assert message["Subject"] == "Su consentimiento firmado: Online Peer Support Study"
+    # The study's name in Spanish too (a folded header may carry a doubled space).
+    subject = " ".join(str(message["Subject"]).split())
+    assert subject == "Su consentimiento firmado: Estudio de Apoyo entre Pares en Línea"
     [attachment] = list(message.iter_attachments())
     assert attachment.get_content_type() == "application/pdf"
     assert "José Núñez" in pdf_text(attachment.get_content())
@@ -335,3 +340,49 @@ def test_an_amendment_adds_a_version_and_asks_everyone_taking_part_to_re_consent
     assert code not in [x["code"] for x in env.get(f"{S}/consents/outstanding").json()["items"]]
     states = [c["state"] for c in env.get(f"{S}/participants/{code}/consents").json()]
     assert states[-1] == "signed" and set(states[:-1]) == {"superseded"}
+
+
+def test_consents_change_only_for_people_taking_part_and_only_until_lock(env: Env) -> None:
+    code, pid = env.enroll()
+    consents_url = f"{S}/participants/{code}/consents"
+    long_ago = env.post(consents_url, {"version": "1.0", "obtained_on": "1901-01-01"})
+    assert long_ago.status_code == 422 and "check the year" in long_ago.text
+    # An in-person consent is not countersigned: only the current electronic one is.
+    [in_person] = env.get(consents_url).json()
+    countersign = f"{consents_url}/{in_person['id']}/countersign"
+    assert env.post(countersign).json()["type"].endswith(":not-countersignable")
+    # An ineligible screening gives no consent.
+    answers = {"age_18_plus": False, "smi_diagnosis": True, "internet_access": True}
+    screening = enrollment(screening=answers, consent=None, contact=None, strata={})
+    refused = env.client.post(f"{S}/participants", json=screening, headers=bearer(env.coordinator))
+    assert refused.status_code == 201 and refused.json()["status"] == "ineligible"
+    ineligible = refused.json()["code"]
+    yesterday = (datetime.now(UTC) - timedelta(days=1)).date().isoformat()
+    given = env.post(
+        f"{S}/participants/{ineligible}/consents", {"version": "1.0", "obtained_on": yesterday}
+    )
+    assert given.status_code == 409 and given.json()["type"].endswith(":not-taking-part")
+    # The signature's keyed hash binds name, time, meaning and document in the trail.
+    consent_id = env.sign(pid)
+    with env.db.begin() as session:
+        mac = consents.signature_mac(session, session.get_one(Consent, consent_id))
+    trail = env.get(f"{S}/audit?limit=1000", env.api.admin_token).json()["items"]
+    [signed] = [
+        r for r in trail if r["action"] == "consent.signed" and r["entity_id"] == str(consent_id)
+    ]
+    assert mac in str(signed)
+    # After database lock nothing about consent changes (rolled back: the study stays open).
+    with pytest.raises(StudyLocked), env.db.begin() as session:
+        study = session.scalars(select(Study).where(Study.slug == SLUG)).one()
+        study.status = StudyStatus.locked
+        consents.record_in_person(
+            session,
+            study=study,
+            site_id=study.sites[0].id,
+            participant_id=pid,
+            participant_code=code,
+            version="1.0",
+            obtained_on=None,
+            actor=Principal(id=1, email="a@e.org", role=Role.admin, site_ids=frozenset()),
+            now=datetime.now(UTC),
+        )

@@ -6,12 +6,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
+
 from app.demo import demo_definition
+from app.errors import InvalidStudyDefinition
 from app.studies import service
 from app.studies.definition import StudyDefinition
 from app.studies.models import Study
 from app.studies.translation import MISSING, UNKNOWN, texts, translated, translation_problems
-from app.studies.validation import definition_problems
+from app.studies.validation import definition_problems, parse_definition
 
 
 def _demo(**changes: object) -> StudyDefinition:
@@ -80,3 +83,13 @@ def test_the_cached_translation_follows_the_studys_revision():
     study.revision = 2
     assert service.definition_in(study, "es").shown_to_participants() == "Estudio Pares"
     assert service.definition_in(study, None) is service.definition_of(study)
+
+
+def test_a_translation_too_long_for_where_it_goes_is_refused_not_left_to_break_a_page():
+    document = demo_definition()
+    labels = "randomization.strata.diagnosis.labels.bipolar"
+    document["translations"]["es"][labels] = "x" * 300  # a level's label takes 200
+    with pytest.raises(InvalidStudyDefinition) as refused:
+        parse_definition(document)
+    [problem] = refused.value.problems
+    assert problem.loc == ("translations", "es") and "labels.bipolar" in problem.msg
