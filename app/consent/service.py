@@ -395,10 +395,16 @@ def record_in_person(
     now: datetime,
     note: str | None = None,
     at: tuple[str, ...] = (),
+    enrolling: bool = False,
 ) -> Consent:
     """A consent taken in person, recorded by the staff member who obtained it; the day
-    defaults to today in the study's zone and may not be in the future."""
-    _ensure_may_consent(session, study, participant_id)
+    defaults to today in the study's zone and may not be in the future. `enrolling`:
+    the consent of an enrollment, whose `participant.enrolled` record carries it (one
+    audit record, not two, on the hot path; the participant is enrolled just now)."""
+    if enrolling:
+        ensure_not_locked(study.status)
+    else:
+        _ensure_may_consent(session, study, participant_id)
     definition = definition_of(study)
     today = now.astimezone(definition.zone()).date()
     day = obtained_on or today
@@ -432,6 +438,8 @@ def record_in_person(
     )
     session.add(consent)
     session.flush()
+    if enrolling:
+        return consent
     audit.record(
         session,
         AuditAction.consent_recorded,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -13,6 +14,7 @@ from app.audit.actions import AuditAction
 from app.auth.permissions import may_access_site
 from app.auth.principal import Principal
 from app.consent import service as consents
+from app.consent.models import Consent
 from app.db.base import utcnow
 from app.db.sealed import keyed_hash
 from app.db.server_key import sealing_keys_of
@@ -129,10 +131,11 @@ def enroll(
             anchor=Anchor.enrollment,
             anchor_at=now,
         )
+    in_person = None
     if eligible and data.consent is not None and actor is not None:
         # The consent taken in person, by the enrolling user (SPEC 10); a person who
         # signed up online signed electronically (`join`: attached to them after this).
-        consents.record_in_person(
+        in_person = consents.record_in_person(
             session,
             study=study,
             site_id=site.id,
@@ -143,6 +146,7 @@ def enroll(
             actor=actor,
             now=now,
             at=("consent",),
+            enrolling=True,
         )
     if eligible and data.contact is not None:
         # Identifying details stay out of the research row and out of the audit trail;
@@ -187,9 +191,23 @@ def enroll(
                 "strata": (None, participant.strata),
                 # Sealed in the trail, so `verify` can compare the stored contact.
                 "contact": (None, _contact_values(data.contact)),
+                # The consent taken in person (SPEC 10), in this record rather than one of
+                # its own: enrolling is the hot path.
+                "consent": (None, _in_person_values(in_person, actor)),
             },
         )
     return participant
+
+
+def _in_person_values(consent: Consent | None, actor: Principal | None) -> dict[str, Any] | None:
+    if consent is None or actor is None or consent.obtained_on is None:
+        return None
+    return {
+        "id": consent.id,
+        "method": "in_person",
+        "obtained_on": consent.obtained_on.isoformat(),
+        "obtained_by": actor.email,
+    }
 
 
 def enroll_self(
