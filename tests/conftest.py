@@ -104,6 +104,27 @@ def database_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -
     pool.give_back(name)
 
 
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def module_settings(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Settings]:
+    """Settings of an application on a copy of the migrated template (SQLite, then
+    PostgreSQL), shared by the tests of one module and dropped after them: for modules
+    whose tests each make their own participants (safety, consent, join)."""
+    name = None
+    if request.param == "sqlite":
+        template: Path = request.getfixturevalue("sqlite_template")
+        path = tmp_path_factory.mktemp("module") / "trialdesk.db"
+        shutil.copyfile(template, path)
+        url, key = f"sqlite:///{path}", None
+    else:
+        name = pg.create_database("trialdesk_t", template=request.getfixturevalue("pg_template"))
+        url, key = pg.database_url(name), TEST_SECRET_KEY
+    yield Settings(database_url=url, secret_key=key, base_url="http://testserver", scheduler=False)
+    if name is not None:
+        pg.drop_database(name)
+
+
 @pytest.fixture
 def settings(database_url: str) -> Settings:
     # With SQLite no key is set, so the default key file (in the temporary config folder
