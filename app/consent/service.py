@@ -321,6 +321,13 @@ def lines(session: Session, *, study: Study, participant_id: int) -> list[Consen
     return out
 
 
+def line_of(session: Session, *, study: Study, consent: Consent) -> ConsentLine:
+    """One consent with its state among the participant's consents."""
+    assert consent.participant_id is not None
+    found = lines(session, study=study, participant_id=consent.participant_id)
+    return next(line for line in found if line.consent.id == consent.id)
+
+
 def get_consent(session: Session, *, participant_id: int, consent_id: int) -> Consent:
     consent = session.get(Consent, consent_id)
     if consent is None or consent.participant_id != participant_id:

@@ -116,11 +116,7 @@ def countersign(
     participant = get_participant(session, study=study, code=code, user=user)
     consent = service.get_consent(session, participant_id=participant.id, consent_id=consent_id)
     service.countersign(session, study=study, consent=consent, actor=user)
-    line = next(
-        x
-        for x in service.lines(session, study=study, participant_id=participant.id)
-        if x.consent.id == consent.id
-    )
+    line = service.line_of(session, study=study, consent=consent)
     return idempotency.remember(consent_read(line, base=base, slug=slug, code=code))
 
 
@@ -151,11 +147,7 @@ def record_in_person(
         now=now,
     )
     service.note_current_version(session, participant=participant)
-    line = next(
-        x
-        for x in service.lines(session, study=study, participant_id=participant.id)
-        if x.consent.id == consent.id
-    )
+    line = service.line_of(session, study=study, consent=consent)
     return idempotency.remember(consent_read(line, base=base, slug=slug, code=code))
 
 
