@@ -464,6 +464,43 @@ def record_in_person(
     return consent
 
 
+def reconsent_key(participant_id: int, version: str) -> str:
+    """The outbox key of a participant's invitation to re-consent to `version`."""
+    return f"reconsent:{participant_id}:{version}"
+
+
+def invite_to_reconsent(
+    session: Session,
+    *,
+    study: Study,
+    participant_id: int,
+    site_id: int,
+    participant_code: str,
+    has_email: bool,
+    now: datetime,
+) -> bool:
+    """Queue the participant's invitation to sign the study's active version, unless
+    their current consent is to it (or there is no consent document); whether one was
+    queued now. Without an email address it is recorded as failed at once."""
+    active = definition_of(study).consent.active()
+    if active is None:
+        return False
+    latest = latest_consent(session, participant_id=participant_id)
+    if latest is not None and latest.version == active.version:
+        return False
+    return enqueue(
+        session,
+        kind=MessageKind.reconsent,
+        dedupe_key=reconsent_key(participant_id, active.version),
+        subject_id=participant_id,
+        now=now,
+        study_id=study.id,
+        site_id=site_id,
+        participant_code=participant_code,
+        failed_because=None if has_email else "the participant has no email address",
+    )
+
+
 def reconsent_link(session: Session, base_url: str, participant_id: int, version: str) -> str:
     """The participant's personal link to read and sign `version` (`/consent/{token}`)."""
     key = keys_of(session).derived(Use.survey_link)

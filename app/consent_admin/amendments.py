@@ -26,10 +26,9 @@ from app.auth.permissions import reachable_sites
 from app.auth.principal import Principal
 from app.consent.documents import document_sha256
 from app.consent.models import Consent
-from app.consent.service import latest_consent
+from app.consent.service import invite_to_reconsent, latest_consent, reconsent_key
 from app.errors import FieldProblem, InvalidInput, InvalidStudyDefinition
-from app.outbox.models import MessageKind, OutboxMessage
-from app.outbox.service import enqueue
+from app.outbox.models import OutboxMessage
 from app.participants.lifecycle import ParticipantStatus
 from app.participants.models import Contact, Participant
 from app.studies.definition import ConsentDocument
@@ -39,11 +38,6 @@ from app.studies.service import definition_of
 from app.studies.validation import parse_definition
 
 TAKING_PART = (ParticipantStatus.enrolled, ParticipantStatus.randomized)
-
-
-def reconsent_key(participant_id: int, version: str) -> str:
-    """The outbox key of a participant's invitation to re-consent to `version`."""
-    return f"reconsent:{participant_id}:{version}"
 
 
 @dataclass(frozen=True)
@@ -92,7 +86,7 @@ def amend(
             "revision": (study.revision - 1, study.revision),
         },
     )
-    invited = invite(session, study=study, version=document.version, now=now)
+    invited = invite(session, study=study, now=now)  # to the version just added
     return Amended(document.version, study.revision, invited)
 
 
@@ -104,9 +98,9 @@ def _in_body(problem: FieldProblem, index: int) -> FieldProblem:
     return FieldProblem(("definition", *loc), problem.msg)
 
 
-def invite(session: Session, *, study: Study, version: str, now: datetime) -> int:
+def invite(session: Session, *, study: Study, now: datetime) -> int:
     """Queue one `reconsent` email for each participant taking part whose current
-    consent is older than `version` (failed at once without an email address); how
+    consent is not to the active version (failed at once without an email address); how
     many were queued now (a repeat queues none)."""
     participants = session.execute(
         select(Participant.id, Participant.site_id, Participant.code, Contact.email)
@@ -116,19 +110,14 @@ def invite(session: Session, *, study: Study, version: str, now: datetime) -> in
     ).all()
     queued = 0
     for participant_id, site_id, code, email in participants:
-        latest = latest_consent(session, participant_id=participant_id)
-        if latest is not None and latest.version == version:
-            continue
-        queued += enqueue(
+        queued += invite_to_reconsent(
             session,
-            kind=MessageKind.reconsent,
-            dedupe_key=reconsent_key(participant_id, version),
-            subject_id=participant_id,
-            now=now,
-            study_id=study.id,
+            study=study,
+            participant_id=participant_id,
             site_id=site_id,
             participant_code=code,
-            failed_because=None if email else "the participant has no email address",
+            has_email=bool(email),
+            now=now,
         )
     return queued
 
