@@ -316,7 +316,7 @@ def test_an_amendment_adds_a_version_and_asks_everyone_taking_part_to_re_consent
         assert sorted(invitations) == sorted(taking_part)  # once each
         from app.consent_admin.amendments import invite
 
-        assert invite(session, study=study, version="2.0", now=datetime.now(UTC)) == 0
+        assert invite(session, study=study, now=datetime.now(UTC)) == 0
     mine = env.get(f"{S}/consents/outstanding").json()
     assert mine["version"] == "2.0" and code in [x["code"] for x in mine["items"]]
     assert code not in [
