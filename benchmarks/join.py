@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import re
 import secrets
 import sys
@@ -132,9 +133,22 @@ async def _applicants(url: str, count: int) -> list[tuple[str, str]]:
     return paths
 
 
+@functools.cache
+def _document() -> str:
+    """The SHA-256 of the demo's active consent text in English, as the sign form
+    carries it (a signature binds to the document shown)."""
+    from app.consent.documents import document_sha256
+    from app.demo import demo_definition
+    from app.studies.definition import StudyDefinition
+
+    active = StudyDefinition.model_validate(demo_definition()).consent.active()
+    assert active is not None
+    return document_sha256(active, "en")
+
+
 def _signature(name: str) -> dict[str, str]:
     quiz = {f"q-{code}": value for code, value in ANSWERS.items()}
-    return {"step": "sign", **quiz, "typed_name": name, "agree": "yes"}
+    return {"step": "sign", "document": _document(), **quiz, "typed_name": name, "agree": "yes"}
 
 
 @dataclass

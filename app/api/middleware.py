@@ -123,13 +123,14 @@ class HttpEdge:
             request_id.reset(token)
 
 
-# Where a survey link's token sits in a path: hidden whether or not a route matched
-# (`/s/<token>/`, `/api/v1/surveys/<token>/nonsense` are secrets in a log as well).
-_TOKEN_IN_PATH = re.compile(r"^(/s/|/api/v1/surveys/)[^/]+")
+# Where a personal link's token sits in a path: a survey's, a sign-up's, a re-consent
+# invitation's. Hidden whether or not a route matched (`/s/<token>/`,
+# `/join/a/<token>/nonsense` are secrets in a log as well).
+_TOKEN_IN_PATH = re.compile(r"^(/s/|/api/v1/surveys/|/join/a/|/consent/)[^/]+")
 
 
 def _without_secrets(scope: Scope) -> str:
-    """The path, with a survey link's token (a secret) shown as `…`."""
+    """The path, with a personal link's token (a secret) shown as `…`."""
     path: str = scope["path"]
     token = scope.get("path_params", {}).get("token")
     if isinstance(token, str) and token:

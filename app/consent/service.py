@@ -112,10 +112,12 @@ def sign_electronic(
     applicant_id: int | None = None,
     participant_id: int | None = None,
     email: str | None = None,
+    send_copy: bool = True,
     now: datetime,
 ) -> Consent:
     """Record an electronic signature of `document` in `language` by `typed_name`,
-    with its PDF, audit record and emailed copy; the new consent (flushed)."""
+    with its PDF, audit record and emailed copy (unless `send_copy` is off: the caller
+    queues it later with `queue_copy`); the new consent (flushed)."""
     name = " ".join(typed_name.split())
     problems = []
     if not name or len(name) > NAME_MAX:
@@ -171,17 +173,23 @@ def sign_electronic(
             "participant_id": (None, participant_id),
         },
     )
+    if send_copy:
+        queue_copy(session, consent=consent, email=email, now=now)
+    return consent
+
+
+def queue_copy(session: Session, *, consent: Consent, email: str | None, now: datetime) -> None:
+    """Queue the email of the consent's PDF copy (once: its key is the consent's)."""
     enqueue(
         session,
         kind=MessageKind.consent_copy,
         dedupe_key=copy_key(consent.id),
         subject_id=consent.id,
         now=now,
-        study_id=study.id,
-        site_id=site_id,
+        study_id=consent.study_id,
+        site_id=consent.site_id,
         failed_because=None if email else NO_EMAIL,
     )
-    return consent
 
 
 def ensure_pdf(session: Session, *, consent_id: int) -> Consent | None:

@@ -34,6 +34,7 @@ HOLD_WORDS = {
     "too_fast": "Sent the screening faster than a person can read it",
     "busy_address": "Many sign-ups from the same network address within an hour",
     "busy_study": "Unusually many sign-ups in the study within an hour",
+    "rescreened": "Eligible just after an ineligible screening from the same network address",
 }
 DONE = {
     "accepted": "The sign-up is accepted: the person is enrolled and emailed their link.",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -27,6 +28,7 @@ class Hold(StrEnum):
     too_fast = "too_fast"  # sent sooner than `join.min_seconds` after the page was shown
     busy_address = "busy_address"  # many sign-ups from one network address this hour
     busy_study = "busy_study"  # many sign-ups in the study this hour
+    rescreened = "rescreened"  # eligible just after an ineligible screening from its address
 
 
 # Held at screening: a bot's sign-up is not assessed for eligibility (CONSORT).
@@ -64,9 +66,31 @@ def _stamp_mac(key: bytes, slug: str, seconds: int) -> str:
     return hmac.new(key, f"join-stamp:{slug}:{seconds}".encode(), hashlib.sha256).hexdigest()
 
 
+IPV6_PREFIX = 64  # one subscriber's share of IPv6: a home or phone gets a whole /64
+
+
 def address_hash(key: bytes, address: str) -> str:
-    """The network address as kept: a keyed hash (counting sign-ups needs no address)."""
-    return hmac.new(key, f"join-address:{address}".encode(), hashlib.sha256).hexdigest()
+    """The network address as kept: a keyed hash (counting sign-ups needs no address).
+    An IPv6 address counts by its /64 (anyone holding one can use any of its 2^64
+    addresses, so the whole address would give unlimited sign-ups); IPv4 (also written
+    as IPv6, `::ffff:a.b.c.d`) by the whole address."""
+    return hmac.new(
+        key, f"join-address:{counted_address(address)}".encode(), hashlib.sha256
+    ).hexdigest()
+
+
+def counted_address(address: str) -> str:
+    """What a sign-up is counted by: the IPv4 address, the IPv6 /64, or the text as is
+    (a client the server could not name)."""
+    try:
+        parsed = ipaddress.ip_address(address[:100])
+    except ValueError:
+        return address[:100]
+    if isinstance(parsed, ipaddress.IPv6Address):
+        if parsed.ipv4_mapped is not None:
+            return str(parsed.ipv4_mapped)
+        return str(ipaddress.IPv6Network((parsed, IPV6_PREFIX), strict=False))
+    return str(parsed)
 
 
 def bot_holds(

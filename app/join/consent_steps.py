@@ -10,6 +10,7 @@ half-done is stored, and only a passing set can be signed with.
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +18,7 @@ from typing import Any
 from fastapi import Request, Response
 from fastapi.responses import RedirectResponse
 
-from app.consent.documents import sections
+from app.consent.documents import document_sha256, sections
 from app.consent.quiz import Marked
 from app.i18n import catalogs
 from app.i18n.catalogs import gettext as _
@@ -48,6 +49,34 @@ class Signer:
     @property
     def text(self) -> ConsentText:
         return self.document.texts[self.language]
+
+    @property
+    def sha256(self) -> str:
+        """What the person reads, as a signature binds to it (`document_sha256`)."""
+        return document_sha256(self.document, self.language)
+
+
+DOCUMENT_FIELD = "document"  # the SHA-256 of the document a page showed, carried along
+
+
+def updated(signer: Signer) -> Response:
+    """Back to the first section, saying the information changed (an amendment while
+    the person was reading): they must read what they sign."""
+    return go(f"{signer.base}/consent/1?updated=1")
+
+
+def read_other(signer: Signer, given: str | None) -> bool:
+    """Whether a page or form says it showed another document than the one now active
+    (nothing given: nothing to compare, but see `bound`)."""
+    return given is not None and not hmac.compare_digest(
+        given[:64].encode(), signer.sha256.encode()
+    )
+
+
+def bound(signer: Signer, form: Form) -> bool:
+    """Whether a signature's form carries the SHA-256 of the document now active."""
+    given = form.get(DOCUMENT_FIELD)
+    return given is not None and len(given) == 1 and not read_other(signer, given[0])
 
 
 def go(path: str) -> Response:
@@ -95,14 +124,18 @@ def _render(
 
 
 def section_page(request: Request, signer: Signer, number: str) -> Response:
-    """Section `number` of the document (the first for anything else)."""
+    """Section `number` of the document (the first for anything else). Its links carry
+    the document's SHA-256: a page of a replaced document leads back to the first."""
+    if read_other(signer, request.query_params.get(DOCUMENT_FIELD)):
+        return updated(signer)
     text = signer.text
     shown = sections(text)
     at = int(number) if number.isascii() and number.isdigit() and len(number) < 4 else 0
     if not 1 <= at <= len(shown):
         return go(f"{signer.base}/consent/1")
     after = f"consent/{at + 1}" if at < len(shown) else ("quiz" if text.quiz else "check")
-    back = f"{signer.base}/consent/{at - 1}" if at > 1 else signer.before_first
+    carried = f"?{DOCUMENT_FIELD}={signer.sha256}"
+    back = f"{signer.base}/consent/{at - 1}{carried}" if at > 1 else signer.before_first
     return _render(
         request,
         signer,
@@ -112,8 +145,9 @@ def section_page(request: Request, signer: Signer, number: str) -> Response:
             "section": shown[at - 1],
             "number": at,
             "count": len(shown),
-            "next": f"{signer.base}/{after}",
+            "next": f"{signer.base}/{after}{carried}",
             "back": back,
+            "updated": request.query_params.get("updated") == "1" and at == 1,
         },
     )
 
@@ -154,6 +188,7 @@ def quiz_page(
             "errors": [{"href": f"#{f}", "message": m} for f, m in problems],
             "messages": {f.removeprefix("q-").rsplit("-", 1)[0]: m for f, m in problems},
             "back": f"{signer.base}/consent/{len(text.sections)}",
+            "document": signer.sha256,
         },
         422 if problems else 200,
     )
@@ -198,6 +233,7 @@ def check_page(
             "attempts": attempts,
             "here": signer.base,
             "contact_link": signer.contact_link,
+            "document": signer.sha256,
         },
     )
 
@@ -239,6 +275,7 @@ def sign_page(
             "version": signer.document.version,
             "answers": answers,
             "attempts": attempts,
+            "document": signer.sha256,
             "typed": {
                 "typed_name": forms.value(form, "typed_name"),
                 "agree": forms.value(form, "agree"),

@@ -27,7 +27,13 @@ from app.i18n.languages import LANGUAGES
 from app.join import checks, forms, service
 from app.join.consent_steps import go, personal
 from app.join.models import Applicant, ApplicantState
-from app.join.service import JoinClosed, Opened, TooManySignUps, UnknownApplicant
+from app.join.service import (
+    InvitationEnded,
+    JoinClosed,
+    Opened,
+    TooManySignUps,
+    UnknownApplicant,
+)
 from app.studies.definition import Criterion, words_of
 from app.studies.models import Site, Study
 from app.web.forms import FormDep
@@ -43,6 +49,8 @@ class JoinPageRoute(APIRoute):
         status = problem.status_code
         if isinstance(error, TooManySignUps):
             key = "busy"
+        elif isinstance(error, InvitationEnded):
+            key = "ended"
         elif isinstance(error, JoinClosed | UnknownApplicant) or status == 404:
             key = "unknown"
         else:
@@ -112,7 +120,9 @@ def _screening_page(
     typed: Mapping[str, str] | None = None,
     problems: list[tuple[str, str]] | None = None,
     status_code: int = 200,
+    stamp: str | None = None,
 ) -> Response:
+    """The screening page; `stamp` is the one to carry on (else a new one, of now)."""
     definition = opened.definition
 
     def tr(path: str, text: str) -> str:
@@ -132,7 +142,9 @@ def _screening_page(
         }
         for f in definition.randomization.strata
     ]
-    stamp = checks.stamp(service.stamp_key(session), slug=opened.study.slug, shown_at=utcnow())
+    if stamp is None:
+        key = service.stamp_key(session)
+        stamp = checks.stamp(key, slug=opened.study.slug, shown_at=utcnow())
     return page(
         request,
         "join/screening.html",
@@ -185,6 +197,12 @@ def send_screening(
     with catalogs.speaking(language):
         parsed = _read_screening(opened, form)
     if parsed.problems:
+        # A person fixing a mistake quickly is not a program: the page keeps the stamp
+        # of when it was first shown (if it is a good one), so the time spent counts.
+        given = forms.value(form, "shown")
+        good = checks.shown_at(
+            service.stamp_key(session), slug=opened.study.slug, given=given, now=utcnow()
+        )
         return _screening_page(
             request,
             session,
@@ -194,6 +212,7 @@ def send_screening(
             typed=parsed.typed,
             problems=parsed.problems,
             status_code=422,
+            stamp=given if good is not None else None,
         )
     assert parsed.site is not None
     screened = service.screen(

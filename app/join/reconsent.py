@@ -20,23 +20,30 @@ from app.consent.quiz import mark
 from app.consent.tokens import is_token_of, participant_of
 from app.db.base import utcnow
 from app.db.server_key import keys_of
+from app.join import forms
 from app.join.consent_steps import (
+    DOCUMENT_FIELD,
     Signer,
     attempts_of,
+    bound,
     check_page,
     go,
     personal,
     quiz_answers,
     quiz_page,
+    read_other,
     section_page,
     sign_page,
     sign_problems,
+    updated,
 )
 from app.join.pages import FORM_BODY_LIMIT, JoinPageRoute
-from app.join.service import Opened, UnknownApplicant
+from app.join.service import InvitationEnded, Opened, UnknownApplicant
 from app.keys import Use
+from app.participants.lifecycle import ParticipantStatus
 from app.participants.models import Contact, Participant
 from app.studies import service as studies
+from app.studies.lifecycle import StudyStatus
 from app.studies.models import Study
 from app.web.forms import FormDep
 
@@ -51,29 +58,49 @@ router = APIRouter(
 )
 
 
+TAKING_PART = (ParticipantStatus.enrolled, ParticipantStatus.randomized)
+
+
 @dataclass(frozen=True)
 class Invited:
     participant: Participant
-    signer: Signer
+    signer: Signer  # without contact details: a forwarded link must not show them
+    email: str | None  # where the signed copy goes
     signed: bool  # the active version is signed already
 
 
 def _invited(session: Session, token: str, *, for_update: bool = False) -> Invited:
-    """The participant this link invites to sign the study's active version."""
+    """The participant this link invites to sign the study's active version. A link
+    nobody made is "page not found"; a real one that no longer applies (its version
+    replaced, the participant not taking part, the study locked) "no longer valid"."""
     participant_id = participant_of(token)
     query = select(Participant).where(Participant.id == (participant_id or 0))
     locked = query.with_for_update(of=Participant) if for_update else query
     participant = session.scalars(locked).first()
-    if participant is None or participant.withdrawn_at is not None:
+    if participant is None:
         raise UnknownApplicant("no invitation has this link")
     study = session.get_one(Study, participant.study_id)
     definition = studies.definition_of(study)
     document = definition.consent.active()
     key = keys_of(session).derived(Use.survey_link)
-    if document is None or not is_token_of(
-        key, token, participant_id=participant.id, version=document.version
-    ):
+    made_for = next(
+        (
+            version
+            for version in definition.consent_versions
+            if is_token_of(key, token, participant_id=participant.id, version=version)
+        ),
+        None,
+    )
+    if made_for is None:
         raise UnknownApplicant("no invitation has this link")
+    if (
+        document is None
+        or made_for != document.version
+        or participant.status not in TAKING_PART
+        or participant.withdrawn_at is not None
+        or study.status == StudyStatus.locked
+    ):
+        raise InvitationEnded("this invitation no longer applies")
     language = participant.language or definition.languages[0]
     if language not in document.texts:
         language = next(iter(document.texts))
@@ -90,12 +117,12 @@ def _invited(session: Session, token: str, *, for_update: bool = False) -> Invit
         language=language,
         document=document,
         name=contact.name if contact else None,
-        email=contact.email if contact else None,
-        phone=contact.phone if contact else None,
+        email=None,
+        phone=None,
         before_first=None,
         contact_link=None,
     )
-    return Invited(participant, signer, signed is not None)
+    return Invited(participant, signer, contact.email if contact else None, signed is not None)
 
 
 @router.get("/{token}")
@@ -117,6 +144,8 @@ def show_quiz(request: Request, token: str, session: ReadSessionDep) -> Response
     invited = _invited(session, token)
     if invited.signed:
         return go(f"/consent/{token}/done")
+    if read_other(invited.signer, request.query_params.get(DOCUMENT_FIELD)):
+        return updated(invited.signer)
     return quiz_page(request, invited.signer, answers={})
 
 
@@ -127,6 +156,8 @@ def answer_quiz(request: Request, token: str, session: ReadSessionDep, form: For
     if invited.signed:
         return go(f"/consent/{token}/done")
     signer = invited.signer
+    if read_other(signer, forms.value(form, DOCUMENT_FIELD) or None):
+        return updated(signer)
     answers = quiz_answers(signer, form)
     marked = mark(signer.document, signer.language, answers)
     attempts = attempts_of(form) + (0 if marked.unanswered else 1)
@@ -140,6 +171,8 @@ def show_check(request: Request, token: str, session: ReadSessionDep) -> Respons
     invited = _invited(session, token)
     if invited.signed:
         return go(f"/consent/{token}/done")
+    if read_other(invited.signer, request.query_params.get(DOCUMENT_FIELD)):
+        return updated(invited.signer)
     if invited.signer.text.quiz:
         return go(f"/consent/{token}/quiz")
     return check_page(request, invited.signer, {})
@@ -152,6 +185,8 @@ def sign(request: Request, token: str, session: SessionDep, form: FormDep) -> Re
     if invited.signed:
         return go(f"/consent/{token}/done")
     signer = invited.signer
+    if not bound(signer, form):  # the document changed since it was shown: read it again
+        return updated(signer)
     answers = quiz_answers(signer, form)
     if not mark(signer.document, signer.language, answers).passed:
         return go(f"/consent/{token}/quiz")
@@ -169,7 +204,7 @@ def sign(request: Request, token: str, session: SessionDep, form: FormDep) -> Re
             quiz_answers=answers,
             quiz_attempts=max(attempts_of(form), 1 if signer.text.quiz else 0),
             participant_id=participant.id,
-            email=signer.email,
+            email=invited.email,
             now=utcnow(),
         )
         consents.note_current_version(session, participant=participant)
@@ -185,7 +220,7 @@ def done(request: Request, token: str, session: ReadSessionDep) -> Response:
     return personal(
         request,
         "join/done.html",
-        {"baseline": None, "email": invited.signer.email, "reconsent": True},
+        {"baseline": None, "emailed": invited.email is not None, "reconsent": True},
         opened=invited.signer.opened,
         language=invited.signer.language,
     )

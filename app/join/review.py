@@ -13,6 +13,8 @@ from app.audit import service as audit
 from app.audit.actions import AuditAction
 from app.auth.permissions import may_access_site
 from app.auth.principal import Principal, Role
+from app.consent import service as consents
+from app.consent.models import Consent
 from app.errors import AlreadyVerified, ApplicantDecided, ApplicantNotFound
 from app.join import service
 from app.join.models import Applicant, ApplicantState
@@ -66,7 +68,13 @@ def accept(
         applicant.participant_id = participant.id
         applicant.state = ApplicantState.ineligible
     else:
+        bot = service.held_as_bot(applicant)
         service.enroll(session, applicant=applicant, study=study, actor_label=label)
+        if bot:  # its consent copy waited for this review
+            for signed in session.scalars(
+                select(Consent).where(Consent.applicant_id == applicant.id)
+            ):
+                consents.queue_copy(session, consent=signed, email=applicant.email, now=now)
         enqueue(
             session,
             kind=MessageKind.applicant_accepted,

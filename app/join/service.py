@@ -59,6 +59,13 @@ class UnknownApplicant(NotFound):
     code, title = "unknown-applicant", "No sign-up has this link"
 
 
+class InvitationEnded(NotFound):
+    """A re-consent link that was real and no longer is: its version was replaced, the
+    participant left, or the study is locked."""
+
+    code, title = "invitation-ended", "This link is no longer valid"
+
+
 @dataclass(frozen=True)
 class Opened:
     """A study whose public link is open, and the sites that take sign-ups through it."""
@@ -169,6 +176,8 @@ def screen(
         created_at=now,
         updated_at=now,
     )
+    if not outcome and _rescreened(session, study=study, address_hash=address_hash, since=since):
+        applicant.hold_reasons = [*(applicant.hold_reasons or []), str(Hold.rescreened)]
     bot = any(h in checks.BOT_HOLDS for h in holds)
     if outcome and not bot:
         participant = enroll_ineligible(
@@ -199,6 +208,22 @@ def screen(
     if outcome:
         return Screened(False, None)
     return Screened(True, token)
+
+
+def _rescreened(session: Session, *, study: Study, address_hash: str, since: datetime) -> bool:
+    """Whether the address screened ineligible in the study within the hour: an eligible
+    screening now may be the same person changing answers to get in."""
+    found = session.scalar(
+        select(Applicant.id)
+        .where(
+            Applicant.study_id == study.id,
+            Applicant.address_hash == address_hash,
+            Applicant.created_at >= since,
+            Applicant.state == ApplicantState.ineligible,
+        )
+        .limit(1)
+    )
+    return found is not None
 
 
 def enroll_ineligible(
@@ -362,6 +387,9 @@ def sign(
         quiz_attempts=applicant.quiz_attempts,
         applicant_id=applicant.id,
         email=applicant.email,
+        # A program's sign-up (honeypot, too fast) gets no copy until a coordinator
+        # accepts it: else the form would email a PDF to any address typed in.
+        send_copy=not held_as_bot(applicant),
         now=now,
     )
     applicant.updated_at = now
@@ -381,6 +409,11 @@ def sign(
         )
         return None
     return enroll(session, applicant=applicant, study=study, actor_label=PARTICIPANT)
+
+
+def held_as_bot(applicant: Applicant) -> bool:
+    """Whether the sign-up shows a program's signs (its consent copy waits for review)."""
+    return any(h in checks.BOT_HOLDS for h in applicant.hold_reasons or [])
 
 
 def enroll(

@@ -11,17 +11,21 @@ from fastapi.responses import HTMLResponse
 from app.api.deps import ReadSessionDep, RequestSlot, SessionDep, send_soon
 from app.consent.quiz import mark
 from app.db.base import utcnow
-from app.join import service
+from app.join import forms, service
 from app.join.consent_steps import (
+    DOCUMENT_FIELD,
     Signer,
+    bound,
     check_page,
     go,
     personal,
     quiz_answers,
     quiz_page,
+    read_other,
     section_page,
     sign_page,
     sign_problems,
+    updated,
 )
 from app.join.models import Applicant, ApplicantState
 from app.join.pages import FORM_BODY_LIMIT, JoinPageRoute, applicant_of
@@ -94,7 +98,10 @@ def show_quiz(request: Request, token: str, session: ReadSessionDep) -> Response
     applicant, opened = applicant_of(session, token)
     if (elsewhere := _elsewhere(applicant, token)) is not None:
         return elsewhere
-    return quiz_page(request, _signer(applicant, opened, token), answers={})
+    signer = _signer(applicant, opened, token)
+    if read_other(signer, request.query_params.get(DOCUMENT_FIELD)):
+        return updated(signer)
+    return quiz_page(request, signer, answers={})
 
 
 @router.post("/{token}/quiz")
@@ -104,6 +111,8 @@ def answer_quiz(request: Request, token: str, session: SessionDep, form: FormDep
     if (elsewhere := _elsewhere(applicant, token)) is not None:
         return elsewhere
     signer = _signer(applicant, opened, token)
+    if read_other(signer, forms.value(form, DOCUMENT_FIELD) or None):
+        return updated(signer)
     answers = quiz_answers(signer, form)
     marked = service.answer_quiz(
         session, applicant=applicant, document=signer.document, answers=answers, now=utcnow()
@@ -120,6 +129,8 @@ def show_check(request: Request, token: str, session: ReadSessionDep) -> Respons
     if (elsewhere := _elsewhere(applicant, token)) is not None:
         return elsewhere
     signer = _signer(applicant, opened, token)
+    if read_other(signer, request.query_params.get(DOCUMENT_FIELD)):
+        return updated(signer)
     if signer.text.quiz:
         return go(f"/join/a/{token}/quiz")
     return check_page(request, signer, {})
@@ -133,6 +144,8 @@ def sign(request: Request, token: str, session: SessionDep, form: FormDep) -> Re
     if (elsewhere := _elsewhere(applicant, token)) is not None:
         return elsewhere
     signer = _signer(applicant, opened, token)
+    if not bound(signer, form):  # the document changed since it was shown: read it again
+        return updated(signer)
     answers = quiz_answers(signer, form)
     if not mark(signer.document, signer.language, answers).passed:
         return go(f"/join/a/{token}/quiz")

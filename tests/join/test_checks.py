@@ -60,3 +60,18 @@ def test_addresses_are_kept_as_keyed_hashes():
     hashed = checks.address_hash(KEY, "203.0.113.9")
     assert hashed == checks.address_hash(KEY, "203.0.113.9") and "203" not in hashed
     assert hashed != checks.address_hash(b"x" * 32, "203.0.113.9")
+
+
+def test_an_ipv6_address_counts_by_its_64_and_ipv4_by_the_whole_address():
+    same = checks.address_hash(KEY, "2001:db8:1:2::1")
+    assert checks.address_hash(KEY, "2001:db8:1:2:ffff:ffff:ffff:ffff") == same
+    assert checks.address_hash(KEY, "2001:db8:1:3::1") != same
+    assert checks.address_hash(KEY, "203.0.113.9") != checks.address_hash(KEY, "203.0.113.10")
+    assert checks.counted_address("::ffff:203.0.113.9") == "203.0.113.9"
+    assert checks.counted_address("unknown") == "unknown"
+
+
+def test_a_rescreened_sign_up_is_a_person_awaiting_review_in_consort():
+    from app.reports.flow import AWAITING_REVIEW, applicant_box
+
+    assert applicant_box("held", ["rescreened"], participant=False) == AWAITING_REVIEW

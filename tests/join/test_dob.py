@@ -21,7 +21,7 @@ from app.participants.models import Participant
 from app.studies import service as studies
 from app.studies.definition import StudyDefinition
 from tests.console.conftest import Browser, link_for
-from tests.join.test_flow import CONSENT, ELIGIBLE, _stamp
+from tests.join.test_flow import CONSENT, DOC, ELIGIBLE, _stamp
 
 SLUG = "join-dob"
 
@@ -58,7 +58,13 @@ def _sign_up(client: TestClient, db: Database, name: str, email: str) -> str:
     client.post(f"{base}/contact", data={"name": name, "email": email, **born})
     client.post(
         f"{base}/sign",
-        data={"step": "sign", "q-leave": "yes", "typed_name": name, "agree": "yes"},
+        data={
+            "step": "sign",
+            "document": DOC,
+            "q-leave": "yes",
+            "typed_name": name,
+            "agree": "yes",
+        },
     )
     done = client.get(f"{base}/done").text
     return re.search(r'href="(/s/[\w-]+)"', done)[1]  # type: ignore[index]

@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from app.config import Settings
+from app.consent.documents import document_sha256
 from app.consent.models import Consent
 from app.consent.service import reconsent_link
 from app.db.base import utcnow
@@ -28,7 +29,7 @@ from app.main import create_app
 from app.participants.models import Contact, Participant
 from app.scheduler.join_letters import accepted_letter
 from app.studies import service as studies
-from app.studies.definition import StudyDefinition
+from app.studies.definition import ConsentDocument, StudyDefinition
 from tests.console.conftest import Browser, link_for
 from tests.helpers import bearer
 
@@ -63,6 +64,11 @@ CONSENT = {
         }
     ]
 }
+# What the sign forms carry: the SHA-256 of the document shown (1.0, then the amended 2.0).
+DOC = document_sha256(ConsentDocument.model_validate(CONSENT["documents"][0]), "en")
+DOC2 = document_sha256(
+    ConsentDocument.model_validate(CONSENT["documents"][0] | {"version": "2.0"}), "en"
+)
 ELIGIBLE = {"c-age_18_plus": "yes", "c-smi_diagnosis": "yes", "c-internet_access": "yes"}
 
 
@@ -156,15 +162,22 @@ def test_an_eligible_person_consents_after_failing_the_quiz_once_and_starts_base
     assert failed.status_code == 200 and "without a reason" in failed.text
     passed = client.post(f"{base}/quiz", data={"q-leave": "yes"})
     assert "Check your answers" in passed.text and "ana@example.org" in passed.text
-    shown = client.post(f"{base}/sign", data={"step": "show", "q-leave": "yes"})
+    shown = client.post(f"{base}/sign", data={"step": "show", "document": DOC, "q-leave": "yes"})
     assert shown.status_code == 200 and 'name="typed_name"' in shown.text
     unsigned = client.post(
-        f"{base}/sign", data={"step": "sign", "q-leave": "yes", "typed_name": "Someone Else"}
+        f"{base}/sign",
+        data={"step": "sign", "document": DOC, "q-leave": "yes", "typed_name": "Someone Else"},
     )
     assert unsigned.status_code == 422 and unsigned.text.count('class="error-message"') == 2
     signed = client.post(
         f"{base}/sign",
-        data={"step": "sign", "q-leave": "yes", "typed_name": "ana maría  LÓPEZ", "agree": "yes"},
+        data={
+            "step": "sign",
+            "document": DOC,
+            "q-leave": "yes",
+            "typed_name": "ana maría  LÓPEZ",
+            "agree": "yes",
+        },
         follow_redirects=False,
     )
     assert signed.headers["location"] == f"{base}/done", signed.text
@@ -205,7 +218,9 @@ def test_an_eligible_person_consents_after_failing_the_quiz_once_and_starts_base
 def test_an_ineligible_person_is_counted_and_never_told_the_reason(app_parts):  # type: ignore[no-untyped-def]
     client, db, _ = app_parts
     before = _count(db, Participant, Participant.status == "ineligible")
-    page = _screen(client, db, **{"c-age_18_plus": "no"})
+    # From an address of its own: the others' eligible screenings are not re-screenings.
+    elsewhere = TestClient(client.app, client=("198.51.100.20", 5000))
+    page = _screen(elsewhere, db, **{"c-age_18_plus": "no"})
     assert page.status_code == 200 and "Call <a" in page.text
     assert "18" not in page.text
     assert _count(db, Participant, Participant.status == "ineligible") == before + 1
@@ -237,7 +252,13 @@ def test_bots_and_repeat_sign_ups_are_held_without_being_told(app_parts):  # typ
     client.post(contact, data={"name": "Pat Doe", "email": "REPEAT@example.org "})
     client.post(
         f"{base}/sign",
-        data={"step": "sign", "q-leave": "yes", "typed_name": "Pat Doe", "agree": "yes"},
+        data={
+            "step": "sign",
+            "document": DOC,
+            "q-leave": "yes",
+            "typed_name": "Pat Doe",
+            "agree": "yes",
+        },
     )
     done = client.get(f"{base}/done")
     assert "will be in touch" in done.text and "Start your first survey" not in done.text
@@ -339,7 +360,13 @@ def test_a_coordinator_accepts_a_held_sign_up_and_verifies_the_diagnosis_in_the_
     client.post(contact, data={"name": "Lee Held", "email": "lee@example.org"})
     client.post(
         f"{base}/sign",
-        data={"step": "sign", "q-leave": "yes", "typed_name": "Lee Held", "agree": "yes"},
+        data={
+            "step": "sign",
+            "document": DOC,
+            "q-leave": "yes",
+            "typed_name": "Lee Held",
+            "agree": "yes",
+        },
     )
     email = "join-console@example.org"
     client.post(
@@ -408,7 +435,13 @@ def test_a_participant_re_consents_to_a_new_version_through_their_link(app_parts
     assert "Check your answers" in passed.text and f"{link}/contact" not in passed.text
     wrong = client.post(
         f"{link}/sign",
-        data={"step": "sign", "q-leave": "yes", "typed_name": "Nobody", "agree": "yes"},
+        data={
+            "step": "sign",
+            "document": DOC2,
+            "q-leave": "yes",
+            "typed_name": "Nobody",
+            "agree": "yes",
+        },
     )
     assert wrong.status_code == 422
     with db.session(write=False) as session:
@@ -417,6 +450,7 @@ def test_a_participant_re_consents_to_a_new_version_through_their_link(app_parts
         f"{link}/sign",
         data={
             "step": "sign",
+            "document": DOC2,
             "q-leave": "yes",
             "attempts": "2",
             "typed_name": name,
