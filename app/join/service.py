@@ -441,6 +441,17 @@ def enroll(
     consent.attach_to_participant(session, applicant_id=applicant.id, participant_id=participant.id)
     applicant.state = ApplicantState.enrolled
     applicant.participant_id = participant.id
+    # Signed a version an amendment has replaced since (while held for review, say):
+    # invited to the new one like everyone taking part was at the amendment.
+    consent.invite_to_reconsent(
+        session,
+        study=study,
+        participant_id=participant.id,
+        site_id=site.id,
+        participant_code=participant.code,
+        has_email=bool(applicant.email),
+        now=participant.enrolled_at or participant.screened_at,
+    )
     return participant
 
 

@@ -26,6 +26,7 @@ from app.join import checks
 from app.join.models import Applicant
 from app.keys import Use
 from app.main import create_app
+from app.outbox.models import OutboxMessage
 from app.participants.models import Contact, Participant
 from app.scheduler.join_letters import accepted_letter
 from app.studies import service as studies
@@ -416,11 +417,28 @@ def test_a_participant_re_consents_to_a_new_version_through_their_link(app_parts
         ).first()
         assert participant is not None
         old = reconsent_link(session, "", participant.id, "1.0")
+    # A sign-up held for review signs 1.0 before the amendment ...
+    contact = _screen(client, db, website="late?").headers["location"]
+    base = contact.rsplit("/", 1)[0]
+    client.post(contact, data={"name": "Kim Late", "email": "kim.late@example.org"})
+    sign = {"step": "sign", "document": DOC, "q-leave": "yes", "agree": "yes"}
+    client.post(f"{base}/sign", data=sign | {"typed_name": "Kim Late"})
     version = CONSENT["documents"][0] | {"version": "2.0"}
     amended = client.post(
         f"/api/v1/studies/{SLUG}/consent-versions", json=version, headers=bearer(admin)
     )
     assert amended.status_code == 201, amended.text
+    # ... and, accepted after it, is invited to 2.0 like everyone taking part was.
+    listed = client.get(f"/api/v1/studies/{SLUG}/applicants", headers=bearer(admin)).json()
+    late = next(a for a in listed["items"] if a["name"] == "Kim Late")
+    accepted = client.post(
+        f"/api/v1/studies/{SLUG}/applicants/{late['id']}/accept", headers=bearer(admin)
+    )
+    assert accepted.status_code == 200, accepted.text
+    with db.session(write=False) as session:
+        late_id = session.scalar(select(Applicant.participant_id).where(Applicant.id == late["id"]))
+        keys = session.scalars(select(OutboxMessage.dedupe_key)).all()
+    assert f"reconsent:{late_id}:2.0" in keys
     with db.session(write=False) as session:
         link = reconsent_link(session, "", participant.id, "2.0")
     assert client.get(old).status_code == 404  # a replaced version's link leads nowhere
