@@ -23,7 +23,7 @@ from app.consent.quiz import Marked
 from app.i18n import catalogs
 from app.i18n.catalogs import gettext as _
 from app.i18n.languages import LANGUAGES
-from app.join import checks, forms, service
+from app.join import checks, forms
 from app.join.service import Opened
 from app.studies.definition import ConsentDocument, ConsentText
 from app.web.forms import Form
@@ -96,10 +96,7 @@ def personal(
     status_code: int = 200,
 ) -> Response:
     """A page of someone's own link: in their language, no referrer, not cached."""
-    definition = opened.definition
-    title = service.translated(
-        definition, language, "participant_title", definition.shown_to_participants()
-    )
+    title = opened.in_language(language).shown_to_participants()
     return page(
         request,
         template,

@@ -10,7 +10,7 @@ for them (no csrf token is needed), and the pages are sent without a referrer.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -123,22 +123,13 @@ def _screening_page(
     stamp: str | None = None,
 ) -> Response:
     """The screening page; `stamp` is the one to carry on (else a new one, of now)."""
-    definition = opened.definition
-
-    def tr(path: str, text: str) -> str:
-        return service.translated(definition, language, path, text)
-
-    criteria = [{"code": c.code, "text": _asked(c, tr)} for c in definition.eligibility]
+    definition = opened.in_language(language)
+    criteria = [{"code": c.code, "text": _asked(c)} for c in definition.eligibility]
     factors = [
         {
             "code": f.code,
-            "question": tr(
-                f"randomization.strata.{f.code}.question", f.question or words_of(f.code)
-            ),
-            "levels": [
-                (level, tr(f"randomization.strata.{f.code}.labels.{level}", f.label(level)))
-                for level in f.levels
-            ],
+            "question": f.question or words_of(f.code),
+            "levels": [(level, f.label(level)) for level in f.levels],
         }
         for f in definition.randomization.strata
     ]
@@ -164,20 +155,14 @@ def _screening_page(
     )
 
 
-def _asked(criterion: Criterion, tr: Callable[[str, str], str]) -> str:
+def _asked(criterion: Criterion) -> str:
     """A criterion as the screening page asks it: its `question` (the participant's
-    words), else its `text` (the staff wording), each in the page's language."""
-    here = f"eligibility.{criterion.code}"
-    if criterion.question:
-        return tr(f"{here}.question", criterion.question)
-    return tr(f"{here}.text", criterion.text)
+    words), else its `text` (the staff wording)."""
+    return criterion.question or criterion.text
 
 
 def _common(opened: Opened, language: str) -> dict[str, Any]:
-    definition = opened.definition
-    title = service.translated(
-        definition, language, "participant_title", definition.shown_to_participants()
-    )
+    title = opened.in_language(language).shown_to_participants()
     return {"study_title": title, "language": language}
 
 
@@ -229,12 +214,8 @@ def send_screening(
         address=request.client.host if request.client else "unknown",
         now=utcnow(),
     )
-    definition = opened.definition
     if screened.token is None:
-        text = definition.join.ineligible_text
-        shown = (
-            service.translated(definition, language, "join.ineligible_text", text) if text else None
-        )
+        shown = opened.in_language(language).join.ineligible_text
         return page(
             request,
             "join/ineligible.html",

@@ -15,7 +15,6 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -73,6 +72,11 @@ class Opened:
     study: Study
     definition: StudyDefinition
     sites: list[Site]
+
+    def in_language(self, language: str) -> StudyDefinition:
+        """The definition with the study's own texts in `language` (cached per study,
+        revision and language: `studies.service.definition_in`)."""
+        return studies.definition_in(self.study, language)
 
 
 def open_study(session: Session, *, slug: str, site: str | None = None) -> Opened:
@@ -471,9 +475,3 @@ def baseline_token(session: Session, participant_id: int) -> str | None:
     for instance in surveys.instances_of(session, participant_id=participant_id):
         return surveys.link_token(session, instance)
     return None
-
-
-def translated(definition: StudyDefinition, language: str, path: str, text: str) -> str:
-    """A text of the study's own in `language` (`translations`), else as defined."""
-    shown: Any = definition.translations.get(language, {}).get(path)
-    return str(shown) if shown else text

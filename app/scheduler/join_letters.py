@@ -10,10 +10,10 @@ from app.config import Settings
 from app.i18n import catalogs
 from app.i18n.catalogs import gettext as _
 from app.join.models import Applicant, ApplicantState
-from app.join.service import baseline_token, translated
+from app.join.service import baseline_token
 from app.scheduler.mail import Letter
 from app.studies.models import Study
-from app.studies.service import definition_of
+from app.studies.service import definition_in
 
 
 def accepted_letter(session: Session, settings: Settings, applicant_id: int) -> Letter | str:
@@ -24,11 +24,9 @@ def accepted_letter(session: Session, settings: Settings, applicant_id: int) -> 
     if not applicant.email:
         return "the applicant has no email address"
     assert applicant.participant_id is not None
-    definition = definition_of(session.get_one(Study, applicant.study_id))
     language = applicant.language
-    title = translated(
-        definition, language, "participant_title", definition.shown_to_participants()
-    )
+    study = session.get_one(Study, applicant.study_id)
+    title = definition_in(study, language).shown_to_participants()
     token = baseline_token(session, applicant.participant_id)
     with catalogs.speaking(language):
         subject = _("You can now take part: %(study)s") % {"study": title}
