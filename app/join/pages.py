@@ -61,15 +61,21 @@ class JoinPageRoute(APIRoute):
         return response
 
 
-router = APIRouter(
-    prefix="/join",
-    tags=["join pages"],
-    route_class=JoinPageRoute,
-    default_response_class=HTMLResponse,
-    max_body_size=FORM_BODY_LIMIT,
-    dependencies=[RequestSlot],
-    include_in_schema=False,
-)
+def page_router(prefix: str) -> APIRouter:
+    """A router of participant pages: HTML, bounded form bodies, a request slot each,
+    friendly error pages, and out of the API's schema."""
+    return APIRouter(
+        prefix=prefix,
+        tags=["join pages"],
+        route_class=JoinPageRoute,
+        default_response_class=HTMLResponse,
+        max_body_size=FORM_BODY_LIMIT,
+        dependencies=[RequestSlot],
+        include_in_schema=False,
+    )
+
+
+router = page_router("/join")
 
 
 def status_page(

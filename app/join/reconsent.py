@@ -8,12 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fastapi import APIRouter, Depends, Request, Response
-from fastapi.responses import HTMLResponse
+from fastapi import Depends, Request, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.api.deps import ReadSessionDep, RequestSlot, SessionDep, send_soon
+from app.api.deps import ReadSessionDep, SessionDep, send_soon
 from app.consent import service as consents
 from app.consent.models import Consent
 from app.consent.quiz import mark
@@ -37,7 +36,7 @@ from app.join.consent_steps import (
     sign_problems,
     updated,
 )
-from app.join.pages import FORM_BODY_LIMIT, JoinPageRoute
+from app.join.pages import page_router
 from app.join.service import InvitationEnded, Opened, UnknownApplicant
 from app.keys import Use
 from app.participants.lifecycle import ParticipantStatus
@@ -47,15 +46,7 @@ from app.studies.lifecycle import StudyStatus
 from app.studies.models import Study
 from app.web.forms import FormDep
 
-router = APIRouter(
-    prefix="/consent",
-    tags=["join pages"],
-    route_class=JoinPageRoute,
-    default_response_class=HTMLResponse,
-    max_body_size=FORM_BODY_LIMIT,
-    dependencies=[RequestSlot],
-    include_in_schema=False,
-)
+router = page_router("/consent")
 
 
 TAKING_PART = (ParticipantStatus.enrolled, ParticipantStatus.randomized)

@@ -5,10 +5,9 @@ call, and they may still retry), check your answers, signing, and the confirmati
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request, Response
-from fastapi.responses import HTMLResponse
+from fastapi import Depends, Request, Response
 
-from app.api.deps import ReadSessionDep, RequestSlot, SessionDep, send_soon
+from app.api.deps import ReadSessionDep, SessionDep, send_soon
 from app.consent.quiz import mark
 from app.db.base import utcnow
 from app.join import forms, service
@@ -28,19 +27,11 @@ from app.join.consent_steps import (
     updated,
 )
 from app.join.models import Applicant, ApplicantState
-from app.join.pages import FORM_BODY_LIMIT, JoinPageRoute, applicant_of
+from app.join.pages import applicant_of, page_router
 from app.join.service import Opened
 from app.web.forms import FormDep
 
-router = APIRouter(
-    prefix="/join/a",
-    tags=["join pages"],
-    route_class=JoinPageRoute,
-    default_response_class=HTMLResponse,
-    max_body_size=FORM_BODY_LIMIT,
-    dependencies=[RequestSlot],
-    include_in_schema=False,
-)
+router = page_router("/join/a")
 
 
 def _signer(applicant: Applicant, opened: Opened, token: str) -> Signer:
