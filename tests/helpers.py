@@ -17,6 +17,18 @@ BASELINE_ANSWERS: dict[str, Any] = (
 )
 
 
+def english_only(document: dict[str, Any]) -> dict[str, Any]:
+    """The study definition in English alone (languages ["en"], no translations, its
+    consent documents' texts reduced to English), changed in place and returned: for tests
+    that add texts to the demo study and are not about languages, which would otherwise
+    have to translate each new text into every language the demo lists."""
+    document["languages"] = ["en"]
+    document.pop("translations", None)
+    for consent_document in (document.get("consent") or {}).get("documents", []):
+        consent_document["texts"] = {"en": consent_document["texts"]["en"]}
+    return document
+
+
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 

@@ -33,7 +33,7 @@ from app.scheduler import planner
 from app.studies import service as studies
 from app.studies.models import Study
 from app.studies.pseudonyms import pseudonym
-from tests.helpers import BASELINE_ANSWERS, Api, bearer, enrollment
+from tests.helpers import BASELINE_ANSWERS, Api, bearer, english_only, enrollment
 
 STUDY = "sealed-study"
 BASE = f"/api/v1/studies/{STUDY}"
@@ -63,7 +63,7 @@ SEALED_ELSEWHERE: set[str] = set()
 
 def _definition() -> dict[str, Any]:
     """The demo study with arm labels easy to search for and free text at baseline."""
-    document = demo_definition()
+    document = english_only(demo_definition())
     document["slug"] = STUDY
     document["code_prefix"] = "SX"
     for arm in document["arms"]:

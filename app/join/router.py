@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Path, Query, Response
 from sqlalchemy.orm import Session
 
 from app.api.body import JSON_BODY_LIMIT, CheckedJsonRoute
@@ -16,6 +16,7 @@ from app.auth.deps import STAFF_ROUTES, require
 from app.auth.permissions import Permission
 from app.auth.principal import Principal
 from app.db.base import utcnow
+from app.idempotency.deps import IdempotencyDep
 from app.join import review
 from app.join.models import Applicant, ApplicantState
 from app.join.schemas import ApplicantList, ApplicantRead, Rejection, Verified, applicant_read
@@ -63,14 +64,18 @@ def list_applicants(
     dependencies=[Depends(send_soon)],  # the accepted person's email leaves now
 )
 def accept(
-    slug: SlugPath, applicant_id: ApplicantPath, session: SessionDep, actor: Reviewer
-) -> ApplicantRead:
+    slug: SlugPath,
+    applicant_id: ApplicantPath,
+    session: SessionDep,
+    idempotency: IdempotencyDep,
+    actor: Reviewer,
+) -> Response:
     """Enroll a held sign-up (emailed their link); 409 once decided."""
     study = get_study(session, slug=slug, user=actor, lock=RowLock.for_no_key_update)
     applicant = review.accept(
         session, study=study, applicant_id=applicant_id, actor=actor, now=utcnow()
     )
-    return _read(session, applicant)
+    return idempotency.remember(_read(session, applicant))
 
 
 @router.post("/applicants/{applicant_id}/reject", response_model=ApplicantRead)
@@ -79,8 +84,9 @@ def reject(
     applicant_id: ApplicantPath,
     body: Rejection,
     session: SessionDep,
+    idempotency: IdempotencyDep,
     actor: Reviewer,
-) -> ApplicantRead:
+) -> Response:
     """Refuse a held sign-up with a reason (3 to 500 characters); 409 once decided."""
     study = get_study(session, slug=slug, user=actor)
     applicant = review.reject(
@@ -91,13 +97,21 @@ def reject(
         actor=actor,
         now=utcnow(),
     )
-    return _read(session, applicant)
+    return idempotency.remember(_read(session, applicant))
 
 
 @router.post("/participants/{code}/verify", response_model=Verified)
-def verify(slug: SlugPath, code: CodePath, session: SessionDep, actor: Reviewer) -> Verified:
+def verify(
+    slug: SlugPath,
+    code: CodePath,
+    session: SessionDep,
+    idempotency: IdempotencyDep,
+    actor: Reviewer,
+) -> Response:
     """The self-reported diagnosis was checked: randomization may go ahead."""
     study = get_study(session, slug=slug, user=actor)
     participant = review.verify(session, study=study, code=code, actor=actor, now=utcnow())
     assert participant.verified_at is not None
-    return Verified(code=participant.code, verified_at=participant.verified_at)
+    return idempotency.remember(
+        Verified(code=participant.code, verified_at=participant.verified_at)
+    )

@@ -7,7 +7,7 @@ import json
 import sqlalchemy as sa
 
 from app.demo import demo_definition
-from tests.helpers import STUDY, bearer, enrollment
+from tests.helpers import STUDY, bearer, english_only, enrollment
 
 PARTICIPANTS = f"/api/v1/studies/{STUDY}/participants"
 JSON = {"content-type": "application/json"}
@@ -116,7 +116,7 @@ def test_a_definition_is_bounded_in_text_numbers_and_strata(api):
     far = demo_definition() | {"slug": "far"}
     far["schedule"] = [dict(far["schedule"][0], day=10**40)]
     assert api.client.post("/api/v1/studies", json=far, headers=admin).status_code == 422
-    strata = demo_definition() | {"slug": "strata"}
+    strata = english_only(demo_definition()) | {"slug": "strata"}
     strata["randomization"] = strata["randomization"] | {
         "strata": [{"code": f"f{i}", "levels": ["a", "b", "c", "d"]} for i in range(6)]
     }  # 4**6 = 4096 combinations
@@ -127,7 +127,7 @@ def test_a_definition_is_bounded_in_text_numbers_and_strata(api):
 
 def test_sites_that_would_make_too_many_strata_are_refused(api):
     admin = bearer(api.admin_token)
-    definition = demo_definition() | {"slug": "many-sites"}
+    definition = english_only(demo_definition()) | {"slug": "many-sites"}
     definition["randomization"] = definition["randomization"] | {
         "strata": [{"code": "f", "levels": [f"l{i}" for i in range(50)]},
                    {"code": "g", "levels": [f"l{i}" for i in range(10)]}]

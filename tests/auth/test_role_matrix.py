@@ -116,6 +116,27 @@ _MATRIX: dict[tuple[str, str], tuple[int, int, int, int, int, int, int]] = {
     ("GET",  "/api/v1/studies/{slug}/reports/ctgov-adverse-events"):
                                                                (401, 401, 409, 403, 403, 403, 409),
     ("GET",  "/api/v1/studies/{slug}/reports/balance"):        (401, 401, 200, 200, 200, 200, 200),
+    # remote enrollment (SPEC 10): sign-ups held for review and the check of a
+    # self-reported diagnosis, by a coordinator of the site or an admin
+    ("GET",  "/api/v1/studies/{slug}/applicants"):             (401, 401, 200, 200, 200, 403, 403),
+    ("POST", "/api/v1/studies/{slug}/applicants/{applicant_id}/accept"):
+                                                               (401, 401, 200, 200, 404, 403, 403),
+    ("POST", "/api/v1/studies/{slug}/applicants/{applicant_id}/reject"):
+                                                               (401, 401, 200, 200, 404, 403, 403),
+    ("POST", "/api/v1/studies/{slug}/participants/{code}/verify"):
+                                                               (401, 401, 200, 200, 404, 403, 403),
+    # consents: a coordinator of the site or an admin; amendments the admin's alone
+    ("GET",  "/api/v1/studies/{slug}/participants/{code}/consents"):
+                                                               (401, 401, 200, 200, 404, 403, 403),
+    ("POST", "/api/v1/studies/{slug}/participants/{code}/consents"):
+                                                               (401, 401, 201, 201, 404, 403, 403),
+    ("GET",  "/api/v1/studies/{slug}/participants/{code}/consents/{consent_id}.pdf"):
+                                                               (401, 401, 200, 200, 404, 403, 403),
+    # the demo study asks for no countersignature: past the role check, a 409
+    ("POST", "/api/v1/studies/{slug}/participants/{code}/consents/{consent_id}/countersign"):
+                                                               (401, 401, 409, 409, 404, 403, 403),
+    ("GET",  "/api/v1/studies/{slug}/consents/outstanding"):   (401, 401, 200, 200, 200, 403, 403),
+    ("POST", "/api/v1/studies/{slug}/consent-versions"):       (401, 401, 201, 403, 403, 403, 403),
     # a survey link needs no account: whoever holds it reaches the survey
     ("GET",  "/api/v1/surveys/{token}"):                       (200, 200, 200, 200, 200, 200, 200),
     ("PUT",  "/api/v1/surveys/{token}/answers"):               (200, 200, 200, 200, 200, 200, 200),
@@ -242,6 +263,56 @@ class Ctx:
         deviation_id: int = response.json()["id"]
         return deviation_id
 
+    def applicant(self) -> int:
+        """A new sign-up at PHL held for review; its id. Its screening filled the
+        honeypot, so it is held, and it goes on to sign like anyone."""
+        client = self.api.client
+        screened = client.post(
+            f"/join/{STUDY}/PHL", data=JOIN_SCREENING | {"website": "x"}, follow_redirects=False
+        )
+        assert screened.status_code == 303, screened.text
+        contact = screened.headers["location"]
+        email = f"{_unique('rm-join')}@example.org"
+        sent = client.post(
+            contact, data={"name": JOIN_NAME, "email": email}, follow_redirects=False
+        )
+        assert sent.status_code == 303, sent.text
+        base = contact.rsplit("/", 1)[0]
+        signed = client.post(f"{base}/sign", data=JOIN_SIGNATURE, follow_redirects=False)
+        assert signed.headers.get("location") == f"{base}/done", signed.text
+        listed = client.get(f"{S}/applicants", headers=bearer(self.api.admin_token))
+        held = [a for a in listed.json()["items"] if a["email"] == email]
+        assert [a["state"] for a in held] == ["held"], listed.text
+        applicant_id: int = held[0]["id"]
+        return applicant_id
+
+    def joined(self) -> str:
+        """A new participant at PHL who signed up online (a held sign-up the admin
+        accepted): consented electronically, diagnosis not yet verified; its code."""
+        accepted = self.api.client.post(
+            f"{S}/applicants/{self.applicant()}/accept", headers=bearer(self.api.admin_token)
+        )
+        assert accepted.status_code == 200, accepted.text
+        code: str = accepted.json()["participant"]
+        return code
+
+    def signed_consent(self, then: str = "") -> Call:
+        """A call on the signed consent of a new online participant (`then`: the path
+        after its id)."""
+        code = self.joined()
+        listed = self.api.client.get(
+            f"{S}/participants/{code}/consents", headers=bearer(self.api.admin_token)
+        )
+        assert listed.status_code == 200, listed.text
+        [consent] = [c for c in listed.json() if c["method"] == "electronic"]
+        return Call(f"{S}/participants/{code}/consents/{consent['id']}{then}")
+
+    def consent_version(self) -> Call:
+        """A new consent version (in the study's languages) for a new enrolling study."""
+        slug = self.enrolling_study()
+        document = dict(demo_definition()["consent"]["documents"][-1], version="2.0")
+        return Call(f"/api/v1/studies/{slug}/consent-versions", document)
+
     def randomized(self) -> str:
         code = self.enrolled()
         response = self.api.randomize(self.api.admin_token, code)
@@ -279,6 +350,24 @@ ADVERSE_EVENT = {
     "AEEXPECT": False,
     "AEOUT": "recovering",
     "AEACN": "none",
+}
+
+
+# The demo's public screening, met, and its signature with the consent quiz answered.
+JOIN_SCREENING = {
+    "c-age_18_plus": "yes",
+    "c-smi_diagnosis": "yes",
+    "c-internet_access": "yes",
+    "s-diagnosis": "bipolar",
+}
+JOIN_NAME = "Robin Matrix"
+JOIN_SIGNATURE = {
+    "step": "sign",
+    "q-choose_group": "random",
+    "q-stop_any_time": "yes",
+    "q-hurt_answers": "call",
+    "typed_name": JOIN_NAME,
+    "agree": "yes",
 }
 
 
@@ -427,6 +516,33 @@ REQUESTS: dict[tuple[str, str], Callable[[Ctx], Call]] = {
         f"{S}/reports/ctgov-adverse-events"
     ),
     ("GET", "/api/v1/studies/{slug}/reports/balance"): lambda ctx: Call(f"{S}/reports/balance"),
+    ("GET", "/api/v1/studies/{slug}/applicants"): lambda ctx: Call(f"{S}/applicants"),
+    ("POST", "/api/v1/studies/{slug}/applicants/{applicant_id}/accept"): lambda ctx: Call(
+        f"{S}/applicants/{ctx.applicant()}/accept"
+    ),
+    ("POST", "/api/v1/studies/{slug}/applicants/{applicant_id}/reject"): lambda ctx: Call(
+        f"{S}/applicants/{ctx.applicant()}/reject", {"reason": "a bot filled the form"}
+    ),
+    ("POST", "/api/v1/studies/{slug}/participants/{code}/verify"): lambda ctx: Call(
+        f"{S}/participants/{ctx.joined()}/verify"
+    ),
+    ("GET", "/api/v1/studies/{slug}/participants/{code}/consents"): lambda ctx: Call(
+        f"{S}/participants/{ctx.enrolled()}/consents"
+    ),
+    ("POST", "/api/v1/studies/{slug}/participants/{code}/consents"): lambda ctx: Call(
+        f"{S}/participants/{ctx.enrolled()}/consents",
+        {"version": "1.0", "obtained_on": "2026-01-05", "note": "re-consented on paper"},
+    ),
+    ("GET", "/api/v1/studies/{slug}/participants/{code}/consents/{consent_id}.pdf"): (
+        lambda ctx: ctx.signed_consent(".pdf")
+    ),
+    ("POST", "/api/v1/studies/{slug}/participants/{code}/consents/{consent_id}/countersign"): (
+        lambda ctx: ctx.signed_consent("/countersign")
+    ),
+    ("GET", "/api/v1/studies/{slug}/consents/outstanding"): lambda ctx: Call(
+        f"{S}/consents/outstanding"
+    ),
+    ("POST", "/api/v1/studies/{slug}/consent-versions"): lambda ctx: ctx.consent_version(),
     ("GET", "/api/v1/surveys/{token}"): lambda ctx: Call(f"/api/v1/surveys/{ctx.survey()}"),
     ("PUT", "/api/v1/surveys/{token}/answers"): lambda ctx: Call(
         f"/api/v1/surveys/{ctx.survey()}/answers", {"who5_1": 2}

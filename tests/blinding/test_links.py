@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import re
 
+from app.i18n import catalogs
+from app.i18n.catalogs import gettext
 from app.scheduler.runner import run_pass
 from tests.blinding import harness
 from tests.helpers import bearer
 from tests.smtp import body
 
 LINK = re.compile(r"http://testserver(/s/[\w-]+)")
+LANG = re.compile(r'<html lang="([a-z]{2})"')
 LISTSERV, CONTROL = 0, 1
 
 
@@ -60,8 +63,15 @@ def test_a_withheld_link_is_replaced_and_emailed_to_the_participant(api, db, cli
     found = LINK.search(body(letter))
     assert found, body(letter)
     page = api.client.get(found.group(1))  # the study's intro page, then the first part
-    assert page.status_code == 200 and "Start the survey" in page.text
-    assert "Part 1 of 3" in api.client.get(found.group(1), params={"part": "1"}).text
+    # In the language the participant chose (the harness picks the study's last).
+    language = LANG.search(page.text)
+    assert page.status_code == 200 and language, page.text
+    with catalogs.speaking(language.group(1)):
+        start, part = gettext("Start the survey"), gettext("Part %(n)s of %(total)s")
+    assert language.group(1) != "en" and start != "Start the survey"  # translated indeed
+    assert start in page.text
+    first = api.client.get(found.group(1), params={"part": "1"}).text
+    assert part % {"n": 1, "total": 3} in first
 
 
 def test_a_survey_only_some_arms_have_is_answered_alike_and_mailed_only_where_it_exists(

@@ -63,7 +63,7 @@ def test_an_amendment_with_errors_and_a_participants_consents_on_a_phone(
     expect(summary).to_contain_text("texts.en")
     assert admin.title().startswith("Error: ")
     _axe(admin, "consent-amendment-errors")
-    pasted.fill(json.dumps(document("2.0", languages=("en",)), indent=2))
+    pasted.fill(json.dumps(document("2.0"), indent=2))  # in each of the demo's languages
     admin.get_by_role("button", name="Add the consent version").click()
     expect(admin.get_by_role("status")).to_contain_text("The consent version is added")
 

@@ -20,7 +20,7 @@ from app.studies import service as studies
 from app.studies.models import Study
 from app.studies.pseudonyms import export_order, pseudonym
 from tests.exports.safety_seed import AE_NOTE, AE_TERM, PD_ACTION, PD_TEXT, seed_safety
-from tests.helpers import BASELINE_ANSWERS, bearer, enrollment
+from tests.helpers import BASELINE_ANSWERS, bearer, english_only, enrollment
 
 STUDY = "leak-study"
 BASE = f"/api/v1/studies/{STUDY}"
@@ -38,7 +38,7 @@ PEOPLE = 9
 def _definition() -> dict[str, Any]:
     """The demo study, with arm labels, free text and a date item easy to search for, and
     the 4-month survey open from randomization (so that it can be answered now)."""
-    document = demo_definition()
+    document = english_only(demo_definition())
     document["slug"] = STUDY
     document["code_prefix"] = "LK"
     for arm in document["arms"]:

@@ -95,20 +95,24 @@ def test_the_exports_carry_the_language_and_the_participant_file_the_source(api,
     book = json.loads(get("codebook", format="json"))
     entries = book["columns"] if isinstance(book, dict) else book
     [entry] = [c for c in entries if c["name"] == "language"]
-    assert entry["values"] == [{"value": "en", "label": "English"}]
+    # The demo study lists English and Spanish: each is a value, whether used or not.
+    assert entry["values"] == [
+        {"value": "en", "label": "English"},
+        {"value": "es", "label": "Spanish (Español)"},
+    ]
     with zipfile.ZipFile(io.BytesIO(get("package"))) as archive:
         package = json.loads(archive.read("datapackage.json"))
     fields = {
         (r["name"], f["name"]): f for r in package["resources"] for f in r["schema"]["fields"]
     }
     language = next(f for (_, name), f in fields.items() if name == "language")
-    assert language["constraints"] == {"enum": ["en"]}
+    assert language["constraints"] == {"enum": ["en", "es"]}
     sources = next(f for (_, name), f in fields.items() if name == "source")
     assert sources["constraints"] == {"enum": ["staff", "join"]}
     path = Path(tmp_path) / "long.dta"
     path.write_bytes(get("blinded", format="dta", shape="long"))
     frame, meta = pyreadstat.read_dta(str(path), apply_value_formats=True)
-    assert meta.variable_value_labels["language"] == {1.0: "English"}
+    assert meta.variable_value_labels["language"] == {1.0: "English", 2.0: "Spanish (Español)"}
     assert list(frame["language"]).count("English") == 2  # the two baselines
     participants = list(csv.DictReader(io.StringIO(get("participants", format="csv").decode())))
     assert sorted(r["source"] for r in participants) == ["join", "staff"]

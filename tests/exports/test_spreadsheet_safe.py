@@ -16,7 +16,7 @@ import pytest
 
 from app.demo import demo_definition
 from app.exports.formats import ESCAPING, spreadsheet_safe
-from tests.helpers import BASELINE_ANSWERS, bearer, enrollment
+from tests.helpers import BASELINE_ANSWERS, bearer, english_only, enrollment
 from tests.test_cli import trialdesk
 
 STUDY = "csv-study"
@@ -39,7 +39,7 @@ NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 def csv_study() -> dict[str, Any]:
     """The demo study with a free-text item marked `export: true` at baseline, and an arm
     label and an item text that look like formulas."""
-    document = demo_definition()
+    document = english_only(demo_definition())
     document["slug"] = STUDY
     document["code_prefix"] = "CS"
     document["arms"][0]["label"] = LABEL
