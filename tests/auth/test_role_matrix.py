@@ -21,7 +21,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from app.consent.documents import document_sha256
 from app.demo import demo_definition
+from app.studies.definition import StudyDefinition
 from tests.helpers import BASELINE_ANSWERS, STUDY, Api, bearer, enrollment
 
 CALLERS = (
@@ -361,8 +363,11 @@ JOIN_SCREENING = {
     "s-diagnosis": "bipolar",
 }
 JOIN_NAME = "Robin Matrix"
+_DEMO_CONSENT = StudyDefinition.model_validate(demo_definition()).consent.active()
+assert _DEMO_CONSENT is not None
 JOIN_SIGNATURE = {
     "step": "sign",
+    "document": document_sha256(_DEMO_CONSENT, "en"),  # the document the person was shown
     "q-choose_group": "random",
     "q-stop_any_time": "yes",
     "q-hurt_answers": "call",
