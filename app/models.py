@@ -5,11 +5,14 @@ from app.auth.models import ApiToken, ConsoleSession, SignInLink, User, UserSite
 from app.consent.models import Consent
 from app.db.base import Base
 from app.db.server_key import ServerKey
+from app.engagement.models import EngagementEvent
 from app.idempotency.models import IdempotencyKey
+from app.incentives.models import GiftCard, IncentiveEntry
 from app.join.models import Applicant
 from app.outbox.models import OutboxMessage
 from app.participants.models import Contact, Participant
 from app.randomization.models import Allocation, AllocationTableRow, Stratum
+from app.retention.models import AlternateContact, ContactAttempt
 from app.safety.models import (
     AdverseEvent,
     AdverseEventVersion,
@@ -19,6 +22,7 @@ from app.safety.models import (
 )
 from app.studies.models import BlindingKey, Site, Study
 from app.surveys.models import Alert, RetiredLink, SurveyInstance
+from app.texting.models import SmsReply
 
 __all__ = [
     "AdverseEvent",
@@ -26,6 +30,7 @@ __all__ = [
     "Alert",
     "Allocation",
     "AllocationTableRow",
+    "AlternateContact",
     "ApiToken",
     "Applicant",
     "AuditChainHead",
@@ -35,7 +40,11 @@ __all__ = [
     "Consent",
     "ConsoleSession",
     "Contact",
+    "ContactAttempt",
+    "EngagementEvent",
+    "GiftCard",
     "IdempotencyKey",
+    "IncentiveEntry",
     "OutboxMessage",
     "Participant",
     "ProtocolDeviation",
@@ -45,6 +54,7 @@ __all__ = [
     "ServerKey",
     "SignInLink",
     "Site",
+    "SmsReply",
     "Stratum",
     "Study",
     "SurveyInstance",

@@ -58,6 +58,25 @@ class AuditAction(StrEnum):
     # The DSMB's closed part (by group) and the adverse events by arm: read like an export.
     report_dsmb_closed = "report.dsmb_closed"
     report_ctgov_adverse_events = "report.ctgov_adverse_events"
+    # SPEC 11, retention.
+    participant_texting = "participant.texting"  # consent to texting, channel, time zone
+    sms_received = "sms.received"  # a text from a participant (its kind; never its words)
+    sms_stopped = "sms.stopped"  # STOP: no more texts to this participant
+    sms_reply_handled = "sms.reply_handled"  # a coordinator answered or dealt with it
+    contact_logged = "contact.logged"  # an attempt to reach a participant
+    alternate_contact_added = "alternate_contact.added"
+    alternate_contact_removed = "alternate_contact.removed"
+    alternate_contacts_purged = "alternate_contact.purged"  # at study close
+    survey_missed_reason = "survey.missed_reason"
+    incentive_earned = "incentive.earned"
+    incentive_held = "incentive.held"
+    incentive_approved = "incentive.approved"
+    incentive_issued = "incentive.issued"
+    incentive_redeemed = "incentive.redeemed"
+    incentive_voided = "incentive.voided"
+    gift_cards_loaded = "gift_card.loaded"
+    incentives_vendor_file = "incentive.vendor_file"  # the payment vendor's CSV written
+    engagement_imported = "engagement.imported"
     export_started = "export.started"
     export_completed = "export.completed"
     export_aborted = "export.aborted"

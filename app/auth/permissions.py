@@ -38,6 +38,13 @@ class Permission(StrEnum):
     # (read, countersign, record in person) and verifying a self-reported diagnosis.
     review_applicants = "review_applicants"
     manage_consent = "manage_consent"
+    # SPEC 11, retention: the contact log, alternate contacts, texting preferences,
+    # participants' texts and missed-visit reasons; the incentives ledger (approve, hold,
+    # issue) and loading gift cards (admins); loading engagement (roles that see arms).
+    contact_participants = "contact_participants"
+    manage_incentives = "manage_incentives"
+    stock_incentives = "stock_incentives"
+    import_engagement = "import_engagement"
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
@@ -57,6 +64,8 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.read_dsmb_open,
             Permission.review_applicants,
             Permission.manage_consent,
+            Permission.contact_participants,
+            Permission.manage_incentives,
         }
     ),
     Role.statistician: frozenset(
@@ -77,6 +86,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.read_reports,
             Permission.read_dsmb_open,
             Permission.read_dsmb_closed,
+            Permission.import_engagement,
         }
     ),
     Role.safety_reviewer: frozenset(

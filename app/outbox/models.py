@@ -27,6 +27,13 @@ class MessageKind(StrEnum):
     consent_copy = "consent_copy"
     reconsent = "reconsent"
     applicant_accepted = "applicant_accepted"
+    # SPEC 11: the automatic answer to a text a participant sent (subject: the reply).
+    sms_auto_reply = "sms_auto_reply"
+
+
+class Channel(StrEnum):
+    email = "email"
+    sms = "sms"
 
 
 class MessageStatus(StrEnum):
@@ -59,3 +66,9 @@ class OutboxMessage(Base):
     last_error: Mapped[str | None] = mapped_column(SealedText("outbox_messages.last_error"))
     created_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]
+    # SPEC 11: email or a text message; a text's id at the provider (for its delivery
+    # callbacks) and the last delivery status it reported (`delivered`, `undelivered`).
+    channel: Mapped[Channel] = mapped_column(String(8), default="email", server_default="email")
+    provider_ref: Mapped[str | None] = mapped_column(String(64), index=True)
+    delivery: Mapped[str | None] = mapped_column(String(16))
+    delivery_at: Mapped[datetime | None]

@@ -66,6 +66,15 @@ class Participant(Base):
     # Failed a re-consent quiz twice: a coordinator calls to go over the consent, then
     # marks the call done (a sign-up's flag is `applicants.needs_call`).
     needs_call: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # SPEC 11, text messages: how invitations and reminders reach the person (`email`,
+    # `sms` or `both`); texts only once their consent to texting is recorded (when, and by
+    # whom: none when they gave it on the public link) and until they send STOP.
+    channel: Mapped[str] = mapped_column(String(8), default="email", server_default="email")
+    sms_consent_at: Mapped[datetime | None]
+    sms_consent_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    sms_stopped_at: Mapped[datetime | None]
+    # Their IANA time zone, for quiet hours (none: the study's).
+    timezone: Mapped[str | None] = mapped_column(String(64))
 
     @property
     def was_randomized(self) -> bool:
@@ -84,6 +93,7 @@ class Contact(Base):
 
     participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id"), primary_key=True)
     name: Mapped[str] = mapped_column(SealedText("contacts.name"))
+    # `phone` is kept in E.164 (`+12155550123`, parsed by `participants.phones`).
     email: Mapped[str | None] = mapped_column(SealedText("contacts.email"))
     phone: Mapped[str | None] = mapped_column(SealedText("contacts.phone"))
     email_index: Mapped[str | None] = mapped_column(

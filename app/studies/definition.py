@@ -5,6 +5,7 @@ parts (codes that must exist, block sizes that fit the ratios, ...)."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
@@ -418,6 +419,86 @@ class ConsentSpec(Document):
         return next((d for d in self.documents if d.version == version), None)
 
 
+ClockTime = Annotated[
+    str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$", description="local time, `HH:MM`")
+]
+# An amount of money: up to 100,000 in the study's currency, to the cent.
+Amount = Annotated[Decimal, Field(ge=0, le=100_000, decimal_places=2)]
+SmsText = Annotated[str, Field(min_length=1, max_length=320)]
+
+
+class QuietHours(Document):
+    """No text message is sent between `start` and `end`, in the participant's time zone
+    (their own, or the study's): one due then waits until `end`."""
+
+    start: ClockTime = "21:00"
+    end: ClockTime = "09:00"
+
+
+class Sms(Document):
+    """Text messages (SPEC 11): a second channel for invitations and reminders. What they
+    say carries no health information and no study name: only the personal link (and,
+    with `first_name`, the person's first name)."""
+
+    enabled: bool = False
+    region: Annotated[str, Field(pattern=r"^[A-Z]{2}$")] = Field(
+        default="US", description="where numbers written without `+` are dialled (ISO 3166)"
+    )
+    quiet_hours: QuietHours = QuietHours()
+    first_name: bool = Field(default=False, description="greet the person by first name")
+    invitation: SmsText | None = Field(
+        default=None, description="the invitation's words, with `{link}` (and `{first_name}`)"
+    )
+    reminder: SmsText | None = Field(
+        default=None, description="a reminder's words, with `{link}` (and `{first_name}`)"
+    )
+    crisis_line: SmsText | None = Field(
+        default=None,
+        description="answered to every text a participant sends, after 'this number is not "
+        "watched around the clock': where to get help now (e.g. 'Call or text 988')",
+    )
+    respond_within_hours: Annotated[int, Field(ge=1, le=720)] = Field(
+        default=24, description="how soon a coordinator should answer a participant's text"
+    )
+
+
+class Incentives(Document):
+    """What a completed survey earns (SPEC 11): the same rule in every arm."""
+
+    per_timepoint: dict[Code, Amount] = Field(default_factory=dict, max_length=50)
+    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = "USD"
+    on_time_bonus: Amount | None = Field(
+        default=None, description="added when the survey is completed within `on_time_days`"
+    )
+    on_time_days: Annotated[int, Field(ge=0, le=MAX_DAY)] = Field(
+        default=7, description="days after the window opens that count as on time"
+    )
+    tax_threshold: Amount | None = Field(
+        default=Decimal(600),
+        description="a participant paid this much or more in a calendar year is flagged "
+        "for tax reporting (US: 600); none: no flag",
+    )
+
+
+class CallRule(Document):
+    """When a participant is due for a call on the worklist (SPEC 11)."""
+
+    code: Code
+    # `survey_overdue`: a survey still not done `days` after its window opened;
+    # `messages_failed`: `days` (as a count) messages to them could not be sent;
+    # `no_contact`: no contact logged for `days` days while taking part.
+    kind: Literal["survey_overdue", "messages_failed", "no_contact"]
+    days: Annotated[int, Field(ge=1, le=MAX_DAY)]
+
+
+class Retention(Document):
+    """Contact-log rules (SPEC 11)."""
+
+    call_rules: Annotated[list[CallRule], bounded(20)] = Field(
+        default_factory=lambda: [CallRule(code="overdue_7", kind="survey_overdue", days=7)]
+    )
+
+
 class StudyDefinition(Document):
     """A whole study, as one document; validated completely before anything is stored."""
 
@@ -467,6 +548,9 @@ class StudyDefinition(Document):
     )
     join: Join = Join()
     consent: ConsentSpec = ConsentSpec()
+    sms: Sms = Sms()
+    incentives: Incentives | None = None
+    retention: Retention = Retention()
 
     def participant_code_prefix(self) -> str:
         """`code_prefix`, or the initials of the slug's words (`peer-support` → `PS`)."""

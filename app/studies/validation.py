@@ -14,6 +14,7 @@ from app.randomization.blinding import NEVER_SEES_ARMS
 from app.randomization.strata import MAX_STRATA, SITE, count_strata, longest_key
 from app.studies.consent_rules import consent_problems, language_problems
 from app.studies.definition import Anchor, Item, ItemType, StudyDefinition
+from app.studies.retention_rules import retention_problems
 from app.studies.translation import translation_problems
 
 MAX_SITE_CODE = 12
@@ -142,6 +143,7 @@ def definition_problems(d: StudyDefinition) -> Iterator[FieldProblem]:
     yield from language_problems(d)
     yield from translation_problems(d)
     yield from consent_problems(d)
+    yield from retention_problems(d)
 
 
 def _instrument_problems(d: StudyDefinition, arm_codes: set[str]) -> Iterator[FieldProblem]:

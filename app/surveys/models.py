@@ -62,6 +62,12 @@ class SurveyInstance(Base):
     entered_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     interviewed_on: Mapped[date | None]
     assessor_blind: Mapped[bool | None]
+    # SPEC 11: why a missed survey was missed (`unreachable`, `declined`, `too_unwell`,
+    # `other`), with a note (sealed), who gave it and when.
+    missed_reason: Mapped[str | None] = mapped_column(String(16))
+    missed_note: Mapped[str | None] = mapped_column(SealedText("survey_instances.missed_note"))
+    missed_reason_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    missed_reason_at: Mapped[datetime | None]
 
 
 class RetiredLink(Base):

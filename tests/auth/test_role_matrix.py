@@ -15,7 +15,7 @@ import re
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -402,6 +402,11 @@ def _user_body(_ctx: Ctx) -> Call:
 
 
 # How to make each route's call, given fresh state: run once per caller.
+def _study_today() -> str:
+    """Today in the demo study's time zone (an interview cannot be dated after it)."""
+    return datetime.now(ZoneInfo(demo_definition()["timezone"])).date().isoformat()
+
+
 REQUESTS: dict[tuple[str, str], Callable[[Ctx], Call]] = {
     ("POST", "/api/v1/users"): _user_body,
     ("GET", "/api/v1/users/me"): lambda ctx: Call("/api/v1/users/me"),
@@ -456,7 +461,7 @@ REQUESTS: dict[tuple[str, str], Callable[[Ctx], Call]] = {
     ("POST", "/api/v1/studies/{slug}/participants/{code}/surveys/{timepoint}/submit"): (
         lambda ctx: Call(
             f"{S}/participants/{ctx.enrolled()}/surveys/baseline/submit",
-            {"answers": BASELINE_ANSWERS, "interviewed_on": date.today().isoformat()},
+            {"answers": BASELINE_ANSWERS, "interviewed_on": _study_today()},
         )
     ),
     ("POST", "/api/v1/studies/{slug}/participants/{code}/surveys/{timepoint}/corrections"): (

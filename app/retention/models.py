@@ -1,0 +1,72 @@
+"""The contact log and the locator (SPEC 11): every attempt to reach a participant, and
+the other people they allowed the team to ask after them. Sealed at rest."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import StrEnum
+
+from sqlalchemy import ForeignKey, Index, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db.base import Base
+from app.db.sealed import SealedText
+
+
+class ContactMethod(StrEnum):
+    phone = "phone"
+    text = "text"
+    email = "email"
+    letter = "letter"
+    in_person = "in_person"
+
+
+class ContactOutcome(StrEnum):
+    reached = "reached"
+    no_answer = "no_answer"
+    left_message = "left_message"
+    wrong_number = "wrong_number"
+    declined = "declined"
+    other = "other"
+
+
+class ContactAttempt(Base):
+    """One attempt to reach a participant: how, with what outcome, a note, a next step."""
+
+    __tablename__ = "contact_attempts"
+    __table_args__ = (Index("ix_contact_attempts_participant", "participant_id", "made_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id"), index=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"))
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id"))
+    participant_code: Mapped[str] = mapped_column(String(32))
+    method: Mapped[ContactMethod] = mapped_column(String(16))
+    outcome: Mapped[ContactOutcome] = mapped_column(String(16))
+    note: Mapped[str | None] = mapped_column(SealedText("contact_attempts.note"))
+    next_step: Mapped[str | None] = mapped_column(SealedText("contact_attempts.next_step"))
+    next_step_on: Mapped[date | None]  # when to try again: on the worklist from that day
+    timepoint: Mapped[str | None] = mapped_column(String(64))  # the survey it was about
+    made_at: Mapped[datetime]
+    made_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+
+
+class AlternateContact(Base):
+    """Someone else who may be asked where the participant is, with their permission.
+    Other people's data: purged (sealed values cleared, the row kept) at study close."""
+
+    __tablename__ = "alternate_contacts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id"), index=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"))
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id"), index=True)
+    name: Mapped[str | None] = mapped_column(SealedText("alternate_contacts.name"))
+    relation: Mapped[str | None] = mapped_column(SealedText("alternate_contacts.relation"))
+    phone: Mapped[str | None] = mapped_column(SealedText("alternate_contacts.phone"))
+    email: Mapped[str | None] = mapped_column(SealedText("alternate_contacts.email"))
+    permission_on: Mapped[date]  # the day the participant allowed it
+    created_at: Mapped[datetime]
+    created_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    removed_at: Mapped[datetime | None]  # taken off by staff (the participant asked)
+    purged_at: Mapped[datetime | None]
