@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
-from typing import Any, Unpack
+from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, exists, func, or_, select, true, union
 from sqlalchemy.orm import Session, aliased
@@ -44,7 +44,7 @@ from app.studies.service import definition_of
 from app.surveys.models import SurveyInstance
 from app.surveys.scheduling import local_date
 
-Rows = Select[Unpack[tuple[Any, ...]]]  # a query of a rule: participant ids and details
+Rows = Select[*tuple[Any, ...]]  # a query of a rule: participant ids and details
 
 # Messages meant for the participant themself (an alert goes to the coordinators).
 TO_PARTICIPANT = (
