@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -243,3 +244,61 @@ def test_a_missed_reason_is_only_for_a_missed_survey_and_is_shown_exported_and_c
         "other",
         "not_given",
     }
+
+
+def _stored(env: Env) -> tuple[int, ...]:
+    with env.db.engine.connect() as connection:
+        return tuple(
+            connection.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one()
+            for table in ("contact_attempts", "alternate_contacts", "audit_records")
+        )
+
+
+ATTACKS: list[tuple[str, object]] = [
+    ("contacts", {"method": "phone", "outcome": "reached", "note": "x" * 2001}),
+    ("contacts", {"method": "carrier_pigeon", "outcome": "reached"}),
+    ("contacts", {"method": "phone", "outcome": "reached", "next_step_on": 1700000000}),
+    ("contacts", {"method": "phone", "outcome": "reached", "next_step_on": "2000-01-01"}),
+    ("contacts", {"method": "phone", "outcome": "reached", "next_step_on": "9999-12-31"}),
+    ("contacts", {"method": "phone", "outcome": "reached", "timepoint": "no_such_survey"}),
+    ("contacts", {"method": "phone", "outcome": "reached", "note": "a\u0000b"}),
+    ("contacts", {"method": "phone", "outcome": "reached", "note": "\ud800"}),
+    ("contacts", {"method": ["phone"], "outcome": {"deep": [[[[[]]]]]}}),
+    ("contacts", {"method": "phone", "outcome": "reached", "admin": True}),
+    ("contacts", [1] * 100_000),
+    ("alternate-contacts", SISTER | {"permission_on": "2999-01-01"}),
+    ("alternate-contacts", SISTER | {"permission_on": "today"}),
+    ("alternate-contacts", SISTER | {"phone": "+1" + "9" * 60, "permission_on": "2026-01-01"}),
+    ("alternate-contacts", SISTER | {"phone": "call me", "permission_on": "2026-01-01"}),
+    ("alternate-contacts", SISTER | {"email": "not-an-email", "permission_on": "2026-01-01"}),
+    ("alternate-contacts", SISTER | {"name": "", "permission_on": "2026-01-01"}),
+    ("alternate-contacts", SISTER | {"name": "n" * 201, "permission_on": "2026-01-01"}),
+    ("surveys/baseline/missed-reason", {"reason": "abducted_by_aliens"}),
+    ("surveys/baseline/missed-reason", {"reason": "other", "note": "x" * 2001}),
+    ("surveys/" + "t" * 65 + "/missed-reason", {"reason": "other"}),
+    ("alternate-contacts/99999999999/remove", None),
+    ("alternate-contacts/0/remove", None),
+]
+
+
+def test_attacker_inputs_are_refused_with_4xx_and_store_nothing(env: Env) -> None:
+    code = env.api.enroll(env.coordinator)
+    before = _stored(env)
+    for where, body in ATTACKS:
+        response = env.client.post(  # written out by hand: lone surrogates and all
+            f"{S}/participants/{code}/{where}",
+            content=json.dumps(body).encode(),
+            headers=bearer(env.coordinator) | {"content-type": "application/json"},
+        )
+        assert 400 <= response.status_code < 500, (where, body, response.text)
+        assert response.headers["content-type"] == "application/problem+json", where
+    for query in ("limit=0", "limit=1001", "cursor=%00", "cursor=zzzz", "removed=maybe"):
+        for what in ("contacts", "alternate-contacts")[query.startswith("removed") :]:
+            got = env.client.get(
+                f"{S}/participants/{code}/{what}?{query}", headers=bearer(env.coordinator)
+            )
+            assert got.status_code == 422, (what, query, got.text)
+    assert (
+        env.client.get(f"{S}/calls?limit=5000", headers=bearer(env.coordinator)).status_code == 422
+    )
+    assert _stored(env) == before
