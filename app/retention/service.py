@@ -64,17 +64,19 @@ def log_contact(
     )
     session.add(attempt)
     session.flush()
+    # About a survey: named as survey records are (`CODE:timepoint`), so the history and
+    # the audit trail leave it out for a role that may not see that timepoint.
+    about = f"{participant.code}:{data.timepoint}" if data.timepoint else participant.code
     audit.record(
         session,
         AuditAction.contact_logged,
         actor=actor,
-        entity_id=participant.code,
+        entity_id=about,
         study_id=study.id,
         changes={
             "contact": (None, attempt.id),
             "method": (None, data.method.value),
             "outcome": (None, data.outcome.value),
-            "timepoint": (None, data.timepoint),
         },
     )
     return _contact_read(attempt, actor.email, shown=True)

@@ -106,7 +106,8 @@ def test_contact_attempts_are_listed_newest_first_with_who_made_them(env: Env) -
     ]
     assert items[0]["note"] == NOTE and items[0]["next_step_on"] == today()
     assert items[0]["timepoint"] == "baseline" and items[0]["made_by"].startswith("coordinator-")
-    logged = [r for r in _audit(env, "contact.logged") if r["entity_id"] == code]
+    logged = [r for r in _audit(env, "contact.logged") if r["entity_id"].startswith(code)]
+    assert [r["entity_id"] for r in logged] == [code, f"{code}:baseline"]
     assert len(logged) == 2
     assert logged[-1]["changes"]["outcome"] == {"old": None, "new": "reached"}
     assert "Zarathustra" not in str(logged) and "Friday" not in str(logged)
