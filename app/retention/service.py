@@ -271,8 +271,9 @@ def purge_alternate_contacts(
     session: Session, *, study: Study, actor: Principal | None, now: datetime
 ) -> int:
     """Clear what every alternate contact of the study holds (other people's data, kept
-    no longer than the study runs) and mark it purged; audited with the count. A step of
-    the database lock; safe to run again (those purged already are left alone)."""
+    no longer than the study runs) and mark it purged; audited with the count (when
+    there was any). A step of the database lock; safe to run again (those purged
+    already are left alone)."""
     result = session.execute(
         update(AlternateContact)
         .where(AlternateContact.study_id == study.id, AlternateContact.purged_at.is_(None))
@@ -280,6 +281,8 @@ def purge_alternate_contacts(
         .execution_options(synchronize_session=False)
     )
     purged = int(getattr(result, "rowcount", 0) or 0)
+    if not purged:  # nothing held: a study without alternate contacts locks as before
+        return 0
     audit.record(
         session,
         AuditAction.alternate_contacts_purged,
