@@ -143,14 +143,10 @@ ACTION_SURFACES: list[tuple[str, str]] = [
     # A missed-visit reason (`ACTION_BODIES`): 409 unless missed, 404 for a timepoint a
     # blind role does not see, whether or not the participant's arm has it.
     ("api", "/api/v1/studies/{slug}/participants/{code}/surveys/{tp}/missed-reason"),
-    ("console", "/console/studies/{slug}/participants/{code}/surveys/{tp}/missed-reason"),
 ]
 # The body an action surface posts (none: an empty post).
 ACTION_BODIES: dict[str, dict[str, str]] = {
     "/api/v1/studies/{slug}/participants/{code}/surveys/{tp}/missed-reason": {
-        "reason": "unreachable"
-    },
-    "/console/studies/{slug}/participants/{code}/surveys/{tp}/missed-reason": {
         "reason": "unreachable"
     },
 }
