@@ -287,3 +287,19 @@ class DeviationStateConflict(Conflict):
     that is not confirmed (versions are added, never changed)."""
 
     code, title = "deviation-state-conflict", "The deviation is not in a state that allows this"
+
+
+class AlternateContactNotFound(NotFound):
+    code, title = "alternate-contact-not-found", "Alternate contact not found"
+
+
+class AlternateContactGone(Conflict):
+    """An alternate contact already removed (or purged at study close)."""
+
+    code, title = "alternate-contact-gone", "The alternate contact was already removed"
+
+
+class SurveyNotMissed(Conflict):
+    """A missed-visit reason for a survey that is not missed (open, done, cancelled...)."""
+
+    code, title = "survey-not-missed", "The survey is not missed"

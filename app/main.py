@@ -32,6 +32,8 @@ from app.join import steps as join_steps
 from app.participants.router import router as participants_router
 from app.participants.surveys_router import router as participant_surveys_router
 from app.reports.router import router as reports_router
+from app.retention import service as retention
+from app.retention.router import router as retention_router
 from app.safety.deviations_router import router as deviations_router
 from app.safety.router import router as safety_router
 from app.scheduler.runner import BackgroundScheduler
@@ -88,6 +90,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.db = db
     app.state.audit_trail_scope = studies_service.trail_scope  # the blinding policy's say
+    studies_service.at_lock(retention.purge_alternate_contacts)  # SPEC 11: other people's data
     app.state.request_slots = asyncio.Semaphore(db.request_slots)
     app.state.bad_tokens = FailureLimiter(failures=settings.bad_tokens_per_minute, window_s=60)
     errors.install(app)
@@ -108,6 +111,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         exports_router,
         reports_router,
         deviations_router,
+        retention_router,
         consent_router,
         console_signin.router,
         console.router,

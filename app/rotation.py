@@ -60,6 +60,7 @@ from app.keys import Keys, Use, WrongKey, fingerprint_of
 from app.outbox import models as _outbox_models  # noqa: F401
 from app.participants import models as _participant_models  # noqa: F401
 from app.randomization import models as _randomization_models  # noqa: F401
+from app.retention import models as _retention_models  # noqa: F401
 from app.studies.models import BlindingKey, Study
 from app.surveys import models as _survey_models  # noqa: F401
 

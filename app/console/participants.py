@@ -14,7 +14,7 @@ from fastapi import Query, Request, Response
 from app.api.deps import ReadSessionDep
 from app.api.params import CodePath, SlugPath
 from app.auth.permissions import Permission
-from app.console import consents, record
+from app.console import consents, contacts, record
 from app.console.calls import birth_mismatched
 from app.console.deps import Staff, console_router, needs, study_view
 from app.console.events import participant_events
@@ -125,7 +125,7 @@ DONE = {
     "unblinded": "The unblinding is recorded.",
     "countersigned": "The consent is countersigned.",
     "consent_recorded": "The consent taken in person is recorded.",
-}
+} | contacts.DONE
 
 
 def ineligible_words(definition: StudyDefinition, reasons: list[str] | None) -> list[str]:
@@ -222,6 +222,7 @@ def participant_page(
         "ineligible": ineligible_words(definition, participant.ineligible_reasons),
         "events": participant_events(session, staff, study, participant.code),
         "consents": consents.section(session, staff, study, participant),
+        "retention": contacts.section(session, staff, study, participant),
         "birth_mismatched": birth_mismatched(session, participant.id),
     }
     return study_view(request, staff, study, "console/participant.html", context)

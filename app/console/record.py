@@ -313,6 +313,10 @@ ACTION_WORDS = {
     "survey.invitation_resent": "Survey invitation emailed again",
     "alert.raised": "Safety alert raised",
     "alert.acknowledged": "Safety alert acknowledged",
+    "contact.logged": "Contact attempt logged",
+    "alternate_contact.added": "Alternate contact added",
+    "alternate_contact.removed": "Alternate contact removed",
+    "survey.missed_reason": "Reason the survey was missed recorded",
 }
 ALERT_ACTIONS = (AuditAction.alert_raised.value, AuditAction.alert_acknowledged.value)
 

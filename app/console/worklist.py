@@ -28,11 +28,14 @@ from app.errors import NotFound
 from app.exports import downloads
 from app.exports.formats import cell
 from app.randomization import blinding
+from app.retention.calls import due_for_call
+from app.retention.schemas import CallReasonRead
 from app.studies import service as studies
 from app.studies.models import Study
 from app.surveys import worklist as work
 from app.surveys.service import timepoint_name
 from app.surveys.worklist import WorkSort, WorkStatus
+from app.web.pages import shortdate
 
 CSV_LIMIT = 100_000  # rows of one worklist download
 CSV_BATCH = 1000
@@ -132,9 +135,54 @@ def worklist_page(
         "timepoint_name": timepoint_name,
         "reconsent": reconsent_summary(session, staff, study),
         "sign_ups": worklist_rows(session, staff, study),
+        "calls_due": _calls_due(session, staff, study, now),
         "call_done": request.query_params.get("done") == "call",
     }
     return study_view(request, staff, study, "console/worklist.html", context)
+
+
+CALLS_SHOWN = 50  # participants due for a call on the page (the API lists them all)
+RULE_WORDS = {
+    "survey_overdue": "survey not done",
+    "messages_failed": "messages could not be sent",
+    "no_contact": "not reached",
+    "next_step": "next step due",
+}
+
+
+def _calls_due(
+    session: Session, staff: Staff, study: Study, now: datetime
+) -> list[dict[str, Any]] | None:
+    """Participants due for a call (`retention.calls`), for roles that contact them."""
+    if not staff.may(Permission.contact_participants):
+        return None
+    zone = studies.definition_of(study).zone()
+    rows = due_for_call(
+        session, study=study, user=staff.user, after_id=0, limit=CALLS_SHOWN, now=now
+    )
+    return [
+        {
+            "code": row.participant,
+            "site": row.site,
+            "reasons": [_reason_words(r) for r in row.reasons],
+            "last": row.last_attempt,
+            "last_on": row.last_attempt.made_at.astimezone(zone).date()
+            if row.last_attempt
+            else None,
+        }
+        for row in rows
+    ]
+
+
+def _reason_words(reason: CallReasonRead) -> str:
+    words = RULE_WORDS.get(reason.kind, reason.kind)
+    if reason.kind == "survey_overdue" and reason.timepoint:
+        return f"{timepoint_name(reason.timepoint)} {words}"
+    if reason.kind == "messages_failed":
+        return f"{reason.count} {words}"
+    if reason.kind == "no_contact" and reason.since:
+        return f"{words} since {shortdate(reason.since)}"
+    return words
 
 
 def _needing_action(session: Session, study: Study, staff: Staff, now: datetime) -> work.Worklist:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from app.i18n.languages import LANGUAGES
+from app.retention.rules import MISSED_REASON_LABELS
 
 NOT_SCHEDULED = "not_scheduled"  # the timepoint was never scheduled for the participant
 WITHHELD = "withheld"  # answered on or after a withdrawal of consent to the use of data
@@ -24,6 +25,9 @@ STATUS_LABELS: dict[str, str] = {
     NOT_SCHEDULED: "Not scheduled for this participant",
     WITHHELD: "Withheld (answered on or after the withdrawal of consent to use the data)",
 }
+
+# SPEC 11: why a missed survey was missed, as staff recorded it.
+MISSED_LABELS: dict[str, str] = dict(MISSED_REASON_LABELS)
 
 MODE_LABELS: dict[str, str] = {
     "self": "Self-completed (participant's link)",

@@ -7,6 +7,7 @@ from datetime import date
 from typing import Any
 
 from app.exports.labels import (
+    MISSED_LABELS,
     MODE_LABELS,
     NOT_SCHEDULED,
     STATUS_LABELS,
@@ -73,6 +74,8 @@ def timepoint_label(timepoint: Timepoint) -> str:
 
 def timepoint_columns(definition: StudyDefinition, *, prefix: str | None) -> list[Column]:
     statuses, modes = labelled(STATUS_LABELS), labelled(MODE_LABELS)
+    reasons = labelled(MISSED_LABELS)
+    why = "Why the survey was missed, as staff recorded it (empty when not missed or not given)"
     languages = language_labels(definition.languages)
     dated = (
         "from randomization to the survey's date (completion, or the interview when staff "
@@ -105,6 +108,15 @@ def timepoint_columns(definition: StudyDefinition, *, prefix: str | None) -> lis
                 "string",
                 _status(None),
                 values=statuses,
+                closed=True,
+                per_row=True,
+            ),
+            Column(
+                "missed_reason",
+                why,
+                "string",
+                _missed(None),
+                values=reasons,
                 closed=True,
                 per_row=True,
             ),
@@ -152,6 +164,16 @@ def timepoint_columns(definition: StudyDefinition, *, prefix: str | None) -> lis
             "string",
             _status(prefix),
             values=statuses,
+            closed=True,
+            timepoint=prefix,
+            per_row=True,
+        ),
+        Column(
+            f"{prefix}_missed_reason",
+            f"{why}, {prefix}",
+            "string",
+            _missed(prefix),
+            values=reasons,
             closed=True,
             timepoint=prefix,
             per_row=True,
@@ -319,6 +341,14 @@ def _mode(fixed: str | None) -> Getter:
     def get(p: ParticipantRecord, timepoint: str | None) -> Any:
         survey = _survey(p, fixed or timepoint)
         return survey.mode if survey is not None and survey.completed_on else None
+
+    return get
+
+
+def _missed(fixed: str | None) -> Getter:
+    def get(p: ParticipantRecord, timepoint: str | None) -> Any:
+        survey = _survey(p, fixed or timepoint)
+        return survey.missed_reason if survey is not None else None
 
     return get
 

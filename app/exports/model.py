@@ -39,6 +39,7 @@ class SurveyRecord:
     mode: str | None = None  # self | staff (completed surveys)
     interviewed_on: date | None = None  # the interview's date when staff entered it
     language: str | None = None  # the study language it was answered in (completed surveys)
+    missed_reason: str | None = None  # why a missed survey was missed (SPEC 11), once given
 
     @property
     def dated_on(self) -> date | None:

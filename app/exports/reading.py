@@ -36,7 +36,7 @@ from app.studies.definition import StudyDefinition
 from app.studies.models import Site, Study
 from app.studies.pseudonyms import group_codes, pseudonym
 from app.surveys.models import SurveyInstance
-from app.surveys.scheduling import local_date, status_of
+from app.surveys.scheduling import SurveyStatus, local_date, status_of
 
 YIELD_PER = 500
 
@@ -185,6 +185,7 @@ def records(session: Session, export: Export) -> Iterator[ParticipantRecord]:
             SurveyInstance.mode,
             SurveyInstance.interviewed_on,
             SurveyInstance.language,
+            SurveyInstance.missed_reason,
         )
         .join(Site, Site.id == Participant.site_id)
         .outerjoin(Allocation, Allocation.participant_id == Participant.id)
@@ -250,6 +251,8 @@ def _survey(line: Row[Any], now: datetime, zone: Any) -> SurveyRecord:
         interviewed_on=line.interviewed_on,
         # Kept from the first save; said only of a completed survey, like its mode.
         language=line.language if completed_on is not None else None,
+        # Said only of a survey that is missed (a late entry by staff completes it).
+        missed_reason=line.missed_reason if state is SurveyStatus.missed else None,
     )
 
 

@@ -93,6 +93,12 @@ class StaffSurveyRead(BaseModel):
     scores: dict[str, Any] | None = Field(description="once completed")
     corrections: list[CorrectionRead]
     alerts_raised: int = Field(default=0, description="safety alerts this request raised")
+    missed_reason: str | None = Field(
+        default=None,
+        description="why a missed survey was missed (unreachable, declined, too_unwell, "
+        "other), once staff gave it",
+    )
+    missed_note: str | None = None
 
 
 def staff_survey_read(survey: StaffSurvey) -> StaffSurveyRead:
@@ -122,4 +128,6 @@ def staff_survey_read(survey: StaffSurvey) -> StaffSurveyRead:
             for c in survey.shown_corrections()
         ],
         alerts_raised=len(survey.alerts),
+        missed_reason=instance.missed_reason,
+        missed_note=instance.missed_note,
     )

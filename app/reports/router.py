@@ -17,6 +17,7 @@ from app.auth.permissions import Permission
 from app.auth.principal import Principal
 from app.reports import dsmb_pdf, dsmb_service, service
 from app.reports.dsmb import Part
+from app.reports.missed import missed_reasons
 from app.reports.schemas import (
     BalanceReport,
     ConsortReport,
@@ -74,9 +75,11 @@ def consort(
 @router.get("/retention", response_model=RetentionReport)
 def retention(slug: SlugPath, session: ReadSessionDep, user: Reader) -> RetentionReport:
     """Per timepoint and group: surveys completed, missed, pending and cancelled, and
-    the share completed of those whose outcome is known."""
+    the share completed of those whose outcome is known; per timepoint, missed surveys
+    by the reason staff gave."""
     study = get_study(session, slug=slug, user=user)
-    return retention_report(service.retention(session, study=study, user=user))
+    rows = service.retention(session, study=study, user=user)
+    return retention_report(rows, missed_reasons(session, study=study, user=user))
 
 
 @router.get("/balance", response_model=BalanceReport)

@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 
 from app.reports.dsmb import DsmbReport
 from app.reports.flow import ConsortFlow
+from app.reports.missed import MissedReasons
 from app.reports.service import Balance, Retention
 
 
@@ -111,13 +112,27 @@ class RetentionRow(BaseModel):
     rate: float | None = Field(description="completed / (completed + missed)")
 
 
+class MissedReasonRow(BaseModel):
+    timepoint: str
+    counts: dict[str, int] = Field(
+        description="missed surveys by the reason staff gave (unreachable, declined, "
+        "too_unwell, other), and `not_given`; randomized participants, every group together"
+    )
+
+
 class RetentionReport(BaseModel):
     items: list[RetentionRow]
+    missed_reasons: list[MissedReasonRow] = Field(default_factory=list)
 
 
-def retention_report(rows: list[Retention]) -> RetentionReport:
+def retention_report(
+    rows: list[Retention], missed: list[MissedReasons] | None = None
+) -> RetentionReport:
     return RetentionReport(
-        items=[RetentionRow.model_validate(r, from_attributes=True) for r in rows]
+        items=[RetentionRow.model_validate(r, from_attributes=True) for r in rows],
+        missed_reasons=[
+            MissedReasonRow(timepoint=m.timepoint, counts=m.counts) for m in missed or []
+        ],
     )
 
 

@@ -79,7 +79,7 @@ def groups_for(session: Session, *, study: Study, user: Principal) -> Groups:
     return Groups([Group(code, code, (arm,)) for arm, code in ordered], blind=True)
 
 
-def _timepoints(definition: StudyDefinition, groups: Groups) -> list[Timepoint]:
+def report_timepoints(definition: StudyDefinition, groups: Groups) -> list[Timepoint]:
     """Timepoints shown: for a blind caller, those of the blinded dataset, never one
     scheduled only for some arms (the policy's hidden timepoints)."""
     if not groups.blind:
@@ -148,7 +148,7 @@ def consort(session: Session, *, study: Study, user: Principal) -> ConsortFlow:
     group_flows = []
     for group in groups.groups:
         flows = []
-        for t in _timepoints(definition, groups):
+        for t in report_timepoints(definition, groups):
             counted = _surveys(surveys, group, t.code)
             flows.append(
                 TimepointFlow(
@@ -333,7 +333,7 @@ def retention(session: Session, *, study: Study, user: Principal) -> list[Retent
     groups = groups_for(session, study=study, user=user)
     counts = survey_counts(session, study=study, definition=definition)
     out = []
-    for t in _timepoints(definition, groups):
+    for t in report_timepoints(definition, groups):
         for group in groups.groups:
             counted = _surveys(counts, group, t.code)
             out.append(

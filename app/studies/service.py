@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from enum import Enum
 
 from sqlalchemy import select
@@ -177,8 +177,22 @@ def activate_study(session: Session, *, study: Study, actor: Principal | None) -
     return study
 
 
+# What packages above this one do when a study is locked, in the lock's transaction
+# (SPEC 11: alternate contacts, other people's data, are purged). They cannot be called
+# from here (they import this package), so the application adds them (`app.main`).
+LockStep = Callable[..., object]  # (session, *, study, actor, now)
+_LOCK_STEPS: list[LockStep] = []
+
+
+def at_lock(step: LockStep) -> None:
+    """Run `step(session, study=..., actor=..., now=...)` at every database lock."""
+    if step not in _LOCK_STEPS:
+        _LOCK_STEPS.append(step)
+
+
 def lock_study(session: Session, *, study: Study, actor: Principal | None) -> Study:
-    """Database lock: no more changes, and the secret is revealed for anyone to check."""
+    """Database lock: no more changes, and the secret is revealed for anyone to check;
+    then the steps added with `at_lock`."""
     ensure_enrolling(study.status)
     now = audit.lock_chain_head(session).at
     study.status = StudyStatus.locked
@@ -194,6 +208,8 @@ def lock_study(session: Session, *, study: Study, actor: Principal | None) -> St
             "secret": (None, secret_of(session, study).hex()),
         },
     )
+    for step in _LOCK_STEPS:
+        step(session, study=study, actor=actor, now=now)
     return study
 
 

@@ -38,6 +38,8 @@ CALLERS = (
 
 S = f"/api/v1/studies/{STUDY}"
 
+ALTERNATE_CONTACT = {"name": "Ann", "relation": "sister", "phone": "215-555-0123"}
+
 # fmt: off
 _MATRIX: dict[tuple[str, str], tuple[int, int, int, int, int, int, int]] = {
     #                                                          anon bad admin coord other stat ustat
@@ -103,6 +105,21 @@ _MATRIX: dict[tuple[str, str], tuple[int, int, int, int, int, int, int]] = {
     ("POST", "/api/v1/studies/{slug}/deviations/{deviation_id}/versions"):
                                                                (401, 401, 201, 201, 404, 403, 403),
     ("POST", "/api/v1/studies/{slug}/deviations/propose"):     (401, 401, 200, 200, 200, 403, 403),
+    # the contact log and locator (SPEC 11): coordinators of the site and admins
+    ("POST", "/api/v1/studies/{slug}/participants/{code}/contacts"):
+                                                               (401, 401, 201, 201, 404, 403, 403),
+    ("GET",  "/api/v1/studies/{slug}/participants/{code}/contacts"):
+                                                               (401, 401, 200, 200, 404, 403, 403),
+    ("POST", "/api/v1/studies/{slug}/participants/{code}/alternate-contacts"):
+                                                               (401, 401, 201, 201, 404, 403, 403),
+    ("GET",  "/api/v1/studies/{slug}/participants/{code}/alternate-contacts"):
+                                                               (401, 401, 200, 200, 404, 403, 403),
+    ("POST", "/api/v1/studies/{slug}/participants/{code}/alternate-contacts/{contact_id}/remove"):
+                                                               (401, 401, 200, 200, 404, 403, 403),
+    # a new participant's baseline is open, not missed: past the role check, a 409
+    ("POST", "/api/v1/studies/{slug}/participants/{code}/surveys/{timepoint}/missed-reason"):
+                                                               (401, 401, 409, 409, 404, 403, 403),
+    ("GET",  "/api/v1/studies/{slug}/calls"):                  (401, 401, 200, 200, 200, 403, 403),
     ("GET",  "/api/v1/studies/{slug}/exports/blinded"):        (401, 401, 200, 403, 403, 200, 200),
     ("GET",  "/api/v1/studies/{slug}/exports/codebook"):       (401, 401, 200, 403, 403, 200, 200),
     ("GET",  "/api/v1/studies/{slug}/exports/package"):        (401, 401, 200, 403, 403, 200, 200),
@@ -264,6 +281,18 @@ class Ctx:
         assert response.status_code == 201, response.text
         deviation_id: int = response.json()["id"]
         return deviation_id
+
+    def alternate_contact(self) -> str:
+        """A new participant at PHL with an alternate contact (by the admin): the path of
+        that contact."""
+        code = self.enrolled()
+        response = self.api.client.post(
+            f"{S}/participants/{code}/alternate-contacts",
+            json=ALTERNATE_CONTACT | {"permission_on": _study_today()},
+            headers=bearer(self.api.admin_token),
+        )
+        assert response.status_code == 201, response.text
+        return f"{S}/participants/{code}/alternate-contacts/{response.json()['id']}"
 
     def applicant(self) -> int:
         """A new sign-up at PHL held for review; its id. Its screening filled the
@@ -498,6 +527,30 @@ REQUESTS: dict[tuple[str, str], Callable[[Ctx], Call]] = {
     ("POST", "/api/v1/studies/{slug}/participants/{code}/deviations"): lambda ctx: Call(
         f"{S}/participants/{ctx.enrolled()}/deviations", _deviation_body()
     ),
+    ("POST", "/api/v1/studies/{slug}/participants/{code}/contacts"): lambda ctx: Call(
+        f"{S}/participants/{ctx.enrolled()}/contacts", {"method": "phone", "outcome": "reached"}
+    ),
+    ("GET", "/api/v1/studies/{slug}/participants/{code}/contacts"): lambda ctx: Call(
+        f"{S}/participants/{ctx.enrolled()}/contacts"
+    ),
+    ("POST", "/api/v1/studies/{slug}/participants/{code}/alternate-contacts"): lambda ctx: Call(
+        f"{S}/participants/{ctx.enrolled()}/alternate-contacts",
+        ALTERNATE_CONTACT | {"permission_on": _study_today()},
+    ),
+    ("GET", "/api/v1/studies/{slug}/participants/{code}/alternate-contacts"): lambda ctx: Call(
+        f"{S}/participants/{ctx.enrolled()}/alternate-contacts"
+    ),
+    (
+        "POST",
+        "/api/v1/studies/{slug}/participants/{code}/alternate-contacts/{contact_id}/remove",
+    ): lambda ctx: Call(f"{ctx.alternate_contact()}/remove"),
+    ("POST", "/api/v1/studies/{slug}/participants/{code}/surveys/{timepoint}/missed-reason"): (
+        lambda ctx: Call(
+            f"{S}/participants/{ctx.enrolled()}/surveys/baseline/missed-reason",
+            {"reason": "unreachable"},
+        )
+    ),
+    ("GET", "/api/v1/studies/{slug}/calls"): lambda ctx: Call(f"{S}/calls"),
     ("GET", "/api/v1/studies/{slug}/deviations"): lambda ctx: Call(f"{S}/deviations"),
     ("GET", "/api/v1/studies/{slug}/deviations/{deviation_id}"): lambda ctx: Call(
         f"{S}/deviations/{ctx.deviation()}"

@@ -8,8 +8,9 @@ worlds (or between the participants of a world) only if it depends on the arm.
 
 Both worlds go through the same actions (enroll in the study's last language, the same
 online sign-ups not yet participants, baseline, randomize, invitations that
-fail, surveys saved and submitted, a safety alert, links reissued and invitations resent
-through the API and the console, reminders, withdrawal), and the same safety work (an
+fail, surveys saved and submitted, a safety alert, contact attempts, alternate contacts
+and a missed-visit reason, links reissued and invitations resent through the API and
+the console, reminders, withdrawal), and the same safety work (an
 adverse event from each alert, a follow-up, a deadline reported, the closure; a deviation
 recorded, and one the system proposed for a late staff-entered survey, confirmed).
 Only a safety reviewer the study shows arms to acts by arm: the medical review's
@@ -117,6 +118,9 @@ PARTICIPANT_SURFACES: list[tuple[str, str]] = [
     # a statistician whatever the arm.
     ("api", "/api/v1/studies/{slug}/participants/{code}/consents"),
     ("api", "/api/v1/studies/{slug}/participants/{code}/consents/{consent}.pdf"),
+    # SPEC 11: the contact log and the alternate contacts (`log_contacts`).
+    ("api", "/api/v1/studies/{slug}/participants/{code}/contacts"),
+    ("api", "/api/v1/studies/{slug}/participants/{code}/alternate-contacts"),
 ]
 # About one participant while its safety alert is open ({slug}, {code}, {alert}): the
 # record with the acknowledgement form, the new-event form the alert fills in, and the
@@ -136,7 +140,16 @@ ACTION_SURFACES: list[tuple[str, str]] = [
     # question (422, nothing stored).
     ("console", "/console/studies/{slug}/participants/{code}/surveys/{tp}/enter"),
     ("console", "/console/studies/{slug}/participants/{code}/surveys/{tp}/correct"),
+    # A missed-visit reason (`ACTION_BODIES`): 409 unless missed, 404 for a timepoint a
+    # blind role does not see, whether or not the participant's arm has it.
+    ("api", "/api/v1/studies/{slug}/participants/{code}/surveys/{tp}/missed-reason"),
 ]
+# The body an action surface posts (none: an empty post).
+ACTION_BODIES: dict[str, dict[str, str]] = {
+    "/api/v1/studies/{slug}/participants/{code}/surveys/{tp}/missed-reason": {
+        "reason": "unreachable"
+    },
+}
 # Surfaces about the whole study ({slug}).
 STUDY_SURFACES: list[tuple[str, str]] = [
     ("api", "/api/v1/studies/{slug}"),
@@ -161,6 +174,7 @@ STUDY_SURFACES: list[tuple[str, str]] = [
     ("api", "/api/v1/studies/{slug}/reports/consort?format=svg"),
     # The sign-ups held for review (`sign_up_online`): 403 for a statistician.
     ("api", "/api/v1/studies/{slug}/applicants"),
+    ("api", "/api/v1/studies/{slug}/calls"),  # SPEC 11: who is due for a call
     ("api", "/api/v1/studies/{slug}/reports/retention"),
     ("api", "/api/v1/studies/{slug}/reports/balance"),
     ("api", "/api/v1/studies/{slug}/exports/blinded?format=csv&shape=long"),
@@ -224,7 +238,7 @@ HEX = re.compile(r"\b[0-9a-f]{32,}\b")
 JSON_IDS = re.compile(r'"(id|seq|subject_id|event|alert)":\s*\d+')
 # Numbered in the order events are opened and deviations recorded or proposed.
 EVENT_NUMBERS = re.compile(r"\b(AE|PD)-\d+\b")
-PATH_IDS = re.compile(r"/(alerts|users|messages|events|deviations)/\d+")
+PATH_IDS = re.compile(r"/(alerts|users|messages|events|deviations|alternate-contacts)/\d+")
 ELEMENT_IDS = re.compile(r"\b(note|alert|outcome)-\d+")
 HIDDEN_IDS = re.compile(r'(name="(?:alert|event)" value=")\d+"')  # a form's row id
 CODE = re.compile(r"PS-PHL-\d{4}")
@@ -711,6 +725,44 @@ def record_deviations(api: Api, world: World, coordinator: str) -> None:
     assert proposed.json() == {"proposed": PARTICIPANTS}, proposed.text
 
 
+def log_contacts(api: Api, world: World, coordinator: str) -> None:
+    """Each participant (SPEC 11): a contact attempt about a shared survey with a next
+    step today (due for a call), an alternate contact, and a reason for the missed
+    `recall` survey (a timepoint every arm has; staff enter it later)."""
+    base = f"/api/v1/studies/{world.slug}"
+    today = local_today().isoformat()
+    for code in world.codes:
+        calls = [
+            (
+                "contacts",
+                {
+                    "method": "phone",
+                    "outcome": "left_message",
+                    "note": "Asked them to call back.",
+                    "next_step_on": today,
+                    "timepoint": "month_1",
+                },
+                201,
+            ),
+            (
+                "alternate-contacts",
+                {
+                    "name": "Ann Lee",
+                    "relation": "sister",
+                    "phone": "215-898-5000",
+                    "permission_on": today,
+                },
+                201,
+            ),
+            ("surveys/recall/missed-reason", {"reason": "unreachable", "note": "No answer."}, 200),
+        ]
+        for where, body, status in calls:
+            made = api.client.post(
+                f"{base}/participants/{code}/{where}", json=body, headers=bearer(coordinator)
+            )
+            assert made.status_code == status, made.text
+
+
 def review_by_arm(arm: str) -> dict[str, Any]:
     """What a reviewer who sees the arm records: a control participant's event cannot be
     related to an intervention they do not get (a blind role sees none of it)."""
@@ -871,11 +923,15 @@ def act_on_surveys(staff: Staff, world: World, label: str, phase: str) -> Fetche
                     if kind == "api":
                         key = {"Idempotency-Key": f"{label}-{role}-{tp}-{i}-{uuid.uuid4().hex}"}
                         response = browser.client.post(
-                            path, headers=bearer(staff.tokens[role]) | key
+                            path,
+                            headers=bearer(staff.tokens[role]) | key,
+                            json=ACTION_BODIES.get(template),
                         )
                     else:
                         response = browser.client.post(
-                            path, data={"csrf_token": csrf}, headers=ORIGIN
+                            path,
+                            data={"csrf_token": csrf} | ACTION_BODIES.get(template, {}),
+                            headers=ORIGIN,
                         )
                     after = metrics(staff.metrics)  # what this post added (and one scrape)
                     counted, before = added(before, after), after
