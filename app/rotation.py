@@ -41,7 +41,9 @@ from app import keyfile
 from app.audit import service as audit
 from app.audit.actions import AuditAction
 from app.audit.service import AuditChainBroken
+from app.auth import models as _auth_models  # noqa: F401
 from app.config import ConfigurationError, Settings
+from app.consent import models as _consent_models  # noqa: F401
 from app.db.base import utcnow
 from app.db.engine import Database
 from app.db.sealed import attach_keys, reseal_batch, sealed_tables
@@ -51,18 +53,23 @@ from app.db.server_key import (
     open_stable_keys,
     seal_stable_keys,
 )
+from app.engagement import models as _engagement_models  # noqa: F401
 from app.idempotency import service as idempotency
 from app.idempotency.models import IdempotencyKey
+from app.incentives import models as _incentive_models  # noqa: F401
+from app.join import models as _join_models  # noqa: F401
 from app.keys import Keys, Use, WrongKey, fingerprint_of
-
-# The models of every sealed column, so that the research data's step (`reseal_batch`,
-# which covers the tables registered) misses none.
 from app.outbox import models as _outbox_models  # noqa: F401
 from app.participants import models as _participant_models  # noqa: F401
 from app.randomization import models as _randomization_models  # noqa: F401
 from app.retention import models as _retention_models  # noqa: F401
+from app.safety import models as _safety_models  # noqa: F401
 from app.studies.models import BlindingKey, Study
 from app.surveys import models as _survey_models  # noqa: F401
+from app.texting import models as _texting_models  # noqa: F401
+
+# The `_..._models` imports register the table of every sealed column, so that the
+# research data's step (`reseal_batch`, which covers the tables registered) misses none.
 
 logger = logging.getLogger(__name__)
 
