@@ -1,6 +1,7 @@
 """Coordinators issuing at the same instant, through two server processes on
-PostgreSQL: each gift card is given once, the entries left without one get 409 `no-gift-card` and stay
-approved; two approvals of one entry make one change and one 409."""
+PostgreSQL: each gift card is given once, the entries left without one get 409
+`no-gift-card` and stay approved; two approvals of one entry make one change and one
+409."""
 
 from __future__ import annotations
 
