@@ -101,6 +101,9 @@ def _page(
         limit=LIST_LIMIT,
     )
     year = utcnow().astimezone(studies.definition_of(study).zone()).year
+    totals = service.totals(session, study=study, user=staff.user, year=year)
+    if participant:  # the page is about one participant: so are its totals
+        totals.participants = [p for p in totals.participants if p.participant == participant]
     context: dict[str, Any] = {
         "entries": entries,
         "limit": LIST_LIMIT,
@@ -108,7 +111,7 @@ def _page(
         "states": [(s.value, words) for s, words in STATE_WORDS.items()],
         "state_words": {s.value: words for s, words in STATE_WORDS.items()},
         "kind_words": KIND_WORDS,
-        "totals": service.totals(session, study=study, user=staff.user, year=year),
+        "totals": totals,
         "reconciliation": service.reconciliation(session, study=study, user=staff.user),
         "cards": service.gift_card_summary(session, study=study).cards,
         "pays": studies.definition_of(study).incentives is not None,

@@ -277,7 +277,7 @@ def vendor_file(session: Session, *, study: Study, actor: Principal) -> VendorFi
         session,
         AuditAction.incentives_vendor_file,
         actor=actor,
-        entity_id=filename,
+        entity_id=f"vendor-file:{now.isoformat(timespec='seconds')}",
         study_id=study.id,
         changes={
             "entries": (None, len(entries)),

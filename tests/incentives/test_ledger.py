@@ -253,3 +253,29 @@ def test_reconciliation_adds_up_the_states_and_finds_a_card_gone_missing(env: En
     assert env.get(f"{S}/incentives/reconciliation").json()["issued_without_card"] == 1
     with env.db.begin() as session:
         session.execute(update(GiftCard).where(GiftCard.id == card).values(entry_id=entry))
+
+
+def test_hostile_inputs_are_refused_with_a_4xx_and_change_nothing(env: Env) -> None:
+    code, entries = env.earned()
+    entry = entries["completion"]["id"]
+    url = f"{S}/incentives/{entry}"
+    for body in (
+        '{"reason":' * 64 + '"x"' + "}" * 64,  # deeper than any document
+        '{"reason": "ok reason", "extra": 1}',
+        '{"reason": 12345}',
+        '{"reason": "nul \\u0000 inside"}',
+        '{"reason": "\\ud800 lone surrogate"}',
+        '["reason"]',
+        "{",
+    ):
+        answer = env.api.client.post(
+            f"{url}/hold",
+            content=body,
+            headers={**bearer(env.coordinator), "content-type": "application/json"},
+        )
+        assert 400 <= answer.status_code < 500, (body, answer.status_code, answer.text)
+    for query in ("state=bogus", "participant=%00", f"participant={'P' * 33}", "cursor=!!"):
+        assert env.get(f"{S}/incentives?{query}").status_code in (400, 422), query
+    assert env.post(f"{S}/incentives/99999999999/approve").status_code == 422
+    assert env.post(f"{url}/issue", {"method": "vendor"}).status_code == 422
+    assert env.entries(code)["completion"]["state"] == "earned"
