@@ -54,8 +54,8 @@ def earn(
     survey: Completed,
     actor: Principal | None,
     now: datetime,
-) -> list[IncentiveEntry]:
-    """The entries the survey earns (the timepoint's amount, and the on-time bonus when
+) -> list[int]:
+    """The ids of the entries the survey earns (the timepoint's amount, and the on-time bonus when
     done within `on_time_days` of the window's opening); none when the study pays
     nothing for this timepoint, or it earned them before."""
     incentives = definition.incentives
@@ -67,7 +67,7 @@ def earn(
     if bonus and on_time(opens_on=survey.opens_on, done_on=done_on, days=incentives.on_time_days):
         amounts.append((EntryKind.on_time_bonus, bonus))
     insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    earned: list[IncentiveEntry] = []
+    earned: list[int] = []
     for kind, amount in amounts:
         if not cents(amount):
             continue  # a timepoint that pays 0 is written down as paying nothing
@@ -92,8 +92,7 @@ def earn(
         ).scalar_one_or_none()
         if added is None:
             continue
-        entry = session.get_one(IncentiveEntry, added)
-        earned.append(entry)
+        earned.append(added)
         audit.record(
             session,
             AuditAction.incentive_earned,
@@ -103,8 +102,8 @@ def earn(
             study_id=survey.study_id,
             changes={
                 "state": (None, EntryState.earned.value),
-                "amount_cents": (None, entry.amount_cents),
-                "currency": (None, entry.currency),
+                "amount_cents": (None, cents(amount)),
+                "currency": (None, incentives.currency),
             },
         )
     return earned

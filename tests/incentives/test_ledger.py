@@ -15,10 +15,15 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
 from app.config import Settings
+from app.db.base import utcnow
 from app.db.engine import Database
 from app.demo import load_demo
+from app.incentives import earning
 from app.incentives.models import GiftCard, IncentiveEntry
 from app.main import create_app
+from app.studies.models import Study
+from app.studies.service import definition_of
+from app.surveys.models import SurveyInstance
 from tests.helpers import STUDY, Api, bearer
 from tests.surveys.test_api import _shift_window
 
@@ -99,6 +104,26 @@ def test_a_completed_survey_earns_its_amount_and_the_bonus_once(env: Env) -> Non
     assert again.status_code == 409, again.text
     assert env.entries(code) == entries
     assert [a for a, _ in _trail(env, f"{code}:baseline:completion")] == ["incentive.earned"]
+    # earning again for the same survey (a retry, a race) inserts and audits nothing
+    with env.db.begin() as session:
+        instance = session.scalars(
+            select(SurveyInstance).where(SurveyInstance.participant_code == code)
+        ).one()
+        study = session.get_one(Study, instance.study_id)
+        survey = earning.Completed(
+            study_id=instance.study_id,
+            site_id=instance.site_id,
+            participant_id=instance.participant_id,
+            participant_code=code,
+            instance_id=instance.id,
+            timepoint="baseline",
+            opens_on=instance.opens_on,
+        )
+        again_earned = earning.earn(
+            session, definition=definition_of(study), survey=survey, actor=None, now=utcnow()
+        )
+    assert again_earned == []
+    assert len(_trail(env, f"{code}:baseline:on_time_bonus")) == 1
     # another site's coordinator sees none of it
     assert env.get(f"{S}/incentives?participant={code}", env.other).json()["items"] == []
 
