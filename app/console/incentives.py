@@ -27,7 +27,7 @@ from app.console.shared import acting, back
 from app.db.base import utcnow
 from app.errors import InvalidInput, NotFound
 from app.exports import downloads
-from app.incentives import service
+from app.incentives import reports, service
 from app.incentives.models import EntryState
 from app.incentives.rules import Step
 from app.incentives.schemas import MAX_REASON
@@ -101,7 +101,7 @@ def _page(
         limit=LIST_LIMIT,
     )
     year = utcnow().astimezone(studies.definition_of(study).zone()).year
-    totals = service.totals(session, study=study, user=staff.user, year=year)
+    totals = reports.totals(session, study=study, user=staff.user, year=year)
     if participant:  # the page is about one participant: so are its totals
         totals.participants = [p for p in totals.participants if p.participant == participant]
     context: dict[str, Any] = {
@@ -112,7 +112,7 @@ def _page(
         "state_words": {s.value: words for s, words in STATE_WORDS.items()},
         "kind_words": KIND_WORDS,
         "totals": totals,
-        "reconciliation": service.reconciliation(session, study=study, user=staff.user),
+        "reconciliation": reports.reconciliation(session, study=study, user=staff.user),
         "cards": service.gift_card_summary(session, study=study).cards,
         "pays": studies.definition_of(study).incentives is not None,
         "notice": notice,

@@ -18,7 +18,7 @@ from app.auth.permissions import Permission
 from app.auth.principal import Principal
 from app.db.base import utcnow
 from app.idempotency.deps import IdempotencyDep
-from app.incentives import service
+from app.incentives import reports, service
 from app.incentives.models import EntryState
 from app.incentives.rules import MAX_CARD_FILE_BYTES, Step
 from app.incentives.schemas import (
@@ -175,14 +175,14 @@ def totals(slug: SlugPath, session: ReadSessionDep, user: Manager, year: Year = 
     study = get_study(session, slug=slug, user=user)
     if year is None:
         year = utcnow().astimezone(definition_of(study).zone()).year
-    return service.totals(session, study=study, user=user, year=year)
+    return reports.totals(session, study=study, user=user, year=year)
 
 
 @router.get("/incentives/reconciliation", response_model=Reconciliation)
 def reconciliation(slug: SlugPath, session: ReadSessionDep, user: Manager) -> Reconciliation:
     """Counts and sums per state, gift cards loaded and given, what must be zero."""
     study = get_study(session, slug=slug, user=user)
-    return service.reconciliation(session, study=study, user=user)
+    return reports.reconciliation(session, study=study, user=user)
 
 
 @router.post(

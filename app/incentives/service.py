@@ -1,6 +1,6 @@
 """The incentives ledger's use cases (SPEC 11): list, hold, approve, issue (a gift card
-from the inventory, or the payment vendor's file), redeem, void; the inventory; the
-year's totals and the reconciliation.
+from the inventory, or the payment vendor's file), redeem, void; the inventory (the
+year's totals and the reconciliation: `reports`).
 
 Every state change is one `UPDATE ... WHERE id = ? AND state IN (...)`: two coordinators
 approving or issuing one entry at once get one change and one 409 naming the state. A
@@ -16,11 +16,11 @@ import csv
 import hashlib
 import io
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from app.audit import service as audit
@@ -41,11 +41,7 @@ from app.incentives.schemas import (
     GiftCardsLoaded,
     GiftCardSummary,
     Issued,
-    ParticipantYear,
-    Reconciliation,
     RejectedLine,
-    StateSum,
-    Totals,
     VendorFile,
 )
 from app.studies.models import Study
@@ -90,7 +86,7 @@ def _read(study: Study, entry: IncentiveEntry) -> EntryRead:
     )
 
 
-def _at_sites(query: Any, user: Principal) -> Any:
+def at_sites(query: Any, user: Principal) -> Any:
     sites = reachable_sites(user)
     return query if sites is None else query.where(IncentiveEntry.site_id.in_(sites))
 
@@ -109,7 +105,7 @@ def list_entries(
     query = select(IncentiveEntry).where(
         IncentiveEntry.study_id == study.id, IncentiveEntry.id > after_id
     )
-    query = _at_sites(query, user)
+    query = at_sites(query, user)
     if state is not None:
         query = query.where(IncentiveEntry.state == state.value)
     if participant is not None:
@@ -256,7 +252,7 @@ def vendor_file(session: Session, *, study: Study, actor: Principal) -> VendorFi
         IncentiveEntry.study_id == study.id,
         IncentiveEntry.state == EntryState.approved.value,
     )
-    query = _at_sites(query, actor).order_by(IncentiveEntry.id).limit(VENDOR_FILE_LIMIT)
+    query = at_sites(query, actor).order_by(IncentiveEntry.id).limit(VENDOR_FILE_LIMIT)
     entries = list(session.scalars(query.with_for_update()))
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
@@ -372,106 +368,4 @@ def gift_card_summary(session: Session, *, study: Study) -> GiftCardSummary:
             CardCount(amount=money(cents), currency=cur, unassigned=total - given, assigned=given)
             for cents, cur, total, given in rows
         ]
-    )
-
-
-# --- totals and reconciliation ------------------------------------------------------------
-def totals(session: Session, *, study: Study, user: Principal, year: int) -> Totals:
-    """What each participant at the user's sites was paid in the calendar year (of the
-    issue, in the study's zone), flagged at the definition's tax threshold."""
-    definition = definition_of(study)
-    start, end = (at.astimezone(UTC) for at in rules.year_bounds(year, definition.zone()))
-    threshold = definition.incentives.tax_threshold if definition.incentives else None
-    query = select(
-        IncentiveEntry.participant_code,
-        IncentiveEntry.site_id,
-        IncentiveEntry.currency,
-        func.sum(IncentiveEntry.amount_cents),
-        func.count(),
-    ).where(
-        IncentiveEntry.study_id == study.id,
-        IncentiveEntry.state.in_(rules.PAID),
-        IncentiveEntry.issued_at >= start,
-        IncentiveEntry.issued_at < end,
-    )
-    query = _at_sites(query, user).group_by(
-        IncentiveEntry.participant_code, IncentiveEntry.site_id, IncentiveEntry.currency
-    )
-    codes = {s.id: s.code for s in study.sites}
-    people = [
-        ParticipantYear(
-            participant=code,
-            site=codes.get(site_id, ""),
-            paid=money(int(paid)),
-            paid_cents=int(paid),
-            currency=currency,
-            entries=count,
-            over_threshold=rules.over_threshold(int(paid), threshold),
-        )
-        for code, site_id, currency, paid, count in session.execute(
-            query.order_by(IncentiveEntry.participant_code, IncentiveEntry.currency)
-        )
-    ]
-    return Totals(
-        year=year, threshold=None if threshold is None else f"{threshold:.2f}", participants=people
-    )
-
-
-def reconciliation(session: Session, *, study: Study, user: Principal) -> Reconciliation:
-    """Per state counts and sums at the user's sites; the study's gift cards loaded and
-    given; what must be zero."""
-    in_study = IncentiveEntry.study_id == study.id
-    query = select(
-        IncentiveEntry.state,
-        IncentiveEntry.currency,
-        func.count(),
-        func.sum(IncentiveEntry.amount_cents),
-    ).where(in_study)
-    query = _at_sites(query, user).group_by(IncentiveEntry.state, IncentiveEntry.currency)
-    states = [
-        StateSum(state=state, currency=currency, entries=count, amount_cents=int(total))
-        for state, currency, count, total in session.execute(
-            query.order_by(IncentiveEntry.state, IncentiveEntry.currency)
-        )
-    ]
-
-    def summed(*names: str) -> int:
-        return sum(s.amount_cents for s in states if s.state in names)
-
-    cards = session.execute(
-        select(
-            func.count(),
-            func.count(GiftCard.entry_id),
-            func.coalesce(func.sum(GiftCard.amount_cents), 0),
-            func.coalesce(
-                func.sum(GiftCard.amount_cents).filter(GiftCard.entry_id.is_not(None)), 0
-            ),
-        ).where(GiftCard.study_id == study.id)
-    ).one()
-    card_of_entry = and_(GiftCard.entry_id == IncentiveEntry.id)
-    without_card = select(func.count()).where(
-        in_study,
-        IncentiveEntry.state.in_(rules.PAID),
-        IncentiveEntry.issue_method == IssueMethod.gift_card.value,
-        ~select(GiftCard.id).where(card_of_entry).exists(),
-    )
-    unissued = (
-        select(func.count())
-        .select_from(GiftCard)
-        .join(IncentiveEntry, card_of_entry)
-        .where(GiftCard.study_id == study.id, IncentiveEntry.state.not_in(rules.PAID))
-    )
-    return Reconciliation(
-        states=states,
-        earned_cents=summed(*(s.value for s in EntryState)),
-        approved_cents=summed("approved", *rules.PAID),
-        issued_cents=summed(*rules.PAID),
-        redeemed_cents=summed("redeemed"),
-        void_cents=summed("void"),
-        cards_loaded=cards[0],
-        cards_assigned=cards[1],
-        cards_loaded_cents=int(cards[2]),
-        cards_assigned_cents=int(cards[3]),
-        issued_without_card=session.scalar(_at_sites(without_card, user)) or 0,
-        cards_on_unissued_entries=session.scalar(unissued) or 0,
     )
