@@ -25,6 +25,7 @@ from app.console import signin as console_signin
 from app.db.engine import Database
 from app.exports.router import router as exports_router
 from app.idempotency import deps as idempotency
+from app.incentives.router import router as incentives_router
 from app.join import pages as join_pages
 from app.join import reconsent as join_reconsent
 from app.join import router as join_api
@@ -112,6 +113,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         reports_router,
         deviations_router,
         retention_router,
+        incentives_router,
         consent_router,
         console_signin.router,
         console.router,

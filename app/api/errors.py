@@ -108,6 +108,8 @@ def _domain_error(_request: Request, exc: Exception) -> JSONResponse:
     if isinstance(exc, errors.InvalidInput):
         # Services name paths within a part of the request; clients expect them rooted there.
         extra["errors"] = [{"loc": [exc.part, *p.loc], "msg": p.msg} for p in exc.problems]
+    # A conflict may name what it conflicts with (an incentive entry's state), for clients.
+    extra.update(getattr(exc, "fields", {}))
     response = problem(
         status_of(exc), exc.title, exc.detail, type_=f"urn:trialdesk:problem:{exc.code}", **extra
     )

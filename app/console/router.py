@@ -1,8 +1,8 @@
 """The staff console's study pages, one module per area: the dashboard (and the home
 page), reports, enrollment, participants (the list and record page, what is done to one
 participant, leaving the study, staff data entry and corrections), the worklist, adverse
-events and exports. Each page calls the services the API calls, with the signed-in user as the
-actor: no rule, permission or blinding decision of its own.
+events, incentives and exports. Each page calls the services the API calls, with the
+signed-in user as the actor: no rule, permission or blinding decision of its own.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from app.console import (
     entry,
     events,
     exports,
+    incentives,
     leaving,
     participant_actions,
     participants,
@@ -45,6 +46,7 @@ router = APIRouter(
             entry,
             worklist,
             deviations,
+            incentives,
             applicants,
             calls,
             events,

@@ -20,9 +20,10 @@ from app.audit import service as audit
 from app.audit.actions import AuditAction
 from app.auth.principal import Principal
 from app.errors import FieldProblem, InvalidAnswers
+from app.incentives import earning
 from app.outbox import service as outbox
 from app.outbox.models import MessageKind
-from app.studies.definition import AlertRule, Instrument, Item
+from app.studies.definition import AlertRule, Instrument, Item, StudyDefinition
 from app.surveys.models import Alert, SurveyInstance
 from app.surveys.scoring import MAX_ANSWERS, check, raised_alerts, scores
 
@@ -126,13 +127,15 @@ def submit(
     answers: Mapping[str, Any],
     entry: Entry,
     now: datetime,
+    definition: StudyDefinition,
     checked: list[Instrument] | None = None,
 ) -> list[Alert]:
     """Complete the survey: the answers (merged over those saved) to the `checked`
     instruments (default: all) must be valid and every required item answered; the
-    scores of all `instruments` are computed and kept, and every safety rule met raises
-    an alert. (A blind interviewer's `checked` leaves out the instruments only some arms
-    answer: what the participant saved there is kept, neither checked nor required.)"""
+    scores of all `instruments` are computed and kept, every safety rule met raises an
+    alert, and the incentives the timepoint pays are earned. (A blind interviewer's
+    `checked` leaves out the instruments only some arms answer: what the participant
+    saved there is kept, neither checked nor required.)"""
     merged = {**instance.answers, **without_empty(answers)}
     asked = instruments if checked is None else checked
     items = [item for instrument in asked for item in instrument.items]
@@ -157,6 +160,22 @@ def submit(
             SCORES_CHANGE: (None, computed),
             **how,
         },
+    )
+    earning.earn(
+        session,
+        definition=definition,
+        survey=earning.Completed(
+            study_id=instance.study_id,
+            site_id=instance.site_id,
+            participant_id=instance.participant_id,
+            participant_code=instance.participant_code,
+            instance_id=instance.id,
+            timepoint=instance.timepoint,
+            opens_on=instance.opens_on,
+            interviewed_on=instance.interviewed_on if entry.actor is not None else None,
+        ),
+        actor=entry.actor,
+        now=now,
     )
     return raise_alerts(session, instance=instance, rules=rules, now=now)
 

@@ -397,6 +397,7 @@ def submit(
         answers=answers,
         entry=entering.BY_PARTICIPANT,
         now=now,
+        definition=opened.definition,
     )
     return Submitted(opened, alerts)
 

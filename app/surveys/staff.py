@@ -181,6 +181,7 @@ def submit(
                 actor, interviewed, policy.blind if assessor_blind is None else assessor_blind
             ),
             now=now,
+            definition=definition,
         )
     return replace(_view(session, instance, definition, policy, now=now), alerts=alerts)
 

@@ -120,6 +120,25 @@ _MATRIX: dict[tuple[str, str], tuple[int, int, int, int, int, int, int]] = {
     ("POST", "/api/v1/studies/{slug}/participants/{code}/surveys/{timepoint}/missed-reason"):
                                                                (401, 401, 409, 409, 404, 403, 403),
     ("GET",  "/api/v1/studies/{slug}/calls"):                  (401, 401, 200, 200, 200, 403, 403),
+    # the incentives ledger (SPEC 11): coordinators of the site and admins; gift cards
+    # are loaded by admins only
+    ("GET",  "/api/v1/studies/{slug}/incentives"):             (401, 401, 200, 200, 200, 403, 403),
+    ("POST", "/api/v1/studies/{slug}/incentives/{entry_id}/approve"):
+                                                               (401, 401, 200, 200, 404, 403, 403),
+    ("POST", "/api/v1/studies/{slug}/incentives/{entry_id}/hold"):
+                                                               (401, 401, 200, 200, 404, 403, 403),
+    ("POST", "/api/v1/studies/{slug}/incentives/{entry_id}/void"):
+                                                               (401, 401, 200, 200, 404, 403, 403),
+    ("POST", "/api/v1/studies/{slug}/incentives/{entry_id}/redeem"):
+                                                               (401, 401, 200, 200, 404, 403, 403),
+    ("POST", "/api/v1/studies/{slug}/incentives/{entry_id}/issue"):
+                                                               (401, 401, 200, 200, 404, 403, 403),
+    ("POST", "/api/v1/studies/{slug}/incentives/vendor-file"): (401, 401, 200, 200, 200, 403, 403),
+    ("GET",  "/api/v1/studies/{slug}/incentives/totals"):      (401, 401, 200, 200, 200, 403, 403),
+    ("GET",  "/api/v1/studies/{slug}/incentives/reconciliation"):
+                                                               (401, 401, 200, 200, 200, 403, 403),
+    ("POST", "/api/v1/studies/{slug}/gift-cards"):             (401, 401, 200, 403, 403, 403, 403),
+    ("GET",  "/api/v1/studies/{slug}/gift-cards/summary"):     (401, 401, 200, 200, 200, 403, 403),
     ("GET",  "/api/v1/studies/{slug}/exports/blinded"):        (401, 401, 200, 403, 403, 200, 200),
     ("GET",  "/api/v1/studies/{slug}/exports/codebook"):       (401, 401, 200, 403, 403, 200, 200),
     ("GET",  "/api/v1/studies/{slug}/exports/package"):        (401, 401, 200, 403, 403, 200, 200),
@@ -293,6 +312,35 @@ class Ctx:
         )
         assert response.status_code == 201, response.text
         return f"{S}/participants/{code}/alternate-contacts/{response.json()['id']}"
+
+    def incentive(self, *steps: str) -> int:
+        """The completion entry of a new PHL participant's baseline (completed by the
+        link: earned), taken through `steps` by the admin; its id. Issuing loads a card."""
+        code = self.baseline_done()
+        admin = bearer(self.api.admin_token)
+        listed = self.api.client.get(f"{S}/incentives?participant={code}", headers=admin)
+        entry: int = next(e["id"] for e in listed.json()["items"] if e["kind"] == "completion")
+        for step in steps:
+            if step == "issue":
+                self.gift_card()
+            body = {"reason": "fraud review"} if step in ("hold", "void") else None
+            done = self.api.client.post(f"{S}/incentives/{entry}/{step}", json=body, headers=admin)
+            assert done.status_code == 200, done.text
+        return entry
+
+    def gift_card(self) -> None:
+        """A new $25 card loaded by the admin."""
+        loaded = self.api.client.post(
+            f"{S}/gift-cards",
+            content=f"code,amount,currency\n{_unique('GC')},25,USD\n",
+            headers={**bearer(self.api.admin_token), "content-type": "text/csv"},
+        )
+        assert loaded.status_code == 200 and loaded.json()["loaded"] == 1, loaded.text
+
+    def issuable(self) -> int:
+        """An approved $25 entry, and a free $25 card to issue it with; its id."""
+        self.gift_card()
+        return self.incentive("approve")
 
     def applicant(self) -> int:
         """A new sign-up at PHL held for review; its id. Its screening filled the
@@ -560,6 +608,37 @@ REQUESTS: dict[tuple[str, str], Callable[[Ctx], Call]] = {
     ),
     ("POST", "/api/v1/studies/{slug}/deviations/propose"): lambda ctx: Call(
         f"{S}/deviations/propose"
+    ),
+    ("GET", "/api/v1/studies/{slug}/incentives"): lambda ctx: Call(f"{S}/incentives"),
+    ("POST", "/api/v1/studies/{slug}/incentives/{entry_id}/approve"): lambda ctx: Call(
+        f"{S}/incentives/{ctx.incentive()}/approve"
+    ),
+    ("POST", "/api/v1/studies/{slug}/incentives/{entry_id}/hold"): lambda ctx: Call(
+        f"{S}/incentives/{ctx.incentive()}/hold", {"reason": "two surveys a minute apart"}
+    ),
+    ("POST", "/api/v1/studies/{slug}/incentives/{entry_id}/void"): lambda ctx: Call(
+        f"{S}/incentives/{ctx.incentive('hold')}/void", {"reason": "a duplicate person"}
+    ),
+    ("POST", "/api/v1/studies/{slug}/incentives/{entry_id}/redeem"): lambda ctx: Call(
+        f"{S}/incentives/{ctx.incentive('approve', 'issue')}/redeem"
+    ),
+    ("POST", "/api/v1/studies/{slug}/incentives/{entry_id}/issue"): lambda ctx: Call(
+        f"{S}/incentives/{ctx.issuable()}/issue"
+    ),
+    ("POST", "/api/v1/studies/{slug}/incentives/vendor-file"): lambda ctx: Call(
+        f"{S}/incentives/vendor-file"
+    ),
+    ("GET", "/api/v1/studies/{slug}/incentives/totals"): lambda ctx: Call(
+        f"{S}/incentives/totals?year=2026"
+    ),
+    ("GET", "/api/v1/studies/{slug}/incentives/reconciliation"): lambda ctx: Call(
+        f"{S}/incentives/reconciliation"
+    ),
+    ("POST", "/api/v1/studies/{slug}/gift-cards"): lambda ctx: Call(
+        f"{S}/gift-cards", csv=f"code,amount,currency\n{_unique('GC')},25,USD\n"
+    ),
+    ("GET", "/api/v1/studies/{slug}/gift-cards/summary"): lambda ctx: Call(
+        f"{S}/gift-cards/summary"
     ),
     ("GET", "/api/v1/studies/{slug}/exports/blinded"): lambda ctx: Call(f"{S}/exports/blinded"),
     ("GET", "/api/v1/studies/{slug}/exports/codebook"): lambda ctx: Call(f"{S}/exports/codebook"),

@@ -121,6 +121,9 @@ PARTICIPANT_SURFACES: list[tuple[str, str]] = [
     # SPEC 11: the contact log and the alternate contacts (`log_contacts`).
     ("api", "/api/v1/studies/{slug}/participants/{code}/contacts"),
     ("api", "/api/v1/studies/{slug}/participants/{code}/alternate-contacts"),
+    # The participant's incentives (SPEC 11): earned for the timepoints every arm has.
+    ("api", "/api/v1/studies/{slug}/incentives?participant={code}"),
+    ("console", "/console/studies/{slug}/incentives?participant={code}"),
 ]
 # About one participant while its safety alert is open ({slug}, {code}, {alert}): the
 # record with the acknowledgement form, the new-event form the alert fills in, and the
@@ -195,6 +198,13 @@ STUDY_SURFACES: list[tuple[str, str]] = [
     ("api", "/api/v1/studies/{slug}/exports/participants?format=dta"),
     ("api", "/api/v1/studies/{slug}/exports/participants?format=sav"),
     ("api", "/api/v1/studies/{slug}/exports/unblinded?reason=checking+the+blind"),
+    # The incentives ledger, the year's totals, the reconciliation and the cards.
+    ("api", "/api/v1/studies/{slug}/incentives"),
+    ("api", "/api/v1/studies/{slug}/incentives?state=issued"),
+    ("api", "/api/v1/studies/{slug}/incentives/totals"),
+    ("api", "/api/v1/studies/{slug}/incentives/reconciliation"),
+    ("api", "/api/v1/studies/{slug}/gift-cards/summary"),
+    ("console", "/console/studies/{slug}/incentives"),
     ("api", "/api/v1/studies/{slug}/audit"),
     ("api", "/api/v1/studies/{slug}/audit/head"),
     ("console", "/console/studies/{slug}"),
@@ -238,8 +248,10 @@ HEX = re.compile(r"\b[0-9a-f]{32,}\b")
 JSON_IDS = re.compile(r'"(id|seq|subject_id|event|alert)":\s*\d+')
 # Numbered in the order events are opened and deviations recorded or proposed.
 EVENT_NUMBERS = re.compile(r"\b(AE|PD)-\d+\b")
-PATH_IDS = re.compile(r"/(alerts|users|messages|events|deviations|alternate-contacts)/\d+")
-ELEMENT_IDS = re.compile(r"\b(note|alert|outcome)-\d+")
+PATH_IDS = re.compile(
+    r"/(alerts|users|messages|events|deviations|alternate-contacts|incentives)/\d+"
+)
+ELEMENT_IDS = re.compile(r"\b(note|alert|outcome|reason)-\d+")
 HIDDEN_IDS = re.compile(r'(name="(?:alert|event)" value=")\d+"')  # a form's row id
 CODE = re.compile(r"PS-PHL-\d{4}")
 # How long an alert has been open: the wall clock of each world's run, not the arm.
@@ -380,6 +392,12 @@ def definition(slug: str, *, arm_visible_to: tuple[str, ...] = BLIND_TO) -> dict
             "instruments": instruments,
         }
 
+    # Paid for every timepoint all arms have (group_check, group_recall and group_late
+    # are the group arms' own: paying for them is refused).
+    d["incentives"] = {
+        "per_timepoint": {"baseline": 25, "month_1": 25, "recall": 20, "month_12": 25},
+        "on_time_bonus": 5,
+    }
     d["schedule"] = [
         d["schedule"][0],  # baseline
         tp("month_1", 0, ["who5", "phq9", "group_experience"]),
@@ -761,6 +779,19 @@ def log_contacts(api: Api, world: World, coordinator: str) -> None:
                 f"{base}/participants/{code}/{where}", json=body, headers=bearer(coordinator)
             )
             assert made.status_code == status, made.text
+
+
+def pay_incentives(api: Api, world: World, coordinator: str) -> None:
+    """Every entry earned (baselines with their bonus, late recalls) approved, then
+    issued through the payment vendor's file."""
+    base = f"/api/v1/studies/{world.slug}/incentives"
+    earned = api.client.get(f"{base}?state=earned", headers=bearer(coordinator))
+    assert len(earned.json()["items"]) == 3 * PARTICIPANTS, earned.text
+    for entry in earned.json()["items"]:
+        done = api.client.post(f"{base}/{entry['id']}/approve", headers=bearer(coordinator))
+        assert done.status_code == 200, done.text
+    paid = api.client.post(f"{base}/vendor-file", headers=bearer(coordinator))
+    assert paid.json()["entries"] == 3 * PARTICIPANTS, paid.text
 
 
 def review_by_arm(arm: str) -> dict[str, Any]:

@@ -56,6 +56,7 @@ def test_what_a_blind_role_is_answered_does_not_depend_on_the_arm(
         got |= harness.act_on_surveys(staff, world, label, "acted")
         # A follow-up, the medical review (by arm), the proposals confirmed.
         harness.follow_up_and_review(api, staff, world, coordinator, reviewer)
+        harness.pay_incentives(api, world, coordinator)  # approved, the vendor's file
         harness.scheduler(mailer, days=3)  # reminders, resent invitations
         got |= harness.fetch_participants(staff, world, label, "reminded")
         got |= harness.fetch_study(staff, world, label, "reminded")

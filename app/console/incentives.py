@@ -1,0 +1,211 @@
+"""The incentives ledger in the console (SPEC 11): the study's entries with filters and
+a button for each next step (approve, hold or void with a reason, issue a gift card,
+record it redeemed), the payment vendor's file, this year's totals with the tax flag,
+the reconciliation, the gift-card inventory and, for admins, loading cards. Each page
+calls the service the API calls (`incentives.service`), with the signed-in user as the
+actor; an issued card's code is shown once, on the page the issue answers with."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Path, Query, Request, Response
+
+from app.api.deps import ReadSessionDep, SessionDep
+from app.api.params import SlugPath
+from app.auth.permissions import Permission
+from app.console.deps import (
+    FORM_BODY_LIMIT,
+    CheckedForm,
+    Staff,
+    console_router,
+    needs,
+    study_view,
+)
+from app.console.forms import FormRefused, text
+from app.console.shared import acting, back
+from app.db.base import utcnow
+from app.errors import InvalidInput, NotFound
+from app.exports import downloads
+from app.incentives import reports, service
+from app.incentives.models import EntryState
+from app.incentives.rules import Step
+from app.incentives.schemas import MAX_REASON
+from app.studies import service as studies
+from app.studies.models import Study
+from app.web.forms import Form
+
+router = console_router()
+
+Manager = Annotated[Staff, needs(Permission.manage_incentives)]
+Stocker = Annotated[Staff, needs(Permission.stock_incentives)]
+EntryId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+
+LIST_LIMIT = 200
+# A pasted inventory is bounded by the console's form size (~2,000 cards); larger
+# files go through the API.
+CARD_TEXT_LIMIT = FORM_BODY_LIMIT
+
+STATE_WORDS = {
+    EntryState.earned: "earned",
+    EntryState.held: "held for review",
+    EntryState.approved: "approved",
+    EntryState.issued: "issued",
+    EntryState.redeemed: "redeemed",
+    EntryState.void: "void",
+}
+KIND_WORDS = {"completion": "Survey completed", "on_time_bonus": "On-time bonus"}
+DONE = {
+    "approve": "The entry is approved.",
+    "hold": "The entry is held for review.",
+    "void": "The entry is void.",
+    "redeem": "The entry is recorded as redeemed.",
+}
+STEPS = {"approve": Step.approve, "hold": Step.hold, "void": Step.void, "redeem": Step.redeem}
+
+
+@router.get("/studies/{slug}/incentives")
+def incentives_page(
+    request: Request,
+    slug: SlugPath,
+    session: ReadSessionDep,
+    staff: Manager,
+    state: Annotated[str, Query(max_length=16)] = "",
+    participant: Annotated[str, Query(max_length=32)] = "",
+    done: Annotated[str | None, Query(max_length=20)] = None,
+) -> Response:
+    """The ledger (filtered), this year's totals, the reconciliation and the cards."""
+    study = studies.get_study(session, slug=slug, user=staff.user)
+    return _page(request, session, staff, study, state, participant, notice=DONE.get(done or ""))
+
+
+def _page(
+    request: Request,
+    session: Any,
+    staff: Staff,
+    study: Study,
+    state: str = "",
+    participant: str = "",
+    *,
+    notice: str | None = None,
+    extra: dict[str, Any] | None = None,
+    status_code: int = 200,
+) -> Response:
+    chosen = EntryState(state) if state in set(EntryState) else None
+    entries = service.list_entries(
+        session,
+        study=study,
+        user=staff.user,
+        state=chosen,
+        participant=participant or None,
+        limit=LIST_LIMIT,
+    )
+    year = utcnow().astimezone(studies.definition_of(study).zone()).year
+    totals = reports.totals(session, study=study, user=staff.user, year=year)
+    if participant:  # the page is about one participant: so are its totals
+        totals.participants = [p for p in totals.participants if p.participant == participant]
+    context: dict[str, Any] = {
+        "entries": entries,
+        "limit": LIST_LIMIT,
+        "query": {"state": chosen.value if chosen else "", "participant": participant},
+        "states": [(s.value, words) for s, words in STATE_WORDS.items()],
+        "state_words": {s.value: words for s, words in STATE_WORDS.items()},
+        "kind_words": KIND_WORDS,
+        "totals": totals,
+        "reconciliation": reports.reconciliation(session, study=study, user=staff.user),
+        "cards": service.gift_card_summary(session, study=study).cards,
+        "pays": studies.definition_of(study).incentives is not None,
+        "notice": notice,
+        "money": service.money,
+        "max_reason": MAX_REASON,
+        "card_limit": CARD_TEXT_LIMIT,
+        **(extra or {}),
+    }
+    return study_view(
+        request, staff, study, "console/incentives.html", context, status_code=status_code
+    )
+
+
+@router.post("/studies/{slug}/incentives/{entry_id}/issue")
+def issue(
+    request: Request,
+    slug: SlugPath,
+    entry_id: EntryId,
+    session: SessionDep,
+    staff: Manager,
+    form: CheckedForm,
+) -> Response:
+    """Issue the entry with a gift card; the page shows the card's code this once."""
+    study = acting(session, slug, staff)
+    issued = service.issue_gift_card(session, study=study, entry_id=entry_id, actor=staff.user)
+    response = _page(request, session, staff, study, extra={"issued": issued})
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@router.post("/studies/{slug}/incentives/{entry_id}/{step}")
+def change(
+    request: Request,
+    slug: SlugPath,
+    entry_id: EntryId,
+    step: Annotated[str, Path(max_length=16)],
+    session: SessionDep,
+    staff: Manager,
+    form: CheckedForm,
+) -> Response:
+    """Approve, hold, void or record as redeemed; hold and void need a reason."""
+    study = acting(session, slug, staff)
+    taken = STEPS.get(step)
+    if taken is None:
+        raise NotFound(f"no step {step!r}: approve, hold, void or redeem")
+    reason = None
+    if taken in (Step.hold, Step.void):
+        reason = " ".join(_text(form, "reason").split())
+        if not 3 <= len(reason) <= MAX_REASON:
+            message = f"Say why (3 to {MAX_REASON} characters)"
+            page = _page(
+                request,
+                session,
+                staff,
+                study,
+                extra={"errors": {entry_id: message}},
+                status_code=422,
+            )
+            raise FormRefused(page)
+    service.change(
+        session, study=study, entry_id=entry_id, step=taken, actor=staff.user, reason=reason
+    )
+    return back(study, "/incentives", done=step)
+
+
+@router.post("/studies/{slug}/incentives/vendor-file")
+def vendor_file(slug: SlugPath, session: SessionDep, staff: Manager, form: CheckedForm) -> Response:
+    """The payment vendor's CSV (a download): the approved entries at the user's sites,
+    now issued."""
+    study = acting(session, slug, staff)
+    made = service.vendor_file(session, study=study, actor=staff.user)
+    return Response(
+        made.csv, media_type="text/csv; charset=utf-8", headers=downloads.attachment(made.filename)
+    )
+
+
+@router.post("/studies/{slug}/gift-cards")
+def load_cards(
+    request: Request, slug: SlugPath, session: SessionDep, staff: Stocker, form: CheckedForm
+) -> Response:
+    """Load gift cards pasted as CSV; the page lists rows refused by line."""
+    study = acting(session, slug, staff)
+    pasted = _text(form, "cards", CARD_TEXT_LIMIT)
+    try:
+        loaded = service.load_gift_cards(session, study=study, text=pasted, actor=staff.user)
+    except InvalidInput as invalid:
+        extra = {"card_error": invalid.detail, "pasted": pasted}
+        raise FormRefused(
+            _page(request, session, staff, study, extra=extra, status_code=422)
+        ) from None
+    return _page(request, session, staff, study, extra={"loaded": loaded})
+
+
+def _text(form: Form, name: str, limit: int = MAX_REASON + 1) -> str:
+    """A field at most one character over its bound, so a longer one is refused, not cut."""
+    return text(form, name, limit)
