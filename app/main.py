@@ -23,6 +23,7 @@ from app.console import deps as console_deps
 from app.console import router as console
 from app.console import signin as console_signin
 from app.db.engine import Database
+from app.engagement import router as engagement
 from app.exports.router import router as exports_router
 from app.idempotency import deps as idempotency
 from app.join import pages as join_pages
@@ -108,6 +109,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         exports_router,
         reports_router,
         deviations_router,
+        engagement.loads,
+        engagement.router,
         consent_router,
         console_signin.router,
         console.router,
