@@ -30,7 +30,8 @@ REQUIRED = ("event_id", "participant", "at", "kind")
 COLUMNS = (*REQUIRED, "count")
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 CLOCK_SKEW = timedelta(days=1)  # a platform's clock a little ahead is not a fault
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# Control characters and lone surrogates (PostgreSQL stores neither; JSON may carry both)
+_UNFIT = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 class LineSource(Protocol):
@@ -177,7 +178,7 @@ def _text(value: Any, name: str, limit: int) -> str:
     text = value.strip()
     if len(text) > limit:
         raise RowProblem(f"{name} is longer than {limit} characters")
-    if _CONTROL.search(text) or any(0xD800 <= ord(c) <= 0xDFFF for c in text):
+    if _UNFIT.search(text):
         raise RowProblem(f"{name} holds control characters or invalid Unicode")
     return text
 
