@@ -197,10 +197,15 @@ def _kind(value: Any) -> str:
 
 
 def _count(value: Any) -> int:
-    if value is None or value == "":
+    if value is None:
         return 1
-    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
-        value = int(value.strip()) if len(value.strip()) <= 7 else MAX_COUNT + 1
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return 1
+        if not (text.isascii() and text.isdigit()):
+            raise RowProblem("count must be a whole number")
+        value = int(text) if len(text) <= 7 else MAX_COUNT + 1
     if not isinstance(value, int) or isinstance(value, bool):
         raise RowProblem("count must be a whole number")
     if not 1 <= value <= MAX_COUNT:

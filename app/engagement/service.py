@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import IO, Any
 
-from sqlalchemy import ColumnElement, Integer, Table, cast, func, or_, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import ColumnElement, Integer, Table, cast, func, or_, select, text
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
 from app.audit import service as audit
@@ -208,16 +208,56 @@ def _values(study_id: int, event: Event, target: Target, now: datetime) -> dict[
 
 def _insert(session: Session, batch: Sequence[dict[str, Any]], result: ImportResult) -> None:
     """Insert the batch, skipping events already loaded; count both exactly."""
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = (
-        insert(EVENTS)
-        .on_conflict_do_nothing(index_elements=["study_id", "event_id"])
-        .returning(EVENTS.c.id)
-    )
-    taken = len(session.execute(statement, list(batch)).all())
+    if session.get_bind().dialect.name == "postgresql":
+        taken = _insert_postgresql(session, batch)
+    else:
+        statement = (
+            sqlite.insert(EVENTS)
+            .on_conflict_do_nothing(index_elements=["study_id", "event_id"])
+            .returning(EVENTS.c.id)
+        )
+        taken = len(session.execute(statement, list(batch)).all())
     result.accepted += taken
     result.duplicates += len(batch) - taken
+
+
+# One statement per batch with one array per column: psycopg parses a multi-row VALUES
+# of 35,000 parameters anew for each batch (most of the load's time, measured), an
+# array parameter costs nothing to parse.
+_UNNEST = text(
+    """
+    WITH taken AS (
+        INSERT INTO engagement_events
+            (study_id, participant_id, event_id, at, kind, count, imported_at)
+        SELECT :study_id, p, e, a, k, c, :imported_at
+        FROM unnest(
+            CAST(:participants AS integer[]), CAST(:event_ids AS varchar[]),
+            CAST(:ats AS timestamptz[]), CAST(:kinds AS varchar[]), CAST(:counts AS integer[])
+        ) AS t(p, e, a, k, c)
+        ON CONFLICT (study_id, event_id) DO NOTHING
+        RETURNING 1
+    )
+    SELECT count(*) FROM taken
+    """
+)
+
+
+def _insert_postgresql(session: Session, batch: Sequence[dict[str, Any]]) -> int:
+    """The batch inserted through arrays (PostgreSQL); how many rows were taken."""
+    first = batch[0]
+    taken = session.execute(
+        _UNNEST,
+        {
+            "study_id": first["study_id"],
+            "imported_at": first["imported_at"],
+            "participants": [row["participant_id"] for row in batch],
+            "event_ids": [row["event_id"] for row in batch],
+            "ats": [row["at"] for row in batch],
+            "kinds": [row["kind"] for row in batch],
+            "counts": [row["count"] for row in batch],
+        },
+    ).scalar_one()
+    return int(taken)
 
 
 def count_events(session: Session, *, study: Study) -> int:
