@@ -21,7 +21,6 @@ from app.engagement.deps import UPLOAD_LIMIT, Checked, ImportIdempotencyDep, Upl
 from app.engagement.schemas import ImportAnswer, SummaryList, summary_reads
 from app.studies import service as studies
 from app.studies.pseudonyms import pseudonym
-from app.studies.service import RowLock
 
 # The load reads its file before it takes a request slot (see `deps`): the slot is among
 # its own dependencies, after the file, not first as in STAFF_ROUTES. Its body is never
@@ -79,7 +78,7 @@ def load_engagement(
 ) -> Response:
     """Load engagement events (idempotent by event_id): rows at fault are rejected by
     line, the others stored; audited with the counts and the file's SHA-256."""
-    study = studies.get_study(session, slug=slug, user=actor, lock=RowLock.for_no_key_update)
+    study = studies.get_study(session, slug=slug, user=actor)  # locked at the end: service
     studies.ensure_arms_visible(study, user=actor)
     result = service.import_events(
         session, study=study, source=upload.file, fmt=upload.fmt, actor=actor, now=utcnow()

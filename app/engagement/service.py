@@ -27,7 +27,7 @@ from app.engagement import rows as parse
 from app.engagement.models import EngagementEvent
 from app.engagement.rows import Event, FileFormat, RowProblem
 from app.engagement.usage import Summary
-from app.errors import FieldProblem, InvalidInput
+from app.errors import Conflict, FieldProblem, InvalidInput
 from app.participants.leaving import LeavingKind
 from app.participants.models import Participant
 from app.randomization.models import Allocation
@@ -127,6 +127,7 @@ def import_events(
     if batch:
         _insert(session, batch, result)
     result.size, result.sha256 = hashing.size, hashing.digest.hexdigest()
+    _ensure_not_locked(session, study=study)
     audit.record(
         session,
         AuditAction.engagement_imported,
@@ -144,6 +145,22 @@ def import_events(
         },
     )
     return result
+
+
+class StudyLocked(Conflict):
+    code, title = "study-locked", "The study's database is locked"
+
+
+def _ensure_not_locked(session: Session, *, study: Study) -> None:
+    """Refuse a load into a study whose database is locked (its data are final). Checked
+    at the end, under the study's row lock (FOR NO KEY UPDATE, as other writes of the
+    study take it), so a lock that came during the load is seen and the load rolled back,
+    and enrollments of the study do not wait for a long load (only for its audit)."""
+    query = select(Study.locked_at).where(Study.id == study.id)
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(key_share=True)
+    if session.scalar(query) is not None:
+        raise StudyLocked("the study's database is locked: its data are final")
 
 
 def _events(
