@@ -192,6 +192,8 @@ def test_the_closed_dsmb_report_gives_use_per_group_and_the_open_part_none(env: 
         k: v for k, v in rows["Used the intervention at least once"].items() if k != "total"
     } == used
     assert rows["Randomized"][p3] >= 1
+    page = env.client.get(f"{url}?part=closed&format=html", headers=bearer(env.unblinded))
+    assert page.status_code == 200 and "Use of the intervention" in page.text
 
 
 def _counts(some: dict[str, int], letters: dict[str, str]) -> dict[str, int]:
