@@ -197,6 +197,8 @@ def _events(
             if target.cut_off is not None and event.at >= target.cut_off:
                 raise RowProblem("the participant withdrew consent to the use of their data")
         except RowProblem as problem:
+            if fmt is FileFormat.csv and header is None:  # no header: no row can be read
+                raise InvalidInput([FieldProblem(("line", number), str(problem))]) from None
             result.reject(number, str(problem))
             continue
         yield event, target

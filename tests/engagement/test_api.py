@@ -291,6 +291,7 @@ def test_refusals_store_nothing_and_blind_roles_get_neither_load_nor_summary(env
         "line",
         1,
     ]
+    assert env.load(b"\xff" + b"x" * 5000 + b"\n", **CSV).status_code == 422  # a header?
     assert env.load(body, **{"content-type": "application/json"}).status_code == 422
     assert env.load(body, **{"content-type": "text/csv; charset=latin-1"}).status_code == 422
     assert env.load(body, token=env.unblinded).status_code == 403  # the study hides arms from it
