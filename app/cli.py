@@ -36,6 +36,10 @@ keys_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(keys_app, name="keys")
+engagement_app = typer.Typer(
+    help="Use of the intervention, loaded from its platforms.", no_args_is_help=True
+)
+app.add_typer(engagement_app, name="engagement")
 
 
 def _database() -> Database:
@@ -460,6 +464,59 @@ def export_command(
         db.dispose()
     typer.echo(f"{total} participants ({written.rows} rows) written to {out}/", err=True)
     typer.echo(str(out / "datapackage.json"))
+
+
+@engagement_app.command("load")
+def engagement_load(
+    study: Annotated[str, typer.Argument(help="study slug")],
+    file: Annotated[Path, typer.Argument(help="CSV with a header, or JSON lines", exists=True)],
+    fmt: Annotated[
+        str | None,
+        typer.Option("--format", help="csv or jsonl (default: from the file's extension)"),
+    ] = None,
+) -> None:
+    """Load engagement events (event_id, participant, at, kind, count) into a study,
+    idempotent by event_id, as the API does; audited. Prints the counts as JSON and the
+    rejected rows (line, problem) on standard error."""
+    import json
+
+    from sqlalchemy import select
+
+    from app.db.base import utcnow
+    from app.engagement import service as engagement
+    from app.engagement.rows import FileFormat
+    from app.errors import InvalidInput
+    from app.studies.models import Study
+
+    chosen = fmt or ("csv" if file.suffix.lower() == ".csv" else "jsonl")
+    if chosen not in {f.value for f in FileFormat}:
+        _fail(f"--format must be csv or jsonl, not {chosen!r}")
+    db = _database()
+    try:
+        db.check_server_key()
+        with db.begin() as session, file.open("rb") as source:
+            row = session.scalars(select(Study).where(Study.slug == study)).first()
+            if row is None:
+                _fail(f"no study {study!r}")
+                return
+            result = engagement.import_events(
+                session, study=row, source=source, fmt=FileFormat(chosen), actor=None, now=utcnow()
+            )
+    except InvalidInput as refused:
+        _fail(f"{file}: {refused.detail}")
+        return
+    finally:
+        db.dispose()
+    for rejected in result.rejected:
+        typer.echo(f"{file}:{rejected.line}: {rejected.problem}", err=True)
+    counts = {
+        "accepted": result.accepted,
+        "duplicates": result.duplicates,
+        "rejected": result.rejected_count,
+        "lines": result.lines,
+        "sha256": result.sha256,
+    }
+    typer.echo(json.dumps(counts))
 
 
 @app.command("backup")

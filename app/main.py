@@ -23,6 +23,7 @@ from app.console import deps as console_deps
 from app.console import router as console
 from app.console import signin as console_signin
 from app.db.engine import Database
+from app.engagement import router as engagement
 from app.exports.router import router as exports_router
 from app.idempotency import deps as idempotency
 from app.incentives.router import router as incentives_router
@@ -114,6 +115,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         deviations_router,
         retention_router,
         incentives_router,
+        engagement.loads,
+        engagement.router,
         consent_router,
         console_signin.router,
         console.router,

@@ -17,8 +17,10 @@ from app.api.params import SlugPath
 from app.auth.deps import STAFF_ROUTES, require
 from app.auth.permissions import Permission
 from app.auth.principal import Principal
+from app.db.base import utcnow
 from app.exports import downloads
 from app.exports.dataset import Shape
+from app.exports.engagement_file import engagement_file
 from app.exports.safety_tables import SafetyTable
 from app.exports.schemas import Codebook, codebook
 from app.exports.service import Format, TextFormat
@@ -119,6 +121,29 @@ def unblinded_export(
         reason=reason,
         table=table,
     )
+
+
+@router.get(
+    "/unblinded/engagement",
+    responses={200: {"content": {"text/csv": {}, "application/json": {}}}},
+    response_class=Response,
+)
+def unblinded_engagement(
+    slug: SlugPath,
+    session: SessionDep,
+    user: Unblinded,
+    reason: Reason,
+    fmt: Annotated[TextFormat, Query(alias="format", description="csv or json")] = TextFormat.csv,
+) -> Response:
+    """The engagement file of the unblinded export: one row per randomized participant
+    (pseudonym, coded group, arm) with their use of the intervention (active weeks,
+    posts, logins, events by kind, days of first and last use); for roles the study
+    shows arms to, with a reason (audited)."""
+    study = studies.get_study(session, slug=slug, user=user)
+    content = engagement_file(session, study=study, user=user, fmt=fmt, reason=reason, now=utcnow())
+    media = downloads.MEDIA[Format(fmt)]
+    name = downloads.dated_name(study, "unblinded-engagement", str(fmt))
+    return Response(content, media_type=media, headers=downloads.attachment(name))
 
 
 @router.get("/participants", response_class=StreamingResponse, responses=FILE_RESPONSES)

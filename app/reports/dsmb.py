@@ -21,12 +21,13 @@ import hashlib
 import hmac
 import string
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
+from app.engagement.usage import GroupUsage
 from app.participants.leaving import KIND_LABELS, LeavingKind
 from app.participants.lifecycle import ParticipantStatus
 from app.randomization.blocks import HmacStream
@@ -77,7 +78,7 @@ class Column:
 @dataclass(frozen=True)
 class Row:
     label: str
-    counts: dict[str, int]  # column code → count
+    counts: dict[str, float]  # column code → count (a median or a percentage: a number)
 
 
 @dataclass(frozen=True)
@@ -140,6 +141,8 @@ class Inputs:
     timepoints: Sequence[tuple[str, str]]  # (code, label)
     deviations: Sequence[tuple[int, DeviationStateView]]  # (participant id, state)
     events: Sequence[tuple[int, EventState]]  # (participant id, state)
+    # Use of the intervention by group column (closed part only: it reveals the arm)
+    usage: Mapping[str, GroupUsage] | None = None
 
 
 @dataclass(frozen=True)
@@ -214,6 +217,8 @@ def build(
         _deviations(inputs, grouping),
         _adverse_events(inputs, grouping),
     ]
+    if inputs.usage is not None and part is Part.closed:
+        sections.append(_usage(inputs.usage, grouping))
     return DsmbReport(
         part=part,
         study_title=study_title,
@@ -457,6 +462,47 @@ def _adverse_events(inputs: Inputs, grouping: Grouping) -> Section:
     return Section(
         "adverse_events", "Adverse events", [overview, by_severity, by_class, people_by_class]
     )
+
+
+def _usage(usage: Mapping[str, GroupUsage], grouping: Grouping) -> Section:
+    """CONSORT-EHEALTH's use of the intervention (item 17b) by group: who used it at all,
+    how many weeks and posts (median and quartiles, non-users counted as 0), and who used
+    it in the last 30 days. Closed part only: use differs by arm by design."""
+    columns = grouping.randomized_columns()
+
+    def row(label: str, value: Callable[[GroupUsage], float | None]) -> Row:
+        values = {c.code: value(usage[c.code]) for c in columns if c.code in usage}
+        return Row(label, {code: v for code, v in values.items() if v is not None})
+
+    def quartile(name: str, index: int) -> Callable[[GroupUsage], float | None]:
+        def pick(u: GroupUsage) -> float | None:
+            figures = getattr(u, name)
+            return None if figures is None else figures[index]
+
+        return pick
+
+    rows = [
+        row("Randomized", lambda u: u.randomized),
+        row("Used the intervention at least once", lambda u: u.any_use),
+        row("Active weeks, median", quartile("active_weeks", 0)),
+        row("Active weeks, 25th percentile", quartile("active_weeks", 1)),
+        row("Active weeks, 75th percentile", quartile("active_weeks", 2)),
+        row("Posts and replies, median", quartile("posts", 0)),
+        row("Posts and replies, 25th percentile", quartile("posts", 1)),
+        row("Posts and replies, 75th percentile", quartile("posts", 2)),
+        row("Used in the last 30 days", lambda u: u.used_last_month),
+        row("Used in the last 30 days, % of randomized", lambda u: u.used_last_month_percent),
+    ]
+    table = Table(
+        "intervention_use",
+        "Use of the intervention (CONSORT-EHEALTH 17b)",
+        columns,
+        rows,
+        note="From each participant's randomization on; an active week is a week of their "
+        "follow-up with any event; posts are events of kind post or reply; everyone "
+        "randomized counts, non-users as 0.",
+    )
+    return Section("intervention_use", "Use of the intervention", [table])
 
 
 def cells(table: Table) -> Iterable[list[str]]:

@@ -26,6 +26,8 @@ from app.auth.permissions import Permission, has_permission
 from app.auth.principal import Principal, Role
 from app.db.base import utcnow
 from app.db.engine import Database
+from app.engagement import service as engagement
+from app.engagement.usage import GroupUsage, Summary, group_usage
 from app.errors import Conflict, Forbidden
 from app.exports.formats import cell
 from app.exports.layout import exported_timepoints
@@ -130,6 +132,9 @@ def dsmb_report(
         timepoints=[(t.code, timepoint_name(t.code).removesuffix(" survey")) for t in timepoints],
         deviations=_deviations(session, study=study),
         events=events_of(session, study=study),
+        usage=_usage(session, study=study, grouping=grouping, now=now)
+        if part is Part.closed
+        else None,
     )
     return dsmb.build(
         inputs,
@@ -144,6 +149,19 @@ def dsmb_report(
         locked_on=study.locked_at.astimezone(zone).date() if study.locked_at else None,
         key=key,
     )
+
+
+def _usage(
+    session: Session, *, study: Study, grouping: Grouping, now: datetime
+) -> dict[str, GroupUsage]:
+    """Use of the intervention by group letter, and in total (closed part only)."""
+    found = engagement.summaries(session, study=study)
+    by_letter: dict[str, list[Summary]] = {c.code: [] for c in grouping.groups}
+    for summary in found:
+        by_letter[grouping.group_of[summary.participant_id]].append(summary)
+    usage = {letter: group_usage(people, now=now) for letter, people in by_letter.items()}
+    usage[dsmb.TOTAL] = group_usage(found, now=now)
+    return usage
 
 
 def _allocated(session: Session, *, study: Study, part: Part) -> dict[int, str]:

@@ -157,7 +157,10 @@ class DsmbColumn(BaseModel):
 
 class DsmbRow(BaseModel):
     label: str
-    counts: dict[str, int] = Field(description="column code → count")
+    counts: dict[str, int | float] = Field(
+        description="column code → count (a median, quartile or percentage in the closed "
+        "part's use of the intervention)"
+    )
 
 
 class DsmbTable(BaseModel):

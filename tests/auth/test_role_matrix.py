@@ -144,6 +144,11 @@ _MATRIX: dict[tuple[str, str], tuple[int, int, int, int, int, int, int]] = {
     ("GET",  "/api/v1/studies/{slug}/exports/package"):        (401, 401, 200, 403, 403, 200, 200),
     ("GET",  "/api/v1/studies/{slug}/exports/participants"):   (401, 401, 200, 403, 403, 200, 200),
     ("GET",  "/api/v1/studies/{slug}/exports/unblinded"):      (401, 401, 200, 403, 403, 403, 200),
+    # engagement reveals the arm (SPEC 11): roles that load it and see arms only
+    ("GET",  "/api/v1/studies/{slug}/exports/unblinded/engagement"):
+                                                               (401, 401, 200, 403, 403, 403, 200),
+    ("POST", "/api/v1/studies/{slug}/engagement"):             (401, 401, 200, 403, 403, 403, 200),
+    ("GET",  "/api/v1/studies/{slug}/engagement/summary"):     (401, 401, 200, 403, 403, 403, 200),
     # aggregate counts; groups coded for roles the study hides arms from
     ("GET",  "/api/v1/studies/{slug}/reports/consort"):        (401, 401, 200, 200, 200, 200, 200),
     ("GET",  "/api/v1/studies/{slug}/reports/retention"):      (401, 401, 200, 200, 200, 200, 200),
@@ -648,6 +653,15 @@ REQUESTS: dict[tuple[str, str], Callable[[Ctx], Call]] = {
     ),
     ("GET", "/api/v1/studies/{slug}/exports/unblinded"): lambda ctx: Call(
         f"{S}/exports/unblinded?reason=role+matrix"
+    ),
+    ("GET", "/api/v1/studies/{slug}/exports/unblinded/engagement"): lambda ctx: Call(
+        f"{S}/exports/unblinded/engagement?reason=role+matrix"
+    ),
+    ("POST", "/api/v1/studies/{slug}/engagement"): lambda ctx: Call(
+        f"{S}/engagement", csv="event_id,participant,at,kind,count\n"
+    ),
+    ("GET", "/api/v1/studies/{slug}/engagement/summary"): lambda ctx: Call(
+        f"{S}/engagement/summary"
     ),
     ("GET", "/api/v1/studies/{slug}/reports/consort"): lambda ctx: Call(f"{S}/reports/consort"),
     ("GET", "/api/v1/studies/{slug}/reports/retention"): lambda ctx: Call(f"{S}/reports/retention"),

@@ -205,6 +205,11 @@ STUDY_SURFACES: list[tuple[str, str]] = [
     ("api", "/api/v1/studies/{slug}/incentives/reconciliation"),
     ("api", "/api/v1/studies/{slug}/gift-cards/summary"),
     ("console", "/console/studies/{slug}/incentives"),
+    # Engagement (loaded by arm: `load_engagement_by_arm`): refused to every blind role,
+    # its load included; the reports and exports above must not move with it.
+    ("api", "/api/v1/studies/{slug}/engagement/summary"),
+    ("api", "/api/v1/studies/{slug}/exports/unblinded/engagement?reason=checking+the+blind"),
+    ("upload", "/api/v1/studies/{slug}/engagement"),
     ("api", "/api/v1/studies/{slug}/audit"),
     ("api", "/api/v1/studies/{slug}/audit/head"),
     ("console", "/console/studies/{slug}"),
@@ -589,6 +594,33 @@ def enroll_and_randomize(
         assert done.status_code == 200, done.text
 
 
+# Use of the intervention by arm, as the platforms would report it: the bulletin board's
+# members post and reply, the listserv's read its emails, the control arm logs in once.
+ENGAGEMENT_BY_ARM: dict[str, list[tuple[str, int]]] = {
+    "bulletin_board": [("post", 5), ("reply", 7), ("login", 12)],
+    "listserv": [("email_read", 9)],
+    "control": [("login", 1)],
+}
+
+
+def load_engagement_by_arm(api: Api, world: World, unblinded: str) -> None:
+    """Load each participant's engagement by their arm (by an unblinded statistician,
+    whom the worlds show arms): what blind roles are shown must not move with it."""
+    at = utcnow().isoformat()
+    rows = [
+        f"{world.slug}-{code}-{kind},{code},{at},{kind},{count}"
+        for code, arm in zip(world.codes, world.arms, strict=True)
+        for kind, count in ENGAGEMENT_BY_ARM[arm]
+    ]
+    loaded = api.client.post(
+        f"/api/v1/studies/{world.slug}/engagement",
+        content="event_id,participant,at,kind,count\n" + "\n".join(rows) + "\n",
+        headers={**bearer(unblinded), "content-type": "text/csv"},
+    )
+    assert loaded.status_code == 200, loaded.text
+    assert loaded.json()["accepted"] == len(rows), loaded.text
+
+
 def speak(db: Database, world: World) -> None:
     """The participants chose the study's last language (as on the join page): their
     survey pages, opened from the links staff are given, and the exports' `language`
@@ -866,6 +898,14 @@ Fetched = dict[tuple[str, ...], str]  # (role, surface, participant index) → a
 
 
 def _get(staff: Staff, role: str, kind: str, path: str) -> httpx.Response:
+    if kind == "upload":  # an engagement file of one row (refused: nothing stored)
+        headers = {"content-type": "text/csv", "Idempotency-Key": uuid.uuid4().hex}
+        row = f"blind-{role},PS-PHL-0001,{utcnow().isoformat()},post"
+        return staff.browsers[role].client.post(
+            path,
+            content=f"event_id,participant,at,kind\n{row}\n",
+            headers=bearer(staff.tokens[role]) | headers,
+        )
     if kind == "api":
         return staff.browsers[role].client.get(path, headers=bearer(staff.tokens[role]))
     return staff.browsers[role].get(path)

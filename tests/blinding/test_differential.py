@@ -37,12 +37,14 @@ def test_what_a_blind_role_is_answered_does_not_depend_on_the_arm(
     staff = harness.blind_staff(api, db, client, list(worlds), on_the_host)
     coordinator = staff.tokens["coordinator"]
     reviewer = harness.safety_reviewer(api)  # sees arms: reviews by arm
+    unblinded = api.user("unblinded_statistician")  # sees arms: loads engagement by arm
     fetched: dict[str, harness.Fetched] = {"A": {}, "B": {}}
     counters: dict[str, dict[str, float]] = {}
     for label, world in zip(("A", "B"), worlds, strict=True):
         before = harness.metrics(on_the_host)
         got = fetched[label]
         harness.enroll_and_randomize(api, db, world, coordinator)  # in the last language
+        harness.load_engagement_by_arm(api, world, unblinded)  # the use differs by arm
         harness.sign_up_online(db, world)  # CONSORT's online sign-ups, the applicants' queue
         harness.scheduler(mailer)  # the follow-ups' invitations: they fail (no address)
         harness.answer_surveys(api, db, world)
