@@ -12,8 +12,15 @@ from app.i18n.catalogs import gettext
 from app.outbox.models import MessageKind
 from app.studies.definition import Sms
 
-NOT_WATCHED = "This number is not watched around the clock."
-OPT_OUT = "Reply STOP to end texts."
+
+
+def N_(message: str) -> str:
+    """Mark a text for translation where it is defined; translated where written."""
+    return message
+
+
+NOT_WATCHED = N_("This number is not watched around the clock.")
+OPT_OUT = N_("Reply STOP to end texts.")
 
 
 def survey_text(kind: MessageKind, *, sms: Sms, link: str, first_name: str | None) -> str:
