@@ -534,7 +534,7 @@ def enroll_and_randomize(
             "screening": {"age_18_plus": True, "smi_diagnosis": True, "internet_access": True},
             "consent": {"version": "1.0"},
             "strata": {"diagnosis": "bipolar"},
-            "contact": {"name": "Pat Doe", "phone": "555-0100"}
+            "contact": {"name": "Pat Doe", "phone": "215-555-0100"}
             | ({"email": address(world, i)} if emails else {}),
         }
         made = api.client.post(
