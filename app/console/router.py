@@ -24,6 +24,7 @@ from app.console import (
     participant_actions,
     participants,
     reports,
+    texts,
     worklist,
 )
 
@@ -42,6 +43,7 @@ router = APIRouter(
             leaving,
             entry,
             worklist,
+            texts,
             deviations,
             applicants,
             calls,

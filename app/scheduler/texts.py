@@ -13,7 +13,6 @@ from app.outbox.models import MessageKind
 from app.studies.definition import Sms
 
 
-
 def N_(message: str) -> str:
     """Mark a text for translation where it is defined; translated where written."""
     return message
