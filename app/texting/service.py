@@ -125,13 +125,22 @@ class Inbound:
 
 
 def receive(session: Session, *, text: Inbound, now: datetime) -> SmsReply | None:
-    """Record a text received (once per provider id; None when seen before): its kind,
-    STOP and START applied, an automatic answer queued for a reply or HELP."""
+    """Record a text received (once per provider id; None when seen before), from the
+    participant whose number sent it (if any): see `record_reply`. The audit chain's
+    head is locked first, so a webhook delivered twice at once is recorded once."""
+    audit.lock_chain_head(session)
     if session.scalar(select(SmsReply.id).where(SmsReply.provider_ref == text.provider_ref)):
         return None
-    keys = sealing_keys_of(session)
-    index = keyed_hash(keys, "phone", text.from_number)
-    participant = _sender(session, index)
+    index = keyed_hash(sealing_keys_of(session), "phone", text.from_number)
+    return record_reply(session, text=text, participant=_sender(session, index), now=now)
+
+
+def record_reply(
+    session: Session, *, text: Inbound, participant: Participant | None, now: datetime
+) -> SmsReply:
+    """Record a text from this participant (None: an unknown number): its kind, STOP and
+    START applied, an automatic answer queued for a reply or HELP, audited (its kind,
+    never its words)."""
     study = (
         session.get(Study, participant.study_id)
         if participant is not None
@@ -146,7 +155,7 @@ def receive(session: Session, *, text: Inbound, now: datetime) -> SmsReply | Non
         participant_id=participant.id if participant is not None else None,
         participant_code=participant.code if participant is not None else None,
         from_number=text.from_number,
-        from_index=index,
+        from_index=keyed_hash(sealing_keys_of(session), "phone", text.from_number),
         body=text.body,
         kind=kind,
         received_at=now,
