@@ -97,6 +97,9 @@ def fake_twilio() -> Iterator[FakeTwilio]:
     fake = FakeTwilio()
 
     class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, as Twilio's API
+        disable_nagle_algorithm = True  # headers and body go in two writes
+
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             form = dict(parse_qsl(self.rfile.read(length).decode()))
