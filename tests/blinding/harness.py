@@ -227,7 +227,7 @@ HEX = re.compile(r"\b[0-9a-f]{32,}\b")
 JSON_IDS = re.compile(r'"(id|seq|subject_id|event|alert)":\s*\d+')
 # Numbered in the order events are opened and deviations recorded or proposed.
 EVENT_NUMBERS = re.compile(r"\b(AE|PD)-\d+\b")
-PATH_IDS = re.compile(r"/(alerts|users|messages|events|deviations)/\d+")
+PATH_IDS = re.compile(r"/(alerts|users|messages|events|deviations|replies)/\d+")
 ELEMENT_IDS = re.compile(r"\b(note|alert|outcome)-\d+")
 HIDDEN_IDS = re.compile(r'(name="(?:alert|event)" value=")\d+"')  # a form's row id
 CODE = re.compile(r"PS-PHL-\d{4}")
