@@ -67,10 +67,10 @@ def set_texting(
     consent given now is stamped with the time and the staff member; withdrawn, cleared."""
     if change.timezone is not None and change.timezone not in _zones():
         raise InvalidInput([FieldProblem(("timezone",), "not an IANA time zone")])
+    now = audit.lock_chain_head(session).at  # before the participant's row: one lock order
     participant = participants.get_participant(
         session, study=study, code=code, user=actor, for_update=True
     )
-    now = audit.lock_chain_head(session).at
     before = _texting_values(participant)
     participant.channel = change.channel
     participant.timezone = change.timezone
@@ -293,6 +293,7 @@ def handle_reply(
     session: Session, *, study: Study, reply_id: int, note: str, actor: Principal
 ) -> SmsReply:
     """Mark a text received as dealt with, with a note (sealed; audited without it)."""
+    now = audit.lock_chain_head(session).at  # before the reply's row: one lock order
     reply = session.scalars(
         select(SmsReply)
         .where(SmsReply.id == reply_id, SmsReply.study_id == study.id)
@@ -303,7 +304,6 @@ def handle_reply(
         raise ReplyNotFound(f"no text message {reply_id}")
     if reply.handled_at is not None:
         return reply  # handled by a colleague meanwhile: their note stands
-    now = audit.lock_chain_head(session).at
     reply.handled_at, reply.handled_by, reply.handled_note = now, actor.id, note
     audit.record(
         session,
