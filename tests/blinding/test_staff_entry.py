@@ -11,8 +11,6 @@ survey" for every arm); the survey is then completed without it.
 
 from __future__ import annotations
 
-from datetime import date
-
 from sqlalchemy import select
 
 from app.studies.models import Study
@@ -21,7 +19,8 @@ from tests.blinding import harness
 from tests.helpers import bearer
 
 LISTSERV, CONTROL, BOARD = 0, 1, 2
-TODAY = date.today().isoformat()
+# The study's date (New York), not the machine's: they differ for hours every evening.
+TODAY = harness.local_today().isoformat()
 WHO5 = {f"who5_{i}": 2 for i in range(1, 6)}
 PHQ9 = {f"phq9_{i}": 1 for i in range(1, 10)} | {"phq9_9": 0}
 REASON = "read back to the participant, who corrected it"
