@@ -66,6 +66,7 @@ def enqueue(session: Session, *, study: Study, now: datetime, rows: list[Any]) -
     """Enqueue the message each of these surveys is owed (unless a concurrent pass did);
     how many were enqueued."""
     added = 0
+    texting = definition_of(study).sms.enabled  # a study that does not text: emails only
     for instance_id, site_id, code, given, owed, channel in rows:
         claimed = session.execute(
             update(SurveyInstance)
@@ -82,7 +83,7 @@ def enqueue(session: Session, *, study: Study, now: datetime, rows: list[Any]) -
             continue
         kind = MessageKind.invitation if given == 0 else MessageKind.reminder
         key = f"survey:{instance_id}:{owed - 1}"
-        for way, dedupe_key in _channels(channel, key):
+        for way, dedupe_key in _channels(channel if texting else "email", key):
             added += outbox.enqueue(
                 session,
                 kind=kind,

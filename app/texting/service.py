@@ -67,6 +67,8 @@ def set_texting(
     consent given now is stamped with the time and the staff member; withdrawn, cleared."""
     if change.timezone is not None and change.timezone not in _zones():
         raise InvalidInput([FieldProblem(("timezone",), "not an IANA time zone")])
+    if change.channel != "email" and not definition_of(study).sms.enabled:
+        raise InvalidInput([FieldProblem(("channel",), "this study does not send texts")])
     now = audit.lock_chain_head(session).at  # before the participant's row: one lock order
     participant = participants.get_participant(
         session, study=study, code=code, user=actor, for_update=True
