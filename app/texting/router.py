@@ -45,7 +45,7 @@ webhooks = APIRouter(
     prefix="/api/v1/sms",
     tags=["texting"],
     responses=PROBLEM_RESPONSES,
-    max_body_size=16 * 1024,
+    max_body_size=64 * 1024,  # 1,600 characters of emoji, percent-encoded, and the rest
     dependencies=[RequestSlot],
 )
 

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 def twilio_signature(url: str, fields: Iterable[tuple[str, str]], *, token: str) -> str:
     """The signature Twilio sends for a POST of these form fields to `url`."""
     data = url + "".join(f"{name}{value}" for name, value in sorted(fields))
-    digest = hmac.new(token.encode(), data.encode(), hashlib.sha1).digest()
+    digest = hmac.new(token.encode(), data.encode("utf-8", "surrogatepass"), hashlib.sha1).digest()
     return base64.b64encode(digest).decode()
 
 
