@@ -6,9 +6,10 @@ import ipaddress
 import logging
 from functools import cached_property
 from pathlib import Path
+from typing import Literal, Self
 
 import platformdirs
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
@@ -63,6 +64,28 @@ class Settings(BaseSettings):
         description="where emails are written without smtp_host (default: mail/ beside the "
         "SQLite database, or ./mail)",
     )
+    # SPEC 11: text messages. Unset: each text is written as a file into mail_dir/sms/.
+    sms_provider: Literal["twilio"] | None = Field(
+        default=None, description="who sends text messages; unset: written to mail_dir/sms/"
+    )
+    twilio_account_sid: str | None = Field(default=None, max_length=64)
+    twilio_auth_token: SecretStr | None = Field(
+        default=None, description="signs Twilio's callbacks, and logs in to its API"
+    )
+    twilio_from: str | None = Field(
+        default=None, max_length=32, description="the number texts come from (E.164)"
+    )
+    twilio_messaging_service_sid: str | None = Field(
+        default=None, max_length=64, description="instead of twilio_from: a messaging service"
+    )
+    twilio_api_url: str = Field(default="https://api.twilio.com", max_length=300)
+    sms_callback_url: str | None = Field(
+        default=None,
+        max_length=300,
+        description="the public address the provider calls back (default: base_url); the "
+        "signature of each callback is checked against it",
+    )
+    sms_timeout_s: float = Field(default=10.0, gt=0, le=120, description="each call to the API")
     scheduler: bool = Field(
         default=True, description="run the scheduler (emails) inside the server"
     )
@@ -160,6 +183,15 @@ class Settings(BaseSettings):
             )
         return value
 
+    @model_validator(mode="after")
+    def _sms_provider_complete(self) -> Self:
+        if self.sms_provider == "twilio":
+            if not self.twilio_account_sid or self.twilio_auth_token is None:
+                raise ValueError("sms_provider twilio needs twilio_account_sid and _auth_token")
+            if not (self.twilio_from or self.twilio_messaging_service_sid):
+                raise ValueError("sms_provider twilio needs twilio_from or a messaging service")
+        return self
+
     @field_validator("secret_key")
     @classmethod
     def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
@@ -210,6 +242,16 @@ class Settings(BaseSettings):
             return self.mail_dir
         path = self.sqlite_path
         return (path.parent if path is not None else Path()) / "mail"
+
+    @property
+    def sms_folder(self) -> Path:
+        """Where text messages are written when no provider is set (beside the emails)."""
+        return self.mail_folder / "sms"
+
+    @property
+    def sms_callback_base(self) -> str:
+        """The public address the SMS provider's callbacks are sent to and signed for."""
+        return (self.sms_callback_url or self.base_url).rstrip("/")
 
     @property
     def state_folder(self) -> Path:

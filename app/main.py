@@ -43,6 +43,7 @@ from app.studies import service as studies_service
 from app.studies.router import router as studies_router
 from app.surveys import pages as survey_pages
 from app.surveys import router as surveys
+from app.texting import router as texting
 from app.users.router import router as users_router
 from app.web.pages import mount_static
 
@@ -117,6 +118,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         incentives_router,
         engagement.loads,
         engagement.router,
+        texting.router,
+        texting.webhooks,
         consent_router,
         console_signin.router,
         console.router,

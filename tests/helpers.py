@@ -42,7 +42,7 @@ def enrollment(
         "screening": dict(ELIGIBLE),
         "consent": {"version": "1.0"},
         "strata": {"diagnosis": diagnosis},
-        "contact": {"name": name, "email": "pat@example.org", "phone": "555-0100"},
+        "contact": {"name": name, "email": "pat@example.org", "phone": "215-555-0100"},
     }
     body.update(overrides)
     return body

@@ -39,7 +39,7 @@ STUDY = "sealed-study"
 BASE = f"/api/v1/studies/{STUDY}"
 NAME = "Zebulon Quartermaine"
 EMAIL = "Zeb.Hidden@sealed.example"  # as validated: the domain in lower case
-PHONE = "+1 (555) 013-9977"
+PHONE = "+12155559977"  # E.164, as enrollment keeps it (SPEC 11)
 FREE_TEXT = "I-TOLD-NOBODY-ABOUT-THE-VOICES-\u00e9\u4e2d"
 ALERT_NOTE = "CALLED-HIM-AT-HOME-NOTE"
 WITHDRAWAL_REASON = "MOVED-TO-ANOTHER-CITY-REASON"
@@ -362,7 +362,8 @@ def test_contacts_are_found_by_exact_email_or_phone_through_their_keyed_hashes(s
             session, study=study, user=admin, email="  zeb.hidden@sealed.example "
         )
         assert [p.code for p in found] == [flow["code"]]
-        found = participants.find_by_contact(session, study=study, user=admin, phone="+15550139977")
+        typed = "+1 (215) 555-9977"  # as a coordinator types it: found by its digits
+        found = participants.find_by_contact(session, study=study, user=admin, phone=typed)
         assert [p.code for p in found] == [flow["code"]]
         assert participants.find_by_contact(session, study=study, user=admin, email="x@y.z") == []
         assert participants.find_by_contact(session, study=study, user=admin) == []

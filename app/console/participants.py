@@ -103,6 +103,7 @@ def participants_page(
 
 
 DONE = {
+    "texting": "The texting preferences are saved.",
     "enrolled": "The participant is enrolled.",
     "screened": "The screening is recorded: the participant is not eligible.",
     "randomized": "The participant is randomized.",

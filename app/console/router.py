@@ -26,6 +26,7 @@ from app.console import (
     participant_actions,
     participants,
     reports,
+    texts,
     worklist,
 )
 
@@ -45,6 +46,7 @@ router = APIRouter(
             leaving,
             entry,
             worklist,
+            texts,
             deviations,
             incentives,
             applicants,

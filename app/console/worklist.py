@@ -23,6 +23,7 @@ from app.console.deps import Staff, console_router, needs, study_view
 from app.console.events import due_rows
 from app.console.forms import chosen
 from app.console.shared import PAGE_SIZE, alert_rows, reachable, site_choices
+from app.console.texts import reply_rows
 from app.db.base import utcnow
 from app.errors import NotFound
 from app.exports import downloads
@@ -103,6 +104,8 @@ def worklist_page(
     policy = blinding.policy_for(user.role, definition)
     due, due_more = due_rows(session, staff, study, now=now)
     context = {
+        "sms_replies": reply_rows(session, staff, study, now=now),
+        "reply_done": request.query_params.get("done") == "reply",
         "due_rows": due,
         "due_more": due_more,
         "rows": found.rows[:PAGE_SIZE],

@@ -17,7 +17,7 @@ from sqlalchemy import ColumnElement, Select, or_, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from app.outbox.models import MessageKind, MessageStatus, OutboxMessage
+from app.outbox.models import Channel, MessageKind, MessageStatus, OutboxMessage
 from app.outbox.retry import next_attempt
 
 
@@ -32,10 +32,12 @@ def enqueue(
     site_id: int | None = None,
     participant_code: str | None = None,
     failed_because: str | None = None,
+    channel: Channel = Channel.email,
 ) -> bool:
     """Add the message unless one with its key exists; whether it was added. With
     `failed_because`, it is recorded as failed at once (it can never be sent, such as to
-    a participant without an email address), so that coordinators see it."""
+    a participant without an email address), so that coordinators see it. `channel`:
+    an email, or a text message (SPEC 11)."""
     insert: Any = (
         postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     )
@@ -43,6 +45,7 @@ def enqueue(
         insert(OutboxMessage)
         .values(
             kind=kind,
+            channel=channel,
             dedupe_key=dedupe_key,
             subject_id=subject_id,
             study_id=study_id,
@@ -83,11 +86,31 @@ def claim_due(
     return messages
 
 
-def mark_sent(session: Session, *, message_id: int, now: datetime) -> None:
+def mark_sent(
+    session: Session, *, message_id: int, now: datetime, provider_ref: str | None = None
+) -> None:
+    """Record a message handed over (a text: with the provider's id of it, which its
+    delivery callbacks name)."""
     session.execute(
         update(OutboxMessage)
         .where(OutboxMessage.id == message_id)
-        .values(status=MessageStatus.sent, sent_at=now, lease_until=None, last_error=None)
+        .values(
+            status=MessageStatus.sent,
+            sent_at=now,
+            lease_until=None,
+            last_error=None,
+            provider_ref=provider_ref,
+        )
+    )
+
+
+def postpone(session: Session, *, message_id: int, until: datetime) -> None:
+    """Put a message back until `until` without counting a try (a text due in quiet
+    hours)."""
+    session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == message_id)
+        .values(lease_until=None, next_attempt_at=until)
     )
 
 

@@ -167,6 +167,16 @@ class ParticipantList(BaseModel):
     next: str | None
 
 
+class Texting(BaseModel):
+    """How invitations and reminders reach the participant (SPEC 11)."""
+
+    channel: str = Field(description="email, sms or both")
+    sms_consent: bool = Field(description="consent to texting on record")
+    sms_consent_at: datetime | None
+    sms_stopped_at: datetime | None = Field(description="when they sent STOP (texts end)")
+    timezone: str | None = Field(description="IANA zone for quiet hours; null: the study's")
+
+
 class ParticipantRead(ParticipantSummary):
     """A participant's record, for roles that may not see arms."""
 
@@ -177,6 +187,7 @@ class ParticipantRead(ParticipantSummary):
     stratum: str | None
     withdrawal_reason: str | None
     contact: ContactDetails | None
+    texting: Texting | None = None
     surveys: list[SurveyLine] = []
 
 
@@ -267,6 +278,13 @@ def participant_read(
             ContactDetails(name=contact.name, email=contact.email, phone=contact.phone)
             if contact
             else None
+        ),
+        "texting": Texting(
+            channel=p.channel,
+            sms_consent=p.sms_consent_at is not None,
+            sms_consent_at=p.sms_consent_at,
+            sms_stopped_at=p.sms_stopped_at,
+            timezone=p.timezone,
         ),
         "surveys": [
             SurveyLine(

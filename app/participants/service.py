@@ -35,6 +35,7 @@ from app.participants.lookup import get_participant as get_participant
 from app.participants.lookup import list_participants as list_participants
 from app.participants.lookup import verify_allocations as verify_allocations
 from app.participants.models import Contact, Participant
+from app.participants.phones import to_e164
 from app.participants.schemas import (
     ContactDetails,
     ParticipantCreate,
@@ -91,6 +92,8 @@ def enroll(
         has_contact=data.contact is not None,
     )
     problems += outcome.problems
+    data, phone_problem = _phone_in_e164(data, region=definition.sms.region, lenient=joined)
+    problems += phone_problem
     if problems:
         raise InvalidEnrollment(problems)
     assert site is not None
@@ -197,6 +200,25 @@ def enroll(
             },
         )
     return participant
+
+
+def _phone_in_e164(
+    data: ParticipantCreate, *, region: str, lenient: SelfEnrolled | None
+) -> tuple[ParticipantCreate, list[FieldProblem]]:
+    """The enrollment with its phone number in E.164 (SPEC 11), read as dialled in the
+    study's `sms.region`; a problem naming the field when it is no number. A sign-up
+    through the public link keeps a number as typed (its form checked it loosely): a
+    coordinator corrects it, and texts to it fail with a reason until then."""
+    if data.contact is None or not data.contact.phone:
+        return data, []
+    try:
+        e164 = to_e164(data.contact.phone, region=region)
+    except ValueError as error:
+        if lenient is not None:
+            return data, []
+        return data, [FieldProblem(("contact", "phone"), str(error))]
+    contact = data.contact.model_copy(update={"phone": e164})
+    return data.model_copy(update={"contact": contact}), []
 
 
 def _in_person_values(consent: Consent | None, actor: Principal | None) -> dict[str, Any] | None:

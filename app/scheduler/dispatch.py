@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 
@@ -30,12 +29,13 @@ from app.db.server_key import keys_of
 from app.i18n import catalogs
 from app.keys import Use
 from app.outbox import service as outbox
-from app.outbox.models import MessageKind, MessageStatus, OutboxMessage
+from app.outbox.models import Channel, MessageKind, MessageStatus, OutboxMessage
 from app.participants.models import Contact
 from app.safety.labels import event_label
 from app.safety.models import AdverseEvent
-from app.scheduler import consent_letters, join_letters, mail
+from app.scheduler import consent_letters, join_letters, mail, sms
 from app.scheduler.mail import Letter, PartlySent, SendFailed, Transport
+from app.scheduler.outcome import Claimed, NotSent, Sent
 from app.studies.models import Site, Study
 from app.studies.service import definition_in, definition_of
 from app.surveys import service as surveys
@@ -43,34 +43,12 @@ from app.surveys.language import language_of
 from app.surveys.models import Alert, SurveyInstance
 from app.surveys.names import survey_name
 from app.surveys.scheduling import SurveyStatus
+from app.texting.provider import TextSender, text_sender_for
 from app.users.sign_in import sign_in_url
 
 log = logging.getLogger("trialdesk.scheduler")
 
 BATCH = 20  # messages claimed at once
-
-
-@dataclass(frozen=True)
-class Claimed:
-    id: int
-    kind: MessageKind
-    subject_id: int
-    attempts: int
-
-
-@dataclass(frozen=True)
-class NotSent:
-    """Why a message is settled without sending: `skipped` or `failed`."""
-
-    status: MessageStatus
-    reason: str
-
-
-@dataclass
-class Sent:
-    sent: int = 0
-    failed: int = 0  # this try failed (retried later, or given up)
-    skipped: int = 0
 
 
 def dispatch(
@@ -79,6 +57,7 @@ def dispatch(
     *,
     now: datetime,
     stop: threading.Event | None = None,
+    texts: TextSender | None = None,
 ) -> Sent:
     """Send every message due, batch by batch, until none is left (or `stop`). The
     clock runs on from `now` (the pass's time, maybe given for a test or a replay): each
@@ -86,6 +65,7 @@ def dispatch(
     survey answered while the pass runs gets no reminder and no lease starts old."""
     settings = db.settings
     started = utcnow()
+    texter = texts or text_sender_for(settings)
 
     def clock() -> datetime:
         return now + (utcnow() - started)
@@ -98,15 +78,19 @@ def dispatch(
         while stop is None or not stop.is_set():
             with db.begin() as session:
                 claimed = [
-                    Claimed(m.id, MessageKind(m.kind), m.subject_id, m.attempts)
+                    Claimed(m.id, MessageKind(m.kind), m.subject_id, m.attempts, m.channel)
                     for m in outbox.claim_due(session, now=clock(), limit=BATCH, lease=lease)
                 ]
             if not claimed:
                 break
             for message in claimed:
-                _send_one(db, transport, settings, message, now=clock(), done=done)
+                if message.channel == Channel.sms:
+                    sms.send_text(db, texter, settings, message, now=clock(), done=done)
+                else:
+                    _send_one(db, transport, settings, message, now=clock(), done=done)
     finally:
         transport.close()
+        texter.close()
     return done
 
 

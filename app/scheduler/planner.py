@@ -5,6 +5,11 @@ window opens, and reminder `k` once `reminders.after_days[k]` days have passed s
 `messages_enqueued` counts how many of those it was given; a pass enqueues only the
 latest one owed (a scheduler that was down for a week sends one reminder, not three),
 and an invitation first if none was sent yet.
+
+A participant whose channel is `sms` gets each of these as a text instead of an email;
+`both`, a text beside the email (its own key: one of each). Whether the text may go
+(consent to texting, no STOP, a number) is decided when it is sent, so that a text
+that cannot go is shown as failed with its reason rather than silently not queued.
 """
 
 from __future__ import annotations
@@ -16,7 +21,8 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from app.outbox import service as outbox
-from app.outbox.models import MessageKind
+from app.outbox.models import Channel, MessageKind
+from app.participants.models import Participant
 from app.studies.models import Study
 from app.studies.service import definition_of
 from app.surveys import windows_sql
@@ -27,7 +33,7 @@ BATCH = 1000
 
 
 def owed_surveys(session: Session, *, study: Study, now: datetime, limit: int) -> list[Any]:
-    """(id, site, participant code, messages enqueued, messages owed) of the study's
+    """(id, site, participant code, messages enqueued, messages owed, channel) of the study's
     surveys owed a message at `now`, at most `limit`."""
     definition = definition_of(study)
     today = local_date(now, definition.zone())
@@ -42,7 +48,9 @@ def owed_surveys(session: Session, *, study: Study, now: datetime, limit: int) -
             SurveyInstance.participant_code,
             SurveyInstance.messages_enqueued,
             owed,
+            Participant.channel,
         )
+        .join(Participant, Participant.id == SurveyInstance.participant_id)
         .where(
             SurveyInstance.study_id == study.id,
             windows_sql.is_open(SurveyInstance, today=today, now=now),
@@ -58,7 +66,8 @@ def enqueue(session: Session, *, study: Study, now: datetime, rows: list[Any]) -
     """Enqueue the message each of these surveys is owed (unless a concurrent pass did);
     how many were enqueued."""
     added = 0
-    for instance_id, site_id, code, given, owed in rows:
+    texting = definition_of(study).sms.enabled  # a study that does not text: emails only
+    for instance_id, site_id, code, given, owed, channel in rows:
         claimed = session.execute(
             update(SurveyInstance)
             .where(SurveyInstance.id == instance_id, SurveyInstance.messages_enqueued == given)
@@ -73,14 +82,27 @@ def enqueue(session: Session, *, study: Study, now: datetime, rows: list[Any]) -
         if outbox.queued_about(session, instance_id=instance_id):
             continue
         kind = MessageKind.invitation if given == 0 else MessageKind.reminder
-        added += outbox.enqueue(
-            session,
-            kind=kind,
-            dedupe_key=f"survey:{instance_id}:{owed - 1}",
-            subject_id=instance_id,
-            now=now,
-            study_id=study.id,
-            site_id=site_id,
-            participant_code=code,
-        )
+        key = f"survey:{instance_id}:{owed - 1}"
+        for way, dedupe_key in _channels(channel if texting else "email", key):
+            added += outbox.enqueue(
+                session,
+                kind=kind,
+                channel=way,
+                dedupe_key=dedupe_key,
+                subject_id=instance_id,
+                now=now,
+                study_id=study.id,
+                site_id=site_id,
+                participant_code=code,
+            )
     return added
+
+
+def _channels(preference: str, key: str) -> list[tuple[Channel, str]]:
+    """The messages one survey message is, by the participant's channel."""
+    text = (Channel.sms, f"{key}:sms")
+    if preference == "sms":
+        return [text]
+    if preference == "both":
+        return [(Channel.email, key), text]
+    return [(Channel.email, key)]

@@ -28,6 +28,7 @@ from app.studies.definition import StudyDefinition, words_of
 
 MISSING = "missing translation"
 UNKNOWN = "not a participant-visible text of this study"
+SMS_TEXTS = ("invitation", "reminder", "crisis_line")
 
 
 def texts(definition: StudyDefinition) -> dict[str, str]:
@@ -73,6 +74,9 @@ def texts(definition: StudyDefinition) -> dict[str, str]:
         found["support_text"] = d.support_text
     if d.join.ineligible_text:
         found["join.ineligible_text"] = d.join.ineligible_text
+    for key in SMS_TEXTS:  # SPEC 11: a participant's texts, in their language too
+        if getattr(d.sms, key):
+            found[f"sms.{key}"] = getattr(d.sms, key)
     return found
 
 
@@ -147,4 +151,6 @@ def translated(definition: StudyDefinition, language: str) -> StudyDefinition:
     document["join"]["ineligible_text"] = put(
         "join.ineligible_text", document["join"]["ineligible_text"]
     )
+    for key in SMS_TEXTS:
+        document["sms"][key] = put(f"sms.{key}", document["sms"][key])
     return StudyDefinition.model_validate(document)

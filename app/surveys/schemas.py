@@ -196,6 +196,7 @@ def alert_read(alert: Alert, *, site: str) -> AlertRead:
 class MessageRead(BaseModel):
     id: int
     kind: str
+    channel: str = "email"
     participant: str | None
     status: str
     attempts: int
@@ -212,6 +213,7 @@ def message_read(message: OutboxMessage) -> MessageRead:
     return MessageRead(
         id=message.id,
         kind=message.kind,
+        channel=message.channel,
         participant=message.participant_code,
         status=message.status,
         attempts=message.attempts,

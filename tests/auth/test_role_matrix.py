@@ -22,8 +22,10 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from app.consent.documents import document_sha256
+from app.db.base import utcnow
 from app.demo import demo_definition
 from app.studies.definition import StudyDefinition
+from app.texting.service import Inbound, receive
 from tests.helpers import BASELINE_ANSWERS, STUDY, Api, bearer, enrollment
 
 CALLERS = (
@@ -180,6 +182,16 @@ _MATRIX: dict[tuple[str, str], tuple[int, int, int, int, int, int, int]] = {
                                                                (401, 401, 409, 409, 404, 403, 403),
     ("GET",  "/api/v1/studies/{slug}/consents/outstanding"):   (401, 401, 200, 200, 200, 403, 403),
     ("POST", "/api/v1/studies/{slug}/consent-versions"):       (401, 401, 201, 403, 403, 403, 403),
+    # text messages (SPEC 11): texting preferences and participants' texts, by a
+    # coordinator of the site or an admin; the provider's webhooks need its signature,
+    # and without a provider (the tests' file backend) they do not exist: 404
+    ("PUT",  "/api/v1/studies/{slug}/participants/{code}/texting"):
+                                                               (401, 401, 200, 200, 404, 403, 403),
+    ("GET",  "/api/v1/studies/{slug}/sms/replies"):            (401, 401, 200, 200, 200, 403, 403),
+    ("POST", "/api/v1/studies/{slug}/sms/replies/{reply_id}/handle"):
+                                                               (401, 401, 200, 200, 404, 403, 403),
+    ("POST", "/api/v1/sms/status"):                            (404, 404, 404, 404, 404, 404, 404),
+    ("POST", "/api/v1/sms/inbound"):                           (404, 404, 404, 404, 404, 404, 404),
     # a survey link needs no account: whoever holds it reaches the survey
     ("GET",  "/api/v1/surveys/{token}"):                       (200, 200, 200, 200, 200, 200, 200),
     ("PUT",  "/api/v1/surveys/{token}/answers"):               (200, 200, 200, 200, 200, 200, 200),
@@ -369,6 +381,16 @@ class Ctx:
         assert [a["state"] for a in held] == ["held"], listed.text
         applicant_id: int = held[0]["id"]
         return applicant_id
+
+    def sms_reply(self) -> int:
+        """A text from a new participant at PHL, as the inbound webhook records it."""
+        self.enrolled()  # the newest participant with the helpers' phone number
+        db = self.api.client.app.state.db  # type: ignore[attr-defined]
+        text = Inbound(provider_ref=uuid.uuid4().hex, from_number="+12155550100", body="hi")
+        with db.begin() as session:
+            reply = receive(session, text=text, now=utcnow())
+            assert reply is not None and reply.site_id is not None
+            return int(reply.id)
 
     def joined(self) -> str:
         """A new participant at PHL who signed up online (a held sign-up the admin
@@ -726,6 +748,19 @@ REQUESTS: dict[tuple[str, str], Callable[[Ctx], Call]] = {
     ("GET", "/s/{token}"): lambda ctx: Call(f"/s/{ctx.survey()}"),
     ("POST", "/s/{token}"): lambda ctx: ctx.survey_form(),
     ("GET", "/s/{token}/language/{code}"): lambda ctx: Call(f"/s/{ctx.survey()}/language/es"),
+    ("PUT", "/api/v1/studies/{slug}/participants/{code}/texting"): lambda ctx: Call(
+        f"{S}/participants/{ctx.enrolled()}/texting", {"channel": "both", "sms_consent": True}
+    ),
+    ("GET", "/api/v1/studies/{slug}/sms/replies"): lambda ctx: Call(f"{S}/sms/replies"),
+    ("POST", "/api/v1/studies/{slug}/sms/replies/{reply_id}/handle"): lambda ctx: Call(
+        f"{S}/sms/replies/{ctx.sms_reply()}/handle", {"note": "called back"}
+    ),
+    ("POST", "/api/v1/sms/status"): lambda ctx: Call(
+        "/api/v1/sms/status", form={"MessageSid": "SM1", "MessageStatus": "delivered"}
+    ),
+    ("POST", "/api/v1/sms/inbound"): lambda ctx: Call(
+        "/api/v1/sms/inbound", form={"MessageSid": "SM2", "From": "+12155550100", "Body": "hi"}
+    ),
     ("GET", "/healthz"): lambda ctx: Call("/healthz"),
     ("GET", "/readyz"): lambda ctx: Call("/readyz"),
     ("GET", "/metrics"): lambda ctx: Call("/metrics"),

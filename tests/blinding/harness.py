@@ -59,6 +59,7 @@ from app.studies.models import Study
 from app.studies.pseudonyms import group_codes
 from app.surveys import service as surveys
 from app.surveys.models import SurveyInstance
+from app.texting.service import Inbound, record_reply
 from tests.console.conftest import ORIGIN, Browser, csrf_of, link_for
 from tests.helpers import BASELINE_ANSWERS, Api, bearer
 
@@ -172,6 +173,8 @@ STUDY_SURFACES: list[tuple[str, str]] = [
     ("api", "/api/v1/studies/{slug}/reports/dsmb?part=closed"),  # 403 for blind roles
     ("api", "/api/v1/studies/{slug}/reports/ctgov-adverse-events"),  # 403 or 409
     ("api", "/api/v1/studies/{slug}/messages"),
+    # Texts the participants sent (`text_in`), with their times to respond: SPEC 11.
+    ("api", "/api/v1/studies/{slug}/sms/replies"),
     ("api", "/api/v1/studies/{slug}/allocations"),
     ("api", "/api/v1/studies/{slug}/reports/consort"),  # with the online sign-ups
     ("api", "/api/v1/studies/{slug}/reports/consort?format=svg"),
@@ -254,7 +257,7 @@ JSON_IDS = re.compile(r'"(id|seq|subject_id|event|alert)":\s*\d+')
 # Numbered in the order events are opened and deviations recorded or proposed.
 EVENT_NUMBERS = re.compile(r"\b(AE|PD)-\d+\b")
 PATH_IDS = re.compile(
-    r"/(alerts|users|messages|events|deviations|alternate-contacts|incentives)/\d+"
+    r"/(alerts|users|messages|events|deviations|alternate-contacts|incentives|replies)/\d+"
 )
 ELEMENT_IDS = re.compile(r"\b(note|alert|outcome|reason)-\d+")
 HIDDEN_IDS = re.compile(r'(name="(?:alert|event)" value=")\d+"')  # a form's row id
@@ -571,7 +574,7 @@ def enroll_and_randomize(
             "screening": {"age_18_plus": True, "smi_diagnosis": True, "internet_access": True},
             "consent": {"version": "1.0"},
             "strata": {"diagnosis": "bipolar"},
-            "contact": {"name": "Pat Doe", "phone": "555-0100"}
+            "contact": {"name": "Pat Doe", "phone": "215-555-0100"}
             | ({"email": address(world, i)} if emails else {}),
         }
         made = api.client.post(
@@ -677,6 +680,22 @@ def sign_up_online(db: Database, world: World) -> None:
                     updated_at=now,
                 )
             )
+
+
+def text_in(db: Database, world: World) -> None:
+    """Each participant texts the study (their automatic answers stay queued): the texts
+    head the worklist and the replies' list, the same whatever the arm."""
+    now = utcnow()
+    with db.begin() as session:
+        study = session.scalars(select(Study).where(Study.slug == world.slug)).one()
+        for code in world.codes:
+            person = session.scalars(
+                select(Participant).where(
+                    Participant.study_id == study.id, Participant.code == code
+                )
+            ).one()
+            text = Inbound(uuid.uuid4().hex, "+12155550100", "Can someone call me back?")
+            record_reply(session, text=text, participant=person, now=now)
 
 
 def answer_surveys(api: Api, db: Database, world: World) -> None:

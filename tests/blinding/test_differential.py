@@ -60,6 +60,7 @@ def test_what_a_blind_role_is_answered_does_not_depend_on_the_arm(
         harness.follow_up_and_review(api, staff, world, coordinator, reviewer)
         harness.pay_incentives(api, world, coordinator)  # approved, the vendor's file
         harness.scheduler(mailer, days=3)  # reminders, resent invitations
+        harness.text_in(db, world)  # each participant texts the study: the worklist's top
         got |= harness.fetch_participants(staff, world, label, "reminded")
         got |= harness.fetch_study(staff, world, label, "reminded")
         harness.report_and_close(api, staff, world, coordinator)  # deadlines met, closed

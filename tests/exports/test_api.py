@@ -103,7 +103,7 @@ def trial(api, db):
         contact = {
             "name": f"Zebulon Quartermaine{n}",
             "email": f"leak{n}@hidden.example",
-            "phone": f"+1-555-01{n:02d}",
+            "phone": f"+1-215-555-01{n:02d}",
         }
         body = enrollment(("PHL", "PIT")[n % 2], ("bipolar", "depressive")[n % 2])
         body["contact"] = contact
