@@ -32,7 +32,7 @@ from tests import pg
 from tests.conftest import TEST_SECRET_KEY
 from tests.consent.test_consent import SLUG, definition, document
 from tests.console.conftest import ORIGIN, Browser, csrf_of, link_for
-from tests.helpers import Api, bearer, enrollment
+from tests.helpers import Api, bearer, enrollment, study_today
 
 C = f"/console/studies/{SLUG}"
 S = f"/api/v1/studies/{SLUG}"
@@ -189,7 +189,7 @@ def test_a_consent_taken_in_person_is_recorded_by_whoever_obtained_it(env: Env) 
     code, pid = env.enroll()
     page = f"{C}/participants/{code}"
     action = f"{page}/consents"
-    tomorrow = (datetime.now(UTC) + timedelta(days=2)).date().isoformat()
+    tomorrow = (study_today() + timedelta(days=1)).isoformat()
     for sent, fields in (
         (
             {"version": "", "obtained_on": "3 March", "note": "x" * 2001},
@@ -204,7 +204,7 @@ def test_a_consent_taken_in_person_is_recorded_by_whoever_obtained_it(env: Env) 
             assert f'href="#{field}"' in refused.text, (sent, field)
     with env.db.session(write=False) as session:
         assert len(consents.consents_of(session, participant_id=pid)) == 1
-    day = (date.today() - timedelta(days=3)).isoformat()
+    day = (study_today() - timedelta(days=3)).isoformat()
     done = coordinator.post(
         action, {"version": "1.0", "obtained_on": day, "note": "Re-read on paper"}, csrf_from=page
     )
@@ -228,13 +228,13 @@ def test_the_enroll_form_asks_the_day_consent_was_taken(env: Env) -> None:
         "strata-diagnosis": "bipolar",
         "contact-name": "Ann Example",
     }
-    future = (datetime.now(UTC) + timedelta(days=2)).date().isoformat()
+    future = (study_today() + timedelta(days=1)).isoformat()
     fields = {"csrf_token": csrf_of(form), "form_id": "f-" + future, **answers}
     refused = coordinator.client.post(
         f"{C}/enroll", data={**fields, "consent-obtained_on": future}, headers=ORIGIN
     )
     assert refused.status_code == 422 and 'href="#consent-obtained_on"' in refused.text
-    day = (date.today() - timedelta(days=5)).isoformat()
+    day = (study_today() - timedelta(days=5)).isoformat()
     made = coordinator.client.post(
         f"{C}/enroll", data={**fields, "form_id": "g-1", "consent-obtained_on": day}, headers=ORIGIN
     )

@@ -6,7 +6,7 @@ import csv
 import io
 import json
 import zipfile
-from datetime import date
+from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
@@ -20,7 +20,7 @@ from app.studies import service as studies
 from app.studies.models import Study
 from app.studies.pseudonyms import export_order, pseudonym
 from tests.exports.safety_seed import AE_NOTE, AE_TERM, PD_ACTION, PD_TEXT, seed_safety
-from tests.helpers import BASELINE_ANSWERS, bearer, english_only, enrollment
+from tests.helpers import BASELINE_ANSWERS, bearer, english_only, enrollment, study_today
 
 STUDY = "leak-study"
 BASE = f"/api/v1/studies/{STUDY}"
@@ -188,8 +188,11 @@ def _every_export(api, token: str) -> dict[str, bytes]:
 def test_a_statistician_never_receives_a_name_email_phone_code_date_free_text_or_arm(api, trial):
     statistician = api.user("statistician")
     pulled = _every_export(api, statistician)
-    today = date.today()
-    forbidden = [SECRET_TEXT, BIRTHDAY, today.isoformat(), today.strftime("%d/%m/%Y")]
+    # Today as the study's zone and as UTC write it (between midnight UTC and New York's
+    # they differ): an export dated either way would carry a date of this test's events.
+    days = {study_today(), datetime.now(UTC).date()}
+    forbidden = [SECRET_TEXT, BIRTHDAY]
+    forbidden += [d.isoformat() for d in days] + [d.strftime("%d/%m/%Y") for d in days]
     forbidden += ["Zebulon", "Quartermaine", "hidden.example", "555-01"]
     forbidden += [p["code"] for p in trial]
     forbidden += list(ARM_LABELS) + list(ARM_LABELS.values())
