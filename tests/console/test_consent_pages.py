@@ -8,11 +8,9 @@ Spanish); each test makes participants of its own."""
 from __future__ import annotations
 
 import re
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -28,8 +26,6 @@ from app.main import create_app
 from app.participants.models import Participant
 from app.studies.models import Study
 from app.studies.service import definition_of
-from tests import pg
-from tests.conftest import TEST_SECRET_KEY
 from tests.consent.test_consent import SLUG, definition, document
 from tests.console.conftest import ORIGIN, Browser, csrf_of, link_for
 from tests.helpers import Api, bearer, enrollment, study_today
@@ -85,20 +81,9 @@ class Env:
             return consent.id
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def env(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
-    name = None
-    if request.param == "sqlite":
-        template: Path = request.getfixturevalue("sqlite_template")
-        path = tmp_path_factory.mktemp("consentui") / "trialdesk.db"
-        shutil.copyfile(template, path)
-        url, key = f"sqlite:///{path}", None
-    else:
-        name = pg.create_database("trialdesk_t", template=request.getfixturevalue("pg_template"))
-        url, key = pg.database_url(name), TEST_SECRET_KEY
-    settings = Settings(
-        database_url=url, secret_key=key, base_url="http://testserver", scheduler=False
-    )
+@pytest.fixture(scope="module")
+def env(module_settings: Settings) -> Iterator[Env]:
+    settings = module_settings  # a copy of the template per backend, for the module
     db = Database(settings)
     with db.begin() as session:
         loaded = load_demo(session)
@@ -111,8 +96,6 @@ def env(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
         assert client.post(f"{S}/activate", headers=admin).status_code == 200
         yield Env(Api(client, admin_token=loaded.token), db, client)
     db.dispose()
-    if name is not None:
-        pg.drop_database(name)
 
 
 def _section(html: str) -> str:
