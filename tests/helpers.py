@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from functools import cache
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -33,6 +33,15 @@ def study_today(now: datetime | None = None) -> date:
     already tomorrow in New York between midnight UTC and 04:00/05:00 UTC. Asked at each
     use, not kept in a module constant, so a run that crosses midnight stays right."""
     return (now or datetime.now(UTC)).astimezone(_demo_zone()).date()
+
+
+def study_noon(days: int) -> datetime:
+    """Noon in the demo study's zone, `days` days after its today (as a UTC moment): a
+    clock for the scheduler that lands on the study date meant at any hour the test
+    runs, where `utcnow() + timedelta(days=days)` lands on the next date when it is
+    late evening in New York and the days cross a change to or from daylight time."""
+    day = study_today() + timedelta(days=days)
+    return datetime.combine(day, time(12), tzinfo=_demo_zone()).astimezone(UTC)
 
 
 def english_only(document: dict[str, Any]) -> dict[str, Any]:
