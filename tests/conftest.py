@@ -118,11 +118,15 @@ def module_settings(
         shutil.copyfile(template, path)
         url, key = f"sqlite:///{path}", None
     else:
-        name = pg.create_database("trialdesk_t", template=request.getfixturevalue("pg_template"))
+        # A copy made ahead by the pool, and dropped by its thread: dropping a database
+        # makes the server checkpoint, which took from seconds to minutes on a busy
+        # machine when the module's last test waited for it.
+        pool: pg.DatabasePool = request.getfixturevalue("pg_pool")
+        name = pool.take()
         url, key = pg.database_url(name), TEST_SECRET_KEY
     yield Settings(database_url=url, secret_key=key, base_url="http://testserver", scheduler=False)
     if name is not None:
-        pg.drop_database(name)
+        pool.give_back(name)
 
 
 @pytest.fixture
@@ -154,6 +158,24 @@ def api(client: TestClient, db: Database) -> Api:
     with db.begin() as session:
         loaded = load_demo(session)
     return Api(client, admin_token=loaded.token)
+
+
+@pytest.fixture(scope="module")
+def module_db(module_settings: Settings) -> Iterator[Database]:
+    database = Database(module_settings)
+    yield database
+    database.dispose()
+
+
+@pytest.fixture(scope="module")
+def module_api(module_settings: Settings, module_db: Database) -> Iterator[Api]:
+    """`api` shared by a module's tests (the demo study in the `module_settings` database):
+    for the cases of a parametrized refusal test, which each make their own participant
+    and store nothing, so need no fresh database, application and demo each."""
+    with module_db.begin() as session:
+        loaded = load_demo(session)
+    with TestClient(create_app(module_settings)) as test_client:
+        yield Api(test_client, admin_token=loaded.token)
 
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's, never a downloaded browser

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime, time, timedelta
+from functools import cache
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 import httpx
 
@@ -15,6 +18,30 @@ ELIGIBLE = {"age_18_plus": True, "smi_diagnosis": True, "internet_access": True}
 BASELINE_ANSWERS: dict[str, Any] = (
     {f"who5_{i}": 3 for i in range(1, 6)} | {f"phq9_{i}": 1 for i in range(1, 10)} | {"phq9_9": 0}
 )
+
+
+@cache
+def _demo_zone() -> ZoneInfo:
+    from app.demo import demo_definition
+
+    return ZoneInfo(demo_definition()["timezone"])
+
+
+def study_today(now: datetime | None = None) -> date:
+    """Today in the demo study's time zone (America/New_York), the day the application
+    means by "today": never `date.today()`, which is the machine's (UTC) day and is
+    already tomorrow in New York between midnight UTC and 04:00/05:00 UTC. Asked at each
+    use, not kept in a module constant, so a run that crosses midnight stays right."""
+    return (now or datetime.now(UTC)).astimezone(_demo_zone()).date()
+
+
+def study_noon(days: int) -> datetime:
+    """Noon in the demo study's zone, `days` days after its today (as a UTC moment): a
+    clock for the scheduler that lands on the study date meant at any hour the test
+    runs, where `utcnow() + timedelta(days=days)` lands on the next date when it is
+    late evening in New York and the days cross a change to or from daylight time."""
+    day = study_today() + timedelta(days=days)
+    return datetime.combine(day, time(12), tzinfo=_demo_zone()).astimezone(UTC)
 
 
 def english_only(document: dict[str, Any]) -> dict[str, Any]:

@@ -34,6 +34,7 @@ from app.retention.schemas import CallReasonRead
 from app.studies import service as studies
 from app.studies.models import Study
 from app.surveys import worklist as work
+from app.surveys.scheduling import local_date
 from app.surveys.service import timepoint_name
 from app.surveys.worklist import WorkSort, WorkStatus
 from app.web.pages import shortdate
@@ -204,7 +205,11 @@ def _needing_action(session: Session, study: Study, staff: Staff, now: datetime)
         )
         for wanted in (WorkStatus.overdue, WorkStatus.missed)
     ]
-    since = now.date() - timedelta(days=MISSED_RECENT_DAYS)
+    # closes_on is a date of the study's zone: "today" is the study's, not UTC's (before
+    # midnight in New York it is already tomorrow in UTC).
+    since = local_date(now, studies.definition_of(study).zone()) - timedelta(
+        days=MISSED_RECENT_DAYS
+    )
     rows = found[0].rows + [r for r in found[1].rows if r.instance.closes_on >= since]
     rows.sort(key=lambda r: (r.instance.closes_on, r.instance.id))
     return work.Worklist(rows, found[0].alerts_open, found[0].messages_failed)

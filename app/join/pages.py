@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -326,7 +326,7 @@ def send_contact(request: Request, token: str, session: SessionDep, form: FormDe
     applicant, opened = applicant_of(session, token, for_update=True)
     if _signed(applicant):
         return go(f"/join/a/{token}/done")
-    today = datetime.now(UTC).date()
+    today = datetime.now(opened.definition.zone()).date()  # a birth date is the study's day
     with catalogs.speaking(applicant.language):
         contact, parsed = forms.contact(
             form, ask_date_of_birth=opened.definition.join.ask_date_of_birth, today=today

@@ -39,7 +39,7 @@ import uuid
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -61,7 +61,7 @@ from app.surveys import service as surveys
 from app.surveys.models import SurveyInstance
 from app.texting.service import Inbound, record_reply
 from tests.console.conftest import ORIGIN, Browser, csrf_of, link_for
-from tests.helpers import BASELINE_ANSWERS, Api, bearer
+from tests.helpers import BASELINE_ANSWERS, Api, bearer, study_noon
 
 ARMS = ("listserv", "control", "bulletin_board")
 STRATUM = "site=PHL|diagnosis=bipolar"
@@ -897,8 +897,10 @@ def report_and_close(api: Api, staff: Staff, world: World, coordinator: str) -> 
 
 
 def scheduler(db: Database, *, days: int = 0) -> None:
-    """A scheduler pass at now + days (invitations, reminders; they fail: no address)."""
-    run_pass(db, now=utcnow() + timedelta(days=days))
+    """A scheduler pass now, or at noon in the study `days` days on (invitations,
+    reminders; they fail: no address): `utcnow() + days` could land a date further at
+    night in New York when the days cross a change of daylight time."""
+    run_pass(db, now=study_noon(days) if days else utcnow())
 
 
 def withdraw_all(api: Api, world: World, coordinator: str, **leaving: str) -> None:

@@ -16,47 +16,52 @@ from sqlalchemy import select
 from app.studies.models import Study
 from app.surveys.models import SurveyInstance
 from tests.blinding import harness
-from tests.helpers import bearer
+from tests.helpers import bearer, study_today
 
 LISTSERV, CONTROL, BOARD = 0, 1, 2
-# The study's day (New York), not the machine's: between midnight UTC and New York's the
-# UTC date is in the study's future, and an interview cannot be dated there.
-TODAY = harness.local_today().isoformat()
 WHO5 = {f"who5_{i}": 2 for i in range(1, 6)}
 PHQ9 = {f"phq9_{i}": 1 for i in range(1, 10)} | {"phq9_9": 0}
 REASON = "read back to the participant, who corrected it"
 
-# (method, what after .../surveys/{timepoint}, timepoint, body): done in this order for
-# each participant, as the blind coordinator.
-STEPS: list[tuple[str, str, str, object]] = [
-    ("GET", "", "group_check", None),
-    ("PUT", "/answers", "group_check", {"answers": harness.GROUP_ANSWERS}),
-    ("POST", "/submit", "group_check", {"answers": {}, "interviewed_on": TODAY}),
-    ("POST", "/corrections", "group_check", {"item": "gx_helpful", "value": 1, "reason": REASON}),
-    ("GET", "", "group_recall", None),
-    ("POST", "/submit", "group_recall", {"answers": {}, "interviewed_on": TODAY}),
-    ("GET", "", "month_1", None),
-    ("PUT", "/answers", "month_1", {"answers": {"gx_frequency": 3}}),
-    ("PUT", "/answers", "month_1", {"answers": {"who5_1": 4}, "interviewed_on": TODAY}),
-    ("POST", "/submit", "month_1", {"answers": WHO5 | {"gx_helpful": 2}}),
-    # A null for the arm-limited item takes nothing back: the blind coordinator is not
-    # shown it (the list-serv participant's own answer stays, checked below).
-    ("POST", "/submit", "month_1", {"answers": WHO5 | PHQ9 | {"gx_frequency": None}}),
-    ("GET", "", "month_1", None),
-    ("POST", "/corrections", "month_1", {"item": "gx_frequency", "value": 1, "reason": REASON}),
-    ("POST", "/corrections", "month_1", {"item": "who5_3", "value": 5, "reason": REASON}),
-    ("POST", "/submit", "recall", {"answers": WHO5, "interviewed_on": TODAY}),
-    ("GET", "", "recall", None),
-    ("GET", "", "month_12", None),
-    ("PUT", "/answers", "month_12", {"answers": WHO5}),
-]
+
+def _steps(today: str) -> list[tuple[str, str, str, object]]:
+    """(method, what after .../surveys/{timepoint}, timepoint, body): done in this order
+    for each participant, as the blind coordinator; the interviews are dated `today`, the
+    study's own day (an interview dated after it is refused)."""
+    return [
+        ("GET", "", "group_check", None),
+        ("PUT", "/answers", "group_check", {"answers": harness.GROUP_ANSWERS}),
+        ("POST", "/submit", "group_check", {"answers": {}, "interviewed_on": today}),
+        (
+            "POST",
+            "/corrections",
+            "group_check",
+            {"item": "gx_helpful", "value": 1, "reason": REASON},
+        ),
+        ("GET", "", "group_recall", None),
+        ("POST", "/submit", "group_recall", {"answers": {}, "interviewed_on": today}),
+        ("GET", "", "month_1", None),
+        ("PUT", "/answers", "month_1", {"answers": {"gx_frequency": 3}}),
+        ("PUT", "/answers", "month_1", {"answers": {"who5_1": 4}, "interviewed_on": today}),
+        ("POST", "/submit", "month_1", {"answers": WHO5 | {"gx_helpful": 2}}),
+        # A null for the arm-limited item takes nothing back: the blind coordinator is not
+        # shown it (the list-serv participant's own answer stays, checked below).
+        ("POST", "/submit", "month_1", {"answers": WHO5 | PHQ9 | {"gx_frequency": None}}),
+        ("GET", "", "month_1", None),
+        ("POST", "/corrections", "month_1", {"item": "gx_frequency", "value": 1, "reason": REASON}),
+        ("POST", "/corrections", "month_1", {"item": "who5_3", "value": 5, "reason": REASON}),
+        ("POST", "/submit", "recall", {"answers": WHO5, "interviewed_on": today}),
+        ("GET", "", "recall", None),
+        ("GET", "", "month_12", None),
+        ("PUT", "/answers", "month_12", {"answers": WHO5}),
+    ]
 
 
 def _run(api, world, token: str, index: int) -> list[str]:
     code = world.codes[index]
     base = f"/api/v1/studies/{world.slug}/participants/{code}/surveys"
     answers = []
-    for method, what, timepoint, body in STEPS:
+    for method, what, timepoint, body in _steps(study_today().isoformat()):
         response = api.client.request(
             method, f"{base}/{timepoint}{what}", json=body, headers=bearer(token)
         )
@@ -122,7 +127,7 @@ def test_a_coordinator_the_study_shows_arms_to_enters_the_arm_limited_instrument
             f"/api/v1/studies/{world.slug}/participants/{world.codes[index]}"
             f"/surveys/{timepoint}/submit"
         )
-        body = {"answers": answers, "interviewed_on": TODAY}
+        body = {"answers": answers, "interviewed_on": study_today().isoformat()}
         response = api.client.post(url, json=body, headers=bearer(coordinator))
         return response.status_code, response.json()
 

@@ -33,7 +33,7 @@ from app.scheduler.mail import SmtpTransport
 from app.studies.lifecycle import StudyStatus
 from app.studies.models import Study
 from app.studies.service import definition_of
-from tests.helpers import Api, bearer, enrollment
+from tests.helpers import Api, bearer, enrollment, study_today
 from tests.smtp import Inbox, body, smtp_server
 
 SLUG = "consent-trial"
@@ -259,7 +259,7 @@ def test_a_consent_taken_in_person_has_its_day_and_who_obtained_it(env: Env) -> 
     code, _ = env.enroll(obtained_on="2026-01-02")
     [first] = env.get(f"{S}/participants/{code}/consents").json()
     assert first["obtained_on"] == "2026-01-02" and first["state"] == "signed"
-    tomorrow = (datetime.now(UTC) + timedelta(days=2)).date().isoformat()
+    tomorrow = (study_today() + timedelta(days=1)).isoformat()
     late = env.post(
         f"{S}/participants/{code}/consents", {"version": "1.0", "obtained_on": tomorrow}
     )
@@ -357,7 +357,7 @@ def test_consents_change_only_for_people_taking_part_and_only_until_lock(env: En
     refused = env.client.post(f"{S}/participants", json=screening, headers=bearer(env.coordinator))
     assert refused.status_code == 201 and refused.json()["status"] == "ineligible"
     ineligible = refused.json()["code"]
-    yesterday = (datetime.now(UTC) - timedelta(days=1)).date().isoformat()
+    yesterday = (study_today() - timedelta(days=1)).isoformat()
     given = env.post(
         f"{S}/participants/{ineligible}/consents", {"version": "1.0", "obtained_on": yesterday}
     )

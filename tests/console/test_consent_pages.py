@@ -8,11 +8,9 @@ Spanish); each test makes participants of its own."""
 from __future__ import annotations
 
 import re
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -28,11 +26,9 @@ from app.main import create_app
 from app.participants.models import Participant
 from app.studies.models import Study
 from app.studies.service import definition_of
-from tests import pg
-from tests.conftest import TEST_SECRET_KEY
 from tests.consent.test_consent import SLUG, definition, document
 from tests.console.conftest import ORIGIN, Browser, csrf_of, link_for
-from tests.helpers import Api, bearer, enrollment
+from tests.helpers import Api, bearer, enrollment, study_today
 
 C = f"/console/studies/{SLUG}"
 S = f"/api/v1/studies/{SLUG}"
@@ -85,20 +81,9 @@ class Env:
             return consent.id
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def env(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
-    name = None
-    if request.param == "sqlite":
-        template: Path = request.getfixturevalue("sqlite_template")
-        path = tmp_path_factory.mktemp("consentui") / "trialdesk.db"
-        shutil.copyfile(template, path)
-        url, key = f"sqlite:///{path}", None
-    else:
-        name = pg.create_database("trialdesk_t", template=request.getfixturevalue("pg_template"))
-        url, key = pg.database_url(name), TEST_SECRET_KEY
-    settings = Settings(
-        database_url=url, secret_key=key, base_url="http://testserver", scheduler=False
-    )
+@pytest.fixture(scope="module")
+def env(module_settings: Settings) -> Iterator[Env]:
+    settings = module_settings  # a copy of the template per backend, for the module
     db = Database(settings)
     with db.begin() as session:
         loaded = load_demo(session)
@@ -111,8 +96,6 @@ def env(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
         assert client.post(f"{S}/activate", headers=admin).status_code == 200
         yield Env(Api(client, admin_token=loaded.token), db, client)
     db.dispose()
-    if name is not None:
-        pg.drop_database(name)
 
 
 def _section(html: str) -> str:
@@ -189,7 +172,7 @@ def test_a_consent_taken_in_person_is_recorded_by_whoever_obtained_it(env: Env) 
     code, pid = env.enroll()
     page = f"{C}/participants/{code}"
     action = f"{page}/consents"
-    tomorrow = (datetime.now(UTC) + timedelta(days=2)).date().isoformat()
+    tomorrow = (study_today() + timedelta(days=1)).isoformat()
     for sent, fields in (
         (
             {"version": "", "obtained_on": "3 March", "note": "x" * 2001},
@@ -204,7 +187,7 @@ def test_a_consent_taken_in_person_is_recorded_by_whoever_obtained_it(env: Env) 
             assert f'href="#{field}"' in refused.text, (sent, field)
     with env.db.session(write=False) as session:
         assert len(consents.consents_of(session, participant_id=pid)) == 1
-    day = (date.today() - timedelta(days=3)).isoformat()
+    day = (study_today() - timedelta(days=3)).isoformat()
     done = coordinator.post(
         action, {"version": "1.0", "obtained_on": day, "note": "Re-read on paper"}, csrf_from=page
     )
@@ -228,13 +211,13 @@ def test_the_enroll_form_asks_the_day_consent_was_taken(env: Env) -> None:
         "strata-diagnosis": "bipolar",
         "contact-name": "Ann Example",
     }
-    future = (datetime.now(UTC) + timedelta(days=2)).date().isoformat()
+    future = (study_today() + timedelta(days=1)).isoformat()
     fields = {"csrf_token": csrf_of(form), "form_id": "f-" + future, **answers}
     refused = coordinator.client.post(
         f"{C}/enroll", data={**fields, "consent-obtained_on": future}, headers=ORIGIN
     )
     assert refused.status_code == 422 and 'href="#consent-obtained_on"' in refused.text
-    day = (date.today() - timedelta(days=5)).isoformat()
+    day = (study_today() - timedelta(days=5)).isoformat()
     made = coordinator.client.post(
         f"{C}/enroll", data={**fields, "form_id": "g-1", "consent-obtained_on": day}, headers=ORIGIN
     )

@@ -6,9 +6,12 @@ for open surveys, search and readiness filters, and words instead of codes."""
 from __future__ import annotations
 
 import re
+from datetime import timedelta
+
+import sqlalchemy as sa
 
 from tests.console.test_pages import ELIGIBLE, S, _code, _enroll
-from tests.helpers import BASELINE_ANSWERS
+from tests.helpers import BASELINE_ANSWERS, study_today
 
 BADGE = re.compile(r'class="nav-alerts" href="([^"]+)">Alerts <span class="badge">(\d+)</span>')
 
@@ -154,3 +157,23 @@ def test_the_worklist_shows_what_needs_action_first_and_all_in_one_click(signed_
     assert every
     listed = coordinator.get(every.group(1).replace("&amp;", "&")).text
     assert f">{code}</a>" in listed and "Show only what needs action" in listed
+
+
+def test_missed_recently_counts_back_from_the_studys_today(signed_in, db):
+    """ "Missed in the last 14 days" counts study dates: from midnight UTC until New
+    York's, the UTC date is already tomorrow there, and a survey that closed 14 study
+    days ago was left out of what needs action."""
+    coordinator = signed_in("coordinator", "PHL")
+    recent, old = (_code(_enroll(coordinator)[0]) for _ in range(2))
+    for code, closed in ((recent, 14), (old, 15)):  # days before the study's today
+        closes = study_today() - timedelta(days=closed)
+        with db.engine.begin() as connection:
+            connection.execute(
+                sa.text(
+                    "UPDATE survey_instances SET opens_on = :o, closes_on = :c "
+                    "WHERE participant_code = :p AND timepoint = 'baseline'"
+                ),
+                {"o": closes - timedelta(days=7), "c": closes, "p": code},
+            )
+    bare = coordinator.get(f"{S}/worklist").text
+    assert f">{recent}</a>" in bare and f">{old}</a>" not in bare

@@ -6,21 +6,26 @@ import csv
 import io
 import json
 import zipfile
-from datetime import date
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
 import pytest
 import sqlalchemy as sa
+from fastapi.testclient import TestClient
 from frictionless import Package, validate
 
-from app.demo import demo_definition
+from app.config import Settings
+from app.db.engine import Database
+from app.demo import demo_definition, load_demo
+from app.main import create_app
 from app.participants.models import Participant
 from app.studies import service as studies
 from app.studies.models import Study
 from app.studies.pseudonyms import export_order, pseudonym
 from tests.exports.safety_seed import AE_NOTE, AE_TERM, PD_ACTION, PD_TEXT, seed_safety
-from tests.helpers import BASELINE_ANSWERS, bearer, english_only, enrollment
+from tests.helpers import BASELINE_ANSWERS, Api, bearer, english_only, enrollment, study_today
 
 STUDY = "leak-study"
 BASE = f"/api/v1/studies/{STUDY}"
@@ -83,7 +88,28 @@ def _get(api, path: str, token: str, **params: Any):
     return api.client.get(f"{BASE}{path}", params=params, headers=bearer(token))
 
 
-@pytest.fixture
+# The trial is built once per module and backend (`module_settings`), not once per test:
+# building it (nine participants, their surveys, the safety records) was most of the
+# time of the exports' tests. The tests read it and add users, exports and audit
+# records, which none of them counts; a test that changes the trial (the lock) comes
+# last in its module. Modules that use `trial` import `api` and `db` from here too.
+@pytest.fixture(scope="module")
+def db(module_settings: Settings) -> Iterator[Database]:
+    database = Database(module_settings)
+    yield database
+    database.dispose()
+
+
+@pytest.fixture(scope="module")
+def api(module_settings: Settings, db: Database) -> Iterator[Api]:
+    """The demo study loaded, and an `Api` helper of the module's application."""
+    with db.begin() as session:
+        loaded = load_demo(session)
+    with TestClient(create_app(module_settings)) as client:
+        yield Api(client, admin_token=loaded.token)
+
+
+@pytest.fixture(scope="module")
 def trial(api, db):
     """A small trial: nine participants enrolled (with known names, emails, phones),
     baselines completed with free text and a date, randomized, month 4 answered by the
@@ -188,8 +214,11 @@ def _every_export(api, token: str) -> dict[str, bytes]:
 def test_a_statistician_never_receives_a_name_email_phone_code_date_free_text_or_arm(api, trial):
     statistician = api.user("statistician")
     pulled = _every_export(api, statistician)
-    today = date.today()
-    forbidden = [SECRET_TEXT, BIRTHDAY, today.isoformat(), today.strftime("%d/%m/%Y")]
+    # Today as the study's zone and as UTC write it (between midnight UTC and New York's
+    # they differ): an export dated either way would carry a date of this test's events.
+    days = {study_today(), datetime.now(UTC).date()}
+    forbidden = [SECRET_TEXT, BIRTHDAY]
+    forbidden += [d.isoformat() for d in days] + [d.strftime("%d/%m/%Y") for d in days]
     forbidden += ["Zebulon", "Quartermaine", "hidden.example", "555-01"]
     forbidden += [p["code"] for p in trial]
     forbidden += list(ARM_LABELS) + list(ARM_LABELS.values())
@@ -204,28 +233,6 @@ def test_a_statistician_never_receives_a_name_email_phone_code_date_free_text_or
     assert SHARED_TEXT.encode() in pulled["blinded.long.csv"]
     rows = _csv(pulled["blinded.long.csv"].decode())
     assert {float(r["who5_raw"]) for r in rows if r["timepoint"] == "baseline"} == {15.0}
-
-
-def test_groups_are_the_arms_partition_stable_across_exports_and_lock(api, trial):
-    statistician = api.user("statistician")
-    blinded = _csv(_get(api, "/exports/blinded", statistician, shape="wide").text)
-    unblinded = _get(
-        api, "/exports/unblinded", api.admin_token, shape="wide", reason="DMC interim review"
-    )
-    assert unblinded.status_code == 200, unblinded.text
-    truth = {r["pseudonym"]: r["arm"] for r in _csv(unblinded.text)}
-    groups = {r["pseudonym"]: r["group"] for r in blinded}
-    assert set(truth) == set(groups) and len(groups) == PEOPLE
-    mapping = {(groups[p], truth[p]) for p in groups}
-    assert len({g for g, _ in mapping}) == len(mapping) == len({a for _, a in mapping})
-    assert {g for g, _ in mapping} <= {"G1", "G2", "G3"}
-    assert sorted(truth.values()) == sorted(p["arm"] for p in trial)
-
-    locked = api.client.post(f"{BASE}/lock", headers=bearer(api.admin_token))
-    assert locked.status_code == 200, locked.text
-    assert locked.json()["secret"]  # the randomization secret is out...
-    after = _csv(_get(api, "/exports/blinded", statistician, shape="wide").text)
-    assert {r["pseudonym"]: r["group"] for r in after} == groups  # ...the groups hold
 
 
 def test_the_unblinded_export_adds_the_allocation_and_needs_a_reason(api, trial):
@@ -368,3 +375,26 @@ def test_a_blind_coordinator_sees_the_randomized_pooled_never_split_by_group(api
     assert {r["group"] for r in retention} == {"all"}
     admin = _get(api, "/reports/consort", api.admin_token).json()
     assert "sessions" in [t["timepoint"] for t in admin["groups"][0]["timepoints"]]
+
+
+def test_groups_are_the_arms_partition_stable_across_exports_and_lock(api, trial):
+    # Last of the module: it locks the study that the other tests share.
+    statistician = api.user("statistician")
+    blinded = _csv(_get(api, "/exports/blinded", statistician, shape="wide").text)
+    unblinded = _get(
+        api, "/exports/unblinded", api.admin_token, shape="wide", reason="DMC interim review"
+    )
+    assert unblinded.status_code == 200, unblinded.text
+    truth = {r["pseudonym"]: r["arm"] for r in _csv(unblinded.text)}
+    groups = {r["pseudonym"]: r["group"] for r in blinded}
+    assert set(truth) == set(groups) and len(groups) == PEOPLE
+    mapping = {(groups[p], truth[p]) for p in groups}
+    assert len({g for g, _ in mapping}) == len(mapping) == len({a for _, a in mapping})
+    assert {g for g, _ in mapping} <= {"G1", "G2", "G3"}
+    assert sorted(truth.values()) == sorted(p["arm"] for p in trial)
+
+    locked = api.client.post(f"{BASE}/lock", headers=bearer(api.admin_token))
+    assert locked.status_code == 200, locked.text
+    assert locked.json()["secret"]  # the randomization secret is out...
+    after = _csv(_get(api, "/exports/blinded", statistician, shape="wide").text)
+    assert {r["pseudonym"]: r["group"] for r in after} == groups  # ...the groups hold

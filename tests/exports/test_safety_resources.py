@@ -23,8 +23,12 @@ from app.safety.events import (
     VersionKind,
 )
 from app.studies.definition import StudyDefinition
+from tests.exports import test_api
 from tests.exports.safety_seed import AE_NOTE, AE_TERM, PD_ACTION, PD_TEXT, facts
-from tests.exports.test_api import STUDY, _get, trial  # noqa: F401
+from tests.exports.test_api import STUDY, _get
+
+# The trial of tests/exports/test_api.py, built once for this module and backend.
+api, db, trial = test_api.api, test_api.db, test_api.trial
 
 ARM_REVEALING = {
     "AEREL",
@@ -87,7 +91,7 @@ def _rows(text: str) -> list[dict[str, str]]:
     return list(csv.DictReader(io.StringIO(text)))
 
 
-def test_safety_tables_blinded_and_unblinded_through_the_api_and_sealed_at_rest(api, db, trial):  # noqa: F811
+def test_safety_tables_blinded_and_unblinded_through_the_api_and_sealed_at_rest(api, db, trial):
     seeded = facts(db, STUDY, [p["code"] for p in trial])
     statistician = api.user("statistician")
     arms = {p["code"]: p["arm"] for p in trial}

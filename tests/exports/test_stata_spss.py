@@ -25,7 +25,11 @@ from app.participants.models import Participant
 from app.studies.models import Study
 from app.surveys.models import SurveyInstance
 from app.surveys.scheduling import local_date
-from tests.exports.test_api import PEOPLE, STUDY, _get, trial  # noqa: F401
+from tests.exports import test_api
+from tests.exports.test_api import PEOPLE, STUDY, _get
+
+# The trial of tests/exports/test_api.py, built once for this module and backend.
+api, db, trial = test_api.api, test_api.db, test_api.trial
 
 ZONE = ZoneInfo("America/New_York")  # the demo study's
 INTERVIEW_DAYS_BEFORE = 5
@@ -39,12 +43,13 @@ def _csv(text: str) -> list[dict[str, str]]:
     return list(csv.DictReader(io.StringIO(text)))
 
 
-@pytest.fixture
-def edited(api, db, trial):  # noqa: F811
+@pytest.fixture(scope="module")
+def edited(api, db, trial):
     """The trial, with what other branches' endpoints will record set in the database: the
     first participant's baseline entered by staff in an interview five days before the
     randomization, with its first WHO-5 item left blank (skipped); the second randomized
-    three days before the others; the last one withdrawn from follow-up."""
+    three days before the others; the last one withdrawn from follow-up. Once per module
+    (as `trial`); the test that withdraws two participants' data comes last."""
     with db.begin() as session:
         study = session.scalars(sa.select(Study).where(Study.slug == STUDY)).one()
         people = {

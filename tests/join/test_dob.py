@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -21,6 +22,7 @@ from app.participants.models import Participant
 from app.studies import service as studies
 from app.studies.definition import StudyDefinition
 from tests.console.conftest import Browser, link_for
+from tests.helpers import study_today
 from tests.join.test_flow import CONSENT, DOC, ELIGIBLE, _stamp
 
 SLUG = "join-dob"
@@ -178,3 +180,17 @@ def test_a_failed_quiz_twice_shows_as_a_call_on_the_worklist_until_marked_done(a
     assert (
         browser.post(action.replace("applicant", "nobody"), csrf_from=worklist).status_code == 404
     )
+
+
+def test_a_date_of_birth_after_the_studys_today_is_refused(app_parts):  # type: ignore[no-untyped-def]
+    """The sign-up bounds a date of birth by the study's today, as the survey's re-check
+    does: from midnight UTC until New York's, the UTC date is New York's tomorrow."""
+    client, db, _ = app_parts
+    body = {**ELIGIBLE, "s-diagnosis": "bipolar", "shown": _stamp(db, slug=SLUG), "website": ""}
+    contact = client.post(f"/join/{SLUG}", data=body, follow_redirects=False)
+    base = contact.headers["location"].rsplit("/", 1)[0]
+    day = study_today() + timedelta(days=1)
+    born = {"dob-day": str(day.day), "dob-month": str(day.month), "dob-year": str(day.year)}
+    sent = {"name": "Di Early", "email": "di.early@example.org", **born}
+    refused = client.post(f"{base}/contact", data=sent)
+    assert refused.status_code == 422 and "Date of birth must be in the past" in refused.text

@@ -6,17 +6,22 @@ from __future__ import annotations
 import csv
 import io
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 from pypdf import PdfReader
 from sqlalchemy import select
 
 from app.audit.models import AuditRecord
 from app.auth.models import User
+from app.config import Settings
 from app.db.base import utcnow
 from app.db.engine import Database
+from app.demo import load_demo
+from app.main import create_app
 from app.participants.models import Participant
 from app.reports.dsmb import group_letters
 from app.safety.models import (
@@ -117,10 +122,22 @@ class Trial:
     waiting: str  # enrolled, never randomized
 
 
-@pytest.fixture
-def trial(api: Api, db: Database) -> Trial:
+@pytest.fixture(scope="module")
+def trial(module_settings: Settings) -> Iterator[Trial]:
     """Six enrolled at two sites, five randomized; four events (two serious, one fatal,
-    one of a participant never randomized); deviations confirmed, proposed, dismissed."""
+    one of a participant never randomized); deviations confirmed, proposed, dismissed.
+
+    Built once per module and backend: the tests read it (and add users and reads of the
+    report); the one that locks the study comes last."""
+    db = Database(module_settings)
+    with db.begin() as session:
+        loaded = load_demo(session)
+    with TestClient(create_app(module_settings)) as client:
+        yield _trial(Api(client, admin_token=loaded.token), db)
+    db.dispose()
+
+
+def _trial(api: Api, db: Database) -> Trial:
     admin = api.admin_token
     codes = [api.enroll(admin, site=("PHL", "PIT")[n % 2]) for n in range(6)]
     arms = {}
@@ -302,7 +319,37 @@ def test_letters_are_drawn_apart_from_the_exports_group_codes():
     assert 60 <= same <= 140
 
 
+def _browser(trial: Trial, client: Any, role: str, *sites: str) -> Browser:
+    email = f"{role}-dsmb@example.org"
+    trial.api.user(role, *sites, email=email)
+    browser = Browser(client, email)
+    assert browser.open_link(link_for(trial.db, email)).status_code == 303
+    return browser
+
+
+def test_console_pages_of_the_report_and_its_pdf(trial: Trial):
+    client = trial.api.client
+    coordinator = _browser(trial, client, "coordinator", "PHL")
+    page = coordinator.get(f"/console/studies/{STUDY}/reports/dsmb")
+    assert page.status_code == 200, page.text
+    assert "DSMB report: open part" in page.text and "Closed part" not in page.text
+    assert f'href="/console/studies/{STUDY}/reports/dsmb"' in page.text  # in the navigation
+    refused = coordinator.get(f"/console/studies/{STUDY}/reports/dsmb?part=closed")
+    assert refused.status_code == 403
+    member = _browser(trial, client, "dsmb_member")
+    closed = member.get(f"/console/studies/{STUDY}/reports/dsmb?part=closed")
+    assert closed.status_code == 200 and "Appendix: key to the groups" in closed.text
+    pdf = member.get(f"/console/studies/{STUDY}/reports/dsmb.pdf?part=closed")
+    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
+    cross = member.get(
+        f"/console/studies/{STUDY}/reports/dsmb?part=closed",
+        headers={"Sec-Fetch-Site": "cross-site"},
+    )
+    assert cross.status_code == 403
+
+
 def test_ctgov_tables_by_arm_after_lock_only_for_roles_that_see_arms(trial: Trial):
+    # Last of the module: it locks the study that the other tests share.
     api = trial.api
     path = f"{BASE}/reports/ctgov-adverse-events"
     early = api.client.get(path, headers=bearer(api.admin_token))
@@ -343,31 +390,3 @@ def test_ctgov_tables_by_arm_after_lock_only_for_roles_that_see_arms(trial: Tria
     assert (
         api.client.get(f"{path}?threshold=101", headers=bearer(api.admin_token)).status_code == 422
     )
-
-
-def _browser(trial: Trial, client: Any, role: str, *sites: str) -> Browser:
-    email = f"{role}-dsmb@example.org"
-    trial.api.user(role, *sites, email=email)
-    browser = Browser(client, email)
-    assert browser.open_link(link_for(trial.db, email)).status_code == 303
-    return browser
-
-
-def test_console_pages_of_the_report_and_its_pdf(trial: Trial, client: Any):
-    coordinator = _browser(trial, client, "coordinator", "PHL")
-    page = coordinator.get(f"/console/studies/{STUDY}/reports/dsmb")
-    assert page.status_code == 200, page.text
-    assert "DSMB report: open part" in page.text and "Closed part" not in page.text
-    assert f'href="/console/studies/{STUDY}/reports/dsmb"' in page.text  # in the navigation
-    refused = coordinator.get(f"/console/studies/{STUDY}/reports/dsmb?part=closed")
-    assert refused.status_code == 403
-    member = _browser(trial, client, "dsmb_member")
-    closed = member.get(f"/console/studies/{STUDY}/reports/dsmb?part=closed")
-    assert closed.status_code == 200 and "Appendix: key to the groups" in closed.text
-    pdf = member.get(f"/console/studies/{STUDY}/reports/dsmb.pdf?part=closed")
-    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
-    cross = member.get(
-        f"/console/studies/{STUDY}/reports/dsmb?part=closed",
-        headers={"Sec-Fetch-Site": "cross-site"},
-    )
-    assert cross.status_code == 403

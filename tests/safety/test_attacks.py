@@ -13,7 +13,6 @@ import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date
 from typing import Any
 
 import pytest
@@ -30,7 +29,7 @@ from app.safety.models import AdverseEvent, AdverseEventVersion, ProtocolDeviati
 from app.studies import service as studies
 from app.studies.validation import parse_definition
 from tests.console.conftest import ORIGIN, Browser, csrf_of, link_for
-from tests.helpers import STUDY, Api, bearer
+from tests.helpers import STUDY, Api, bearer, study_today
 
 S = f"/api/v1/studies/{STUDY}"
 C = f"/console/studies/{STUDY}"
@@ -91,7 +90,7 @@ def env(module_settings: Settings) -> Iterator[Env]:
         event = client.post(
             f"{S}/participants/{code}/events", json=SAE, headers=bearer(coordinator)
         )
-        today = date.today().isoformat()
+        today = study_today().isoformat()  # a deviation cannot be dated after it
         deviation = client.post(
             f"{S}/participants/{code}/deviations",
             json={
@@ -133,7 +132,7 @@ def _refused(env: Env, method: str, url: str, body: Any = None, **headers: str) 
 
 
 def _today() -> str:
-    return date.today().isoformat()
+    return study_today().isoformat()
 
 
 # (what, where the body goes, the body, the field the problem must name)

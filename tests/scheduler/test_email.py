@@ -22,7 +22,7 @@ from app.outbox.retry import FIRST_WAIT, MAX_ATTEMPTS
 from app.scheduler import planner
 from app.scheduler.runner import PassReport, run_pass
 from app.studies.models import Study
-from tests.helpers import STUDY, bearer
+from tests.helpers import STUDY, bearer, study_noon
 from tests.live import PROJECT_ROOT, free_port, running_servers
 from tests.smtp import Inbox, body, smtp_server
 
@@ -64,30 +64,28 @@ def test_the_invitation_arrives_and_its_link_opens_the_survey(api, mailer, inbox
 
 def test_reminders_come_on_the_reminder_days_and_stop_after_submission(api, mailer, inbox):
     code = _enroll(api, "ann@example.org")
-    start = utcnow()
-    assert run_pass(mailer, now=start).sent == 1
-    assert run_pass(mailer, now=start + timedelta(days=2)) == NOTHING
-    assert run_pass(mailer, now=start + timedelta(days=3)).sent == 1
+    assert run_pass(mailer, now=utcnow()).sent == 1
+    # The reminder days are study dates: the passes run at noon of the days meant.
+    assert run_pass(mailer, now=study_noon(2)) == NOTHING
+    assert run_pass(mailer, now=study_noon(3)).sent == 1
     assert inbox.to("ann@example.org")[-1]["Subject"].startswith("Reminder:")
     api.complete_survey(code)
-    assert run_pass(mailer, now=start + timedelta(days=7)) == NOTHING
+    assert run_pass(mailer, now=study_noon(7)) == NOTHING
     assert len(inbox.to("ann@example.org")) == 2
 
 
 def test_after_a_scheduler_outage_one_message_goes_not_every_one_missed(api, mailer, inbox):
     _enroll(api, "ann@example.org")
-    start = utcnow()
-    assert run_pass(mailer, now=start + timedelta(days=8)).sent == 1  # both reminder days past
+    assert run_pass(mailer, now=study_noon(8)).sent == 1  # both reminder days past
     [message] = inbox.to("ann@example.org")
     assert message["Subject"].startswith("Your survey is ready")  # the invitation first
-    assert run_pass(mailer, now=start + timedelta(days=9)) == NOTHING
+    assert run_pass(mailer, now=study_noon(9)) == NOTHING
 
 
 def test_a_reminder_waiting_when_the_survey_is_submitted_is_not_sent(api, mailer, inbox):
     code = _enroll(api, "ann@example.org")
-    start = utcnow()
-    run_pass(mailer, now=start)
-    later = start + timedelta(days=3)
+    run_pass(mailer, now=utcnow())
+    later = study_noon(3)  # the first reminder's study date
     with mailer.begin() as session:  # the reminder is queued ...
         study = session.scalars(select(Study).where(Study.slug == STUDY)).one()
         rows = planner.owed_surveys(session, study=study, now=later, limit=10)

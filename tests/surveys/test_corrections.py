@@ -111,7 +111,12 @@ def test_a_correction_that_meets_a_safety_rule_raises_its_alert_once(api):
         ({"item": "who5_1", "value": 5, "reason": REASON, "by": "me"}, "by"),
     ],
 )
-def test_bad_corrections_are_422_naming_the_field_and_nothing_is_kept(api, db, body, field):
+def test_bad_corrections_are_422_naming_the_field_and_nothing_is_kept(
+    module_api, module_db, body, field
+):
+    # One database for the cases (each refused, nothing kept): no correction is ever
+    # stored there, so the table stays empty after every one of them.
+    api, db = module_api, module_db
     coordinator = api.user("coordinator", "PHL")
     code = _completed(api, coordinator)
     refused = api.client.post(_url(code), json=body, headers=bearer(coordinator))

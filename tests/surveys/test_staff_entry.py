@@ -5,16 +5,27 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
 
-from tests.helpers import BASELINE_ANSWERS, STUDY, bearer
+from tests.helpers import BASELINE_ANSWERS, STUDY, bearer, study_today
 from tests.surveys.test_api import _shift_window
 
 PARTICIPANTS = f"/api/v1/studies/{STUDY}/participants"
-TODAY = date.today().isoformat()  # the demo study's time zone is UTC, as the tests' clock
+# Interviews are bounded by the study's today (America/New_York), which between midnight
+# UTC and New York's is the machine's yesterday: asked at each use (`_today()`), and put
+# into parametrized bodies for the marker TODAY when the test runs, not when collected.
+TODAY = "<the study's today>"
+
+
+def _today() -> str:
+    return study_today().isoformat()
+
+
+def _dated(body: dict) -> dict:
+    return {k: _today() if v == TODAY else v for k, v in body.items()}
 
 
 def _url(code: str, timepoint: str = "baseline", what: str = "") -> str:
@@ -46,7 +57,7 @@ def test_a_coordinator_enters_a_baseline_by_phone_and_it_is_recorded_as_staff(ap
     part = {f"who5_{i}": 3 for i in range(1, 6)}
     saved = api.client.put(
         _url(code, what="answers"),
-        json={"answers": part, "interviewed_on": TODAY},
+        json={"answers": part, "interviewed_on": _today()},
         headers=bearer(coordinator),
     )
     assert saved.status_code == 200, saved.text
@@ -65,20 +76,20 @@ def test_a_coordinator_enters_a_baseline_by_phone_and_it_is_recorded_as_staff(ap
     shown = api.client.get(_url(code), headers=bearer(coordinator)).json()
     assert shown == done.json() | {"alerts_raised": 0}
     assert shown["status"] == "completed" and shown["mode"] == "staff"
-    assert shown["interviewed_on"] == TODAY
+    assert shown["interviewed_on"] == _today()
     assert shown["assessor_blind"] is False  # demo coordinators see arms
     assert shown["answers"] == BASELINE_ANSWERS
     assert shown["scores"] == {"who5_raw": 15, "phq9_total": 8}
     assert shown["instruments"] == ["who5", "phq9"] and shown["corrections"] == []
     assert api.client.get(f"/api/v1/surveys/{token}").status_code == 409  # completed
     mode, entered_by, interviewed_on, blind, completed = _stored(db, code)
-    assert (mode, str(interviewed_on)[:10], bool(blind)) == ("staff", TODAY, False)
+    assert (mode, str(interviewed_on)[:10], bool(blind)) == ("staff", _today(), False)
     assert entered_by is not None and completed is not None
     saved_rec, submitted = _trail(api, code)
     assert saved_rec["action"] == "survey.saved" and submitted["action"] == "survey.submitted"
     assert submitted["actor"] == "interviewer@example.org"
     assert submitted["changes"]["_mode"]["new"] == "staff"
-    assert saved_rec["changes"]["_interviewed_on"]["new"] == TODAY
+    assert saved_rec["changes"]["_interviewed_on"]["new"] == _today()
 
 
 def test_the_interview_date_is_required_to_submit_and_bounded_and_nothing_is_kept(api, db):
@@ -88,8 +99,8 @@ def test_the_interview_date_is_required_to_submit_and_bounded_and_nothing_is_kep
     missing = api.client.post(url, json={"answers": BASELINE_ANSWERS}, headers=bearer(coordinator))
     assert missing.status_code == 422
     assert [e["loc"] for e in missing.json()["errors"]] == [["body", "interviewed_on"]]
-    tomorrow = (date.today() + timedelta(days=1)).isoformat()
-    before = (date.today() - timedelta(days=1)).isoformat()  # the baseline opened today
+    tomorrow = (study_today() + timedelta(days=1)).isoformat()
+    before = (study_today() - timedelta(days=1)).isoformat()  # the baseline opened today
     for day in (tomorrow, before):
         refused = api.client.post(
             url,
@@ -118,7 +129,11 @@ def test_the_interview_date_is_required_to_submit_and_bounded_and_nothing_is_kep
         ({"answers": {"who5_1": 10**400}}, None),
     ],
 )
-def test_bad_bodies_are_422_naming_the_field_and_nothing_is_kept(api, db, body, where):
+def test_bad_bodies_are_422_naming_the_field_and_nothing_is_kept(
+    module_api, module_db, body, where
+):
+    # One database for the cases: each enrolls its own participant and stores nothing.
+    api, db, body = module_api, module_db, _dated(body)
     coordinator = api.user("coordinator", "PHL")
     code = api.enroll(coordinator)
     for verb, what in (("PUT", "answers"), ("POST", "submit")):
@@ -136,7 +151,7 @@ def test_staff_may_enter_a_missed_survey_late_but_not_one_not_open_yet_or_comple
     code = api.enroll(coordinator)
     _shift_window(db, code, "baseline", days=-30)  # closed two weeks ago: missed
     assert api.survey_status(code) == "missed"
-    opened = (date.today() - timedelta(days=30)).isoformat()
+    opened = (study_today() - timedelta(days=30)).isoformat()
     late = api.client.post(
         _url(code, what="submit"),
         json={"answers": BASELINE_ANSWERS, "interviewed_on": opened, "assessor_blind": True},
@@ -146,7 +161,7 @@ def test_staff_may_enter_a_missed_survey_late_but_not_one_not_open_yet_or_comple
     assert (late.json()["status"], late.json()["assessor_blind"]) == ("completed", True)
     again = api.client.post(
         _url(code, what="submit"),
-        json={"answers": BASELINE_ANSWERS, "interviewed_on": TODAY},
+        json={"answers": BASELINE_ANSWERS, "interviewed_on": _today()},
         headers=bearer(coordinator),
     )
     assert again.status_code == 409 and "correct" in again.json()["detail"]
@@ -165,13 +180,13 @@ def test_a_missed_survey_entered_after_a_withdrawal_is_dated_before_it(api, db):
         f"{PARTICIPANTS}/{code}/withdraw", json={"reason": "moved"}, headers=bearer(coordinator)
     )
     assert left.status_code == 200, left.text
-    left_on = date.today() - timedelta(days=10)
+    left_on = study_today() - timedelta(days=10)
     with db.engine.begin() as connection:  # as if recorded ten days ago
         connection.execute(
             sa.text("UPDATE participants SET withdrawn_on = :d WHERE code = :c"),
             {"d": left_on, "c": code},
         )
-    for day in (left_on + timedelta(days=1), date.today()):
+    for day in (left_on + timedelta(days=1), study_today()):
         after = api.client.post(
             _url(code, what="submit"),
             json={"answers": BASELINE_ANSWERS, "interviewed_on": day.isoformat()},
@@ -197,7 +212,7 @@ def test_a_withdrawn_participants_cancelled_survey_cannot_be_entered(api):
     assert withdrawn.status_code == 200
     refused = api.client.post(
         _url(code, what="submit"),
-        json={"answers": BASELINE_ANSWERS, "interviewed_on": TODAY},
+        json={"answers": BASELINE_ANSWERS, "interviewed_on": _today()},
         headers=bearer(coordinator),
     )
     assert refused.status_code == 409 and "cancelled" in refused.json()["detail"]
@@ -208,7 +223,7 @@ def test_a_staff_submission_raises_the_safety_alert_as_the_link_does(api):
     code = api.enroll(coordinator)
     done = api.client.post(
         _url(code, what="submit"),
-        json={"answers": BASELINE_ANSWERS | {"phq9_9": 2}, "interviewed_on": TODAY},
+        json={"answers": BASELINE_ANSWERS | {"phq9_9": 2}, "interviewed_on": _today()},
         headers=bearer(coordinator),
     )
     assert done.status_code == 200 and done.json()["alerts_raised"] == 1
@@ -227,7 +242,7 @@ def test_a_participants_own_draft_is_not_shown_and_their_submission_makes_it_sel
     # survey is theirs (mode self), with every answer kept.
     staff = api.client.put(
         _url(code, what="answers"),
-        json={"answers": {"who5_2": 1}, "interviewed_on": TODAY},
+        json={"answers": {"who5_2": 1}, "interviewed_on": _today()},
         headers=bearer(coordinator),
     )
     assert staff.json()["answers"] == {"who5_1": 4, "who5_2": 1}
@@ -248,7 +263,7 @@ def test_a_null_answer_takes_back_one_staff_kept(api):
     # On submission too: the saved answer to a required item taken back is missing.
     refused = api.client.post(
         _url(code, what="submit"),
-        json={"answers": BASELINE_ANSWERS | {"who5_2": None}, "interviewed_on": TODAY},
+        json={"answers": BASELINE_ANSWERS | {"who5_2": None}, "interviewed_on": _today()},
         headers=bearer(coordinator),
     )
     assert refused.status_code == 422
@@ -262,7 +277,7 @@ def test_who_may_enter_and_read_and_another_sites_participant_is_404(api):
     pit = api.user("coordinator", "PIT")
     statistician = api.user("statistician")
     code = api.enroll(phl)
-    body = {"answers": BASELINE_ANSWERS, "interviewed_on": TODAY}
+    body = {"answers": BASELINE_ANSWERS, "interviewed_on": _today()}
     other = api.client.post(_url(code, what="submit"), json=body, headers=bearer(pit))
     unknown = api.client.post(_url("PS-PHL-9999", what="submit"), json=body, headers=bearer(phl))
     assert other.status_code == unknown.status_code == 404
@@ -284,7 +299,7 @@ def test_a_staff_entered_survey_replays_and_verify_stays_green(api, settings):
     code = api.enroll(coordinator)
     api.client.put(
         _url(code, what="answers"),
-        json={"answers": {"who5_1": 1}, "interviewed_on": TODAY, "assessor_blind": True},
+        json={"answers": {"who5_1": 1}, "interviewed_on": _today(), "assessor_blind": True},
         headers=bearer(coordinator),
     )
     done = api.client.post(
