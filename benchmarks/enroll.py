@@ -72,7 +72,7 @@ def enrollment(index: int) -> dict[str, Any]:
         "contact": {
             "name": f"Bench Participant {index}",
             "email": f"participant{index}@example.org",
-            "phone": "555-0100",
+            "phone": "215-555-0100",
         },
     }
 

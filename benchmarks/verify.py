@@ -159,7 +159,7 @@ def _one(
     contact = {
         "name": f"Person {p.code}",
         "email": f"{p.code.lower()}@example.org",
-        "phone": "555-0100",
+        "phone": "+12155550100",
     }
     person = Participant(
         id=p.id,
