@@ -27,33 +27,49 @@ def retention_problems(d: StudyDefinition) -> Iterator[FieldProblem]:
 
 
 def sms_fields(text: str) -> set[str] | None:
-    """The `{names}` a text message's words use; None when its braces are unbalanced."""
+    """The `{names}` a text message's words use; None when its braces are unbalanced or
+    a field carries a format (`{link:>99}`) or a conversion (`{link!r}`): the words are
+    filled in by plain replacement, never formatted."""
     try:
-        return {name for _, name, _, _ in string.Formatter().parse(text) if name is not None}
+        parts = list(string.Formatter().parse(text))
     except ValueError:
         return None
+    if any(spec or conversion for _, name, spec, conversion in parts if name is not None):
+        return None
+    return {name for _, name, _, _ in parts if name is not None}
 
 
 def _sms_problems(d: StudyDefinition) -> Iterator[FieldProblem]:
     for field in ("invitation", "reminder"):
         text = getattr(d.sms, field)
-        if text is None:
-            continue
-        names = sms_fields(text)
-        if names is None:
-            yield FieldProblem(("sms", field), "unbalanced braces: write {link}")
-        elif "link" not in names:
-            yield FieldProblem(("sms", field), "must carry the personal link: {link}")
-        elif names - SMS_FIELDS:
-            unknown = ", ".join(sorted(names - SMS_FIELDS))
-            yield FieldProblem(("sms", field), f"only {{link}} and {{first_name}}: not {unknown}")
-        elif "first_name" in names and not d.sms.first_name:
-            yield FieldProblem(("sms", field), "{first_name} needs sms.first_name: true")
+        if text is not None:
+            yield from _words_problems(d, ("sms", field), text)
+        # Each language's words carry the link too (a translation is sent as it is).
+        for language, texts in d.translations.items():
+            translated = texts.get(f"sms.{field}")
+            if translated is not None:
+                loc = ("translations", language, f"sms.{field}")
+                yield from _words_problems(d, loc, translated)
     if d.sms.enabled and d.sms.crisis_line is None:
         yield FieldProblem(
             ("sms", "crisis_line"),
             "needed with text messages: every text a participant sends is answered with it",
         )
+
+
+def _words_problems(
+    d: StudyDefinition, loc: tuple[str | int, ...], text: str
+) -> Iterator[FieldProblem]:
+    names = sms_fields(text)
+    if names is None:
+        yield FieldProblem(loc, "write {link} (and {first_name}) as they are, braces balanced")
+    elif "link" not in names:
+        yield FieldProblem(loc, "must carry the personal link: {link}")
+    elif names - SMS_FIELDS:
+        unknown = ", ".join(sorted(names - SMS_FIELDS))
+        yield FieldProblem(loc, f"only {{link}} and {{first_name}}: not {unknown}")
+    elif "first_name" in names and not d.sms.first_name:
+        yield FieldProblem(loc, "{first_name} needs sms.first_name: true")
 
 
 def arms_of_timepoint(d: StudyDefinition, timepoint: str) -> set[str]:
