@@ -622,6 +622,9 @@ def test_every_console_page_state_passes_axe_on_a_desktop(site: Site, browser: B
     _axe(page, "worklist")
     page.goto(f"{site.study}/reports")
     _axe(page, "reports")
+    page.goto(f"{site.study}/incentives")  # the baselines answered earned their amounts
+    expect(page.get_by_role("button", name="Approve").first).to_be_visible()
+    _axe(page, "incentives")
     response = page.goto(f"{site.study}/participants/PS-ZZZZZZ")
     assert response is not None and response.status == 404
     _axe(page, "not-found")
