@@ -5,7 +5,7 @@ names an arm, so every role that reads it is answered alike whatever the arm."""
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated
+from typing import Annotated, ClassVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, EmailStr, Field, StringConstraints
 
@@ -92,6 +92,10 @@ class AlternateContactCreate(BaseModel):
 
 
 class AlternateContactRead(BaseModel):
+    # Someone else's details: not kept for Idempotency-Key replays (a replay answers
+    # them as null), so removing the contact or purging it at the lock leaves no copy.
+    shown_once: ClassVar[tuple[str, ...]] = ("name", "relation", "phone", "email")
+
     id: int
     participant: str
     name: str | None = Field(description="null once purged at study close")

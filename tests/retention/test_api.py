@@ -174,6 +174,25 @@ def test_notes_and_alternate_contacts_are_sealed_at_rest(env: Env) -> None:
         assert not any(secret in cell for cell in cells), secret
 
 
+def test_a_replayed_alternate_contact_answer_keeps_none_of_its_details(env: Env) -> None:
+    """Stored answers of retried requests outlive a removal and the lock's purge: they
+    keep no name, relation, phone or email of the other person (a replay: null)."""
+    code = env.api.enroll(env.coordinator)
+    path = f"{S}/participants/{code}/alternate-contacts"
+    body = SISTER | {"email": "wf@example.org", "permission_on": today()}
+    sent = {**bearer(env.coordinator), "Idempotency-Key": f"alt-{code}"}
+    first = env.client.post(path, json=body, headers=sent)
+    assert first.status_code == 201 and first.json()["name"] == SISTER["name"], first.text
+    replay = env.client.post(path, json=body, headers=sent)
+    assert replay.headers.get("Idempotent-Replayed") == "true", replay.text
+    assert replay.status_code == 201
+    answer = replay.json()
+    assert (answer["name"], answer["relation"], answer["phone"], answer["email"]) == (None,) * 4
+    assert answer["id"] == first.json()["id"]
+    for secret in ("Wilhelmina", "sister", "2158985000", "wf@example.org"):
+        assert secret not in replay.text, secret
+
+
 def test_locking_the_study_purges_every_alternate_contact_audited_with_the_count(
     env: Env,
 ) -> None:
