@@ -35,7 +35,30 @@ Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max
 Relation = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_RELATION)
 ]
+Phone = Annotated[str, StringConstraints(strip_whitespace=True, max_length=MAX_PHONE)]
 Code = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
+
+
+class ContactCorrection(BaseModel):
+    """New contact details: only the fields given change (null clears an email or a
+    phone; a name cannot be removed)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name | None = None
+    email: Annotated[EmailStr, Field(max_length=320)] | None = None
+    phone: Annotated[str, StringConstraints(strip_whitespace=True, max_length=MAX_PHONE)] | None = (
+        Field(
+            default=None, description="read as dialled in the study's `sms.region`; kept in E.164"
+        )
+    )
+
+
+class ContactCorrected(BaseModel):
+    """Which fields changed (never their values: nothing personal is kept for replays)."""
+
+    participant: str
+    changed: list[str]
 
 
 class ContactCreate(BaseModel):
