@@ -337,7 +337,16 @@ def test_contact_details_are_corrected_in_e164_with_their_hashes_audited_without
     refused = env.client.put(path, json={"name": "", "email": "x"}, headers=me)
     assert refused.status_code == 422
     assert env.client.put(path, json={}, headers=me).status_code == 422
-    assert env.client.put(path, json={"phone": "\x00" * 65}, headers=me).status_code == 422
+    for bad in (
+        {"phone": "\x00" * 65},
+        {"name": 5},
+        {"email": ["a@example.org"]},
+        {"name": "x" * 201},
+        {"name": None},
+        {"age": 1},
+        [],
+    ):
+        assert env.client.put(path, json=bad, headers=me).status_code == 422, bad
     other = env.client.put(path, json={"phone": "215-898-5000"}, headers=bearer(env.other))
     assert other.status_code == 404
     fixed = env.client.put(
