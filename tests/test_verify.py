@@ -69,6 +69,20 @@ def test_verify_passes_on_untouched_allocations_trail_and_data(settings, api):
     assert "12 allocations re-derived" in output and "anchored" in output
 
 
+def test_a_corrected_contact_passes_verify(settings, api):
+    """The correction's record names the fields changed, not the values: the contact
+    the enrollment's record holds is no longer what `verify` expects of it."""
+    [code] = _randomize_some(api, n=1)
+    corrected = api.client.put(
+        f"/api/v1/studies/peer-support/participants/{code}/contact",
+        json={"phone": "215-898-5000"},
+        headers={"Authorization": f"Bearer {api.admin_token}"},
+    )
+    assert corrected.status_code == 200, corrected.text
+    status, output = _verify(settings)
+    assert status == 0, output
+
+
 def test_verify_detects_a_tampered_allocation(settings, db, api):
     codes = _randomize_some(api)
     _allow_tampering(db, "allocations")

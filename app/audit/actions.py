@@ -63,6 +63,7 @@ class AuditAction(StrEnum):
     sms_received = "sms.received"  # a text from a participant (its kind; never its words)
     sms_stopped = "sms.stopped"  # STOP: no more texts to this participant
     sms_reply_handled = "sms.reply_handled"  # a coordinator answered or dealt with it
+    participant_contact_corrected = "participant.contact_corrected"  # which fields, no values
     contact_logged = "contact.logged"  # an attempt to reach a participant
     alternate_contact_added = "alternate_contact.added"
     alternate_contact_removed = "alternate_contact.removed"

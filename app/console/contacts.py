@@ -22,12 +22,13 @@ from app.errors import InvalidInput
 from app.participants import service as participants
 from app.participants.models import Participant
 from app.randomization import blinding
-from app.retention import missed, service
+from app.retention import contact_details, missed, service
 from app.retention.models import ContactMethod, ContactOutcome
 from app.retention.rules import MISSED_REASON_LABELS
 from app.retention.schemas import (
     MAX_NEXT_STEP,
     AlternateContactCreate,
+    ContactCorrection,
     ContactCreate,
     MissedReasonIn,
 )
@@ -72,6 +73,14 @@ ALTERNATE_MESSAGES = {
     "permission": "Confirm the participant agreed that we may contact this person",
     "permission_on": "Enter the day the participant agreed, like 2027-03-01: not in the future",
 }
+# The contact details form (`details`): named apart from the alternate contact's fields.
+DETAILS_FIELDS = ["contact_name", "contact_email", "contact_phone"]
+DETAILS_ALIASES = {"name": "contact_name", "email": "contact_email", "phone": "contact_phone"}
+DETAILS_MESSAGES = {
+    "contact_name": "Enter the participant's name",
+    "contact_email": "Enter an email address like name@example.org, or leave it empty",
+    "contact_phone": "Enter a phone number like 215-555-0123, or leave it empty",
+}
 MISSED_FIELDS = ["reason", "note"]
 MISSED_MESSAGES = {"reason": "Choose why the survey was missed"}
 DONE = {
@@ -79,6 +88,7 @@ DONE = {
     "alternate_added": "The alternate contact is added.",
     "alternate_removed": "The alternate contact is removed: what it held is deleted.",
     "missed_reason": "The reason the survey was missed is recorded.",
+    "contact_corrected": "The contact details are corrected.",
 }
 
 
@@ -123,6 +133,7 @@ def section(
         {"timepoint": tp, "name": timepoint_name(tp), "reason": given.get(tp)} for tp in shown
     ]
     return {
+        "details": detail.contact,
         "contacts": contacts,
         "alternates": alternates,
         "missed": missed_rows,
@@ -251,6 +262,40 @@ def remove_alternate_contact(
         session, study=study, code=code, contact_id=contact_id, actor=staff.user
     )
     return back(study, f"/participants/{code}", done="alternate_removed")
+
+
+@router.post("/studies/{slug}/participants/{code}/contact")
+def correct_contact(
+    request: Request,
+    slug: SlugPath,
+    code: CodePath,
+    session: SessionDep,
+    staff: Contacter,
+    form: CheckedForm,
+) -> Response:
+    """Correct the participant's name, email or phone (an empty email or phone clears
+    it); errors beside their fields."""
+    study = acting(session, slug, staff)
+    participant = participants.get_participant(session, study=study, code=code, user=staff.user)
+    typed = {name: text(form, name) for name in DETAILS_FIELDS}
+    document = {field: typed[name] or None for field, name in DETAILS_ALIASES.items()}
+    document["name"] = typed["contact_name"]
+    try:
+        body = validated(ContactCorrection, document)
+        contact_details.correct_contact(
+            session, study=study, code=code, data=body, actor=staff.user
+        )
+    except InvalidInput as invalid:
+        errors = field_errors(
+            invalid.problems,
+            fields=DETAILS_FIELDS,
+            messages=DETAILS_MESSAGES,
+            aliases=DETAILS_ALIASES,
+        )
+        raise _refused(
+            request, session, staff, study, participant, "details", typed, errors
+        ) from None
+    return back(study, f"/participants/{code}", done="contact_corrected")
 
 
 @router.post("/studies/{slug}/participants/{code}/surveys/{timepoint}/missed-reason")

@@ -314,6 +314,7 @@ ACTION_WORDS = {
     "alert.raised": "Safety alert raised",
     "alert.acknowledged": "Safety alert acknowledged",
     "contact.logged": "Contact attempt logged",
+    "participant.contact_corrected": "Contact details corrected",
     "alternate_contact.added": "Alternate contact added",
     "alternate_contact.removed": "Alternate contact removed",
     "survey.missed_reason": "Reason the survey was missed recorded",

@@ -190,6 +190,8 @@ def _apply_participant(person: _Person, rec: AuditRecord) -> None:
             person.strata = _new(changes, "strata")
             contact = _new(changes, "contact")
             person.contact = "unknown" if contact == "recorded" else contact
+        case AuditAction.participant_contact_corrected.value:
+            person.contact = "unknown"  # the trail says which fields changed, not to what
         case AuditAction.participant_randomized.value:
             person.status = _new(changes, "status", person.status)
             person.randomized = {

@@ -35,7 +35,7 @@ from app.outbox.service import not_about
 from app.participants.lifecycle import ParticipantStatus
 from app.participants.models import Participant
 from app.randomization import blinding
-from app.retention.models import ContactAttempt, ContactOutcome
+from app.retention.models import ContactAttempt, ContactOutcome, shown_attempts
 from app.retention.rules import NEXT_STEP, silent_since
 from app.retention.schemas import CallRead, CallReasonRead, LastAttempt
 from app.studies.definition import CallRule
@@ -97,12 +97,13 @@ class _Scope:
         return conditions
 
 
-def _last_reached() -> Any:
+def _last_reached(scope: _Scope) -> Any:
     return (
         select(func.max(ContactAttempt.made_at))
         .where(
             ContactAttempt.participant_id == Participant.id,
             ContactAttempt.outcome == ContactOutcome.reached,
+            shown_attempts(scope.hidden),
         )
         .scalar_subquery()
     )
@@ -129,7 +130,7 @@ def _survey_overdue(scope: _Scope, rule: CallRule) -> Rows:
 
 
 def _messages_failed(scope: _Scope, rule: CallRule) -> Rows:
-    reached = _last_reached()
+    reached = _last_reached(scope)
     query: Rows = (
         select(Participant.id.label("pid"), func.count(OutboxMessage.id).label("count"))
         .join(
@@ -157,7 +158,7 @@ def _no_contact(scope: _Scope, rule: CallRule) -> Rows:
     return select(
         Participant.id.label("pid"),
         Participant.enrolled_at.label("enrolled_at"),
-        _last_reached().label("reached_at"),
+        _last_reached(scope).label("reached_at"),
     ).where(
         *scope.taking_part(),
         Participant.enrolled_at <= cutoff,
@@ -165,6 +166,7 @@ def _no_contact(scope: _Scope, rule: CallRule) -> Rows:
             ContactAttempt.participant_id == Participant.id,
             ContactAttempt.outcome == ContactOutcome.reached,
             ContactAttempt.made_at > cutoff,
+            shown_attempts(scope.hidden),
         ),
     )
 
@@ -177,7 +179,12 @@ def _next_step(scope: _Scope) -> Rows:
         .where(
             *scope.taking_part(),
             ContactAttempt.next_step_on <= scope.today,
-            ~exists().where(later.participant_id == Participant.id, later.id > ContactAttempt.id),
+            shown_attempts(scope.hidden),
+            ~exists().where(
+                later.participant_id == Participant.id,
+                later.id > ContactAttempt.id,
+                shown_attempts(scope.hidden, later),
+            ),
         )
     )
     return query
@@ -220,7 +227,7 @@ def due_for_call(
         .join(Site, Site.id == Participant.site_id)
         .where(Participant.id.in_(page))
     ).all()
-    last = _last_attempts(session, page)
+    last = _last_attempts(session, page, scope.hidden)
     return [
         CallRead(
             id=pid,
@@ -256,10 +263,12 @@ def _aware(at: datetime) -> datetime:
     return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
-def _last_attempts(session: Session, ids: list[int]) -> dict[int, LastAttempt]:
+def _last_attempts(
+    session: Session, ids: list[int], hidden: frozenset[str]
+) -> dict[int, LastAttempt]:
     latest = (
         select(func.max(ContactAttempt.id))
-        .where(ContactAttempt.participant_id.in_(ids))
+        .where(ContactAttempt.participant_id.in_(ids), shown_attempts(hidden))
         .group_by(ContactAttempt.participant_id)
     )
     rows = session.scalars(select(ContactAttempt).where(ContactAttempt.id.in_(latest)))

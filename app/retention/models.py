@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String
+from sqlalchemy import ColumnElement, ForeignKey, Index, String, or_, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db.base import Base
@@ -70,3 +71,13 @@ class AlternateContact(Base):
     created_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
     removed_at: Mapped[datetime | None]  # taken off by staff (the participant asked)
     purged_at: Mapped[datetime | None]
+
+
+def shown_attempts(hidden: frozenset[str], attempt: Any = ContactAttempt) -> ColumnElement[bool]:
+    """The attempts (of `attempt`, the table or an alias of it) a role with these hidden
+    timepoints is told of: not one about a survey only some arms have. Someone who sees
+    arms may log one (a blind role may not), and only for a participant of those arms: for
+    a blind role it does not exist, in the log as in who is due for a call (SPEC 6b)."""
+    if not hidden:
+        return true()
+    return or_(attempt.timepoint.is_(None), attempt.timepoint.not_in(hidden))

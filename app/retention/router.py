@@ -16,13 +16,15 @@ from app.api.params import CodePath, SlugPath
 from app.auth.deps import STAFF_ROUTES
 from app.db.base import utcnow
 from app.idempotency.deps import IdempotencyDep
-from app.retention import calls, missed, service
+from app.retention import calls, contact_details, missed, service
 from app.retention.deps import AlternateId, Contacter, TimepointPath
 from app.retention.schemas import (
     AlternateContactCreate,
     AlternateContactList,
     AlternateContactRead,
     CallList,
+    ContactCorrected,
+    ContactCorrection,
     ContactCreate,
     ContactList,
     ContactRead,
@@ -57,6 +59,24 @@ def log_contact(
     study = get_study(session, slug=slug, user=actor, lock=RowLock.for_no_key_update)
     logged = service.log_contact(session, study=study, code=code, data=body, actor=actor)
     return idempotency.remember(logged)
+
+
+@router.put(f"{PARTICIPANT}/contact", response_model=ContactCorrected)
+def correct_contact(
+    slug: SlugPath,
+    code: CodePath,
+    body: ContactCorrection,
+    session: SessionDep,
+    idempotency: IdempotencyDep,
+    actor: Contacter,
+) -> Response:
+    """Correct the participant's name, email or phone (only those given change; null
+    clears an email or a phone); answers which fields changed, never their values."""
+    study = get_study(session, slug=slug, user=actor, lock=RowLock.for_no_key_update)
+    corrected = contact_details.correct_contact(
+        session, study=study, code=code, data=body, actor=actor
+    )
+    return idempotency.remember(corrected)
 
 
 @router.get(f"{PARTICIPANT}/contacts", response_model=ContactList)

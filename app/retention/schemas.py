@@ -5,7 +5,7 @@ names an arm, so every role that reads it is answered alike whatever the arm."""
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated
+from typing import Annotated, ClassVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, EmailStr, Field, StringConstraints
 
@@ -35,7 +35,30 @@ Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max
 Relation = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_RELATION)
 ]
+Phone = Annotated[str, StringConstraints(strip_whitespace=True, max_length=MAX_PHONE)]
 Code = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
+
+
+class ContactCorrection(BaseModel):
+    """New contact details: only the fields given change (null clears an email or a
+    phone; a name cannot be removed)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name | None = None
+    email: Annotated[EmailStr, Field(max_length=320)] | None = None
+    phone: Annotated[str, StringConstraints(strip_whitespace=True, max_length=MAX_PHONE)] | None = (
+        Field(
+            default=None, description="read as dialled in the study's `sms.region`; kept in E.164"
+        )
+    )
+
+
+class ContactCorrected(BaseModel):
+    """Which fields changed (never their values: nothing personal is kept for replays)."""
+
+    participant: str
+    changed: list[str]
 
 
 class ContactCreate(BaseModel):
@@ -92,6 +115,10 @@ class AlternateContactCreate(BaseModel):
 
 
 class AlternateContactRead(BaseModel):
+    # Someone else's details: not kept for Idempotency-Key replays (a replay answers
+    # them as null), so removing the contact or purging it at the lock leaves no copy.
+    shown_once: ClassVar[tuple[str, ...]] = ("name", "relation", "phone", "email")
+
     id: int
     participant: str
     name: str | None = Field(description="null once purged at study close")

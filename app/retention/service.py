@@ -22,7 +22,7 @@ from app.errors import AlternateContactGone, AlternateContactNotFound, FieldProb
 from app.participants.lookup import get_participant
 from app.participants.phones import to_e164
 from app.randomization import blinding
-from app.retention.models import AlternateContact, ContactAttempt
+from app.retention.models import AlternateContact, ContactAttempt, shown_attempts
 from app.retention.schemas import (
     AlternateContactCreate,
     AlternateContactRead,
@@ -79,7 +79,7 @@ def log_contact(
             "outcome": (None, data.outcome.value),
         },
     )
-    return _contact_read(attempt, actor.email, shown=True)
+    return _contact_read(attempt, actor.email)
 
 
 def _check_contact(
@@ -112,24 +112,19 @@ def list_contacts(
 ) -> list[ContactRead]:
     """The participant's contact attempts, newest first, with who made each."""
     participant = get_participant(session, study=study, code=code, user=user)
-    policy = blinding.policy_for(user.role, definition_of(study))
+    hidden = blinding.policy_for(user.role, definition_of(study)).hidden_timepoints
     query = (
         select(ContactAttempt, User.email)
         .join(User, User.id == ContactAttempt.made_by)
-        .where(ContactAttempt.participant_id == participant.id)
+        .where(ContactAttempt.participant_id == participant.id, shown_attempts(hidden))
     )
     if before_id:
         query = query.where(ContactAttempt.id < before_id)
     rows = session.execute(query.order_by(ContactAttempt.id.desc()).limit(limit))
-    return [
-        _contact_read(a, email, shown=a.timepoint is None or policy.shows_timepoint(a.timepoint))
-        for a, email in rows
-    ]
+    return [_contact_read(a, email) for a, email in rows]
 
 
-def _contact_read(attempt: ContactAttempt, email: str, *, shown: bool) -> ContactRead:
-    """An attempt as read; the survey it was about is left out when it is one only some
-    arms have and the reader is blind to arms."""
+def _contact_read(attempt: ContactAttempt, email: str) -> ContactRead:
     return ContactRead(
         id=attempt.id,
         participant=attempt.participant_code,
@@ -138,7 +133,7 @@ def _contact_read(attempt: ContactAttempt, email: str, *, shown: bool) -> Contac
         note=attempt.note,
         next_step=attempt.next_step,
         next_step_on=attempt.next_step_on,
-        timepoint=attempt.timepoint if shown else None,
+        timepoint=attempt.timepoint,
         made_at=attempt.made_at,
         made_by=email,
     )

@@ -112,6 +112,8 @@ _MATRIX: dict[tuple[str, str], tuple[int, int, int, int, int, int, int]] = {
                                                                (401, 401, 201, 201, 404, 403, 403),
     ("GET",  "/api/v1/studies/{slug}/participants/{code}/contacts"):
                                                                (401, 401, 200, 200, 404, 403, 403),
+    ("PUT",  "/api/v1/studies/{slug}/participants/{code}/contact"):
+                                                               (401, 401, 200, 200, 404, 403, 403),
     ("POST", "/api/v1/studies/{slug}/participants/{code}/alternate-contacts"):
                                                                (401, 401, 201, 201, 404, 403, 403),
     ("GET",  "/api/v1/studies/{slug}/participants/{code}/alternate-contacts"):
@@ -607,6 +609,9 @@ REQUESTS: dict[tuple[str, str], Callable[[Ctx], Call]] = {
     ),
     ("GET", "/api/v1/studies/{slug}/participants/{code}/contacts"): lambda ctx: Call(
         f"{S}/participants/{ctx.enrolled()}/contacts"
+    ),
+    ("PUT", "/api/v1/studies/{slug}/participants/{code}/contact"): lambda ctx: Call(
+        f"{S}/participants/{ctx.enrolled()}/contact", {"phone": "215-898-5000"}
     ),
     ("POST", "/api/v1/studies/{slug}/participants/{code}/alternate-contacts"): lambda ctx: Call(
         f"{S}/participants/{ctx.enrolled()}/alternate-contacts",

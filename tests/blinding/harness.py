@@ -47,12 +47,14 @@ import httpx
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from app.auth.models import User
 from app.consent.models import Consent
 from app.db.base import utcnow
 from app.db.engine import Database
 from app.demo import demo_definition
 from app.join.models import Applicant
 from app.participants.models import Participant
+from app.retention.models import ContactAttempt
 from app.scheduler.runner import run_pass
 from app.studies import service as studies
 from app.studies.models import Study
@@ -794,10 +796,11 @@ def record_deviations(api: Api, world: World, coordinator: str) -> None:
     assert proposed.json() == {"proposed": PARTICIPANTS}, proposed.text
 
 
-def log_contacts(api: Api, world: World, coordinator: str) -> None:
+def log_contacts(api: Api, db: Database, world: World, coordinator: str) -> None:
     """Each participant (SPEC 11): a contact attempt about a shared survey with a next
     step today (due for a call), an alternate contact, and a reason for the missed
-    `recall` survey (a timepoint every arm has; staff enter it later)."""
+    `recall` survey (a timepoint every arm has; staff enter it later). Then the group
+    arms' participants are reached about `group_check` (`reach_about_group_check`)."""
     base = f"/api/v1/studies/{world.slug}"
     today = local_today().isoformat()
     for code in world.codes:
@@ -830,6 +833,38 @@ def log_contacts(api: Api, world: World, coordinator: str) -> None:
                 f"{base}/participants/{code}/{where}", json=body, headers=bearer(coordinator)
             )
             assert made.status_code == status, made.text
+    reach_about_group_check(db, world)
+
+
+def reach_about_group_check(db: Database, world: World) -> None:
+    """An attempt that reached the participant about `group_check`, logged for those who
+    have it (the group arms) as an admin a study shows arms to would log it: the worlds'
+    admins are blind (refused that timepoint), so it is stored as the service stores it.
+    Later than the coordinator's, without a next step: counted, it would take those
+    participants off the calls, change their last attempt and lengthen their log."""
+    with db.begin() as session:
+        study = session.scalars(select(Study).where(Study.slug == world.slug)).one()
+        admin = session.scalars(select(User.id).where(User.role == "admin")).first()
+        having = session.scalars(
+            select(SurveyInstance.participant_id).where(
+                SurveyInstance.study_id == study.id, SurveyInstance.timepoint == "group_check"
+            )
+        ).all()
+        assert 0 < len(having) < PARTICIPANTS, having
+        for participant in session.scalars(select(Participant).where(Participant.id.in_(having))):
+            session.add(
+                ContactAttempt(
+                    study_id=study.id,
+                    site_id=participant.site_id,
+                    participant_id=participant.id,
+                    participant_code=participant.code,
+                    method="phone",
+                    outcome="reached",
+                    timepoint="group_check",
+                    made_at=utcnow(),
+                    made_by=admin,
+                )
+            )
 
 
 def pay_incentives(api: Api, world: World, coordinator: str) -> None:

@@ -51,7 +51,7 @@ def test_what_a_blind_role_is_answered_does_not_depend_on_the_arm(
         harness.scheduler(mailer)  # the safety alerts go to the coordinator
         got |= harness.fetch_alerted(staff, world, label)  # the acknowledgement form
         harness.open_events(api, world, coordinator)  # each alert: an adverse event
-        harness.log_contacts(api, world, coordinator)  # due for a call; recall's reason
+        harness.log_contacts(api, db, world, coordinator)  # due for a call; recall's reason
         harness.record_deviations(api, world, coordinator)  # one recorded, one proposed
         got |= harness.fetch_participants(staff, world, label, "active")
         got |= harness.fetch_study(staff, world, label, "active")

@@ -24,8 +24,11 @@ from fastapi.testclient import TestClient
 from app.auth import service as auth
 from app.config import Settings
 from app.db.engine import Database
+from app.db.sealed import keyed_hash
+from app.db.server_key import sealing_keys_of
 from app.demo import DEMO_ADMIN_EMAIL, demo_definition, load_demo
 from app.main import create_app
+from app.participants.models import Contact, Participant
 from app.studies import service as studies
 from app.studies.validation import parse_definition
 from tests.helpers import STUDY, Api, bearer
@@ -174,6 +177,25 @@ def test_notes_and_alternate_contacts_are_sealed_at_rest(env: Env) -> None:
         assert not any(secret in cell for cell in cells), secret
 
 
+def test_a_replayed_alternate_contact_answer_keeps_none_of_its_details(env: Env) -> None:
+    """Stored answers of retried requests outlive a removal and the lock's purge: they
+    keep no name, relation, phone or email of the other person (a replay: null)."""
+    code = env.api.enroll(env.coordinator)
+    path = f"{S}/participants/{code}/alternate-contacts"
+    body = SISTER | {"email": "wf@example.org", "permission_on": today()}
+    sent = {**bearer(env.coordinator), "Idempotency-Key": f"alt-{code}"}
+    first = env.client.post(path, json=body, headers=sent)
+    assert first.status_code == 201 and first.json()["name"] == SISTER["name"], first.text
+    replay = env.client.post(path, json=body, headers=sent)
+    assert replay.headers.get("Idempotent-Replayed") == "true", replay.text
+    assert replay.status_code == 201
+    answer = replay.json()
+    assert (answer["name"], answer["relation"], answer["phone"], answer["email"]) == (None,) * 4
+    assert answer["id"] == first.json()["id"]
+    for secret in ("Wilhelmina", "sister", "2158985000", "wf@example.org"):
+        assert secret not in replay.text, secret
+
+
 def test_locking_the_study_purges_every_alternate_contact_audited_with_the_count(
     env: Env,
 ) -> None:
@@ -303,3 +325,45 @@ def test_attacker_inputs_are_refused_with_4xx_and_store_nothing(env: Env) -> Non
         env.client.get(f"{S}/calls?limit=5000", headers=bearer(env.coordinator)).status_code == 422
     )
     assert _stored(env) == before
+
+
+def test_contact_details_are_corrected_in_e164_with_their_hashes_audited_without_values(
+    env: Env,
+) -> None:
+    code = env.api.enroll(env.coordinator)
+    path = f"{S}/participants/{code}/contact"
+    me = bearer(env.coordinator)
+    assert env.client.put(path, json={"phone": "12"}, headers=me).status_code == 422
+    refused = env.client.put(path, json={"name": "", "email": "x"}, headers=me)
+    assert refused.status_code == 422
+    assert env.client.put(path, json={}, headers=me).status_code == 422
+    for bad in (
+        {"phone": "\x00" * 65},
+        {"name": 5},
+        {"email": ["a@example.org"]},
+        {"name": "x" * 201},
+        {"name": None},
+        {"age": 1},
+        [],
+    ):
+        assert env.client.put(path, json=bad, headers=me).status_code == 422, bad
+    other = env.client.put(path, json={"phone": "215-898-5000"}, headers=bearer(env.other))
+    assert other.status_code == 404
+    fixed = env.client.put(
+        path,
+        json={"name": "Quinn Vantongeren", "phone": "(215) 898-5000", "email": None},
+        headers={**me, "Idempotency-Key": f"contact-{code}"},
+    )
+    assert fixed.status_code == 200, fixed.text
+    assert fixed.json() == {"participant": code, "changed": ["email", "name", "phone"]}
+    shown = env.client.get(f"{S}/participants/{code}", headers=me).json()["contact"]
+    assert shown == {"name": "Quinn Vantongeren", "email": None, "phone": "+12158985000"}
+    with env.db.begin() as session:
+        person = session.scalars(sa.select(Participant).where(Participant.code == code)).one()
+        contact = session.get_one(Contact, person.id)
+        keys = sealing_keys_of(session)
+        assert contact.phone_index == keyed_hash(keys, "phone", "+12158985000")
+        assert contact.email_index is None
+    [record] = [r for r in _audit(env, "participant.contact_corrected") if r["entity_id"] == code]
+    assert record["changes"] == {"fields": {"old": None, "new": ["email", "name", "phone"]}}
+    assert "Vantongeren" not in json.dumps(record)

@@ -84,3 +84,30 @@ def test_a_coordinator_logs_contacts_keeps_a_locator_and_says_why_a_survey_was_m
     )
     assert given.status_code == 303, given.text
     assert '<option value="declined" selected>' in browser.get(record).text
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_a_coordinator_corrects_the_contact_details_on_the_record(
+    api,
+    signed_in,  # noqa: F811
+):
+    browser = signed_in("coordinator", "PHL")
+    code = api.enroll(api.admin_token)
+    record = f"{PAGES}/participants/{code}"
+    page = browser.get(record)
+    assert "Correct the contact details" in page.text and 'value="Pat Doe"' in page.text
+    typed = {"contact_name": "Pat Roe", "contact_email": "", "contact_phone": "12"}
+    refused = browser.post(f"{record}/contact", typed, csrf_from=record)
+    assert refused.status_code == 422
+    assert "Enter a phone number like 215-555-0123" in refused.text
+    assert 'value="Pat Roe"' in refused.text  # what was typed, kept
+    typed["contact_phone"] = "(215) 898-5000"
+    fixed = browser.post(f"{record}/contact", typed, csrf_from=record)
+    assert fixed.status_code == 303, fixed.text
+    page = browser.get(fixed.headers["location"])
+    assert "The contact details are corrected." in page.text
+    shown = api.client.get(
+        f"/api/v1/studies/{STUDY}/participants/{code}",
+        headers={"Authorization": f"Bearer {api.admin_token}"},
+    ).json()["contact"]
+    assert shown == {"name": "Pat Roe", "email": None, "phone": "+12158985000"}
