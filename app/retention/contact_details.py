@@ -4,7 +4,7 @@ kept in E.164 (read in the study's `sms.region`, as at enrollment) and the keyed
 of email and phone are written again, so look-ups (an inbound text, a duplicate
 sign-up) find the new values. The audit record says which fields changed, never their
 values: the enrollment's record holds the contact sealed for `verify`, which from then on
-leaves the contact of this participant unchecked (docs/retfix-contact.md)."""
+leaves the contact of this participant unchecked (docs/contact-details.md)."""
 
 from __future__ import annotations
 
