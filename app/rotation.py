@@ -11,7 +11,8 @@ the servers keep serving.
 3. Each step re-seals its values, in a transaction of its own (`STEPS`), and the
    research tables a batch at a time, each batch read under a row lock so that a
    server's write waits for it and is never overwritten: values under the old key and
-   the new one are both readable meanwhile.
+   the new one are both readable meanwhile. Then the keyed hashes that name engagement
+   events' participants are rebuilt (`app.engagement.keyed`), a group at a time.
 4. Once every step is done, the old keys leave the key file, and the rotation is
    audited (`keys.rotated`: the old and new fingerprints, how many values per step).
 

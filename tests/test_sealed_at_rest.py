@@ -302,7 +302,9 @@ def test_a_copy_of_the_database_holds_no_contact_answer_note_reason_or_arm(setti
     columns, events = _ids_in(settings, "engagement_events")
     assert len(events) == 1 and "participant_id" not in columns
     assert not [c for c in columns if c.startswith("participant") and c != "participant_key"]
-    about = [v for c, v in zip(columns, events[0], strict=True) if c not in ("id", "study_id", "count")]
+    about = [
+        v for c, v in zip(columns, events[0], strict=True) if c not in ("id", "study_id", "count")
+    ]
     assert not [v for v in about if v in (pid, str(pid), flow["other"])]
     assert "month" not in " ".join(v for _, v in cells["contact_attempts"]).lower()
     assert cells["contacts"] and cells["survey_instances"] and cells["allocations"]
