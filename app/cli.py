@@ -494,7 +494,8 @@ def engagement_load(
     db = _database()
     try:
         db.check_server_key()
-        with db.begin() as session, file.open("rb") as source:
+        # A transaction per batch (`import_events` commits them), then the audit's.
+        with db.session(write=True) as session, file.open("rb") as source:
             row = session.scalars(select(Study).where(Study.slug == study)).first()
             if row is None:
                 _fail(f"no study {study!r}")
@@ -502,6 +503,7 @@ def engagement_load(
             result = engagement.import_events(
                 session, study=row, source=source, fmt=FileFormat(chosen), actor=None, now=utcnow()
             )
+            session.commit()
     except InvalidInput as refused:
         _fail(f"{file}: {refused.detail}")
         return

@@ -11,7 +11,8 @@ the servers keep serving.
 3. Each step re-seals its values, in a transaction of its own (`STEPS`), and the
    research tables a batch at a time, each batch read under a row lock so that a
    server's write waits for it and is never overwritten: values under the old key and
-   the new one are both readable meanwhile.
+   the new one are both readable meanwhile. Then the keyed hashes that name engagement
+   events' participants are rebuilt (`app.engagement.keyed`), a group at a time.
 4. Once every step is done, the old keys leave the key file, and the rotation is
    audited (`keys.rotated`: the old and new fingerprints, how many values per step).
 
@@ -53,6 +54,7 @@ from app.db.server_key import (
     open_stable_keys,
     seal_stable_keys,
 )
+from app.engagement import keyed as engagement_keys
 from app.engagement import models as _engagement_models  # noqa: F401
 from app.idempotency import service as idempotency
 from app.idempotency.models import IdempotencyKey
@@ -61,6 +63,7 @@ from app.join import models as _join_models  # noqa: F401
 from app.keys import Keys, Use, WrongKey, fingerprint_of
 from app.outbox import models as _outbox_models  # noqa: F401
 from app.participants import models as _participant_models  # noqa: F401
+from app.participants.models import Participant
 from app.randomization import models as _randomization_models  # noqa: F401
 from app.retention import models as _retention_models  # noqa: F401
 from app.safety import models as _safety_models  # noqa: F401
@@ -170,6 +173,33 @@ def _research_data(db: Database, both: Keys) -> int:
     return done
 
 
+def _engagement_keys(db: Database, both: Keys, rekeying: Rekeying) -> int:
+    """Rebuild the keyed hashes that name engagement events' participants (no sealed
+    value beside them for `reseal_batch` to rebuild them from), a short transaction per
+    `REKEY_GROUP` participants."""
+    with db.session(write=False) as session:
+        studies = engagement_keys.studies_with_events(session)
+        people = session.execute(
+            select(Participant.study_id, Participant.id)
+            .where(Participant.study_id.in_(studies))
+            .order_by(Participant.id)
+        ).all()
+    done = 0
+    group = engagement_keys.REKEY_GROUP
+    for start in range(0, len(people), group):
+        with db.begin() as session:
+            session.info[KEYS_INFO] = both
+            for study_id, pid in people[start : start + group]:
+                done += engagement_keys.rekey(
+                    session,
+                    study_id=study_id,
+                    participant_ids=[pid],
+                    old=rekeying.old,
+                    new=rekeying.new,
+                )
+    return done
+
+
 STEPS: list[Step] = [
     ("study secrets", _study_secrets),
     ("blinding keys", _blinding_keys),
@@ -230,6 +260,7 @@ def _rotate(settings: Settings, path: Path | None, new_key: bytes) -> Rotated:
                 session.info[KEYS_INFO] = both
                 rotated.resealed[name] = step(session, rekeying)
         rotated.resealed["research data"] = _research_data(db, both)
+        rotated.resealed["engagement keys"] = _engagement_keys(db, both, rekeying)
 
         _ensure_anchors_resigned(db, rekeying.new)
         if path is not None:  # 4.

@@ -11,6 +11,7 @@ import os
 import stat
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -635,3 +636,48 @@ def test_a_change_made_while_the_research_data_is_re_sealed_is_never_overwritten
     with db.session(write=False) as session:
         person = session.scalars(sa.select(Participant).where(Participant.code == codes[0])).one()
         assert person.withdrawal_reason == "WRITTEN DURING ROTATION"
+
+
+def test_engagement_reads_back_the_same_after_a_rotation(keyed, served):
+    # Events name their participant by a keyed hash under the server key (SPEC 6a): the
+    # rotation rebuilds those hashes, or each participant's use would read as none.
+    api, db = served
+    codes = _people(api, 2)
+    now = datetime.now(UTC)
+    rows = [
+        json.dumps(
+            {
+                "event_id": f"use-{i}",
+                "participant": codes[i % 2],
+                "at": (now + timedelta(minutes=i + 1)).isoformat(),
+                "kind": ("post", "login", "reply")[i % 3],
+            }
+        )
+        for i in range(5)
+    ]
+    loaded = api.client.post(
+        f"{BASE}/engagement",
+        content="\n".join(rows),
+        headers={**bearer(api.admin_token), "content-type": "application/x-ndjson"},
+    )
+    assert loaded.status_code == 200 and loaded.json()["accepted"] == 5, loaded.text
+
+    def summary() -> list[dict[str, Any]]:
+        got = api.client.get(f"{BASE}/engagement/summary", headers=bearer(api.admin_token))
+        assert got.status_code == 200, got.text
+        return got.json()["items"]
+
+    def stored() -> set[str]:
+        with db.engine.connect() as connection:
+            query = sa.text("SELECT participant_key FROM engagement_events")
+            return set(connection.execute(query).scalars())
+
+    before, keys_before = summary(), stored()
+    assert sum(p["events"] for p in before) == 5 and len(keys_before) == 2
+    code, output = _cli(keyed, "keys", "rotate")
+    assert code == 0, output
+    assert len(stored()) == 2 and not stored() & keys_before  # rebuilt under the new key
+    assert summary() == before  # the same server, not restarted
+    with TestClient(create_app(Settings(**_fields(keyed)))) as client:  # and a restarted one
+        got = client.get(f"{BASE}/engagement/summary", headers=bearer(api.admin_token))
+        assert got.json()["items"] == before

@@ -27,7 +27,7 @@ from app.main import create_app
 from app.outbox import service as outbox
 from app.outbox.models import OutboxMessage
 from app.participants import service as participants
-from app.participants.models import Contact
+from app.participants.models import Contact, Participant
 from app.randomization.models import Allocation
 from app.scheduler import planner
 from app.studies import service as studies
@@ -51,6 +51,7 @@ AE_NOTE = "ADMITTED-TO-WARD-SEVEN-NOTE"
 AE_REFERENCE = "IRB-REFERENCE-SEALED-42"
 DEVIATION_TEXT = "CONSENT-SIGNED-AFTER-BASELINE-DESCRIPTION"
 DEVIATION_ACTION = "RETRAINED-THE-RA-CORRECTIVE-ACTION"
+TIMEPOINT = "month_12"  # a call about a survey: the timepoint is sealed
 ARM_LABELS = {
     "listserv": "Armlabel-Alpha-Listserv",
     "bulletin_board": "Armlabel-Beta-Board",
@@ -257,9 +258,55 @@ def _secrets() -> list[str]:
     ]
 
 
+def _contact_and_engagement(api: Api, db: Database, code: str) -> int:
+    """A call about the participant's month 12 survey, and one engagement event of
+    theirs (events tell the arm: only one arm has a bulletin board); their id."""
+    admin = bearer(api.admin_token)
+    called = api.client.post(
+        f"{BASE}/participants/{code}/contacts",
+        json={"method": "phone", "outcome": "reached", "timepoint": TIMEPOINT},
+        headers=admin,
+    )
+    assert called.status_code == 201 and called.json()["timepoint"] == TIMEPOINT, called.text
+    event = f'{{"event_id": "e1", "participant": "{code}", "at": "{utcnow().isoformat()}", '
+    loaded = api.client.post(
+        f"{BASE}/engagement",
+        content=event + '"kind": "post"}\n',
+        headers={**admin, "content-type": "application/x-ndjson"},
+    )
+    assert loaded.status_code == 200 and loaded.json()["accepted"] == 1, loaded.text
+    with db.session(write=False) as session:
+        return session.scalars(sa.select(Participant.id).where(Participant.code == code)).one()
+
+
+def _ids_in(settings: Settings, table: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """A table's column names and rows, through the plain driver."""
+    url = sa.make_url(settings.database_url)
+    if url.get_backend_name() == "sqlite":
+        assert url.database
+        with sqlite3.connect(url.database) as connection:
+            cursor = connection.execute(f'SELECT * FROM "{table}"')
+            return [d[0] for d in cursor.description], cursor.fetchall()
+    dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(dsn) as connection:
+        cursor = connection.execute(f'SELECT * FROM "{table}"')
+        return [d.name for d in cursor.description or ()], cursor.fetchall()
+
+
 def test_a_copy_of_the_database_holds_no_contact_answer_note_reason_or_arm(settings, api, db):
     flow = _flow(api, db)
+    pid = _contact_and_engagement(api, db, flow["other"])
     cells = _cells(settings)
+    # Whose engagement events are (and so who used the intervention) is not in a copy:
+    # no participant's id or code, only a keyed hash.
+    columns, events = _ids_in(settings, "engagement_events")
+    assert len(events) == 1 and "participant_id" not in columns
+    assert not [c for c in columns if c.startswith("participant") and c != "participant_key"]
+    about = [
+        v for c, v in zip(columns, events[0], strict=True) if c not in ("id", "study_id", "count")
+    ]
+    assert not [v for v in about if v in (pid, str(pid), flow["other"])]
+    assert "month" not in " ".join(v for _, v in cells["contact_attempts"]).lower()
     assert cells["contacts"] and cells["survey_instances"] and cells["allocations"]
     assert cells["answer_corrections"]
     needles = [n.lower() for n in _secrets()]

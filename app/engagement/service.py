@@ -6,6 +6,17 @@ statement run), so memory stays flat whatever the file's size; each batch is
 the rows taken exactly: the rest are duplicates (of an earlier load, or of an earlier
 line of the same file). Engagement reveals the arm: only roles the study shows arms
 to load or read it (`ensure_arms_visible`), and nothing here is written to a log.
+Events name their participant by a keyed hash (`keyed`), never by id.
+
+Each batch is a transaction of its own, committed (the one place a service commits):
+with SQLite a load of a million rows in one transaction would hold the database's
+write lock for minutes, and every other writer (an enrollment, a participant's text)
+would time out. The file is read between batches, with no transaction open. A load
+that stops half-way (a crash, a lost connection) leaves the batches it committed; its
+event ids make a re-run of the same file take the rest (counting the others as
+duplicates). The study's lock is checked in each batch's transaction, and the audit
+record is written at the end, in the caller's transaction, with the idempotency
+record of its answer.
 """
 
 from __future__ import annotations
@@ -16,13 +27,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import IO, Any
 
-from sqlalchemy import ColumnElement, Integer, Table, cast, func, or_, select, text
+from sqlalchemy import ColumnElement, Integer, Table, bindparam, cast, func, select, text
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
 from app.audit import service as audit
 from app.audit.actions import AuditAction
 from app.auth.principal import Principal
+from app.db.server_key import current_keys_of, sealing_keys_of
+from app.engagement import keyed
 from app.engagement import rows as parse
 from app.engagement.models import EngagementEvent
 from app.engagement.rows import Event, FileFormat, RowProblem
@@ -118,14 +131,15 @@ def import_events(
     result = ImportResult()
     hashing = _Hashing(source)
     known = targets(session, study=study)
-    batch: list[dict[str, Any]] = []
-    for event, target in _events(hashing, fmt=fmt, known=known, result=result, now=now):
-        batch.append(_values(study.id, event, target, now))
+    session.commit()  # no transaction (no write lock) while the file is read
+    batch: list[tuple[Event, Target]] = []
+    for found in _events(hashing, fmt=fmt, known=known, result=result, now=now):
+        batch.append(found)
         if len(batch) >= BATCH:
-            _insert(session, batch, result)
+            _store(session, study=study, batch=batch, result=result, now=now)
             batch = []
     if batch:
-        _insert(session, batch, result)
+        _store(session, study=study, batch=batch, result=result, now=now)
     result.size, result.sha256 = hashing.size, hashing.digest.hexdigest()
     _ensure_not_locked(session, study=study)
     audit.record(
@@ -147,15 +161,40 @@ def import_events(
     return result
 
 
+def _store(
+    session: Session,
+    *,
+    study: Study,
+    batch: Sequence[tuple[Event, Target]],
+    result: ImportResult,
+    now: datetime,
+) -> None:
+    """Insert one batch in a transaction of its own, committed: the events' keys are
+    made with the keys that seal in that transaction (a rotation may have switched
+    them since the last batch)."""
+    _ensure_not_locked(session, study=study)
+    keys = sealing_keys_of(session)
+    owners: dict[int, str] = {}
+    values = []
+    for event, target in batch:
+        owner = owners.get(target.id)
+        if owner is None:
+            owner = owners[target.id] = keyed.current_key(keys, study.id, target.id)
+        values.append(_values(study.id, event, owner, now))
+    _insert(session, values, result)
+    session.commit()
+
+
 class StudyLocked(Conflict):
     code, title = "study-locked", "The study's database is locked"
 
 
 def _ensure_not_locked(session: Session, *, study: Study) -> None:
     """Refuse a load into a study whose database is locked (its data are final). Checked
-    at the end, under the study's row lock (FOR NO KEY UPDATE, as other writes of the
-    study take it), so a lock that came during the load is seen and the load rolled back,
-    and enrollments of the study do not wait for a long load (only for its audit)."""
+    in each batch's transaction and at the end, under the study's row lock (FOR NO KEY
+    UPDATE, as other writes of the study take it): a lock that comes during the load
+    stops it at the next batch (those committed before the lock stay, as they were
+    stored before it), and enrollments of the study wait for one batch at most."""
     query = select(Study.locked_at).where(Study.id == study.id)
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(key_share=True)
@@ -213,10 +252,10 @@ def _header(text: str, number: int) -> list[str]:
         raise InvalidInput([FieldProblem(("line", number), str(problem))]) from None
 
 
-def _values(study_id: int, event: Event, target: Target, now: datetime) -> dict[str, Any]:
+def _values(study_id: int, event: Event, owner: str, now: datetime) -> dict[str, Any]:
     return {
         "study_id": study_id,
-        "participant_id": target.id,
+        "participant_key": owner,
         "event_id": event.event_id,
         "at": event.at,
         "kind": event.kind,
@@ -247,10 +286,10 @@ _UNNEST = text(
     """
     WITH taken AS (
         INSERT INTO engagement_events
-            (study_id, participant_id, event_id, at, kind, count, imported_at)
+            (study_id, participant_key, event_id, at, kind, count, imported_at)
         SELECT :study_id, p, e, a, k, c, :imported_at
         FROM unnest(
-            CAST(:participants AS integer[]), CAST(:event_ids AS varchar[]),
+            CAST(:participants AS varchar[]), CAST(:event_ids AS varchar[]),
             CAST(:ats AS timestamptz[]), CAST(:kinds AS varchar[]), CAST(:counts AS integer[])
         ) AS t(p, e, a, k, c)
         ON CONFLICT (study_id, event_id) DO NOTHING
@@ -269,7 +308,7 @@ def _insert_postgresql(session: Session, batch: Sequence[dict[str, Any]]) -> int
         {
             "study_id": first["study_id"],
             "imported_at": first["imported_at"],
-            "participants": [row["participant_id"] for row in batch],
+            "participants": [row["participant_key"] for row in batch],
             "event_ids": [row["event_id"] for row in batch],
             "ats": [row["at"] for row in batch],
             "kinds": [row["kind"] for row in batch],
@@ -287,66 +326,77 @@ def count_events(session: Session, *, study: Study) -> int:
 
 def summaries(session: Session, *, study: Study) -> list[Summary]:
     """Each randomized participant's use of the intervention (`usage`), in the order of
-    the exports (`export_order`), counted by the database: two GROUP BY queries over
-    the study's events, whatever their number."""
-    found: dict[int, Summary] = {}
+    the exports (`export_order`), counted by the database: one GROUP BY query per
+    participant over their events (by their keys, `keyed`), whatever their number."""
     people = (
-        select(Participant.id, Participant.code, Allocation.arm, Participant.randomized_at)
+        select(
+            Participant.id,
+            Participant.code,
+            Allocation.arm,
+            Participant.randomized_at,
+            Participant.withdrawal_kind,
+            Participant.withdrawn_at,
+        )
         .join(Allocation, Allocation.participant_id == Participant.id)
         .where(Participant.study_id == study.id)
         .order_by(Participant.export_order)
     )
-    for pid, code, arm, randomized_at in session.execute(people):
-        found[pid] = Summary(pid, code, arm, randomized_at)
-    counted = _counted(study)
-    totals = (
+    keys = current_keys_of(session)
+    found = []
+    for pid, code, arm, randomized_at, kind, withdrawn_at in session.execute(people):
+        summary = Summary(pid, code, arm, randomized_at)
+        if randomized_at is not None:
+            owners = list(keyed.keys_by_owner(keys, study.id, [pid]))
+            cut_off = withdrawn_at if kind == LeavingKind.data else None
+            _count(session, summary, study=study, owners=owners, cut_off=cut_off)
+        found.append(summary)
+    return found
+
+
+def _count(
+    session: Session,
+    summary: Summary,
+    *,
+    study: Study,
+    owners: list[str],
+    cut_off: datetime | None,
+) -> None:
+    """Fold into `summary` the events that count (`usage`): the participant's (by any
+    of their keys), from their randomization on, and before a withdrawal of consent to
+    the use of their data; totals by kind, and the weeks of follow-up with an event."""
+    assert summary.randomized_at is not None
+    start = bindparam("randomized_at", summary.randomized_at, type_=EVENTS.c.at.type)
+    week = _week(session, start).label("week")
+    counted = [
+        EVENTS.c.study_id == study.id,
+        EVENTS.c.participant_key.in_(owners),
+        EVENTS.c.at >= start,
+    ]
+    if cut_off is not None:
+        counted.append(EVENTS.c.at < cut_off)
+    query = (
         select(
-            EVENTS.c.participant_id,
             EVENTS.c.kind,
+            week,
             func.sum(EVENTS.c.count),
             func.min(EVENTS.c.at),
             func.max(EVENTS.c.at),
         )
-        .join(Participant, Participant.id == EVENTS.c.participant_id)
         .where(*counted)
-        .group_by(EVENTS.c.participant_id, EVENTS.c.kind)
+        .group_by(EVENTS.c.kind, week)
     )
-    for pid, kind, total, first, last in session.execute(totals):
-        if pid in found:
-            found[pid].add(kind, int(total), first, last)
-    week = _week(session)
-    weeks = (
-        select(EVENTS.c.participant_id, func.count(week.distinct()))
-        .join(Participant, Participant.id == EVENTS.c.participant_id)
-        .where(*counted)
-        .group_by(EVENTS.c.participant_id)
-    )
-    for pid, active in session.execute(weeks):
-        if pid in found:
-            found[pid].active_weeks = int(active)
-    return list(found.values())
+    weeks = set()
+    for kind, number, total, first, last in session.execute(query):
+        summary.add(kind, int(total), first, last)
+        weeks.add(number)
+    summary.active_weeks = len(weeks)
 
 
-def _counted(study: Study) -> list[ColumnElement[bool]]:
-    """Which events count (`usage`): the study's, from the participant's randomization
-    on, and before a withdrawal of consent to the use of their data."""
-    return [
-        EVENTS.c.study_id == study.id,
-        Participant.randomized_at.is_not(None),
-        EVENTS.c.at >= Participant.randomized_at,
-        or_(
-            Participant.withdrawal_kind.is_(None),
-            Participant.withdrawal_kind != LeavingKind.data,
-            EVENTS.c.at < Participant.withdrawn_at,
-        ),
-    ]
-
-
-def _week(session: Session) -> ColumnElement[Any]:
+def _week(session: Session, start: ColumnElement[Any]) -> ColumnElement[Any]:
     """The week of the participant's follow-up an event falls in (0: days 0-6 after
-    randomization)."""
+    randomization, `start`)."""
     if session.get_bind().dialect.name == "postgresql":
-        seconds = func.extract("epoch", EVENTS.c.at - Participant.randomized_at)
+        seconds = func.extract("epoch", EVENTS.c.at - start)
         return func.floor(seconds / (7 * 24 * 3600))
-    days = func.julianday(EVENTS.c.at) - func.julianday(Participant.randomized_at)
+    days = func.julianday(EVENTS.c.at) - func.julianday(start)
     return cast(days / 7, Integer)  # SQLite truncates toward 0: days are never negative

@@ -47,7 +47,8 @@ class ContactAttempt(Base):
     note: Mapped[str | None] = mapped_column(SealedText("contact_attempts.note"))
     next_step: Mapped[str | None] = mapped_column(SealedText("contact_attempts.next_step"))
     next_step_on: Mapped[date | None]  # when to try again: on the worklist from that day
-    timepoint: Mapped[str | None] = mapped_column(String(64))  # the survey it was about
+    # The survey it was about: sealed, as a timepoint only some arms have tells the arm.
+    timepoint: Mapped[str | None] = mapped_column(SealedText("contact_attempts.timepoint"))
     made_at: Mapped[datetime]
     made_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
 

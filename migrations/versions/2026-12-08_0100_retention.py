@@ -73,7 +73,7 @@ def upgrade() -> None:
         sa.Column("note", sa.LargeBinary(), nullable=True),
         sa.Column("next_step", sa.LargeBinary(), nullable=True),
         sa.Column("next_step_on", sa.Date(), nullable=True),
-        sa.Column("timepoint", sa.String(length=64), nullable=True),
+        sa.Column("timepoint", sa.LargeBinary(), nullable=True),
         sa.Column("made_at", UTCDateTime(timezone=True), nullable=False),
         sa.Column("made_by", sa.Integer(), nullable=False),
         sa.ForeignKeyConstraint(
@@ -104,17 +104,12 @@ def upgrade() -> None:
         "engagement_events",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("study_id", sa.Integer(), nullable=False),
-        sa.Column("participant_id", sa.Integer(), nullable=False),
+        sa.Column("participant_key", sa.String(length=64), nullable=False),
         sa.Column("event_id", sa.String(length=128), nullable=False),
         sa.Column("at", UTCDateTime(timezone=True), nullable=False),
         sa.Column("kind", sa.String(length=32), nullable=False),
         sa.Column("count", sa.Integer(), nullable=False),
         sa.Column("imported_at", UTCDateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["participant_id"],
-            ["participants.id"],
-            name=op.f("fk_engagement_events_participant_id_participants"),
-        ),
         sa.ForeignKeyConstraint(
             ["study_id"], ["studies.id"], name=op.f("fk_engagement_events_study_id_studies")
         ),
@@ -125,7 +120,9 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("engagement_events", schema=None) as batch_op:
         batch_op.create_index(
-            "ix_engagement_events_participant", ["participant_id", "at"], unique=False
+            "ix_engagement_events_participant",
+            ["study_id", "participant_key", "at"],
+            unique=False,
         )
 
     op.create_table(

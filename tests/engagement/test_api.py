@@ -10,7 +10,9 @@ only admins see, so the known numbers never move.
 
 from __future__ import annotations
 
+import io
 import json
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -27,7 +29,9 @@ from app.config import Settings
 from app.db.base import utcnow
 from app.db.engine import Database
 from app.demo import DEMO_ADMIN_EMAIL, demo_definition, load_demo
+from app.engagement import service
 from app.engagement.models import EngagementEvent
+from app.engagement.rows import FileFormat
 from app.main import create_app
 from app.participants.models import Participant
 from app.randomization.models import Allocation
@@ -352,3 +356,64 @@ def test_the_command_line_loads_through_the_same_service(env: Env, tmp_path, mon
     assert f"{path}:3: participant is missing" in run.stderr
     again = CliRunner().invoke(cli, ["engagement", "load", SECOND, str(path), "--format", "csv"])
     assert json.loads(again.stdout.strip().splitlines()[-1])["duplicates"] == 1
+
+
+class _Paused:
+    """A file that stops before line `after + 1` until `go` is set: the load waits there
+    between two batches."""
+
+    def __init__(self, data: str, after: int) -> None:
+        self.source = io.BytesIO(data.encode())
+        self.after = after
+        self.read = 0
+        self.reached = threading.Event()
+        self.go = threading.Event()
+
+    def readline(self, limit: int = -1, /) -> bytes:
+        if self.read == self.after:
+            self.reached.set()
+            assert self.go.wait(30)
+        self.read += 1
+        return self.source.readline(limit)
+
+
+def test_other_writers_go_on_while_a_load_runs(env: Env, monkeypatch):
+    # A load commits each batch: between two of them another writer (an enrollment)
+    # gets the database, and sees the batches stored so far.
+    monkeypatch.setattr(service, "BATCH", 2)
+    rows = [line(f"pause-{i}", env.other, env.now - timedelta(hours=i)) for i in range(4)]
+    paused = _Paused("\n".join(rows) + "\n", after=2)
+    done: list[service.ImportResult] = []
+
+    def load() -> None:
+        with env.db.session(write=True) as session:
+            study = session.scalars(select(Study).where(Study.slug == SECOND)).one()
+            done.append(
+                service.import_events(
+                    session,
+                    study=study,
+                    source=paused,
+                    fmt=FileFormat.jsonl,
+                    actor=None,
+                    now=utcnow(),
+                )
+            )
+            session.commit()
+
+    loader = threading.Thread(target=load)
+    loader.start()
+    try:
+        assert paused.reached.wait(30)
+        coordinator = env.api.user("coordinator", "PHL", study=SECOND)
+        assert env.api.enroll(coordinator, study=SECOND)
+        with env.db.session(write=False) as session:
+            stored = session.scalar(
+                select(func.count())
+                .select_from(EngagementEvent)
+                .where(EngagementEvent.event_id.like("pause-%"))
+            )
+        assert stored == 2
+    finally:
+        paused.go.set()
+        loader.join(30)
+    assert [(r.accepted, r.duplicates) for r in done] == [(4, 0)]
