@@ -76,8 +76,11 @@ def vendor_file_again(
     """The vendor file made at `issued_at`, made again from its entries at the caller's
     sites (404 when none, unless the caller knows a file was made then: a file of no
     entry has none to find); audited with its SHA-256, to compare with the first's."""
+    try:
+        at = issued_at.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:00-05:00: past the calendar in UTC
+        raise VendorFileNotFound("no vendor file was made then") from None
     audit.lock_chain_head(session)
-    at = issued_at.astimezone(UTC)
     query = select(IncentiveEntry).where(
         IncentiveEntry.study_id == study.id,
         IncentiveEntry.issue_method == IssueMethod.vendor.value,

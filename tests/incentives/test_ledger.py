@@ -360,6 +360,11 @@ def test_a_past_vendor_file_is_made_again_the_same_and_listed(env: Env) -> None:
             headers=bearer(env.coordinator),
         )
         assert refused.status_code == 422, (bad, refused.text)
+    for never in ("9999-12-31T23:59:59-05:00", "0001-01-01T00:00:00+05:00"):
+        beyond = env.api.client.get(
+            f"{S}/incentives/vendor-file", params={"issued_at": never}, headers=bearer(env.other)
+        )
+        assert beyond.status_code == 404, (never, beyond.text)
     other = env.api.client.get(
         f"{S}/incentives/vendor-file", params={"issued_at": at}, headers=bearer(env.other)
     )
