@@ -162,4 +162,5 @@ def _file(study: Study, entries: Sequence[IncentiveEntry], at: datetime) -> Vend
 
 
 def _entity(at: datetime) -> str:
-    return f"vendor-file:{at.isoformat(timespec='seconds')}"
+    """The file's entity in the trail: its full time, which no other file shares."""
+    return f"vendor-file:{at.isoformat()}"

@@ -349,7 +349,7 @@ def test_a_past_vendor_file_is_made_again_the_same_and_listed(env: Env) -> None:
     listed = env.get(f"{S}/incentives/vendor-files").json()["files"]
     assert listed[0]["issued_at"] == at and listed[0]["entries"] == first["entries"]
     assert listed[0]["total_cents"] == first["total_cents"]
-    trail = _trail(env, f"vendor-file:{at[:19]}+00:00")
+    trail = _trail(env, f"vendor-file:{datetime.fromisoformat(at).isoformat()}")
     again_made = "incentive.vendor_file_again"
     assert [a for a, _ in trail] == ["incentive.vendor_file", again_made, again_made]
     assert trail[0][1]["sha256"] == trail[1][1]["sha256"] == {"old": None, "new": first["sha256"]}
