@@ -75,8 +75,10 @@ class AuditAction(StrEnum):
     incentive_issued = "incentive.issued"
     incentive_redeemed = "incentive.redeemed"
     incentive_voided = "incentive.voided"
+    incentive_card_shown = "incentive.card_shown"  # an issued card's code shown again
     gift_cards_loaded = "gift_card.loaded"
     incentives_vendor_file = "incentive.vendor_file"  # the payment vendor's CSV written
+    incentives_vendor_file_again = "incentive.vendor_file_again"  # a past one made again
     engagement_imported = "engagement.imported"
     export_started = "export.started"
     export_completed = "export.completed"

@@ -3,17 +3,22 @@ a button for each next step (approve, hold or void with a reason, issue a gift c
 record it redeemed), the payment vendor's file, this year's totals with the tax flag,
 the reconciliation, the gift-card inventory and, for admins, loading cards. Each page
 calls the service the API calls (`incentives.service`), with the signed-in user as the
-actor; an issued card's code is shown once, on the page the issue answers with."""
+actor; an issued card's code is shown on the page the issue answers with, and again
+(audited) by its "Show the card's code" button; past vendor files are downloaded again
+from their entries. Each form is acted on once however often it is sent (`once`)."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Path, Query, Request, Response
+from fastapi.responses import RedirectResponse
 
 from app.api.deps import ReadSessionDep, SessionDep
 from app.api.params import SlugPath
 from app.auth.permissions import Permission
+from app.console import once
 from app.console.deps import (
     FORM_BODY_LIMIT,
     CheckedForm,
@@ -25,12 +30,13 @@ from app.console.deps import (
 from app.console.forms import FormRefused, text
 from app.console.shared import acting, back
 from app.db.base import utcnow
-from app.errors import InvalidInput, NotFound
+from app.errors import FieldProblem, InvalidInput, NotFound
 from app.exports import downloads
-from app.incentives import reports, service
+from app.idempotency.service import StoredResponse
+from app.incentives import reports, service, vendor
 from app.incentives.models import EntryState
 from app.incentives.rules import Step
-from app.incentives.schemas import MAX_REASON
+from app.incentives.schemas import MAX_REASON, GiftCardsLoaded, VendorFile
 from app.studies import service as studies
 from app.studies.models import Study
 from app.web.forms import Form
@@ -114,6 +120,8 @@ def _page(
         "totals": totals,
         "reconciliation": reports.reconciliation(session, study=study, user=staff.user),
         "cards": service.gift_card_summary(session, study=study).cards,
+        "vendor_files": vendor.past_files(session, study=study, user=staff.user).files,
+        "form_id": once.new_form_id,
         "pays": studies.definition_of(study).incentives is not None,
         "notice": notice,
         "money": service.money,
@@ -135,11 +143,41 @@ def issue(
     staff: Manager,
     form: CheckedForm,
 ) -> Response:
-    """Issue the entry with a gift card; the page shows the card's code this once."""
+    """Issue the entry with a gift card; the page shows the card's code. The same form
+    sent again shows it again (audited as shown), rather than a 409 that hides it."""
     study = acting(session, slug, staff)
+    claim = once.claim(session, user_id=staff.user.id, form=form, path=request.url.path)
+    if isinstance(claim, StoredResponse):
+        return _show_card(request, session, staff, study, entry_id)
     issued = service.issue_gift_card(session, study=study, entry_id=entry_id, actor=staff.user)
-    response = _page(request, session, staff, study, extra={"issued": issued})
-    response.headers["Cache-Control"] = "no-store"
+    once.done(session, claim, "issued")
+    return _no_store(_page(request, session, staff, study, extra={"issued": issued}))
+
+
+@router.post("/studies/{slug}/incentives/{entry_id}/card")
+def show_card(
+    request: Request,
+    slug: SlugPath,
+    entry_id: EntryId,
+    session: SessionDep,
+    staff: Manager,
+    form: CheckedForm,
+) -> Response:
+    """Show an issued entry's gift-card code again (the first page was lost); audited."""
+    study = studies.get_study(session, slug=slug, user=staff.user)
+    return _show_card(request, session, staff, study, entry_id)
+
+
+def _show_card(
+    request: Request, session: Any, staff: Staff, study: Study, entry_id: int
+) -> Response:
+    shown = service.show_card(session, study=study, entry_id=entry_id, actor=staff.user)
+    extra = {"issued": shown, "shown_again": True}
+    return _no_store(_page(request, session, staff, study, extra=extra))
+
+
+def _no_store(response: Response) -> Response:
+    response.headers["Cache-Control"] = "no-store"  # a card's code: in no cache
     return response
 
 
@@ -153,7 +191,8 @@ def change(
     staff: Manager,
     form: CheckedForm,
 ) -> Response:
-    """Approve, hold, void or record as redeemed; hold and void need a reason."""
+    """Approve, hold, void or record as redeemed; hold and void need a reason. The same
+    form sent again goes where the first went."""
     study = acting(session, slug, staff)
     taken = STEPS.get(step)
     if taken is None:
@@ -172,18 +211,52 @@ def change(
                 status_code=422,
             )
             raise FormRefused(page)
+    claim = once.claim(session, user_id=staff.user.id, form=form, path=request.url.path)
+    if isinstance(claim, StoredResponse):
+        return RedirectResponse(claim.body, status_code=303)
     service.change(
         session, study=study, entry_id=entry_id, step=taken, actor=staff.user, reason=reason
     )
-    return back(study, "/incentives", done=step)
+    went = back(study, "/incentives", done=step)
+    once.done(session, claim, went.headers["location"])
+    return went
 
 
 @router.post("/studies/{slug}/incentives/vendor-file")
-def vendor_file(slug: SlugPath, session: SessionDep, staff: Manager, form: CheckedForm) -> Response:
+def vendor_file(
+    request: Request, slug: SlugPath, session: SessionDep, staff: Manager, form: CheckedForm
+) -> Response:
     """The payment vendor's CSV (a download): the approved entries at the user's sites,
-    now issued."""
+    now issued. The same form sent again downloads the same file, made again."""
     study = acting(session, slug, staff)
-    made = service.vendor_file(session, study=study, actor=staff.user)
+    claim = once.claim(session, user_id=staff.user.id, form=form, path=request.url.path)
+    if isinstance(claim, StoredResponse):
+        at = datetime.fromisoformat(claim.body)
+        again = vendor.vendor_file_again(
+            session, study=study, actor=staff.user, issued_at=at, must_exist=False
+        )
+        return _csv(again)
+    made = vendor.vendor_file(session, study=study, actor=staff.user)
+    once.done(session, claim, made.issued_at.isoformat())
+    return _csv(made)
+
+
+@router.get("/studies/{slug}/incentives/vendor-file")
+def vendor_file_again(
+    slug: SlugPath,
+    session: SessionDep,
+    staff: Manager,
+    issued_at: Annotated[datetime, Query()],
+) -> Response:
+    """A past vendor file, downloaded again (its entries at the user's sites); audited."""
+    if issued_at.tzinfo is None:
+        raise InvalidInput([FieldProblem(("query", "issued_at"), "give the time with its zone")])
+    study = studies.get_study(session, slug=slug, user=staff.user)
+    again = vendor.vendor_file_again(session, study=study, actor=staff.user, issued_at=issued_at)
+    return _csv(again)
+
+
+def _csv(made: VendorFile) -> Response:
     return Response(
         made.csv, media_type="text/csv; charset=utf-8", headers=downloads.attachment(made.filename)
     )
@@ -193,9 +266,14 @@ def vendor_file(slug: SlugPath, session: SessionDep, staff: Manager, form: Check
 def load_cards(
     request: Request, slug: SlugPath, session: SessionDep, staff: Stocker, form: CheckedForm
 ) -> Response:
-    """Load gift cards pasted as CSV; the page lists rows refused by line."""
+    """Load gift cards pasted as CSV; the page lists rows refused by line. The same
+    form sent again shows what the first loaded (rather than every row refused)."""
     study = acting(session, slug, staff)
     pasted = _text(form, "cards", CARD_TEXT_LIMIT)
+    claim = once.claim(session, user_id=staff.user.id, form=form, path=request.url.path)
+    if isinstance(claim, StoredResponse):
+        loaded = GiftCardsLoaded.model_validate_json(claim.body)
+        return _page(request, session, staff, study, extra={"loaded": loaded})
     try:
         loaded = service.load_gift_cards(session, study=study, text=pasted, actor=staff.user)
     except InvalidInput as invalid:
@@ -203,6 +281,7 @@ def load_cards(
         raise FormRefused(
             _page(request, session, staff, study, extra=extra, status_code=422)
         ) from None
+    once.done(session, claim, loaded.model_dump_json())
     return _page(request, session, staff, study, extra={"loaded": loaded})
 
 

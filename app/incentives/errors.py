@@ -32,3 +32,15 @@ class NoIncentives(Conflict):
     """The study's definition pays no incentives."""
 
     code, title = "no-incentives", "This study pays no incentives"
+
+
+class EntryHasNoCard(Conflict):
+    """The entry was given no gift card (not issued, or paid through the vendor)."""
+
+    code, title = "incentive-has-no-card", "The entry has no gift card"
+
+
+class VendorFileNotFound(NotFound):
+    """No entry at the caller's sites was issued in a vendor file at that time."""
+
+    code, title = "vendor-file-not-found", "Vendor file not found"

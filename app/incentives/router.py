@@ -4,6 +4,7 @@ year's totals and the reconciliation."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Response
@@ -17,11 +18,13 @@ from app.auth.deps import STAFF_ROUTES, require
 from app.auth.permissions import Permission
 from app.auth.principal import Principal
 from app.db.base import utcnow
+from app.errors import FieldProblem, InvalidInput
 from app.idempotency.deps import IdempotencyDep
-from app.incentives import reports, service
+from app.incentives import reports, service, vendor
 from app.incentives.models import EntryState
 from app.incentives.rules import MAX_CARD_FILE_BYTES, Step
 from app.incentives.schemas import (
+    CardShown,
     EntryList,
     EntryRead,
     GiftCardsLoaded,
@@ -32,6 +35,7 @@ from app.incentives.schemas import (
     Reconciliation,
     Totals,
     VendorFile,
+    VendorFiles,
 )
 from app.studies.service import RowLock, definition_of, get_study
 
@@ -158,14 +162,55 @@ def issue(
     return idempotency.remember(issued)
 
 
+@router.post("/incentives/{entry_id}/card", response_model=CardShown)
+def show_card(
+    slug: SlugPath,
+    entry_id: EntryId,
+    session: SessionDep,
+    idempotency: IdempotencyDep,
+    actor: Manager,
+) -> Response:
+    """The code of the gift card an entry was issued with, again (the issue's answer was
+    lost); audited. Not kept for replays: a replay answers null, a new request the code
+    (409 `incentive-has-no-card` when the entry was given none)."""
+    study = get_study(session, slug=slug, user=actor)
+    return idempotency.remember(
+        service.show_card(session, study=study, entry_id=entry_id, actor=actor)
+    )
+
+
 @router.post("/incentives/vendor-file", response_model=VendorFile)
 def vendor_file(
     slug: SlugPath, session: SessionDep, idempotency: IdempotencyDep, actor: Manager
 ) -> Response:
     """The payment vendor's CSV of the approved entries at the caller's sites, which
-    are issued by it (replay the request with its Idempotency-Key for the same file)."""
+    are issued by it (replay the request with its Idempotency-Key, or ask for it by its
+    `issued_at`, for the same file)."""
     study = get_study(session, slug=slug, user=actor, lock=RowLock.for_no_key_update)
-    return idempotency.remember(service.vendor_file(session, study=study, actor=actor))
+    return idempotency.remember(vendor.vendor_file(session, study=study, actor=actor))
+
+
+@router.get("/incentives/vendor-file", response_model=VendorFile)
+def vendor_file_again(
+    slug: SlugPath,
+    session: SessionDep,
+    actor: Manager,
+    issued_at: Annotated[datetime, Query(description="the file's `issued_at`, with its zone")],
+) -> VendorFile:
+    """A vendor file made before, made again from its entries at the caller's sites:
+    the same CSV (its SHA-256 as first audited); audited. 404 when none was made then."""
+    if issued_at.tzinfo is None:
+        problem = FieldProblem(("query", "issued_at"), "give the time with its zone")
+        raise InvalidInput([problem])
+    study = get_study(session, slug=slug, user=actor)
+    return vendor.vendor_file_again(session, study=study, actor=actor, issued_at=issued_at)
+
+
+@router.get("/incentives/vendor-files", response_model=VendorFiles)
+def vendor_files(slug: SlugPath, session: ReadSessionDep, user: Manager) -> VendorFiles:
+    """The latest vendor files with entries at the caller's sites, newest first."""
+    study = get_study(session, slug=slug, user=user)
+    return vendor.past_files(session, study=study, user=user)
 
 
 @router.get("/incentives/totals", response_model=Totals)

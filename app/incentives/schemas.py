@@ -51,6 +51,15 @@ class Issued(EntryRead):
     gift_card_code: str | None
 
 
+class CardShown(EntryRead):
+    """An issued entry's gift-card code, shown again (a lost answer, a closed tab): not
+    kept with the request's Idempotency-Key, so a replay answers null; ask again."""
+
+    shown_once: ClassVar[tuple[str, ...]] = ("gift_card_code",)
+
+    gift_card_code: str | None
+
+
 class ReasonBody(BaseModel):
     """Why an entry is held for review, or voided."""
 
@@ -74,9 +83,26 @@ class VendorFile(BaseModel):
 
     entries: int
     total_cents: dict[str, int] = Field(description="by currency")
+    issued_at: datetime = Field(
+        description="the time its entries were issued: `vendor-file?issued_at=` makes it again"
+    )
     filename: str
     sha256: str
     csv: str = Field(description="entry_id,participant,amount,currency,timepoint,kind")
+
+
+class PastVendorFile(BaseModel):
+    """A vendor file made before: its entries at the caller's sites share `issued_at`."""
+
+    issued_at: datetime
+    entries: int
+    total_cents: dict[str, int] = Field(description="by currency")
+
+
+class VendorFiles(BaseModel):
+    """The latest vendor files at the caller's sites, newest first."""
+
+    files: list[PastVendorFile]
 
 
 class RejectedLine(BaseModel):

@@ -12,9 +12,7 @@ here reads participants or surveys (the ledger sits below them).
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
@@ -32,22 +30,27 @@ from app.db.server_key import sealing_keys_of
 from app.errors import FieldProblem, InvalidInput
 from app.incentives import rules
 from app.incentives.earning import entity
-from app.incentives.errors import EntryNotFound, EntryStateConflict, NoGiftCard, NoIncentives
+from app.incentives.errors import (
+    EntryHasNoCard,
+    EntryNotFound,
+    EntryStateConflict,
+    NoGiftCard,
+    NoIncentives,
+)
 from app.incentives.models import EntryState, GiftCard, IncentiveEntry, IssueMethod
 from app.incentives.rules import Step
 from app.incentives.schemas import (
     CardCount,
+    CardShown,
     EntryRead,
     GiftCardsLoaded,
     GiftCardSummary,
     Issued,
     RejectedLine,
-    VendorFile,
 )
 from app.studies.models import Study
 from app.studies.service import definition_of
 
-VENDOR_FILE_LIMIT = 5000  # entries in one vendor file: the rest go in the next
 _HASH_CHUNK = 500
 
 _AUDIT_ACTION = {
@@ -139,7 +142,7 @@ def change(
     """Hold (with a reason), approve, redeem or void (with a reason) the entry; 409
     naming its state when the step does not start from it."""
     if step is Step.issue:
-        raise ValueError("issue with `issue_gift_card` or `vendor_file`")
+        raise ValueError("issue with `issue_gift_card` or `vendor.vendor_file`")
     now = audit.lock_chain_head(session).at
     entry = _find(session, study=study, entry_id=entry_id, user=actor)
     values: dict[str, Any] = {}
@@ -195,6 +198,21 @@ def _audit(
     )
 
 
+def issue_step(
+    session: Session,
+    study: Study,
+    entry: IncentiveEntry,
+    actor: Principal,
+    *,
+    now: datetime,
+    values: dict[str, Any],
+    changes: dict[str, Any],
+) -> None:
+    """Issue the entry (409 naming its state when it is not approved), audited."""
+    _move(session, entry, Step.issue, now=now, values=values)
+    _audit(session, study, entry, Step.issue, actor, changes)
+
+
 def issue_gift_card(session: Session, *, study: Study, entry_id: int, actor: Principal) -> Issued:
     """Issue the approved entry with a free gift card of its amount and currency; the
     card's code in the answer. 409 `no-gift-card` (nothing changed) when none is left."""
@@ -214,6 +232,25 @@ def issue_gift_card(session: Session, *, study: Study, entry_id: int, actor: Pri
     }
     _audit(session, study, entry, Step.issue, actor, changes)
     return Issued(**_read(study, entry).model_dump(), gift_card_code=card.code)
+
+
+def show_card(session: Session, *, study: Study, entry_id: int, actor: Principal) -> CardShown:
+    """The code of the gift card the entry was issued with, shown again (the first
+    answer lost); audited with the card's id, never its code. 409 when it has none."""
+    audit.lock_chain_head(session)
+    entry = _find(session, study=study, entry_id=entry_id, user=actor)
+    card = session.scalars(select(GiftCard).where(GiftCard.entry_id == entry.id)).first()
+    if card is None:
+        raise EntryHasNoCard(f"incentive entry {entry_id} was given no gift card")
+    audit.record(
+        session,
+        AuditAction.incentive_card_shown,
+        actor=actor,
+        entity_id=entity(entry.participant_code, entry.timepoint, entry.kind),
+        study_id=study.id,
+        changes={"gift_card": (None, card.id)},
+    )
+    return CardShown(**_read(study, entry).model_dump(), gift_card_code=card.code)
 
 
 def _take_card(session: Session, *, study: Study, entry: IncentiveEntry) -> GiftCard | None:
@@ -238,52 +275,6 @@ def _take_card(session: Session, *, study: Study, entry: IncentiveEntry) -> Gift
         .execution_options(synchronize_session=False)
     ).scalar_one_or_none()
     return None if taken is None else session.get_one(GiftCard, taken)
-
-
-VENDOR_COLUMNS = ("entry_id", "participant", "amount", "currency", "timepoint", "kind")
-
-
-def vendor_file(session: Session, *, study: Study, actor: Principal) -> VendorFile:
-    """The payment vendor's CSV of every approved entry at the caller's sites (the
-    oldest `VENDOR_FILE_LIMIT`), each now issued by the vendor method. Participant codes,
-    never names: the vendor knows participants by the study's code."""
-    now = audit.lock_chain_head(session).at
-    query = select(IncentiveEntry).where(
-        IncentiveEntry.study_id == study.id,
-        IncentiveEntry.state == EntryState.approved.value,
-    )
-    query = at_sites(query, actor).order_by(IncentiveEntry.id).limit(VENDOR_FILE_LIMIT)
-    entries = list(session.scalars(query.with_for_update()))
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(VENDOR_COLUMNS)
-    totals: dict[str, int] = {}
-    values = {"issued_at": now, "issued_by": actor.id, "issue_method": IssueMethod.vendor.value}
-    for entry in entries:
-        _move(session, entry, Step.issue, now=now, values=values)
-        row = (entry.id, entry.participant_code, money(entry.amount_cents), entry.currency)
-        writer.writerow((*row, entry.timepoint, entry.kind))
-        totals[entry.currency] = totals.get(entry.currency, 0) + entry.amount_cents
-        changes = {"state": ("approved", "issued"), "method": (None, IssueMethod.vendor.value)}
-        _audit(session, study, entry, Step.issue, actor, changes)
-    text = out.getvalue()
-    digest = hashlib.sha256(text.encode()).hexdigest()
-    filename = f"{study.slug}-vendor-{now:%Y%m%d-%H%M%S}.csv"
-    audit.record(
-        session,
-        AuditAction.incentives_vendor_file,
-        actor=actor,
-        entity_id=f"vendor-file:{now.isoformat(timespec='seconds')}",
-        study_id=study.id,
-        changes={
-            "entries": (None, len(entries)),
-            "total_cents": (None, totals),
-            "sha256": (None, digest),
-        },
-    )
-    return VendorFile(
-        entries=len(entries), total_cents=totals, filename=filename, sha256=digest, csv=text
-    )
 
 
 # --- the gift-card inventory ----------------------------------------------------------------

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -137,7 +138,13 @@ _MATRIX: dict[tuple[str, str], tuple[int, int, int, int, int, int, int]] = {
                                                                (401, 401, 200, 200, 404, 403, 403),
     ("POST", "/api/v1/studies/{slug}/incentives/{entry_id}/issue"):
                                                                (401, 401, 200, 200, 404, 403, 403),
+    ("POST", "/api/v1/studies/{slug}/incentives/{entry_id}/card"):
+                                                               (401, 401, 200, 200, 404, 403, 403),
     ("POST", "/api/v1/studies/{slug}/incentives/vendor-file"): (401, 401, 200, 200, 200, 403, 403),
+    # a past file of PHL entries: none of it at PIT
+    ("GET",  "/api/v1/studies/{slug}/incentives/vendor-file"): (401, 401, 200, 200, 404, 403, 403),
+    ("GET",  "/api/v1/studies/{slug}/incentives/vendor-files"):
+                                                               (401, 401, 200, 200, 200, 403, 403),
     ("GET",  "/api/v1/studies/{slug}/incentives/totals"):      (401, 401, 200, 200, 200, 403, 403),
     ("GET",  "/api/v1/studies/{slug}/incentives/reconciliation"):
                                                                (401, 401, 200, 200, 200, 403, 403),
@@ -360,6 +367,16 @@ class Ctx:
         """An approved $25 entry, and a free $25 card to issue it with; its id."""
         self.gift_card()
         return self.incentive("approve")
+
+    def vendor_file(self) -> str:
+        """When the admin's vendor file of a new approved PHL entry was made."""
+        self.incentive("approve")
+        made = self.api.client.post(
+            f"{S}/incentives/vendor-file", headers=bearer(self.api.admin_token)
+        )
+        assert made.status_code == 200 and made.json()["entries"] >= 1, made.text
+        issued_at: str = made.json()["issued_at"]
+        return issued_at
 
     def applicant(self) -> int:
         """A new sign-up at PHL held for review; its id. Its screening filled the
@@ -656,6 +673,15 @@ REQUESTS: dict[tuple[str, str], Callable[[Ctx], Call]] = {
     ),
     ("POST", "/api/v1/studies/{slug}/incentives/{entry_id}/issue"): lambda ctx: Call(
         f"{S}/incentives/{ctx.issuable()}/issue"
+    ),
+    ("POST", "/api/v1/studies/{slug}/incentives/{entry_id}/card"): lambda ctx: Call(
+        f"{S}/incentives/{ctx.incentive('approve', 'issue')}/card"
+    ),
+    ("GET", "/api/v1/studies/{slug}/incentives/vendor-file"): lambda ctx: Call(
+        f"{S}/incentives/vendor-file?issued_at={quote(ctx.vendor_file())}"
+    ),
+    ("GET", "/api/v1/studies/{slug}/incentives/vendor-files"): lambda ctx: Call(
+        f"{S}/incentives/vendor-files"
     ),
     ("POST", "/api/v1/studies/{slug}/incentives/vendor-file"): lambda ctx: Call(
         f"{S}/incentives/vendor-file"

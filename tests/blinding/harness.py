@@ -203,11 +203,13 @@ STUDY_SURFACES: list[tuple[str, str]] = [
     ("api", "/api/v1/studies/{slug}/exports/participants?format=dta"),
     ("api", "/api/v1/studies/{slug}/exports/participants?format=sav"),
     ("api", "/api/v1/studies/{slug}/exports/unblinded?reason=checking+the+blind"),
-    # The incentives ledger, the year's totals, the reconciliation and the cards.
+    # The incentives ledger, the year's totals, the reconciliation, the vendor files and
+    # the cards.
     ("api", "/api/v1/studies/{slug}/incentives"),
     ("api", "/api/v1/studies/{slug}/incentives?state=issued"),
     ("api", "/api/v1/studies/{slug}/incentives/totals"),
     ("api", "/api/v1/studies/{slug}/incentives/reconciliation"),
+    ("api", "/api/v1/studies/{slug}/incentives/vendor-files"),
     ("api", "/api/v1/studies/{slug}/gift-cards/summary"),
     ("console", "/console/studies/{slug}/incentives"),
     # Engagement (loaded by arm: `load_engagement_by_arm`): refused to every blind role,

@@ -304,3 +304,69 @@ def test_hostile_inputs_are_refused_with_a_4xx_and_change_nothing(env: Env) -> N
     assert env.post(f"{S}/incentives/99999999999/approve").status_code == 422
     assert env.post(f"{url}/issue", {"method": "vendor"}).status_code == 422
     assert env.entries(code)["completion"]["state"] == "earned"
+
+
+def test_an_issued_cards_code_is_shown_again_audited_and_never_kept(env: Env) -> None:
+    code, entries = env.earned(days_open=10)
+    entry = entries["completion"]["id"]
+    url = f"{S}/incentives/{entry}/card"
+    assert env.post(url).status_code == 409  # earned: no card yet
+    _issue(env, entry, "AGAIN-25")
+    key = {**bearer(env.coordinator), "Idempotency-Key": f"card-{entry}"}
+    shown = env.api.client.post(url, headers=key)
+    assert shown.status_code == 200, shown.text
+    assert (shown.json()["gift_card_code"], shown.json()["id"]) == ("AGAIN-25", entry)
+    replayed = env.api.client.post(url, headers=key)
+    assert replayed.headers.get("Idempotent-Replayed") == "true"
+    assert replayed.json()["gift_card_code"] is None  # the code is not kept with the key
+    assert env.post(url, token=env.other).status_code == 404
+    assert env.post(f"{S}/incentives/2147483647/card").status_code == 404
+    trail = _trail(env, f"{code}:baseline:completion")
+    assert [a for a, _ in trail][-1] == "incentive.card_shown"
+    assert "AGAIN-25" not in str(trail)
+
+
+def test_a_past_vendor_file_is_made_again_the_same_and_listed(env: Env) -> None:
+    _, entries = env.earned(days_open=10)
+    assert env.post(f"{S}/incentives/{entries['completion']['id']}/approve").status_code == 200
+    first = env.post(f"{S}/incentives/vendor-file").json()
+    assert first["entries"] >= 1
+    at = first["issued_at"]
+    again = env.api.client.get(
+        f"{S}/incentives/vendor-file",
+        params={"issued_at": at},
+        headers=bearer(env.coordinator),
+    )
+    assert again.status_code == 200, again.text
+    same = ("csv", "sha256", "filename", "entries", "total_cents", "issued_at")
+    assert {k: again.json()[k] for k in same} == {k: first[k] for k in same}
+    # in another zone, the same instant
+    ny = datetime.fromisoformat(at).astimezone(NY).isoformat()
+    shifted = env.api.client.get(
+        f"{S}/incentives/vendor-file", params={"issued_at": ny}, headers=bearer(env.coordinator)
+    )
+    assert shifted.json()["sha256"] == first["sha256"]
+    listed = env.get(f"{S}/incentives/vendor-files").json()["files"]
+    assert listed[0]["issued_at"] == at and listed[0]["entries"] == first["entries"]
+    assert listed[0]["total_cents"] == first["total_cents"]
+    trail = _trail(env, f"vendor-file:{datetime.fromisoformat(at).isoformat()}")
+    again_made = "incentive.vendor_file_again"
+    assert [a for a, _ in trail] == ["incentive.vendor_file", again_made, again_made]
+    assert trail[0][1]["sha256"] == trail[1][1]["sha256"] == {"old": None, "new": first["sha256"]}
+    for bad in (at[:19], "yesterday", "9" * 5000, "2026-13-01T00:00:00Z"):
+        refused = env.api.client.get(
+            f"{S}/incentives/vendor-file",
+            params={"issued_at": bad},
+            headers=bearer(env.coordinator),
+        )
+        assert refused.status_code == 422, (bad, refused.text)
+    for never in ("9999-12-31T23:59:59-05:00", "0001-01-01T00:00:00+05:00"):
+        beyond = env.api.client.get(
+            f"{S}/incentives/vendor-file", params={"issued_at": never}, headers=bearer(env.other)
+        )
+        assert beyond.status_code == 404, (never, beyond.text)
+    other = env.api.client.get(
+        f"{S}/incentives/vendor-file", params={"issued_at": at}, headers=bearer(env.other)
+    )
+    assert other.status_code == 404  # none of its entries at PIT
+    assert env.get(f"{S}/incentives/vendor-files", env.other).json()["files"] == []
