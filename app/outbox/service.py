@@ -88,12 +88,13 @@ def claim_due(
 
 def mark_sent(
     session: Session, *, message_id: int, now: datetime, provider_ref: str | None = None
-) -> None:
+) -> bool:
     """Record a message handed over (a text: with the provider's id of it, which its
-    delivery callbacks name)."""
-    session.execute(
+    delivery callbacks name); False when it was settled meanwhile (a STOP or a withdrawal
+    skipped it while it was being sent): that stands, and the caller logs it."""
+    result = session.execute(
         update(OutboxMessage)
-        .where(OutboxMessage.id == message_id)
+        .where(OutboxMessage.id == message_id, OutboxMessage.status == MessageStatus.pending)
         .values(
             status=MessageStatus.sent,
             sent_at=now,
@@ -101,7 +102,9 @@ def mark_sent(
             last_error=None,
             provider_ref=provider_ref,
         )
+        .execution_options(synchronize_session=False)
     )
+    return bool(getattr(result, "rowcount", 0))
 
 
 def postpone(session: Session, *, message_id: int, until: datetime) -> None:
@@ -114,13 +117,14 @@ def postpone(session: Session, *, message_id: int, until: datetime) -> None:
     )
 
 
-def mark_failed(session: Session, *, message: OutboxMessage, error: str, now: datetime) -> None:
-    """Record a failed try: again later, or failed for good after the last try."""
+def mark_failed(session: Session, *, message: OutboxMessage, error: str, now: datetime) -> bool:
+    """Record a failed try: again later, or failed for good after the last try; False
+    when the message was settled meanwhile (skipped: it is not tried again)."""
     attempts = message.attempts + 1
     retry_at = next_attempt(attempts=attempts, now=now)
-    session.execute(
+    result = session.execute(
         update(OutboxMessage)
-        .where(OutboxMessage.id == message.id)
+        .where(OutboxMessage.id == message.id, OutboxMessage.status == MessageStatus.pending)
         .values(
             attempts=attempts,
             lease_until=None,
@@ -128,7 +132,9 @@ def mark_failed(session: Session, *, message: OutboxMessage, error: str, now: da
             status=MessageStatus.pending if retry_at else MessageStatus.failed,
             next_attempt_at=retry_at or now,
         )
+        .execution_options(synchronize_session=False)
     )
+    return bool(getattr(result, "rowcount", 0))
 
 
 def mark_given_up(
