@@ -34,6 +34,7 @@ from app.participants.models import Contact, Participant
 from app.scheduler import sms
 from app.scheduler.outcome import Claimed, Sent
 from app.scheduler.runner import run_pass
+from app.surveys.models import SurveyInstance
 from app.texting.provider import Text, TwilioTexts
 from tests.helpers import STUDY, Api, bearer
 from tests.live import running_servers
@@ -343,3 +344,20 @@ def test_a_text_skipped_by_stop_while_being_sent_is_not_recorded_as_sent(env: En
         MessageStatus.skipped,
         "the participant sent STOP",
     )
+
+
+def test_a_resent_invitation_goes_by_text_to_a_participant_who_texts(env: Env) -> None:
+    code, number = _texting_participant(env)
+    run_pass(env.db, now=env.at(1, "12:00"))
+    [invitation] = _rows(env, code)
+    with env.db.session(write=False) as session:
+        timepoint = session.get_one(SurveyInstance, invitation.subject_id).timepoint
+    resent = env.api.client.post(
+        f"{S}/participants/{code}/surveys/{timepoint}/resend",
+        headers=bearer(env.api.admin_token),
+    )
+    assert resent.status_code == 202, resent.text
+    run_pass(env.db, now=env.at(1, "12:30"))
+    first, again = env.fake.to(number)
+    assert LINK.findall(again.body) == LINK.findall(first.body)
+    assert [r.channel for r in _rows(env, code)] == [Channel.sms, Channel.sms]  # no email
