@@ -171,22 +171,22 @@ def queued_about(session: Session, *, instance_id: int) -> bool:
     )
 
 
-def supersede(session: Session, *, instance_id: int, keep: str, now: datetime) -> int:
-    """Settle as skipped the queued messages about this survey other than the one with
-    key `keep` (the new link's email says all they would), unless a sender holds one
-    now; how many."""
+def supersede(session: Session, *, instance_id: int, keep: Sequence[str], now: datetime) -> int:
+    """Settle as skipped the queued messages about this survey other than those with a
+    key in `keep` (the new link's email or text says all they would), unless a sender
+    holds one now; how many."""
     result = session.execute(
         update(OutboxMessage)
         .where(
             OutboxMessage.kind.in_(SURVEY_KINDS),
             OutboxMessage.subject_id == instance_id,
             OutboxMessage.status == MessageStatus.pending,
-            OutboxMessage.dedupe_key != keep,
+            OutboxMessage.dedupe_key.not_in(keep),
             or_(OutboxMessage.lease_until.is_(None), OutboxMessage.lease_until < now),
         )
         .values(
             status=MessageStatus.skipped,
-            last_error="replaced by the email of the survey's new link",
+            last_error="replaced by the message of the survey's new link",
             next_attempt_at=now,
         )
         .execution_options(synchronize_session=False)

@@ -26,7 +26,6 @@ from app.errors import (
     NotVerified,
     TimepointNotCompleted,
 )
-from app.outbox.models import Channel
 from app.participants import lifecycle, relink
 from app.participants.codes import next_code
 from app.participants.leaving import LeavingCategory, LeavingKind
@@ -478,7 +477,7 @@ def resend_invitation(
     have: the answer is the same whether or not the participant has it)."""
     participant = get_participant(session, study=study, code=code, user=actor)
     policy = blinding.policy_for(actor.role, studies.definition_of(study))
-    channels = resend_channels(participant, study)
+    channels = relink.channels_of(participant, study)
     if policy.answers_alike(timepoint):
         if surveys.is_open(
             session, study=study, participant_id=participant.id, timepoint=timepoint
@@ -510,22 +509,6 @@ def resend_invitation(
         channels=channels,
     )
     return True
-
-
-def resend_channels(participant: Participant, study: Study) -> tuple[Channel, ...]:
-    """How a resent invitation goes: as the participant's invitations do (`sms`, `both`)
-    when they may be texted now (the study texts, consent on record, no STOP); by email
-    otherwise, rather than as a text bound to fail."""
-    texting = (
-        studies.definition_of(study).sms.enabled
-        and participant.sms_consent_at is not None
-        and participant.sms_stopped_at is None
-    )
-    if texting and participant.channel == "sms":
-        return (Channel.sms,)
-    if texting and participant.channel == "both":
-        return (Channel.email, Channel.sms)
-    return (Channel.email,)
 
 
 def unblind(

@@ -154,7 +154,11 @@ def compose_text(
     key = f"trialdesk-outbox-{message.id}"
     if message.kind is MessageKind.sms_auto_reply:
         return _auto_reply(session, message.subject_id, key=key)
-    if message.kind not in (MessageKind.invitation, MessageKind.reminder):
+    if message.kind not in (
+        MessageKind.invitation,
+        MessageKind.reminder,
+        MessageKind.link_reissued,
+    ):
         return NotSent(MessageStatus.failed, f"a {message.kind} is not sent as a text")
     instance = session.get(SurveyInstance, message.subject_id)
     if instance is None:

@@ -27,12 +27,13 @@ PLACES = re.compile(r"\{(link|first_name)\}")
 
 
 def survey_text(kind: MessageKind, *, sms: Sms, link: str, first_name: str | None) -> str:
-    """An invitation's or a reminder's text."""
-    own = sms.invitation if kind is MessageKind.invitation else sms.reminder
+    """An invitation's or a reminder's text (a reissued link is sent as the invitation:
+    "your survey is ready" with the new link says all a new link needs to)."""
+    own = sms.reminder if kind is MessageKind.reminder else sms.invitation
     name = first_name if sms.first_name and first_name else None
     if own is not None:
         return _own_words(own, link=link, first_name=name or "")
-    if kind is MessageKind.invitation:
+    if kind is not MessageKind.reminder:
         words = (
             gettext("Hello %(name)s, your survey is ready: %(link)s")
             if name

@@ -346,7 +346,7 @@ def test_a_text_skipped_by_stop_while_being_sent_is_not_recorded_as_sent(env: En
     )
 
 
-def test_a_resent_invitation_goes_by_text_to_a_participant_who_texts(env: Env) -> None:
+def test_a_resent_invitation_and_a_new_link_go_by_text_to_a_participant_who_texts(env: Env) -> None:
     code, number = _texting_participant(env)
     run_pass(env.db, now=env.at(1, "12:00"))
     [invitation] = _rows(env, code)
@@ -360,4 +360,13 @@ def test_a_resent_invitation_goes_by_text_to_a_participant_who_texts(env: Env) -
     run_pass(env.db, now=env.at(1, "12:30"))
     first, again = env.fake.to(number)
     assert LINK.findall(again.body) == LINK.findall(first.body)
-    assert [r.channel for r in _rows(env, code)] == [Channel.sms, Channel.sms]  # no email
+    reissued = env.api.client.post(
+        f"{S}/participants/{code}/surveys/{timepoint}/reissue",
+        headers=bearer(env.api.admin_token),
+    )
+    assert reissued.status_code == 200, reissued.text
+    run_pass(env.db, now=env.at(1, "13:00"))
+    *_, new = env.fake.to(number)
+    assert new.body.startswith("Hello Pat, your survey is ready: ")
+    assert LINK.findall(new.body) != LINK.findall(first.body)
+    assert {r.channel for r in _rows(env, code)} == {Channel.sms}  # no email: sms only
