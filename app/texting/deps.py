@@ -48,7 +48,7 @@ async def signed_form(request: Request) -> dict[str, str]:
     return {k: v for k, v in fields}
 
 
-def signed_form_in_slot(
+async def signed_form_in_slot(
     form: Annotated[dict[str, str], Depends(signed_form)], _slot: Annotated[None, RequestSlot]
 ) -> dict[str, str]:
     """The signed form, then a request slot (held until the response): the slot is taken
