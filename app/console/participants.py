@@ -7,7 +7,9 @@ more key of the page's context."""
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 from fastapi import Query, Request, Response
 
@@ -220,6 +222,10 @@ def participant_page(
             and s.status != "completed"
         ],
         "zone": definition.zone(),
+        "texting_days": {
+            "consent": _day_in(participant.sms_consent_at, definition.zone()),
+            "stopped": _day_in(participant.sms_stopped_at, definition.zone()),
+        },
         "ineligible": ineligible_words(definition, participant.ineligible_reasons),
         "events": participant_events(session, staff, study, participant.code),
         "consents": consents.section(session, staff, study, participant),
@@ -227,6 +233,14 @@ def participant_page(
         "birth_mismatched": birth_mismatched(session, participant.id),
     }
     return study_view(request, staff, study, "console/participant.html", context)
+
+
+def _day_in(moment: datetime | None, zone: ZoneInfo) -> date | None:
+    """The day a moment (stored in UTC; SQLite gives it back without its zone) fell on
+    in the study's zone: consent at 9 pm in New York is that day, not the next."""
+    if moment is None:
+        return None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(zone).date()
 
 
 def _category_words(category: str | None) -> str | None:

@@ -54,6 +54,7 @@ def reply_rows(
         {
             "id": r.id,
             "participant": r.participant_code,
+            "from_number": service.number_shown(r, staff.user),
             "kind": KIND_WORDS.get(r.kind, r.kind),
             "body": r.body,
             "received": shown(r.received_at),

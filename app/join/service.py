@@ -33,6 +33,7 @@ from app.join.models import Applicant, ApplicantState
 from app.keys import Use
 from app.participants import service as participants
 from app.participants.models import Contact, Participant
+from app.participants.phones import stored_forms, to_e164
 from app.participants.screening import screen as check_screening
 from app.studies import service as studies
 from app.studies.definition import ConsentDocument, StudyDefinition
@@ -279,13 +280,14 @@ def save_contact(
     participant's or sign-up's email or phone is a hold reason, nothing more."""
     keys = sealing_keys_of(session)
     email_index = keyed_hash(keys, "email", form.email)
-    phone_index = keyed_hash(keys, "phone", form.phone)
+    phones = _phone_indexes(session, applicant, form.phone)
+    phone_index = phones[0] if phones else None
     applicant.name, applicant.email, applicant.phone = form.name, form.email, form.phone
     applicant.date_of_birth = form.date_of_birth
     applicant.email_index, applicant.phone_index = email_index, phone_index
     duplicates = checks.duplicate_holds(
-        email_taken=_taken(session, applicant, "email", email_index),
-        phone_taken=_taken(session, applicant, "phone", phone_index),
+        email_taken=_taken(session, applicant, "email", [email_index] if email_index else []),
+        phone_taken=_taken(session, applicant, "phone", phones),
     )
     kept = [
         h
@@ -314,15 +316,35 @@ def save_contact(
     )
 
 
-def _taken(session: Session, applicant: Applicant, kind: str, index: str | None) -> bool:
-    if index is None:
+def _phone_indexes(session: Session, applicant: Applicant, phone: str | None) -> list[str]:
+    """The keyed hashes a sign-up's phone is kept and looked up by: first its E.164 form
+    (read as dialled in the study's `sms.region`), as participants' numbers are kept
+    now, else the form as typed when it does not parse; then the forms numbers kept
+    before were hashed in (as typed: their digits, national or with the country code),
+    so that a person enrolled as 215-555-0123 who signs up again is held."""
+    if phone is None or not phone.strip():
+        return []
+    keys = sealing_keys_of(session)
+    region = studies.definition_of(session.get_one(Study, applicant.study_id)).sms.region
+    try:
+        e164 = to_e164(phone, region=region)
+    except ValueError:
+        forms = [phone]
+    else:
+        forms = [e164, *stored_forms(e164), phone]
+    found = (keyed_hash(keys, "phone", f) for f in forms)
+    return list(dict.fromkeys(i for i in found if i is not None))
+
+
+def _taken(session: Session, applicant: Applicant, kind: str, indexes: list[str]) -> bool:
+    if not indexes:
         return False
     column = Contact.email_index if kind == "email" else Contact.phone_index
     other = Applicant.email_index if kind == "email" else Applicant.phone_index
     participant = session.scalar(
         select(Contact.participant_id)
         .join(Participant, Participant.id == Contact.participant_id)
-        .where(Participant.study_id == applicant.study_id, column == index)
+        .where(Participant.study_id == applicant.study_id, column.in_(indexes))
         .limit(1)
     )
     if participant is not None:
@@ -333,7 +355,7 @@ def _taken(session: Session, applicant: Applicant, kind: str, index: str | None)
             .where(
                 Applicant.study_id == applicant.study_id,
                 Applicant.id != applicant.id,
-                other == index,
+                other.in_(indexes),
             )
             .limit(1)
         )

@@ -88,12 +88,13 @@ def claim_due(
 
 def mark_sent(
     session: Session, *, message_id: int, now: datetime, provider_ref: str | None = None
-) -> None:
+) -> bool:
     """Record a message handed over (a text: with the provider's id of it, which its
-    delivery callbacks name)."""
-    session.execute(
+    delivery callbacks name); False when it was settled meanwhile (a STOP or a withdrawal
+    skipped it while it was being sent): that stands, and the caller logs it."""
+    result = session.execute(
         update(OutboxMessage)
-        .where(OutboxMessage.id == message_id)
+        .where(OutboxMessage.id == message_id, OutboxMessage.status == MessageStatus.pending)
         .values(
             status=MessageStatus.sent,
             sent_at=now,
@@ -101,7 +102,9 @@ def mark_sent(
             last_error=None,
             provider_ref=provider_ref,
         )
+        .execution_options(synchronize_session=False)
     )
+    return bool(getattr(result, "rowcount", 0))
 
 
 def postpone(session: Session, *, message_id: int, until: datetime) -> None:
@@ -114,13 +117,14 @@ def postpone(session: Session, *, message_id: int, until: datetime) -> None:
     )
 
 
-def mark_failed(session: Session, *, message: OutboxMessage, error: str, now: datetime) -> None:
-    """Record a failed try: again later, or failed for good after the last try."""
+def mark_failed(session: Session, *, message: OutboxMessage, error: str, now: datetime) -> bool:
+    """Record a failed try: again later, or failed for good after the last try; False
+    when the message was settled meanwhile (skipped: it is not tried again)."""
     attempts = message.attempts + 1
     retry_at = next_attempt(attempts=attempts, now=now)
-    session.execute(
+    result = session.execute(
         update(OutboxMessage)
-        .where(OutboxMessage.id == message.id)
+        .where(OutboxMessage.id == message.id, OutboxMessage.status == MessageStatus.pending)
         .values(
             attempts=attempts,
             lease_until=None,
@@ -128,7 +132,9 @@ def mark_failed(session: Session, *, message: OutboxMessage, error: str, now: da
             status=MessageStatus.pending if retry_at else MessageStatus.failed,
             next_attempt_at=retry_at or now,
         )
+        .execution_options(synchronize_session=False)
     )
+    return bool(getattr(result, "rowcount", 0))
 
 
 def mark_given_up(
@@ -165,22 +171,22 @@ def queued_about(session: Session, *, instance_id: int) -> bool:
     )
 
 
-def supersede(session: Session, *, instance_id: int, keep: str, now: datetime) -> int:
-    """Settle as skipped the queued messages about this survey other than the one with
-    key `keep` (the new link's email says all they would), unless a sender holds one
-    now; how many."""
+def supersede(session: Session, *, instance_id: int, keep: Sequence[str], now: datetime) -> int:
+    """Settle as skipped the queued messages about this survey other than those with a
+    key in `keep` (the new link's email or text says all they would), unless a sender
+    holds one now; how many."""
     result = session.execute(
         update(OutboxMessage)
         .where(
             OutboxMessage.kind.in_(SURVEY_KINDS),
             OutboxMessage.subject_id == instance_id,
             OutboxMessage.status == MessageStatus.pending,
-            OutboxMessage.dedupe_key != keep,
+            OutboxMessage.dedupe_key.not_in(keep),
             or_(OutboxMessage.lease_until.is_(None), OutboxMessage.lease_until < now),
         )
         .values(
             status=MessageStatus.skipped,
-            last_error="replaced by the email of the survey's new link",
+            last_error="replaced by the message of the survey's new link",
             next_attempt_at=now,
         )
         .execution_options(synchronize_session=False)

@@ -477,6 +477,7 @@ def resend_invitation(
     have: the answer is the same whether or not the participant has it)."""
     participant = get_participant(session, study=study, code=code, user=actor)
     policy = blinding.policy_for(actor.role, studies.definition_of(study))
+    channels = relink.channels_of(participant, study)
     if policy.answers_alike(timepoint):
         if surveys.is_open(
             session, study=study, participant_id=participant.id, timepoint=timepoint
@@ -487,6 +488,7 @@ def resend_invitation(
                 participant_id=participant.id,
                 timepoint=timepoint,
                 actor=actor,
+                channels=channels,
             )
         else:
             surveys.record_request(
@@ -499,7 +501,12 @@ def resend_invitation(
             )
         return False
     surveys.resend_invitation(
-        session, study=study, participant_id=participant.id, timepoint=timepoint, actor=actor
+        session,
+        study=study,
+        participant_id=participant.id,
+        timepoint=timepoint,
+        actor=actor,
+        channels=channels,
     )
     return True
 

@@ -143,7 +143,9 @@ def _send_one(
         log.warning("message %s not sent (try %s): %s", message.id, message.attempts + 1, error)
         return
     with db.begin() as session:
-        outbox.mark_sent(session, message_id=message.id, now=now)
+        recorded = outbox.mark_sent(session, message_id=message.id, now=now)
+    if not recorded:
+        log.warning("message %s was sent after it was settled meanwhile", message.id)
     done.sent += 1
 
 

@@ -10,6 +10,9 @@ A participant whose channel is `sms` gets each of these as a text instead of an 
 `both`, a text beside the email (its own key: one of each). Whether the text may go
 (consent to texting, no STOP, a number) is decided when it is sent, so that a text
 that cannot go is shown as failed with its reason rather than silently not queued.
+One exception: a participant on `sms` alone who sent STOP, and who has an email
+address, is emailed instead. STOP ends texts, not taking part, and their surveys would
+otherwise reach them no way at all.
 """
 
 from __future__ import annotations
@@ -17,12 +20,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import case, select, update
 from sqlalchemy.orm import Session
 
 from app.outbox import service as outbox
 from app.outbox.models import Channel, MessageKind
-from app.participants.models import Participant
+from app.participants.models import Contact, Participant
 from app.studies.models import Study
 from app.studies.service import definition_of
 from app.surveys import windows_sql
@@ -48,9 +51,10 @@ def owed_surveys(session: Session, *, study: Study, now: datetime, limit: int) -
             SurveyInstance.participant_code,
             SurveyInstance.messages_enqueued,
             owed,
-            Participant.channel,
+            _channel(),
         )
         .join(Participant, Participant.id == SurveyInstance.participant_id)
+        .outerjoin(Contact, Contact.participant_id == Participant.id)
         .where(
             SurveyInstance.study_id == study.id,
             windows_sql.is_open(SurveyInstance, today=today, now=now),
@@ -60,6 +64,20 @@ def owed_surveys(session: Session, *, study: Study, now: datetime, limit: int) -
         .limit(limit)
     )
     return list(session.execute(query).all())
+
+
+def _channel() -> Any:
+    """The participant's channel, but `email` for one texted only who sent STOP and has
+    an email address."""
+    return case(
+        (
+            (Participant.channel == "sms")
+            & Participant.sms_stopped_at.is_not(None)
+            & Contact.email_index.is_not(None),
+            "email",
+        ),
+        else_=Participant.channel,
+    )
 
 
 def enqueue(session: Session, *, study: Study, now: datetime, rows: list[Any]) -> int:

@@ -77,6 +77,19 @@ def send_text(
             done.failed += 1
             log.warning("text %s cannot be sent: %s", message.id, outcome.reason)
         return
+    with db.session(write=False) as session:
+        settled = _settled_meanwhile(session, message)
+    if settled is not None:  # a STOP or a withdrawal came while the text was written
+        with db.begin() as session:
+            outbox.mark_given_up(
+                session,
+                message_id=message.id,
+                status=MessageStatus.skipped,
+                reason=settled,
+                now=now,
+            )
+        done.skipped += 1
+        return
     try:
         ref = sender.send(outcome)
     except TextRefused as error:
@@ -99,8 +112,28 @@ def send_text(
         log.warning("text %s not sent (try %s)", message.id, message.attempts + 1)
         return
     with db.begin() as session:
-        outbox.mark_sent(session, message_id=message.id, now=now, provider_ref=ref)
+        recorded = outbox.mark_sent(session, message_id=message.id, now=now, provider_ref=ref)
+    if not recorded:
+        log.warning("text %s was sent after it was settled (a STOP or a withdrawal)", message.id)
     done.sent += 1
+
+
+def _settled_meanwhile(session: Session, message: Claimed) -> str | None:
+    """Why a text written a moment ago must not go after all (the outbox row no longer
+    pending, the participant's consent withdrawn or a STOP received), read again just
+    before it is handed over; None when it may go."""
+    row = session.get(OutboxMessage, message.id)
+    if row is None or row.status != MessageStatus.pending:
+        return "settled while it was being written"
+    if message.kind is MessageKind.sms_auto_reply:
+        return None  # an answer to someone who just wrote (STOP and START get none)
+    instance = session.get(SurveyInstance, message.subject_id)
+    participant = session.get(Participant, instance.participant_id) if instance else None
+    if participant is None or participant.sms_stopped_at is not None:
+        return "the participant sent STOP: no more texts"
+    if participant.sms_consent_at is None:
+        return "consent to texting withdrawn"
+    return None
 
 
 def _write(
@@ -121,7 +154,11 @@ def compose_text(
     key = f"trialdesk-outbox-{message.id}"
     if message.kind is MessageKind.sms_auto_reply:
         return _auto_reply(session, message.subject_id, key=key)
-    if message.kind not in (MessageKind.invitation, MessageKind.reminder):
+    if message.kind not in (
+        MessageKind.invitation,
+        MessageKind.reminder,
+        MessageKind.link_reissued,
+    ):
         return NotSent(MessageStatus.failed, f"a {message.kind} is not sent as a text")
     instance = session.get(SurveyInstance, message.subject_id)
     if instance is None:

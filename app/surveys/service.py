@@ -29,7 +29,7 @@ from app.errors import (
 )
 from app.keys import Use
 from app.outbox import service as outbox
-from app.outbox.models import MessageKind
+from app.outbox.models import Channel, MessageKind
 from app.studies.definition import Anchor, Instrument, Item, StudyDefinition
 from app.studies.models import Study
 from app.studies.service import definition_of
@@ -245,10 +245,17 @@ def reissue(
 
 
 def resend_invitation(
-    session: Session, *, study: Study, participant_id: int, timepoint: str, actor: Principal
+    session: Session,
+    *,
+    study: Study,
+    participant_id: int,
+    timepoint: str,
+    actor: Principal,
+    channels: Sequence[Channel] = (Channel.email,),
 ) -> SurveyInstance:
-    """Email the participant the invitation to an open survey again (through the outbox,
-    with its current link); audited. 409 unless the survey is open."""
+    """Send the participant the invitation to an open survey again (through the outbox,
+    with its current link; by each of `channels`, a text with a key of its own); audited.
+    409 unless the survey is open."""
     now = audit.lock_chain_head(session).at
     instance = _locked_instance(session, participant_id=participant_id, timepoint=timepoint)
     current = status_of(instance, definition=definition_of(study), now=now)
@@ -257,16 +264,19 @@ def resend_invitation(
     # One queued at a time: a message about the survey not sent yet (the scheduler's
     # invitation, an earlier resend) carries its current link already (API.md).
     if not outbox.queued_about(session, instance_id=instance.id):
-        outbox.enqueue(
-            session,
-            kind=MessageKind.invitation,
-            dedupe_key=f"survey:{instance.id}:resent:{now.isoformat()}",
-            subject_id=instance.id,
-            study_id=study.id,
-            site_id=instance.site_id,
-            participant_code=instance.participant_code,
-            now=now,
-        )
+        key = f"survey:{instance.id}:resent:{now.isoformat()}"
+        for channel in channels:
+            outbox.enqueue(
+                session,
+                kind=MessageKind.invitation,
+                channel=channel,
+                dedupe_key=key if channel is Channel.email else f"{key}:{channel}",
+                subject_id=instance.id,
+                study_id=study.id,
+                site_id=instance.site_id,
+                participant_code=instance.participant_code,
+                now=now,
+            )
     audit.record(
         session,
         AuditAction.survey_invitation_resent,

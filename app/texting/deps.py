@@ -2,7 +2,8 @@
 
 Without a provider (the file backend) nobody may call them: 404. The signature is
 checked over the address the provider was given (`sms_callback_url`, else `base_url`)
-and every form field, before anything is read from the form or the database.
+and every form field, before anything is read from the form or the database, and
+before a request slot is taken: an unsigned request (or a slow sender) holds no slot.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from starlette.datastructures import UploadFile
 
+from app.api.deps import RequestSlot
 from app.errors import Forbidden, NotFound
 from app.texting.signature import signature_ok
 
@@ -46,4 +48,12 @@ async def signed_form(request: Request) -> dict[str, str]:
     return {k: v for k, v in fields}
 
 
-SignedForm = Annotated[dict[str, str], Depends(signed_form)]
+async def signed_form_in_slot(
+    form: Annotated[dict[str, str], Depends(signed_form)], _slot: Annotated[None, RequestSlot]
+) -> dict[str, str]:
+    """The signed form, then a request slot (held until the response): the slot is taken
+    only once the bounded body is read and its signature checked."""
+    return form
+
+
+SignedForm = Annotated[dict[str, str], Depends(signed_form_in_slot)]

@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, Response
 
 from app.api.body import JSON_BODY_LIMIT, CheckedJsonRoute, storable
-from app.api.deps import ReadSessionDep, RequestSlot, SessionDep
+from app.api.deps import ReadSessionDep, SessionDep
 from app.api.errors import PROBLEM_RESPONSES
 from app.api.paging import PageDep
 from app.api.params import CodePath, SlugPath
@@ -40,13 +40,13 @@ router = APIRouter(
     max_body_size=JSON_BODY_LIMIT,
     dependencies=STAFF_ROUTES,
 )
-# Called by the provider, not by staff: signed with the account's token instead.
+# Called by the provider, not by staff: signed with the account's token instead. The
+# request slot is taken in `SignedForm`, after the form is read and its signature checked.
 webhooks = APIRouter(
     prefix="/api/v1/sms",
     tags=["texting"],
     responses=PROBLEM_RESPONSES,
     max_body_size=64 * 1024,  # 1,600 characters of emoji, percent-encoded, and the rest
-    dependencies=[RequestSlot],
 )
 
 Contacter = Annotated[Principal, Depends(require(Permission.contact_participants))]
@@ -95,7 +95,7 @@ def list_replies(
         session, study=study, user=user, open_only=open_only, after_id=page.after, limit=page.limit
     )
     return ReplyList(
-        items=[reply_read(r) for r in rows],
+        items=[reply_read(r, from_number=service.number_shown(r, user)) for r in rows],
         next=page.next_url(count=len(rows), last_id=rows[-1].id if rows else None),
     )
 

@@ -1,8 +1,10 @@
 """Rules of text messages (pure): what a received text asks for, and quiet hours.
 
-A received text's first word decides its kind, as carriers and Twilio read it (their
-opt-out and help keywords), so that what the study records agrees with what the
-provider does: after STOP the provider itself refuses to deliver until START.
+A received text is a keyword only when the WHOLE message is one (any case, spaces and
+trailing punctuation aside), as carriers and Twilio read their opt-out and help
+keywords: so what the study records agrees with what the provider does (after STOP it
+refuses to deliver until START). A first word is never enough: "Yes I took all my
+pills" is a reply someone reads, and "End it all tonight" is not an opt-out.
 """
 
 from __future__ import annotations
@@ -16,15 +18,14 @@ HELP_WORDS = frozenset({"HELP", "INFO"})
 
 
 def reply_kind(body: str) -> str:
-    """`stop`, `start`, `help` or `reply`, by the text's first word (any case, any
-    punctuation after it: "Stop." is a STOP)."""
-    words = body.strip().split(maxsplit=1)
-    first = words[0].strip(".!?,;:").upper() if words else ""
-    if first in STOP_WORDS:
+    """`stop`, `start`, `help` or `reply`: a keyword only when it is the whole text (any
+    case, spaces around and punctuation after it: "Stop." is a STOP, "Stop it" is not)."""
+    word = body.strip().rstrip(".!?,;: \t\r\n").strip().upper()
+    if word in STOP_WORDS:
         return "stop"
-    if first in START_WORDS:
+    if word in START_WORDS:
         return "start"
-    if first in HELP_WORDS:
+    if word in HELP_WORDS:
         return "help"
     return "reply"
 

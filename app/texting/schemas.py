@@ -45,6 +45,10 @@ class ReplyHandle(BaseModel):
 class ReplyRead(BaseModel):
     id: int
     participant: str | None = Field(description="the participant's code; null: unknown number")
+    from_number: str | None = Field(
+        default=None,
+        description="an unknown sender's number, as the provider gave it (admins only)",
+    )
     kind: str = Field(description="reply, help, stop or start")
     body: str
     received_at: datetime
@@ -62,10 +66,11 @@ class DeliveryRecorded(BaseModel):
     recorded: bool
 
 
-def reply_read(reply: SmsReply) -> ReplyRead:
+def reply_read(reply: SmsReply, *, from_number: str | None = None) -> ReplyRead:
     return ReplyRead(
         id=reply.id,
         participant=reply.participant_code,
+        from_number=from_number,
         kind=reply.kind,
         body=reply.body,
         received_at=reply.received_at,

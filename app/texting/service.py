@@ -2,9 +2,10 @@
 
 A participant is texted only with their consent to texting on record (when, and which
 staff member took it: an IRB asks for both) and until they send STOP. A text received
-is recorded once per provider id, matched to a participant by the keyed hash of the
-number, answered at once ("not watched around the clock" and the crisis line) and
-kept on the coordinators' worklist, at the top, until one of them handles it.
+is recorded once per provider id, matched to the participants at that number by the
+keyed hashes of its forms, answered at once ("not watched around the clock" and the
+crisis line; not STOP or START, and once an hour at most) and kept on the
+coordinators' worklist, at the top, until one of them handles it.
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ from app.errors import FieldProblem, InvalidInput, NotFound
 from app.outbox import service as outbox
 from app.outbox.models import Channel, MessageKind, MessageStatus, OutboxMessage
 from app.participants import service as participants
+from app.participants.lifecycle import ParticipantStatus
 from app.participants.models import Contact, Participant
+from app.participants.phones import is_e164, stored_forms
 from app.studies.models import Study
 from app.studies.service import definition_of
 from app.texting.models import ReplyKind, SmsReply
@@ -128,21 +131,29 @@ class Inbound:
 
 def receive(session: Session, *, text: Inbound, now: datetime) -> SmsReply | None:
     """Record a text received (once per provider id; None when seen before), from the
-    participant whose number sent it (if any): see `record_reply`. The audit chain's
+    participants whose number sent it (if any): see `record_reply`. The audit chain's
     head is locked first, so a webhook delivered twice at once is recorded once."""
     audit.lock_chain_head(session)
     if session.scalar(select(SmsReply.id).where(SmsReply.provider_ref == text.provider_ref)):
         return None
-    index = keyed_hash(sealing_keys_of(session), "phone", text.from_number)
-    return record_reply(session, text=text, participant=_sender(session, index), now=now)
+    sharing = senders(session, text.from_number)
+    participant = sharing[0] if sharing else None
+    return record_reply(session, text=text, participant=participant, now=now, sharing=sharing)
 
 
 def record_reply(
-    session: Session, *, text: Inbound, participant: Participant | None, now: datetime
+    session: Session,
+    *,
+    text: Inbound,
+    participant: Participant | None,
+    now: datetime,
+    sharing: Sequence[Participant] = (),
 ) -> SmsReply:
     """Record a text from this participant (None: an unknown number): its kind, STOP and
-    START applied, an automatic answer queued for a reply or HELP, audited (its kind,
-    never its words)."""
+    START applied to everyone texted at that number (`sharing`, the participant
+    included), an automatic answer queued for a reply or HELP (see `_answer`), audited
+    (its kind, never its words). No text is marked handled by itself: START too waits
+    on the worklist, since a person may mean more by it."""
     study = (
         session.get(Study, participant.study_id)
         if participant is not None
@@ -150,6 +161,7 @@ def record_reply(
     )
     kind = ReplyKind(reply_kind(text.body))
     within = definition_of(study).sms.respond_within_hours if study is not None else 24
+    from_index = keyed_hash(sealing_keys_of(session), "phone", text.from_number)
     reply = SmsReply(
         provider_ref=text.provider_ref,
         study_id=study.id if study is not None else None,
@@ -157,13 +169,14 @@ def record_reply(
         participant_id=participant.id if participant is not None else None,
         participant_code=participant.code if participant is not None else None,
         from_number=text.from_number,
-        from_index=keyed_hash(sealing_keys_of(session), "phone", text.from_number),
+        from_index=from_index,
         body=text.body,
         kind=kind,
         received_at=now,
         respond_by=now + timedelta(hours=within),
-        # START asks nothing of anyone: texting resumes by itself.
-        handled_at=now if kind is ReplyKind.start else None,
+    )
+    answered = kind in (ReplyKind.reply, ReplyKind.help) and _may_answer(
+        session, from_number=text.from_number, from_index=from_index, now=now
     )
     session.add(reply)
     session.flush()
@@ -176,11 +189,16 @@ def record_reply(
         actor_label="participant" if participant is not None else "unknown number",
         entity_id=entity,
         study_id=study_id,
-        changes={"kind": (None, kind.value), "reply": (None, reply.id)},
+        changes={
+            "kind": (None, kind.value),
+            "reply": (None, reply.id),
+            "answered": (None, answered),
+        },
     )
-    if participant is not None:
-        _apply_opt_out(session, participant=participant, kind=kind, now=now)
-    if kind in (ReplyKind.reply, ReplyKind.help):
+    everyone = list(sharing) or ([participant] if participant is not None else [])
+    for person in everyone:
+        _apply_opt_out(session, participant=person, kind=kind, now=now)
+    if answered:
         outbox.enqueue(
             session,
             kind=MessageKind.sms_auto_reply,
@@ -195,20 +213,58 @@ def record_reply(
     return reply
 
 
-def _sender(session: Session, index: str | None) -> Participant | None:
-    """The participant texting from this number: of several (one person in two studies,
-    or a shared phone), the most recently enrolled who agreed to texts, else the most
-    recent."""
-    if index is None:
-        return None
+ANSWER_EVERY = timedelta(hours=1)  # at most one automatic answer per number in this time
+
+
+def _may_answer(
+    session: Session, *, from_number: str, from_index: str | None, now: datetime
+) -> bool:
+    """Whether a text from this number gets an automatic answer: only a real number (a
+    short code or an alphanumeric sender cannot be answered, and two robots would
+    answer each other), and one answer an hour at most: texts sent in a loop, by a
+    person or a machine, are recorded and listed, not answered each time."""
+    if from_index is None or not is_e164(from_number):
+        return False
+    recent = session.scalar(
+        select(OutboxMessage.id)
+        .join(SmsReply, SmsReply.id == OutboxMessage.subject_id)
+        .where(
+            OutboxMessage.kind == MessageKind.sms_auto_reply,
+            SmsReply.from_index == from_index,
+            SmsReply.received_at > now - ANSWER_EVERY,
+        )
+        .limit(1)
+    )
+    return recent is None
+
+
+def senders(session: Session, number: str) -> list[Participant]:
+    """The participants texted at this number (one person in two studies, or a shared
+    phone), the one a reply is routed to first: the most recently enrolled still taking
+    part (not withdrawn), else the most recently enrolled. A number is found in E.164 and
+    in the forms numbers typed before this release were hashed in (digits only: national,
+    or with the country code), so no data migration is needed."""
+    keys = sealing_keys_of(session)
+    forms = stored_forms(number) or ([number] if any(c.isdigit() for c in number) else [])
+    indexes = {i for i in (keyed_hash(keys, "phone", f) for f in forms) if i is not None}
+    if not indexes:
+        return []
     found = session.scalars(
         select(Participant)
         .join(Contact, Contact.participant_id == Participant.id)
-        .where(Contact.phone_index == index)
-        .order_by(Participant.sms_consent_at.is_(None), Participant.id.desc())
-        .limit(1)
-    ).first()
-    return found
+        .where(Contact.phone_index.in_(sorted(indexes)))
+        .order_by(
+            Participant.status == ParticipantStatus.withdrawn,
+            Participant.enrolled_at.is_(None),
+            Participant.enrolled_at.desc(),
+            Participant.id.desc(),
+        )
+        .limit(MAX_SHARING)
+    )
+    return list(found)
+
+
+MAX_SHARING = 50  # participants at one number: more is not a shared phone but bad data
 
 
 def _texting_study(session: Session) -> Study | None:
@@ -289,6 +345,14 @@ def replies(
     if open_only:
         query = query.where(SmsReply.handled_at.is_(None))
     return session.scalars(query.order_by(SmsReply.id).limit(limit)).all()
+
+
+def number_shown(reply: SmsReply, user: Principal) -> str | None:
+    """The number an unknown sender texted from, for an admin (who sees every site) to
+    call back; None for a participant's text (their record has it) and for others."""
+    if reply.participant_id is None and reachable_sites(user) is None:
+        return reply.from_number
+    return None
 
 
 def handle_reply(

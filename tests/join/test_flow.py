@@ -20,7 +20,8 @@ from app.consent.models import Consent
 from app.consent.service import reconsent_link
 from app.db.base import utcnow
 from app.db.engine import Database
-from app.db.server_key import keys_of
+from app.db.sealed import keyed_hash
+from app.db.server_key import keys_of, sealing_keys_of
 from app.demo import demo_definition, load_demo
 from app.join import checks
 from app.join.models import Applicant
@@ -32,7 +33,7 @@ from app.scheduler.join_letters import accepted_letter
 from app.studies import service as studies
 from app.studies.definition import ConsentDocument, StudyDefinition
 from tests.console.conftest import Browser, link_for
-from tests.helpers import bearer
+from tests.helpers import bearer, enrollment
 
 SLUG = "join-test"
 BUSY = "join-busy"  # one sign-up an hour from an address: the burst test's study
@@ -303,6 +304,38 @@ def test_bots_and_repeat_sign_ups_are_held_without_being_told(app_parts):  # typ
         headers=bearer(admin),
     )
     assert rejected.status_code == 200 and rejected.json()["state"] == "rejected"
+
+
+def test_a_sign_up_repeating_an_enrolled_phone_in_another_form_is_held(app_parts):  # type: ignore[no-untyped-def]
+    """Participants' numbers are kept (and hashed) in E.164 now, and were kept as typed
+    before: a sign-up typing either person's number in any form is held."""
+    client, db, admin = app_parts
+    contact = {"name": "Lee Poe", "email": "lee@example.org", "phone": "215-555-0131"}
+    enrolled = client.post(
+        f"/api/v1/studies/{SLUG}/participants",
+        json=enrollment(contact=contact),
+        headers=bearer(admin),
+    )
+    assert enrolled.status_code == 201, enrolled.text
+    older = client.post(
+        f"/api/v1/studies/{SLUG}/participants",
+        json=enrollment(contact=contact | {"email": "old@example.org", "phone": "215-555-0132"}),
+        headers=bearer(admin),
+    ).json()["code"]
+    with db.begin() as session:  # as enrolled before this release: hashed as typed
+        row = session.scalars(
+            select(Contact).join(Participant).where(Participant.code == older)
+        ).one()
+        row.phone = "215-555-0132"
+        row.phone_index = keyed_hash(sealing_keys_of(session), "phone", "215-555-0132")
+    for n, typed in enumerate(["215-555-0131", "+1 (215) 555-0132"]):
+        step = _screen(client, db).headers["location"]
+        email = f"again{n}@example.org"
+        client.post(step, data={"name": "Lee Poe", "email": email, "phone": typed})
+        with db.session(write=False) as session:
+            index = keyed_hash(sealing_keys_of(session), "email", email)
+            held = session.scalars(select(Applicant).where(Applicant.email_index == index)).all()
+        assert [a.hold_reasons for a in held] == [["duplicate_phone"]], typed
 
 
 def test_attacker_inputs_get_a_page_and_store_nothing(app_parts):  # type: ignore[no-untyped-def]

@@ -23,18 +23,25 @@ NEW_YORK = ZoneInfo("America/New_York")
     [
         ("STOP", "stop"),
         ("  stop.", "stop"),
-        ("Unsubscribe please", "stop"),
+        (" Unsubscribe!! ", "stop"),
         ("quit", "stop"),
         ("Start", "start"),
         ("YES", "start"),
         ("help!", "help"),
         ("info", "help"),
-        ("I can't stop crying", "reply"),  # STOP only as the first word
+        ("I can't stop crying", "reply"),
+        # A keyword only as the whole text: these are read by a person.
+        ("Yes I took all my pills", "reply"),
+        ("End it all tonight", "reply"),
+        ("Quit. I can't do this", "reply"),
+        ("Cancel everything, I want to die", "reply"),
+        ("Unsubscribe please", "reply"),
+        ("Help me", "reply"),
         ("", "reply"),
         ("\u200b", "reply"),
     ],
 )
-def test_a_texts_first_word_decides_its_kind(body: str, kind: str) -> None:
+def test_a_text_is_a_keyword_only_when_it_is_the_whole_text(body: str, kind: str) -> None:
     assert reply_kind(body) == kind
 
 
@@ -85,7 +92,13 @@ def test_a_text_carries_the_link_and_first_name_and_is_translated() -> None:
     assert text == "Hello Ana, your survey is ready: https://x/s/t Reply STOP to end texts."
     own = Sms(first_name=True, reminder="{first_name}, still open: {link}")
     assert survey_text(MessageKind.reminder, sms=own, link="L", first_name="Ana") == (
-        "Ana, still open: L"
+        "Ana, still open: L Reply STOP to end texts."
+    )
+    # Put in as words, never formatted: a format spec stays as written, a name is not
+    # expanded, and words that tell of STOP get no second opt-out.
+    hostile = Sms(first_name=True, invitation="{link:>999999999} {first_name} STOP ends")
+    assert survey_text(MessageKind.invitation, sms=hostile, link="L", first_name="{link}") == (
+        "{link:>999999999} {link} STOP ends"
     )
     with catalogs.speaking("es"):
         assert survey_text(MessageKind.reminder, sms=Sms(), link="L", first_name="Ana") == (
@@ -94,3 +107,5 @@ def test_a_text_carries_the_link_and_first_name_and_is_translated() -> None:
         )
         answer = auto_reply(crisis_line="Llame al 988", support=None, help_asked=False)
         assert answer == "Nadie revisa este número a todas horas. Llame al 988"
+    long = auto_reply(crisis_line="Call 988", support="x" * 20_000, help_asked=True)
+    assert len(long) <= 1600 and "Call 988" in long and long.endswith("Reply STOP to end texts.")

@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -19,13 +20,22 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import select
 
+from app.audit.actions import AuditAction
+from app.audit.models import AuditRecord
 from app.config import Settings
 from app.db.base import utcnow
 from app.db.engine import Database
+from app.db.sealed import keyed_hash
+from app.db.server_key import sealing_keys_of
 from app.demo import load_demo
 from app.outbox.models import Channel, MessageStatus, OutboxMessage
 from app.outbox.retry import FIRST_WAIT
+from app.participants.models import Contact, Participant
+from app.scheduler import sms
+from app.scheduler.outcome import Claimed, Sent
 from app.scheduler.runner import run_pass
+from app.surveys.models import SurveyInstance
+from app.texting.provider import Text, TwilioTexts
 from tests.helpers import STUDY, Api, bearer
 from tests.live import running_servers
 from tests.texting.provider import (
@@ -179,10 +189,9 @@ def test_stop_ends_texting_and_shows_to_staff(env: Env) -> None:
     assert [r["kind"] for r in replies if r["participant"] == code] == ["stop"]
     run_pass(env.db, now=env.at(1, "12:00"))
     assert env.fake.to(number) == []  # no invitation, and no answer to STOP
-    failed = env.api.client.get(f"{S}/messages", headers=coordinator).json()["items"]
-    [mine] = [m for m in failed if m["participant"] == code]
-    assert (mine["channel"], mine["status"]) == ("sms", "failed")
-    assert "STOP" in mine["last_error"]
+    # Texted only, with an email address: the invitation goes by email instead.
+    [row] = _rows(env, code)
+    assert (row.channel, row.status) == (Channel.email, MessageStatus.sent)
 
 
 def test_a_reply_is_answered_with_the_crisis_line_and_waits_at_the_top(env: Env) -> None:
@@ -241,3 +250,123 @@ def test_a_number_without_consent_to_texting_is_not_texted(env: Env) -> None:
     assert env.fake.to(number) == []
     [row] = _rows(env, code)
     assert row.status == MessageStatus.failed and "consent" in (row.last_error or "")
+
+
+def _legacy(env: Env, code: str, typed: str) -> None:
+    """Keep the participant's number as participants enrolled before this release have
+    it: as typed, hashed by its digits."""
+    with env.db.begin() as session:
+        contact = session.scalars(
+            select(Contact).join(Participant).where(Participant.code == code)
+        ).one()
+        contact.phone = typed
+        contact.phone_index = keyed_hash(sealing_keys_of(session), "phone", typed)
+
+
+def _participant(env: Env, code: str) -> dict[str, Any]:
+    shown = env.api.client.get(f"{S}/participants/{code}", headers=bearer(env.api.admin_token))
+    return shown.json()  # type: ignore[no-any-return]
+
+
+def test_a_shared_number_is_found_in_any_stored_form_and_stop_stops_everyone(env: Env) -> None:
+    older, number = _texting_participant(env)
+    _legacy(env, older, f"{number[2:5]}-{number[5:8]}-{number[8:]}")  # 215-555-0123
+    newer = env.api.enroll(
+        env.api.admin_token,
+        contact={"name": "Sam Doe", "email": "sam@example.org", "phone": number},
+    )
+    sid = itertools.count()
+
+    def text(body: str) -> None:
+        form = {"MessageSid": f"SMshared{older.replace('-', '')}{next(sid)}", "From": number}
+        assert env.webhook("inbound", form | {"Body": body}).status_code == 200
+
+    text("Quit. I can't do this")  # read by a person, routed to the latest enrolled
+    text("STOP")
+    text("start")
+    admin = bearer(env.api.admin_token)
+    listed = env.api.client.get(f"{S}/sms/replies?open=true", headers=admin).json()["items"]
+    mine = [(r["participant"], r["kind"]) for r in listed if r["participant"] in (older, newer)]
+    assert mine == [(newer, "reply"), (newer, "stop"), (newer, "start")]  # START waits too
+    with env.db.session(write=False) as session:
+        stopped = session.scalars(
+            select(AuditRecord.entity_id).where(AuditRecord.action == AuditAction.sms_stopped)
+        ).all()
+    assert older in stopped and newer in stopped  # each audited
+    assert _participant(env, older)["texting"]["sms_stopped_at"] is None  # START: both again
+
+
+def test_automatic_answers_are_one_an_hour_and_never_to_a_short_code(env: Env) -> None:
+    stranger = f"+1267555{next(_numbers):04d}"
+    for n, sender in enumerate([stranger, stranger, stranger, "12345", "ACME"]):
+        form = {"MessageSid": f"SMloop{stranger[1:]}{n}", "From": sender, "Body": "hello?"}
+        assert env.webhook("inbound", form).status_code == 200
+    run_pass(env.db, now=env.at(1, "12:00"))
+    assert len(env.fake.to(stranger)) == 1
+    assert env.fake.to("12345") == env.fake.to("ACME") == []
+    admin = bearer(env.api.admin_token)
+    listed = env.api.client.get(f"{S}/sms/replies?open=true", headers=admin).json()["items"]
+    numbers = [r["from_number"] for r in listed if r["participant"] is None]
+    assert numbers.count(stranger) == 3 and "12345" in numbers  # each listed, to call back
+    coordinator = bearer(env.api.user("coordinator", "PHL"))
+    theirs = env.api.client.get(f"{S}/sms/replies", headers=coordinator).json()["items"]
+    assert all(r["from_number"] is None for r in theirs)
+
+
+class _StopWhileSending:
+    """Hands the text to Twilio after the participant's STOP arrived (the webhook runs
+    while the text is on its way): the race the outbox must not lose."""
+
+    def __init__(self, env: Env, number: str) -> None:
+        self.env, self.number, self.twilio = env, number, TwilioTexts(env.db.settings)
+
+    def send(self, text: Text) -> str | None:
+        form = {"MessageSid": f"SMrace{self.number[1:]}", "From": self.number, "Body": "STOP"}
+        assert self.env.webhook("inbound", form).status_code == 200
+        return self.twilio.send(text)
+
+    def close(self) -> None:
+        self.twilio.close()
+
+
+def test_a_text_skipped_by_stop_while_being_sent_is_not_recorded_as_sent(env: Env) -> None:
+    code, number = _texting_participant(env)
+    run_pass(env.db, now=env.at(1, "12:00"))
+    [invitation] = _rows(env, code)
+    with env.db.begin() as session:  # as when a sender has just claimed it
+        session.get_one(OutboxMessage, invitation.id).status = MessageStatus.pending
+    claimed = Claimed(invitation.id, invitation.kind, invitation.subject_id, 0, Channel.sms)
+    sender = _StopWhileSending(env, number)
+    sms.send_text(env.db, sender, env.db.settings, claimed, now=env.at(1, "12:05"), done=Sent())
+    sender.close()
+    [invitation] = _rows(env, code)
+    assert (invitation.status, invitation.last_error) == (
+        MessageStatus.skipped,
+        "the participant sent STOP",
+    )
+
+
+def test_a_resent_invitation_and_a_new_link_go_by_text_to_a_participant_who_texts(env: Env) -> None:
+    code, number = _texting_participant(env)
+    run_pass(env.db, now=env.at(1, "12:00"))
+    [invitation] = _rows(env, code)
+    with env.db.session(write=False) as session:
+        timepoint = session.get_one(SurveyInstance, invitation.subject_id).timepoint
+    resent = env.api.client.post(
+        f"{S}/participants/{code}/surveys/{timepoint}/resend",
+        headers=bearer(env.api.admin_token),
+    )
+    assert resent.status_code == 202, resent.text
+    run_pass(env.db, now=env.at(1, "12:30"))
+    first, again = env.fake.to(number)
+    assert LINK.findall(again.body) == LINK.findall(first.body)
+    reissued = env.api.client.post(
+        f"{S}/participants/{code}/surveys/{timepoint}/reissue",
+        headers=bearer(env.api.admin_token),
+    )
+    assert reissued.status_code == 200, reissued.text
+    run_pass(env.db, now=env.at(1, "13:00"))
+    *_, new = env.fake.to(number)
+    assert new.body.startswith("Hello Pat, your survey is ready: ")
+    assert LINK.findall(new.body) != LINK.findall(first.body)
+    assert {r.channel for r in _rows(env, code)} == {Channel.sms}  # no email: sms only
