@@ -35,7 +35,7 @@ from app.safety.labels import event_label
 from app.safety.models import AdverseEvent
 from app.scheduler import consent_letters, join_letters, mail, sms
 from app.scheduler.mail import Letter, PartlySent, SendFailed, Transport
-from app.scheduler.outcome import Claimed, NotSent, Sent
+from app.scheduler.outcome import Claimed, NotSent, Sent, give_up
 from app.studies.models import Site, Study
 from app.studies.service import definition_in, definition_of
 from app.surveys import service as surveys
@@ -107,19 +107,7 @@ def _send_one(
         _make_consent_pdf(db, message.subject_id)
     outcome = _write(db, settings, message, now=now)
     if isinstance(outcome, NotSent):
-        with db.begin() as session:
-            outbox.mark_given_up(
-                session,
-                message_id=message.id,
-                status=outcome.status,
-                reason=outcome.reason,
-                now=now,
-            )
-        if outcome.status is MessageStatus.skipped:
-            done.skipped += 1
-        else:
-            done.failed += 1
-            log.warning("message %s cannot be sent: %s", message.id, outcome.reason)
+        give_up(db, message.id, outcome, now=now, done=done)
         return
     try:
         transport.send(outcome)

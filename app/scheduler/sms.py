@@ -24,7 +24,7 @@ from app.outbox.models import MessageKind, MessageStatus, OutboxMessage
 from app.participants.models import Contact, Participant
 from app.participants.phones import can_text, to_e164
 from app.scheduler import texts
-from app.scheduler.outcome import Claimed, NotSent, Sent
+from app.scheduler.outcome import Claimed, NotSent, Sent, give_up
 from app.studies.models import Study
 from app.studies.service import definition_in, definition_of
 from app.surveys import service as surveys
@@ -63,19 +63,7 @@ def send_text(
         done.postponed += 1
         return
     if isinstance(outcome, NotSent):
-        with db.begin() as session:
-            outbox.mark_given_up(
-                session,
-                message_id=message.id,
-                status=outcome.status,
-                reason=outcome.reason,
-                now=now,
-            )
-        if outcome.status is MessageStatus.skipped:
-            done.skipped += 1
-        else:
-            done.failed += 1
-            log.warning("text %s cannot be sent: %s", message.id, outcome.reason)
+        give_up(db, message.id, outcome, now=now, done=done)
         return
     with db.session(write=False) as session:
         settled = _settled_meanwhile(session, message)
