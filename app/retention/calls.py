@@ -30,12 +30,14 @@ from sqlalchemy.orm import Session, aliased
 
 from app.auth.permissions import reachable_sites
 from app.auth.principal import Principal
+from app.db.server_key import sealing_keys_of
+from app.keys import Keys
 from app.outbox.models import MessageKind, MessageStatus, OutboxMessage
 from app.outbox.service import not_about
 from app.participants.lifecycle import ParticipantStatus
 from app.participants.models import Participant
 from app.randomization import blinding
-from app.retention.models import ContactAttempt, ContactOutcome, shown_attempts
+from app.retention.models import ContactAttempt, ContactOutcome, hidden_indexes, shown_attempts
 from app.retention.rules import NEXT_STEP, silent_since
 from app.retention.schemas import CallRead, CallReasonRead, LastAttempt
 from app.studies.definition import CallRule
@@ -59,12 +61,13 @@ TO_PARTICIPANT = (
 class _Scope:
     """What every rule shares: the study, the caller's sites and blinding, today."""
 
-    def __init__(self, study: Study, user: Principal, now: datetime) -> None:
+    def __init__(self, study: Study, user: Principal, now: datetime, keys: Keys) -> None:
         definition = definition_of(study)
         self.study = study
         self.now = now
         self.today = local_date(now, definition.zone())
         self.hidden = blinding.policy_for(user.role, definition).hidden_timepoints
+        self.hidden_attempts = hidden_indexes(keys, self.hidden)  # of contact attempts
         self.sites = reachable_sites(user)
         self.rules = definition.retention.call_rules
 
@@ -103,7 +106,7 @@ def _last_reached(scope: _Scope) -> Any:
         .where(
             ContactAttempt.participant_id == Participant.id,
             ContactAttempt.outcome == ContactOutcome.reached,
-            shown_attempts(scope.hidden),
+            shown_attempts(scope.hidden_attempts),
         )
         .scalar_subquery()
     )
@@ -166,7 +169,7 @@ def _no_contact(scope: _Scope, rule: CallRule) -> Rows:
             ContactAttempt.participant_id == Participant.id,
             ContactAttempt.outcome == ContactOutcome.reached,
             ContactAttempt.made_at > cutoff,
-            shown_attempts(scope.hidden),
+            shown_attempts(scope.hidden_attempts),
         ),
     )
 
@@ -179,11 +182,11 @@ def _next_step(scope: _Scope) -> Rows:
         .where(
             *scope.taking_part(),
             ContactAttempt.next_step_on <= scope.today,
-            shown_attempts(scope.hidden),
+            shown_attempts(scope.hidden_attempts),
             ~exists().where(
                 later.participant_id == Participant.id,
                 later.id > ContactAttempt.id,
-                shown_attempts(scope.hidden, later),
+                shown_attempts(scope.hidden_attempts, later),
             ),
         )
     )
@@ -202,7 +205,7 @@ def due_for_call(
 ) -> list[CallRead]:
     """Participants due for a call at the caller's sites, by row id after a cursor, each
     with every reason and their latest contact attempt."""
-    scope = _Scope(study, user, now)
+    scope = _Scope(study, user, now, sealing_keys_of(session))
     queries = [(rule, _RULES[rule.kind](scope, rule).subquery()) for rule in scope.rules]
     steps = _next_step(scope).subquery()
     ids = union(*[select(q.c.pid) for _, q in queries], select(steps.c.pid)).subquery()
@@ -227,7 +230,7 @@ def due_for_call(
         .join(Site, Site.id == Participant.site_id)
         .where(Participant.id.in_(page))
     ).all()
-    last = _last_attempts(session, page, scope.hidden)
+    last = _last_attempts(session, page, scope.hidden_attempts)
     return [
         CallRead(
             id=pid,

@@ -11,7 +11,8 @@ from sqlalchemy import ColumnElement, ForeignKey, Index, String, or_, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db.base import Base
-from app.db.sealed import SealedText
+from app.db.sealed import KEYED_HASH, SealedText, keyed_hash
+from app.keys import Keys
 
 
 class ContactMethod(StrEnum):
@@ -49,6 +50,11 @@ class ContactAttempt(Base):
     next_step_on: Mapped[date | None]  # when to try again: on the worklist from that day
     # The survey it was about: sealed, as a timepoint only some arms have tells the arm.
     timepoint: Mapped[str | None] = mapped_column(SealedText("contact_attempts.timepoint"))
+    # Its keyed hash, so a blind role's queries can leave out attempts about a timepoint
+    # only some arms have without a copy of the database naming that timepoint.
+    timepoint_index: Mapped[str | None] = mapped_column(
+        String(64), info={KEYED_HASH: ("timepoint", "timepoint")}
+    )
     made_at: Mapped[datetime]
     made_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
 
@@ -78,7 +84,13 @@ def shown_attempts(hidden: frozenset[str], attempt: Any = ContactAttempt) -> Col
     """The attempts (of `attempt`, the table or an alias of it) a role with these hidden
     timepoints is told of: not one about a survey only some arms have. Someone who sees
     arms may log one (a blind role may not), and only for a participant of those arms: for
-    a blind role it does not exist, in the log as in who is due for a call (SPEC 6b)."""
+    a blind role it does not exist, in the log as in who is due for a call (SPEC 6b).
+    `hidden` holds the keyed hashes of those timepoints (`hidden_indexes`)."""
     if not hidden:
         return true()
-    return or_(attempt.timepoint.is_(None), attempt.timepoint.not_in(hidden))
+    return or_(attempt.timepoint_index.is_(None), attempt.timepoint_index.not_in(hidden))
+
+
+def hidden_indexes(keys: Keys, hidden: frozenset[str]) -> frozenset[str]:
+    """The keyed hashes of these timepoints, as `timepoint_index` holds them."""
+    return frozenset(h for t in hidden if (h := keyed_hash(keys, "timepoint", t)) is not None)

@@ -18,11 +18,18 @@ from app.audit import service as audit
 from app.audit.actions import AuditAction
 from app.auth.models import User
 from app.auth.principal import Principal
+from app.db.sealed import keyed_hash
+from app.db.server_key import sealing_keys_of
 from app.errors import AlternateContactGone, AlternateContactNotFound, FieldProblem, InvalidInput
 from app.participants.lookup import get_participant
 from app.participants.phones import to_e164
 from app.randomization import blinding
-from app.retention.models import AlternateContact, ContactAttempt, shown_attempts
+from app.retention.models import (
+    AlternateContact,
+    ContactAttempt,
+    hidden_indexes,
+    shown_attempts,
+)
 from app.retention.schemas import (
     AlternateContactCreate,
     AlternateContactRead,
@@ -59,6 +66,7 @@ def log_contact(
         next_step=data.next_step,
         next_step_on=data.next_step_on,
         timepoint=data.timepoint,
+        timepoint_index=keyed_hash(sealing_keys_of(session), "timepoint", data.timepoint),
         made_at=now,
         made_by=actor.id,
     )
@@ -112,7 +120,10 @@ def list_contacts(
 ) -> list[ContactRead]:
     """The participant's contact attempts, newest first, with who made each."""
     participant = get_participant(session, study=study, code=code, user=user)
-    hidden = blinding.policy_for(user.role, definition_of(study)).hidden_timepoints
+    hidden = hidden_indexes(
+        sealing_keys_of(session),
+        blinding.policy_for(user.role, definition_of(study)).hidden_timepoints,
+    )
     query = (
         select(ContactAttempt, User.email)
         .join(User, User.id == ContactAttempt.made_by)

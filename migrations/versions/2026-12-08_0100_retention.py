@@ -74,6 +74,7 @@ def upgrade() -> None:
         sa.Column("next_step", sa.LargeBinary(), nullable=True),
         sa.Column("next_step_on", sa.Date(), nullable=True),
         sa.Column("timepoint", sa.LargeBinary(), nullable=True),
+        sa.Column("timepoint_index", sa.String(length=64), nullable=True),
         sa.Column("made_at", UTCDateTime(timezone=True), nullable=False),
         sa.Column("made_by", sa.Integer(), nullable=False),
         sa.ForeignKeyConstraint(

@@ -51,6 +51,8 @@ from app.auth.models import User
 from app.consent.models import Consent
 from app.db.base import utcnow
 from app.db.engine import Database
+from app.db.sealed import keyed_hash
+from app.db.server_key import sealing_keys_of
 from app.demo import demo_definition
 from app.join.models import Applicant
 from app.participants.models import Participant
@@ -853,6 +855,7 @@ def reach_about_group_check(db: Database, world: World) -> None:
             )
         ).all()
         assert 0 < len(having) < PARTICIPANTS, having
+        keys = sealing_keys_of(session)
         for participant in session.scalars(select(Participant).where(Participant.id.in_(having))):
             session.add(
                 ContactAttempt(
@@ -863,6 +866,7 @@ def reach_about_group_check(db: Database, world: World) -> None:
                     method="phone",
                     outcome="reached",
                     timepoint="group_check",
+                    timepoint_index=keyed_hash(keys, "timepoint", "group_check"),
                     made_at=utcnow(),
                     made_by=admin,
                 )
